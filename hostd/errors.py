@@ -1,0 +1,166 @@
+"""Every error hostd raises on purpose, in one tree.
+
+Each class carries a stable ``code`` (what API clients match on) and a message for people.
+Lower-level failures (D-Bus, pwd, the journal) are translated into these once, where they
+happen, with ``raise ... from exc``; ``api/`` maps them to HTTP statuses in one table.
+
+    HostdError
+    ├── InvalidInput                 the caller sent something unusable          (400/422)
+    │   ├── InvalidName              a user or unit name fails validation      "invalid-name"
+    │   ├── InvalidPath              a path fails validation                   "invalid-path"
+    │   ├── InvalidSize              a size or CPU amount does not parse       "invalid-size"
+    │   ├── InvalidOption            an option is unknown or not allowed       "invalid-option"
+    │   └── UnknownDirective         unit_extra_properties names no known one  "unknown-directive"
+    ├── ConfigError                  the config file is wrong (every problem)  "invalid-config"
+    ├── UserRefused                  root, a system user, outside the groups   "user-refused"
+    ├── UnknownUser                  no such account on this machine           "unknown-user"
+    ├── SessionNotFound              no session of that user is known          "not-found"
+    ├── SessionConflict              the session is busy (stopping, say)       "conflict"
+    ├── CapacityExceeded             starting would overcommit the machine     "capacity"
+    ├── SpawnFailed                  systemd ran it and it failed (with why)   "spawn-failed"
+    ├── PermissionDenied             the peer may not use this API             "forbidden"
+    └── SystemdUnavailable           systemd or D-Bus did not answer           "systemd-unavailable"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+__all__ = [
+    "CapacityExceeded",
+    "ConfigError",
+    "HostdError",
+    "InvalidInput",
+    "InvalidName",
+    "InvalidOption",
+    "InvalidPath",
+    "InvalidSize",
+    "PermissionDenied",
+    "SessionConflict",
+    "SessionNotFound",
+    "SpawnFailed",
+    "SystemdUnavailable",
+    "UnknownDirective",
+    "UnknownUser",
+    "UserRefused",
+]
+
+
+class HostdError(Exception):
+    """Base of every deliberate hostd error; ``code`` is stable, ``message`` is for people."""
+
+    code: ClassVar[str] = "error"
+
+    def __init__(self, message: str, *, details: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = dict(details or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class InvalidInput(HostdError):
+    """Raised when a request cannot be used as it is; the message names the field."""
+
+    code = "invalid-input"
+
+
+class InvalidName(InvalidInput):
+    """Raised for a user name (or unit name) that fails validation."""
+
+    code = "invalid-name"
+
+
+class InvalidPath(InvalidInput):
+    """Raised for a path that is not absolute, not normalised, or otherwise unsafe."""
+
+    code = "invalid-path"
+
+
+class InvalidSize(InvalidInput):
+    """Raised for a memory size or CPU amount that does not parse or is out of range."""
+
+    code = "invalid-size"
+
+
+class InvalidOption(InvalidInput):
+    """Raised for an option the caller may not set, or a value of the wrong type."""
+
+    code = "invalid-option"
+
+
+class UnknownDirective(InvalidInput):
+    """Raised when unit_extra_properties names a directive that is not in the table."""
+
+    code = "unknown-directive"
+
+
+class ConfigError(HostdError):
+    """Raised when the config file is invalid; ``problems`` lists every (key, message)."""
+
+    code = "invalid-config"
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = list(problems)
+        lines = "; ".join(f"{key}: {message}" for key, message in self.problems)
+        super().__init__(f"invalid configuration: {lines}")
+
+
+class UserRefused(HostdError):
+    """Raised for root, users below min_uid and users outside the allowed groups."""
+
+    code = "user-refused"
+
+
+class UnknownUser(HostdError):
+    """Raised when the name is valid but no such account exists."""
+
+    code = "unknown-user"
+
+
+class SessionNotFound(HostdError):
+    """Raised when a user has no session that hostd knows of."""
+
+    code = "not-found"
+
+
+class SessionConflict(HostdError):
+    """Raised when a session is in a state that forbids the request (e.g. stopping)."""
+
+    code = "conflict"
+
+
+class CapacityExceeded(HostdError):
+    """Raised when a start would take the sum of memory limits over the configured share."""
+
+    code = "capacity"
+
+    def __init__(self, message: str, *, retry_after_s: int = 30) -> None:
+        super().__init__(message, details={"retry_after_s": retry_after_s})
+        self.retry_after_s = retry_after_s
+
+
+class SpawnFailed(HostdError):
+    """Raised when systemd started the session and it failed; details carry the evidence.
+
+    ``details`` holds systemd's ``result``, the ``exit_status`` and the last ``log`` lines.
+    """
+
+    code = "spawn-failed"
+
+
+class PermissionDenied(HostdError):
+    """Raised when the peer on the socket is neither root nor in the daemon's group."""
+
+    code = "forbidden"
+
+
+class SystemdUnavailable(HostdError):
+    """Raised when systemd or its D-Bus does not answer in time."""
+
+    code = "systemd-unavailable"
