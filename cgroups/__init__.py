@@ -1,1 +1,40 @@
+"""Usage readings of a systemd unit's cgroup, on cgroup v2 and on v1/hybrid.
 
+Layers: `parse` (text of one file), `usage` (texts of a unit's files → `Usage`) and
+`mounts` (mountinfo text → where the files are) are pure; `reader` is the only module that
+touches the filesystem. Nothing here talks to systemd: callers pass the unit's
+ControlGroup property. Host-wide memory is psutil's business, not this package's.
+"""
+
+from cgroups.mounts import CgroupFiles, CgroupMount, CgroupMounts, parse_mountinfo
+from cgroups.parse import parse_flat_keyed, parse_int_file
+from cgroups.reader import CgroupReader, read_usage
+from cgroups.usage import (
+    V1_FILES,
+    V2_FILES,
+    CgroupVersion,
+    CpuSample,
+    Usage,
+    cpu_percent,
+    usage_from_v1,
+    usage_from_v2,
+)
+
+__all__ = [
+    "V1_FILES",
+    "V2_FILES",
+    "CgroupFiles",
+    "CgroupMount",
+    "CgroupMounts",
+    "CgroupReader",
+    "CgroupVersion",
+    "CpuSample",
+    "Usage",
+    "cpu_percent",
+    "parse_flat_keyed",
+    "parse_int_file",
+    "parse_mountinfo",
+    "read_usage",
+    "usage_from_v1",
+    "usage_from_v2",
+]

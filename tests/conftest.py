@@ -1,0 +1,59 @@
+"""Test tiers.
+
+- unmarked: pure tests, run anywhere without root.
+- ``host_root``: root on the host, outside any testbed (they drive packaging/testbed itself).
+- ``systemd``: root inside a real systemd; ``packaging/test.sh`` runs them in packaging/testbed,
+  and a developer runs one with ``packaging/testbed run -- .venv/bin/pytest -m systemd -k NAME``.
+
+Outside their place these tests skip, unless ``HOSTD_NO_SKIP=1`` (set by packaging/test.sh, so
+in CI): then a missing requirement, or any skip at all, is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+NO_SKIP = os.environ.get("HOSTD_NO_SKIP") == "1"
+INSIDE_TESTBED = "HOSTD_TESTBED" in os.environ
+
+
+def pid1_is_systemd() -> bool:
+    try:
+        return Path("/proc/1/comm").read_text().strip() == "systemd"
+    except OSError:
+        return False
+
+
+def _unmet(item: pytest.Item) -> str | None:
+    if item.get_closest_marker("systemd"):
+        if os.geteuid() != 0:
+            return "needs root inside a real systemd"
+        if not pid1_is_systemd():
+            return "needs systemd as PID 1: run inside packaging/testbed"
+    if item.get_closest_marker("host_root"):
+        if os.geteuid() != 0:
+            return "needs root on the host"
+        if INSIDE_TESTBED:
+            return "drives packaging/testbed itself: run on the host, not inside a testbed"
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    reason = _unmet(item)
+    if reason is None:
+        return
+    if NO_SKIP:
+        pytest.fail(f"{reason} (HOSTD_NO_SKIP=1: this may not skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if NO_SKIP and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under HOSTD_NO_SKIP=1: {report.longrepr}"
