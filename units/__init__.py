@@ -1,1 +1,68 @@
+"""units: what a session's transient systemd unit looks like (pure layer; no I/O).
 
+Data in, data out: validators for names, sizes and paths, the table of directives an admin
+may set, and build_unit, which turns a policy, an account and a request into a UnitSpec.
+Nothing here reads files, the user database or the environment, or talks to systemd.
+"""
+
+from units.build import build_unit
+from units.convert import INFINITY
+from units.directives import (
+    DIRECTIVES,
+    HOSTD_OWNED,
+    Directive,
+    convert_extra_properties,
+    directive_for,
+)
+from units.model import Property, UnitSpec, UserInfo
+from units.names import (
+    SLICE,
+    UNIT_PREFIX,
+    UNIT_SUFFIX,
+    syslog_identifier_for,
+    unit_name_for,
+    user_for_unit_name,
+    validate_username,
+)
+from units.paths import expand_template, substitute_placeholders, validate_path
+from units.policy import SessionPolicy, SessionRequest
+from units.sizes import (
+    cpu_quota_usec,
+    parse_cpu,
+    parse_percent_quota,
+    parse_size,
+    parse_timespan_usec,
+)
+from units.urls import validate_base_url, validate_default_url
+
+__all__ = [
+    "DIRECTIVES",
+    "HOSTD_OWNED",
+    "INFINITY",
+    "SLICE",
+    "UNIT_PREFIX",
+    "UNIT_SUFFIX",
+    "Directive",
+    "Property",
+    "SessionPolicy",
+    "SessionRequest",
+    "UnitSpec",
+    "UserInfo",
+    "build_unit",
+    "convert_extra_properties",
+    "cpu_quota_usec",
+    "directive_for",
+    "expand_template",
+    "parse_cpu",
+    "parse_percent_quota",
+    "parse_size",
+    "parse_timespan_usec",
+    "substitute_placeholders",
+    "syslog_identifier_for",
+    "unit_name_for",
+    "user_for_unit_name",
+    "validate_base_url",
+    "validate_default_url",
+    "validate_path",
+    "validate_username",
+]

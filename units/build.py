@@ -1,0 +1,217 @@
+"""From policy, account and request to the transient unit of one session (pure; no I/O).
+
+build_unit is the one place that decides what a session unit looks like. Its output is a
+UnitSpec whose property order is fixed, so whole property lists can be compared in tests.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TypeVar, cast
+
+from hostd.errors import InvalidOption, UserRefused
+from units._text import prefixed, show
+from units.convert import MS_REC
+from units.directives import convert_extra_properties
+from units.environ import env_allowed
+from units.model import Property, UnitSpec, UserInfo
+from units.names import SLICE, syslog_identifier_for, unit_name_for, validate_username
+from units.paths import expand_template, substitute_placeholders, user_placeholders, validate_path
+from units.policy import SessionPolicy, SessionRequest
+from units.sizes import cpu_quota_usec
+from units.urls import validate_base_url
+
+__all__ = ["PORT_MAX", "PORT_MIN", "build_unit"]
+
+PORT_MIN = 1024
+PORT_MAX = 65535
+# systemd.exec(5) "Credentials": a credential name is a valid file name.
+_CREDENTIAL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,255}")
+_NO_CREDENTIALS: Mapping[str, str] = MappingProxyType({})
+
+_N = TypeVar("_N", int, float)
+
+
+def build_unit(
+    policy: SessionPolicy,
+    user: UserInfo,
+    request: SessionRequest,
+    *,
+    port: int,
+    base_url: str,
+    credentials: Mapping[str, str] = _NO_CREDENTIALS,
+    privileged: bool = False,
+) -> UnitSpec:
+    """The transient unit for user's session under policy, as request asks.
+
+    credentials maps credential names to host paths (LoadCredential=). privileged lets a
+    request go above the policy's caps (an admin's request, say). Raises UserRefused for
+    uid 0, InvalidOption for a request the policy does not allow, and InvalidName/InvalidPath
+    for values that fail validation.
+    """
+    if user.uid == 0:
+        # Defence in depth: the daemon refuses root before it gets here.
+        raise UserRefused(f"refusing to start a session as root ({show(user.name)})")
+    name = validate_username(user.name)
+    if isinstance(port, bool) or not isinstance(port, int) or not PORT_MIN <= port <= PORT_MAX:
+        raise InvalidOption(f"invalid port {show(port)}: expected {PORT_MIN}..{PORT_MAX}")
+    values = {
+        **user_placeholders(username=name, uid=user.uid),
+        "PORT": str(port),
+        "BASE_URL": validate_base_url(base_url),
+    }
+    mem = _effective(
+        request.mem_limit, policy.mem_limit, policy.max_mem_limit, privileged, "mem_limit"
+    )
+    cpu = _effective(
+        request.cpu_limit, policy.cpu_limit, policy.max_cpu_limit, privileged, "cpu_limit"
+    )
+
+    properties = [
+        Property("Description", "s", f"JupyterLab for {name}"),
+        Property("ExecStart", "a(sasb)", [_exec_start(policy.cmd, values)]),
+        # Type=exec: a bad binary, user or working directory fails the start job itself,
+        # where Type=simple would report success and fail later (status 217).
+        Property("Type", "s", "exec"),
+        Property("User", "s", name),
+        Property("WorkingDirectory", "s", _working_directory(policy, user)),
+        Property("Environment", "as", _environment(policy, request, mem, cpu)),
+        Property("Slice", "s", SLICE),
+        # A failed transient unit would block the next start of its name (UnitExists)
+        # until ResetFailedUnit; this lets systemd collect it.
+        Property("CollectMode", "s", "inactive-or-failed"),
+        Property("SyslogIdentifier", "s", syslog_identifier_for(name)),
+        Property("LogExtraFields", "aay", [f"HOSTD_USER={name}".encode()]),
+        # On cgroup v1 systemd creates a unit's cgroup in a controller only when its
+        # accounting is on, and hostd reads usage from there.
+        Property("MemoryAccounting", "b", True),
+        Property("CPUAccounting", "b", True),
+        Property("TasksAccounting", "b", True),
+        Property("TimeoutStopUSec", "t", policy.stop_timeout_usec),
+        Property("KillMode", "s", "control-group"),
+    ]
+    loads = _load_credentials(credentials)
+    if loads:
+        properties.append(Property("LoadCredential", "a(ss)", loads))
+    if mem is not None:
+        properties.append(Property("MemoryMax", "t", mem))
+    if cpu is not None:
+        properties.append(Property("CPUQuotaPerSecUSec", "t", cpu_quota_usec(cpu)))
+    if policy.isolate_tmp:
+        properties.append(Property("PrivateTmp", "b", True))
+    if policy.isolate_devices:
+        properties.append(Property("PrivateDevices", "b", True))
+    if policy.disable_user_sudo:
+        # NoNewPrivileges stops sudo and setuid binaries from raising privileges;
+        # RestrictSUIDSGID also stops the session from making new setuid files.
+        properties.append(Property("NoNewPrivileges", "b", True))
+        properties.append(Property("RestrictSUIDSGID", "b", True))
+    for dbus_name, templates in (
+        ("ReadOnlyPaths", policy.readonly_paths),
+        ("ReadWritePaths", policy.readwrite_paths),
+    ):
+        paths = [_expand_path(template, name, user.uid) for template in templates]
+        if paths:
+            properties.append(Property(dbus_name, "as", paths))
+    if policy.shared_paths:
+        # A read-only bind of each path onto itself stays visible and read-only whatever
+        # ProtectSystem=, ProtectHome= or ReadWritePaths= an admin adds (systemd.exec(5)).
+        binds = [(path, path, False, MS_REC) for path in policy.shared_paths]
+        properties.append(Property("BindReadOnlyPaths", "a(ssbt)", binds))
+    return UnitSpec(unit_name_for(name), tuple(_overlay(properties, policy)))
+
+
+def _effective(
+    requested: _N | None, default: _N | None, maximum: _N | None, privileged: bool, what: str
+) -> _N | None:
+    if requested is None:
+        return default
+    cap = default if maximum is None else maximum
+    if cap is not None and requested > cap and not privileged:
+        raise InvalidOption(f"requested {what} {requested} is above the allowed {cap}")
+    return requested
+
+
+def _exec_start(cmd: tuple[str, ...], values: Mapping[str, str]) -> tuple[str, list[str], bool]:
+    # systemd expands $VAR and ${VAR} in ExecStart= argv, also for transient units, and reads
+    # "$$" as "$" (systemd.service(5), "Command lines"): a substituted value (a user name
+    # ending in "$") must not start an expansion. The program path is not expanded.
+    escaped = {key: value.replace("$", "$$") for key, value in values.items()}
+    argv = [substitute_placeholders(arg, escaped, what="cmd argument") for arg in cmd]
+    with prefixed("cmd[0]"):
+        path = validate_path(substitute_placeholders(cmd[0], values, what="cmd argument"))
+    # The bool is ExecStart's "ignore failure" ("-" prefix): a failing server is a failure.
+    return (path, argv, False)
+
+
+def _expand_path(template: str, name: str, uid: int) -> str:
+    return validate_path(expand_template(template, username=name, uid=uid))
+
+
+def _working_directory(policy: SessionPolicy, user: UserInfo) -> str:
+    if policy.user_workingdir is not None:
+        with prefixed("user_workingdir"):
+            return _expand_path(policy.user_workingdir, user.name, user.uid)
+    with prefixed("home directory"):
+        return validate_path(user.home)
+
+
+def _environment(
+    policy: SessionPolicy, request: SessionRequest, mem: int | None, cpu: float | None
+) -> list[str]:
+    # As JupyterHub's Spawner.get_env and systemdspawner set them.
+    derived: dict[str, str] = {"SHELL": policy.default_shell}
+    if mem is not None:
+        derived["MEM_LIMIT"] = str(mem)
+    if cpu is not None:
+        derived["CPU_LIMIT"] = str(cpu)
+    if request.default_url is not None:
+        derived["JUPYTERHUB_DEFAULT_URL"] = request.default_url
+    for key in request.environment:
+        if not env_allowed(key, policy.allowed_environment):
+            allowed = ", ".join(policy.allowed_environment) or "none"
+            raise InvalidOption(f"environment variable {key} is not allowed (allowed: {allowed})")
+    environment = dict(policy.environment)
+    for source, variables in (("hostd", derived), ("the request", request.environment)):
+        for key, value in variables.items():
+            if key in environment:
+                raise InvalidOption(
+                    f"environment variable {key} from {source} is already set by the policy "
+                    "or by hostd"
+                )
+            environment[key] = value
+    return [f"{key}={value}" for key, value in sorted(environment.items())]
+
+
+def _load_credentials(credentials: Mapping[str, str]) -> list[tuple[str, str]]:
+    if not isinstance(credentials, Mapping):
+        raise InvalidOption(f"credentials must be a mapping, not {show(credentials)}")
+    loads: list[tuple[str, str]] = []
+    for name, path in credentials.items():
+        if not isinstance(name, str) or not _CREDENTIAL_NAME.fullmatch(name) or name in {".", ".."}:
+            raise InvalidOption(f"invalid credential name {show(name)}")
+        with prefixed(f"credential {name}"):
+            loads.append((name, validate_path(path)))
+    return sorted(loads)
+
+
+def _overlay(properties: list[Property], policy: SessionPolicy) -> list[Property]:
+    """properties with the admin's unit_extra_properties on top: a list property (ReadOnlyPaths,
+    ...) gains the extra entries, as repeated lines do in a unit file; any other is replaced
+    in place. New properties follow, sorted by directive name."""
+    result = list(properties)
+    index = {prop.name: i for i, prop in enumerate(result)}
+    for extra in convert_extra_properties(policy.unit_extra_properties):
+        at = index.get(extra.name)
+        if at is None:
+            index[extra.name] = len(result)
+            result.append(extra)
+        elif extra.signature.startswith("a"):
+            old = cast("list[object]", result[at].value)
+            new = [item for item in cast("list[object]", extra.value) if item not in old]
+            result[at] = Property(extra.name, extra.signature, old + new)
+        else:
+            result[at] = extra
+    return result

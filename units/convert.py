@@ -1,0 +1,213 @@
+"""Converters from an admin's directive value to a D-Bus property value (pure; no I/O).
+
+Each takes what a config file holds (bool, int, str, list of str) and returns the plain
+Python value for the property's D-Bus signature, or raises an InvalidInput error that names
+the value. directives.py adds the directive's name to the message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from hostd.errors import InvalidOption, InvalidPath
+from units._text import has_unsafe_char, show
+from units.paths import validate_path
+from units.sizes import parse_size, parse_timespan_usec
+
+__all__ = [
+    "DESCRIPTION_MAX",
+    "INFINITY",
+    "MS_REC",
+    "Converter",
+    "bind_paths",
+    "choice",
+    "count_or_infinity",
+    "description",
+    "int_range",
+    "must_stay_on",
+    "path_list",
+    "size",
+    "timespan",
+    "to_bool",
+    "umask",
+]
+
+Converter = Callable[[object], object]
+
+# systemd's uint64 "no limit" (CGROUP_LIMIT_MAX, USEC_INFINITY, RLIM_INFINITY over D-Bus).
+INFINITY = 2**64 - 1
+# linux/mount.h; systemd reports a recursive bind (its default, "rbind") with this flag.
+MS_REC = 16384
+DESCRIPTION_MAX = 256
+
+# systemd's parse_boolean() words, systemd.syntax(7).
+_TRUE = frozenset({"1", "yes", "y", "true", "t", "on"})
+_FALSE = frozenset({"0", "no", "n", "false", "f", "off"})
+_INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
+_OCTAL_MODE = re.compile(r"[0-7]{1,4}")
+
+
+def to_bool(value: object) -> bool:
+    """A bool, or one of systemd's boolean words (yes/no, true/false, on/off, 1/0)."""
+    if isinstance(value, bool):
+        return value
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise InvalidOption(f"invalid boolean {show(value)}: expected true/false, yes/no, on/off, 1/0")
+
+
+def must_stay_on(value: object) -> bool:
+    """A boolean that may only be true: hostd reads usage through this accounting, and on
+    cgroup v1 systemd creates a unit's cgroup in a controller only when it is on."""
+    if not to_bool(value):
+        raise InvalidOption(f"cannot be {show(value)}: hostd needs this accounting on")
+    return True
+
+
+def size(*, zero: bool = False, infinity: bool = True) -> Converter:
+    """Bytes as parse_size reads them; "infinity" is INFINITY; 0 only if zero is allowed."""
+
+    def convert(value: object) -> int:
+        if infinity and value == "infinity":
+            return INFINITY
+        if zero and (value == "0" or (type(value) is int and value == 0)):
+            return 0
+        return parse_size(value)
+
+    return convert
+
+
+def int_range(low: int, high: int) -> Converter:
+    """An int (or its decimal string) within low..high."""
+
+    def convert(value: object) -> int:
+        number = _integer(value)
+        if number is None or not low <= number <= high:
+            raise InvalidOption(f"invalid value {show(value)}: expected an integer {low}..{high}")
+        return number
+
+    return convert
+
+
+def count_or_infinity(value: object) -> int:
+    """A positive count (TasksMax=, LimitNOFILE=), or "infinity"."""
+    if value == "infinity":
+        return INFINITY
+    number = _integer(value)
+    if number is None or not 1 <= number < INFINITY:
+        raise InvalidOption(f"invalid count {show(value)}: expected a positive integer or infinity")
+    return number
+
+
+def _integer(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        return int(value)
+    return None
+
+
+def choice(*choices: str, booleans: bool = False) -> Converter:
+    """One of choices; with booleans, also a boolean, which means "yes" or "no"."""
+
+    def convert(value: object) -> str:
+        if isinstance(value, str) and value in choices:
+            return value
+        if booleans:
+            try:
+                return "yes" if to_bool(value) else "no"
+            except InvalidOption:
+                pass
+        raise InvalidOption(f"invalid value {show(value)}: expected one of {', '.join(choices)}")
+
+    return convert
+
+
+def timespan(*, infinity: bool) -> Converter:
+    """A positive span as parse_timespan_usec reads it, in µs; "infinity" only if allowed.
+
+    Zero is refused: for these directives systemd reads 0 as "no timeout" (systemd.service(5)),
+    which would be a surprise behind an innocent-looking number.
+    """
+
+    def convert(value: object) -> int:
+        if value == "infinity":
+            if infinity:
+                return INFINITY
+            raise InvalidOption("infinity is not allowed: hostd needs stops to end")
+        usec = parse_timespan_usec(value)
+        if usec == 0:
+            raise InvalidOption(f"invalid time span {show(value)}: 0 means no timeout in systemd")
+        return usec
+
+    return convert
+
+
+def _entries(value: object) -> list[str]:
+    """A list of strings; a single string is split on whitespace, as in a unit file."""
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise InvalidOption(f"invalid list {show(value)}: expected a string or a list of strings")
+
+
+def path_list(value: object) -> list[str]:
+    """Absolute, normalised paths (ReadOnlyPaths=, ...): a list, or one whitespace-separated
+    string (use a list for paths with spaces)."""
+    return [validate_path(path) for path in _entries(value)]
+
+
+def bind_paths(value: object) -> list[tuple[str, str, bool, int]]:
+    """BindPaths= entries "path", "source:destination" or "source:destination:rbind|norbind",
+    as the a(ssbt) of source, destination, ignore-if-missing (never) and mount flags."""
+    binds: list[tuple[str, str, bool, int]] = []
+    for entry in _entries(value):
+        source, _, rest = entry.partition(":")
+        destination, _, option = rest.partition(":")
+        if option not in {"", "rbind", "norbind"}:
+            raise InvalidPath(f"invalid bind {show(entry)}: the option must be rbind or norbind")
+        binds.append(
+            (
+                validate_path(source),
+                validate_path(destination or source),
+                False,
+                0 if option == "norbind" else MS_REC,
+            )
+        )
+    return binds
+
+
+def umask(value: object) -> int:
+    """A file mode creation mask: an int, or an octal string like "0077"."""
+    if isinstance(value, bool):
+        mask = None
+    elif isinstance(value, int):
+        mask = value
+    elif isinstance(value, str) and _OCTAL_MODE.fullmatch(value.strip()):
+        mask = int(value, 8)
+    else:
+        mask = None
+    if mask is None or not 0 <= mask <= 0o777:
+        raise InvalidOption(f"invalid umask {show(value)}: expected an octal mode 0000..0777")
+    return mask
+
+
+def description(value: object) -> str:
+    """Printable text of 1..DESCRIPTION_MAX characters."""
+    if (
+        not isinstance(value, str)
+        or not 0 < len(value) <= DESCRIPTION_MAX
+        or has_unsafe_char(value)
+    ):
+        raise InvalidOption(
+            f"invalid description {show(value)}: expected 1 to {DESCRIPTION_MAX} printable "
+            "characters"
+        )
+    return value

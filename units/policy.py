@@ -1,0 +1,199 @@
+"""The admin's session policy and a caller's session request (pure layer; no I/O).
+
+Both check themselves when made, so a SessionPolicy that exists is one build_unit can use: a
+bad config fails at start-up, not at someone's first spawn. Option names and defaults are
+systemdspawner's where it has them (mem_limit, cpu_limit, isolate_tmp, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TypeVar
+
+from hostd.errors import InvalidOption, InvalidPath
+from units._text import has_unsafe_char, prefixed, show
+from units.directives import convert_extra_properties
+from units.environ import validate_env_pattern, validate_environment
+from units.paths import expand_template, substitute_placeholders, validate_path
+from units.sizes import TIMESPAN_MAX_USEC, parse_cpu, parse_size
+from units.urls import validate_default_url
+
+__all__ = ["HOSTD_ENVIRONMENT", "SessionPolicy", "SessionRequest"]
+
+# Variables hostd derives from the policy (default_shell, mem_limit, cpu_limit); JupyterHub's
+# Spawner.get_env sets MEM_LIMIT and CPU_LIMIT, and jupyter-resource-usage reads them.
+HOSTD_ENVIRONMENT = frozenset({"SHELL", "MEM_LIMIT", "CPU_LIMIT"})
+# These directives have an option of their own, which request caps and the daemon's
+# capacity check read; setting them again in unit_extra_properties would bypass both.
+_FIRST_CLASS = {"MemoryMax": "mem_limit", "CPUQuota": "cpu_limit"}
+# The placeholders of cmd, with stand-ins to check templates once at start-up; build_unit
+# checks the real values.
+_SAMPLE = {"USERNAME": "user", "USERID": "1000", "PORT": "8888", "BASE_URL": "/user/user/"}
+
+_T = TypeVar("_T")
+
+
+def _optional(parse: Callable[[object], _T], value: object) -> _T | None:
+    return None if value is None else parse(value)
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidOption(f"expected true or false, not {show(value)}")
+    return value
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    # A bare string is refused, not split: "/a" would otherwise become ("/", "a").
+    if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
+        raise InvalidOption(f"expected a list of strings, not {show(value)}")
+    return tuple(value)
+
+
+def _path_template(template: object) -> str:
+    if not isinstance(template, str):
+        raise InvalidPath(f"a path template must be a string, not {show(template)}")
+    validate_path(expand_template(template, username=_SAMPLE["USERNAME"], uid=1000))
+    return template
+
+
+def _path_templates(value: object) -> tuple[str, ...]:
+    return tuple(_path_template(template) for template in _strings(value))
+
+
+def _cmd(value: object) -> tuple[str, ...]:
+    argv = _strings(value)
+    if not argv:
+        raise InvalidOption("must name a program")
+    for arg in argv:
+        if has_unsafe_char(arg):
+            raise InvalidOption(f"argument {show(arg)} holds a control character")
+        substitute_placeholders(arg, _SAMPLE, what="cmd argument")
+    with prefixed("cmd[0]"):
+        validate_path(substitute_placeholders(argv[0], _SAMPLE, what="cmd argument"))
+    return argv
+
+
+def _cap(default: float | None, maximum: float | None, what: str) -> None:
+    if maximum is None:
+        return
+    if default is None:
+        raise InvalidOption(
+            f"max_{what} needs {what}: a session that asks for nothing would be unlimited"
+        )
+    if maximum < default:
+        raise InvalidOption(f"max_{what} {maximum} is below {what} {default}")
+
+
+def _stop_timeout(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= TIMESPAN_MAX_USEC:
+        raise InvalidOption(f"expected a positive number of microseconds, not {show(value)}")
+    return value
+
+
+def _environment(value: object) -> Mapping[str, str]:
+    environment = validate_environment(value, what="environment")
+    clash = sorted(HOSTD_ENVIRONMENT & environment.keys())
+    if clash:
+        raise InvalidOption(
+            f"{', '.join(clash)}: set by hostd from default_shell, mem_limit and cpu_limit"
+        )
+    return MappingProxyType(environment)
+
+
+def _extra_properties(value: object) -> Mapping[str, object]:
+    if not isinstance(value, Mapping):
+        raise InvalidOption(f"expected a mapping of directives, not {show(value)}")
+    for name, option in _FIRST_CLASS.items():
+        if name in value:
+            raise InvalidOption(f"{name} is set from {option}: set {option} instead")
+    convert_extra_properties(value)
+    return MappingProxyType(dict(value))
+
+
+def _check_fields(instance: object, checks: Mapping[str, Callable[[object], object]]) -> None:
+    """Check each named field of a frozen dataclass, replacing its value by the checked (and
+    normalised: tuples, read-only mappings) one; errors name the field."""
+    for name, check in checks.items():
+        with prefixed(name):
+            object.__setattr__(instance, name, check(getattr(instance, name)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionPolicy:
+    """What the admin decides for every session; checked when made.
+
+    Templates (user_workingdir, readonly_paths, readwrite_paths) expand {USERNAME} and
+    {USERID}; cmd also expands {PORT} and {BASE_URL}. cmd[0] must be an absolute path.
+    max_mem_limit/max_cpu_limit cap what a caller may request; None means a caller may ask
+    for mem_limit/cpu_limit or less.
+    """
+
+    cmd: tuple[str, ...]
+    mem_limit: int | None = None
+    cpu_limit: float | None = None
+    isolate_tmp: bool = False
+    isolate_devices: bool = False
+    disable_user_sudo: bool = False
+    user_workingdir: str | None = None
+    readonly_paths: tuple[str, ...] = ()
+    readwrite_paths: tuple[str, ...] = ()
+    # Seen read-only by every session, whatever else is mounted (BindReadOnlyPaths=).
+    shared_paths: tuple[str, ...] = ()
+    default_shell: str = "/bin/bash"
+    environment: Mapping[str, str] = field(default_factory=dict)
+    allowed_environment: tuple[str, ...] = ("JUPYTERHUB_*",)
+    max_mem_limit: int | None = None
+    max_cpu_limit: float | None = None
+    stop_timeout_usec: int = 10_000_000
+    unit_extra_properties: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        checks: dict[str, Callable[[object], object]] = {
+            "cmd": _cmd,
+            "mem_limit": lambda value: _optional(parse_size, value),
+            "cpu_limit": lambda value: _optional(parse_cpu, value),
+            "isolate_tmp": _flag,
+            "isolate_devices": _flag,
+            "disable_user_sudo": _flag,
+            "user_workingdir": lambda value: _optional(_path_template, value),
+            "readonly_paths": _path_templates,
+            "readwrite_paths": _path_templates,
+            "shared_paths": lambda value: tuple(validate_path(p) for p in _strings(value)),
+            "default_shell": validate_path,
+            "environment": _environment,
+            "allowed_environment": lambda value: tuple(
+                validate_env_pattern(pattern) for pattern in _strings(value)
+            ),
+            "max_mem_limit": lambda value: _optional(parse_size, value),
+            "max_cpu_limit": lambda value: _optional(parse_cpu, value),
+            "stop_timeout_usec": _stop_timeout,
+            "unit_extra_properties": _extra_properties,
+        }
+        _check_fields(self, checks)
+        _cap(self.mem_limit, self.max_mem_limit, "mem_limit")
+        _cap(self.cpu_limit, self.max_cpu_limit, "cpu_limit")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionRequest:
+    """What a caller asks for one session; checked when made, judged against the policy by
+    build_unit."""
+
+    mem_limit: int | None = None
+    cpu_limit: float | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+    default_url: str | None = None
+
+    def __post_init__(self) -> None:
+        checks: dict[str, Callable[[object], object]] = {
+            "mem_limit": lambda value: _optional(parse_size, value),
+            "cpu_limit": lambda value: _optional(parse_cpu, value),
+            "environment": lambda value: MappingProxyType(
+                validate_environment(value, what="environment")
+            ),
+            "default_url": lambda value: _optional(validate_default_url, value),
+        }
+        _check_fields(self, checks)
