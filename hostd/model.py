@@ -1,0 +1,174 @@
+"""Domain values that cross from hostd/ to api/ (and back to clients): typed, frozen, no I/O.
+
+``SessionService`` is the one interface the HTTP layer calls; hostd.sessions implements it
+against systemd, tests implement it with a fake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from units import SessionRequest
+
+SessionState = Literal["starting", "running", "stopping", "stopped", "failed"]
+SESSION_STATES: tuple[SessionState, ...] = ("starting", "running", "stopping", "stopped", "failed")
+
+
+@dataclass(frozen=True)
+class PeerCredentials:
+    """Who is on the other end of the Unix socket (SO_PEERCRED): set by the server, not HTTP."""
+
+    pid: int
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authorised peer. ``privileged`` (root) may exceed the policy's per-request caps."""
+
+    uid: int
+    name: str
+    privileged: bool
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits a session runs with (what systemd enforces), for display."""
+
+    mem_limit_bytes: int | None
+    cpu_limit: float | None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Limits:
+        """The inverse of the "limits" part of SessionView.to_dict."""
+        cpu_limit = data["cpu_limit"]
+        return cls(
+            mem_limit_bytes=data["mem_limit_bytes"],
+            cpu_limit=None if cpu_limit is None else float(cpu_limit),
+        )
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """One user's session as the API shows it."""
+
+    user: str
+    unit: str
+    state: SessionState
+    result: str | None = None  # systemd's Result: success, exit-code, signal, oom-kill, ...
+    exit_status: int | None = None
+    started_at: datetime | None = None
+    url: str | None = None  # http://127.0.0.1:PORT/BASE/ once allocated
+    limits: Limits | None = None
+    log: tuple[str, ...] = ()  # last log lines, filled in when the session failed
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user": self.user,
+            "unit": self.unit,
+            "state": self.state,
+            "result": self.result,
+            "exit_status": self.exit_status,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "url": self.url,
+            "limits": (
+                {"mem_limit_bytes": self.limits.mem_limit_bytes, "cpu_limit": self.limits.cpu_limit}
+                if self.limits
+                else None
+            ),
+            "log": list(self.log),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionView:
+        """The inverse of to_dict (what API clients read). KeyError for a missing field,
+        ValueError or TypeError for an unknown state or a timestamp that does not parse."""
+        state = data["state"]
+        if state not in SESSION_STATES:
+            raise ValueError(f"unknown session state {state!r}")
+        started_at, limits = data["started_at"], data["limits"]
+        return cls(
+            user=data["user"],
+            unit=data["unit"],
+            state=state,
+            result=data["result"],
+            exit_status=data["exit_status"],
+            started_at=None if started_at is None else datetime.fromisoformat(started_at),
+            url=data["url"],
+            limits=None if limits is None else Limits.from_dict(limits),
+            log=tuple(data["log"]),
+        )
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One journal entry of a session; ``cursor`` resumes a follow after it."""
+
+    cursor: str
+    timestamp: datetime
+    message: str
+    priority: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cursor": self.cursor,
+            "timestamp": self.timestamp.isoformat(),
+            "message": self.message,
+            "priority": self.priority,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LogLine:
+        """The inverse of to_dict. KeyError for a missing field, ValueError or TypeError for a
+        timestamp that does not parse."""
+        return cls(
+            cursor=data["cursor"],
+            timestamp=datetime.fromisoformat(data["timestamp"]),
+            message=data["message"],
+            priority=data["priority"],
+        )
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    """What a start did: ``created`` is False when the session was already running."""
+
+    session: SessionView
+    created: bool
+
+
+class SessionService(Protocol):
+    """What the daemon's API can ask of the daemon. Raises hostd.errors classes only."""
+
+    def authorize(self, peer: PeerCredentials | None) -> Caller:
+        """Root or a member of the configured group; else PermissionDenied."""
+        ...
+
+    async def start(
+        self, user: str, request: SessionRequest, *, caller: Caller, wait: bool = True
+    ) -> StartOutcome:
+        """Start (idempotently). With ``wait``, return once the server answers or failed."""
+        ...
+
+    async def stop(self, user: str, *, caller: Caller) -> SessionView:
+        """Stop (idempotently); returns the final view."""
+        ...
+
+    async def get(self, user: str) -> SessionView:
+        """SessionNotFound if the user has no session that systemd or the store knows of."""
+        ...
+
+    async def list(self) -> list[SessionView]: ...
+
+    async def logs(self, user: str, *, lines: int) -> list[LogLine]: ...
+
+    def follow(self, user: str, *, cursor: str | None) -> AsyncIterator[LogLine]:
+        """Log lines after ``cursor`` (or the last few), then new ones as they come."""
+        ...
+
+    async def health(self) -> dict[str, Any]: ...
