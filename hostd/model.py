@@ -6,6 +6,8 @@ against systemd, tests implement it with a fake.
 
 from __future__ import annotations
 
+import builtins
+
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -163,9 +165,9 @@ class SessionService(Protocol):
         """SessionNotFound if the user has no session that systemd or the store knows of."""
         ...
 
-    async def list(self) -> list[SessionView]: ...
+    async def list(self) -> builtins.list[SessionView]: ...
 
-    async def logs(self, user: str, *, lines: int) -> list[LogLine]: ...
+    async def logs(self, user: str, *, lines: int) -> builtins.list[LogLine]: ...
 
     def follow(self, user: str, *, cursor: str | None) -> AsyncIterator[LogLine]:
         """Log lines after ``cursor`` (or the last few), then new ones as they come."""

@@ -15,7 +15,7 @@ from hostd.errors import InvalidOption, UserRefused
 from units._text import prefixed, show
 from units.convert import MS_REC
 from units.directives import convert_extra_properties
-from units.environ import env_allowed
+from units.environ import env_allowed, validate_environment
 from units.model import Property, UnitSpec, UserInfo
 from units.names import SLICE, syslog_identifier_for, unit_name_for, validate_username
 from units.paths import expand_template, substitute_placeholders, user_placeholders, validate_path
@@ -43,9 +43,12 @@ def build_unit(
     base_url: str,
     credentials: Mapping[str, str] = _NO_CREDENTIALS,
     privileged: bool = False,
+    hostd_environment: Mapping[str, str] = _NO_CREDENTIALS,
 ) -> UnitSpec:
     """The transient unit for user's session under policy, as request asks.
 
+    hostd_environment holds variables the daemon itself sets (the port, the path of a token
+    file: never a secret, Environment= is readable by every local user over D-Bus).
     credentials maps credential names to host paths (LoadCredential=). privileged lets a
     request go above the policy's caps (an admin's request, say). Raises UserRefused for
     uid 0, InvalidOption for a request the policy does not allow, and InvalidName/InvalidPath
@@ -77,7 +80,7 @@ def build_unit(
         Property("Type", "s", "exec"),
         Property("User", "s", name),
         Property("WorkingDirectory", "s", _working_directory(policy, user)),
-        Property("Environment", "as", _environment(policy, request, mem, cpu)),
+        Property("Environment", "as", _environment(policy, request, mem, cpu, hostd_environment)),
         Property("Slice", "s", SLICE),
         # A failed transient unit would block the next start of its name (UnitExists)
         # until ResetFailedUnit; this lets systemd collect it.
@@ -159,10 +162,15 @@ def _working_directory(policy: SessionPolicy, user: UserInfo) -> str:
 
 
 def _environment(
-    policy: SessionPolicy, request: SessionRequest, mem: int | None, cpu: float | None
+    policy: SessionPolicy,
+    request: SessionRequest,
+    mem: int | None,
+    cpu: float | None,
+    daemon: Mapping[str, str],
 ) -> list[str]:
     # As JupyterHub's Spawner.get_env and systemdspawner set them.
     derived: dict[str, str] = {"SHELL": policy.default_shell}
+    derived.update(validate_environment(daemon, what="hostd_environment"))
     if mem is not None:
         derived["MEM_LIMIT"] = str(mem)
     if cpu is not None:

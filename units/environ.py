@@ -71,9 +71,21 @@ def validate_environment(environment: object, *, what: str) -> dict[str, str]:
         raise InvalidOption(f"{what} must be a mapping, not {show(environment)}")
     checked: dict[str, str] = {}
     for name, value in environment.items():
-        key = validate_env_name(name)
+        # NAME_FILE=/path says where a secret lives (JUPYTER_TOKEN_FILE, as Docker's *_FILE
+        # convention): the path is not the secret; the file is, and it stays 0400.
+        key = str(name) if _is_file_reference(name, value) else validate_env_name(name)
         checked[key] = validate_env_value(key, value)
     return checked
+
+
+def _is_file_reference(name: object, value: object) -> bool:
+    return (
+        isinstance(name, str)
+        and name.endswith("_FILE")
+        and _NAME.fullmatch(name) is not None
+        and isinstance(value, str)
+        and value.startswith("/")
+    )
 
 
 def validate_env_pattern(pattern: object) -> str:

@@ -439,6 +439,20 @@ class TestEnvironment:
         with pytest.raises(InvalidOption, match="JUPYTERHUB_DEFAULT_URL from hostd"):
             build(fixed, SessionRequest(default_url="/tree"))
 
+    def test_the_daemons_variables_join_and_cannot_be_replaced(self) -> None:
+        daemon = {"HOSTD_PORT": "20001", "JUPYTER_TOKEN_FILE": "/run/credentials/x/token"}
+        env = build(self.policy, SessionRequest(), hostd_environment=daemon).as_dict()
+        assert "HOSTD_PORT=20001" in env["Environment"]  # type: ignore[operator]
+        assert "JUPYTER_TOKEN_FILE=/run/credentials/x/token" in env["Environment"]  # type: ignore[operator]
+        loose = SessionPolicy(cmd=CMD, allowed_environment=("HOSTD_*",))
+        with pytest.raises(InvalidOption, match="HOSTD_PORT from the request"):
+            build(loose, SessionRequest(environment={"HOSTD_PORT": "1"}), hostd_environment=daemon)
+        with pytest.raises(InvalidOption, match="BAD-NAME"):
+            build(self.policy, SessionRequest(), hostd_environment={"BAD-NAME": "x"})
+        with pytest.raises(InvalidOption, match="looks like a secret"):
+            # A *_FILE name holds a path; a value that is not one is the secret itself.
+            build(self.policy, SessionRequest(), hostd_environment={"X_TOKEN_FILE": "s3cret"})
+
     def test_a_shell_variable_allowed_by_the_admin_still_cannot_replace_hostds(self) -> None:
         loose = SessionPolicy(cmd=CMD, allowed_environment=("SHELL",))
         with pytest.raises(InvalidOption, match="SHELL from the request"):

@@ -1,0 +1,276 @@
+"""The async client of the daemon's local API, over its Unix socket (api layer).
+
+Answers come back as hostd.model values; an error body is raised as the hostd.errors class of
+its code (api.errors.error_from_wire); a daemon that cannot be talked to is DaemonUnreachable.
+The socket is opened on the first request, never in the constructor.
+
+    async with HostdClient("/run/hostd/hostd.sock") as hostd:
+        result = await hostd.start("alice", mem_limit="2G")
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import AsyncGenerator, Mapping
+from types import TracebackType
+from typing import Any, Final, Self
+from urllib.parse import quote
+
+import httpx
+
+from api.errors import error_from_wire
+from hostd.errors import HostdError
+from hostd.model import LogLine, SessionView, StartOutcome
+
+__all__ = [
+    "DEFAULT_SOCKET",
+    "DEFAULT_TIMEOUT",
+    "FOLLOW_TIMEOUT",
+    "START_TIMEOUT",
+    "DaemonUnreachable",
+    "HostdClient",
+    "StartResult",
+]
+
+DEFAULT_SOCKET: Final = "/run/hostd/hostd.sock"
+DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0)
+# A start with wait answers once the server answers or failed: up to about 120 s.
+START_TIMEOUT: Final = httpx.Timeout(30.0, read=150.0)
+# A follow waits for lines as long as the session lives.
+FOLLOW_TIMEOUT: Final = httpx.Timeout(30.0, read=None)
+
+# What a start did: the session, and whether this call created it (HTTP 201) or it was
+# already running (200). The same value the daemon's SessionService.start returns.
+StartResult = StartOutcome
+
+
+class DaemonUnreachable(HostdError):  # noqa: N818 - named like the rest of hostd.errors
+    """Raised by the client when the daemon cannot be talked to: its socket is missing,
+    refuses connections or may not be opened, or the connection broke or timed out."""
+
+    code = "daemon-unreachable"
+
+    def __init__(self, message: str, *, socket_path: str) -> None:
+        super().__init__(message, details={"socket_path": socket_path})
+        self.socket_path = socket_path
+
+
+def _reason(exc: BaseException) -> str:
+    """The OSError behind an httpx error ("[Errno 2] No such file or directory"), if any."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError):
+            return str(cause)
+        cause = cause.__cause__ or cause.__context__
+    return str(exc) or type(exc).__name__
+
+
+def _malformed(response: httpx.Response, exc: Exception) -> HostdError:
+    return HostdError(
+        f"hostd answered {response.request.method} {response.request.url.path} "
+        f"with HTTP {response.status_code} and a body this client cannot read ({exc})"
+    )
+
+
+def _error_of(response: httpx.Response) -> HostdError:
+    """The error an error response stands for; HostdError if its body is not an error body."""
+    try:
+        body = response.json()
+        code, message = body["code"], body["message"]
+        details = body.get("details", {})
+        if not isinstance(code, str) or not isinstance(message, str):
+            raise TypeError("code and message must be strings")
+        if not isinstance(details, Mapping):
+            raise TypeError("details must be an object")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        return _malformed(response, exc)
+    return error_from_wire(code, message, details)
+
+
+class HostdClient:
+    """The daemon's API as async methods; each raises hostd.errors (or DaemonUnreachable)."""
+
+    def __init__(
+        self,
+        socket_path: str = DEFAULT_SOCKET,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.socket_path = socket_path
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            transport = self._transport or httpx.AsyncHTTPTransport(uds=self.socket_path)
+            # trust_env=False: HTTP_PROXY and friends would route requests away from the socket.
+            self._http = httpx.AsyncClient(
+                transport=transport,
+                base_url="http://hostd",
+                timeout=DEFAULT_TIMEOUT,
+                trust_env=False,
+            )
+        return self._http
+
+    def _unreachable(self, exc: httpx.TransportError) -> DaemonUnreachable:
+        where = f"hostd at {self.socket_path}"
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            message = f"cannot connect to {where}: {_reason(exc)}"
+        elif isinstance(exc, httpx.TimeoutException):
+            message = f"{where} did not answer in time ({type(exc).__name__})"
+        else:
+            message = f"lost the connection to {where}: {_reason(exc)}"
+        return DaemonUnreachable(message, socket_path=self.socket_path)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        timeouts: httpx.Timeout = DEFAULT_TIMEOUT,
+    ) -> httpx.Response:
+        try:
+            response = await self._client().request(
+                method, path, params=params, json=body, timeout=timeouts
+            )
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+        if response.is_error:
+            raise _error_of(response)
+        return response
+
+    @staticmethod
+    def _json(response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise _malformed(response, exc) from exc
+
+    @staticmethod
+    def _view(response: httpx.Response, data: Any) -> SessionView:
+        try:
+            return SessionView.from_dict(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _malformed(response, exc) from exc
+
+    @staticmethod
+    def _session_path(user: str) -> str:
+        return f"/v1/sessions/{quote(user, safe='')}"
+
+    async def start(
+        self,
+        user: str,
+        *,
+        mem_limit: str | int | None = None,
+        cpu_limit: float | str | None = None,
+        environment: Mapping[str, str] | None = None,
+        default_url: str | None = None,
+        wait: bool = True,
+    ) -> StartResult:
+        """Start ``user``'s session (idempotently); with ``wait``, once it answers or failed."""
+        options = {
+            "mem_limit": mem_limit,
+            "cpu_limit": cpu_limit,
+            "environment": dict(environment) if environment is not None else None,
+            "default_url": default_url,
+        }
+        response = await self._request(
+            "POST",
+            self._session_path(user),
+            params=None if wait else {"wait": "false"},
+            body={key: value for key, value in options.items() if value is not None},
+            timeouts=START_TIMEOUT if wait else DEFAULT_TIMEOUT,
+        )
+        session = self._view(response, self._json(response))
+        return StartResult(session=session, created=response.status_code == 201)
+
+    async def stop(self, user: str) -> SessionView:
+        """Stop ``user``'s session (idempotently); the final view."""
+        response = await self._request("DELETE", self._session_path(user))
+        return self._view(response, self._json(response))
+
+    async def get(self, user: str) -> SessionView:
+        response = await self._request("GET", self._session_path(user))
+        return self._view(response, self._json(response))
+
+    async def list(self) -> builtins.list[SessionView]:
+        response = await self._request("GET", "/v1/sessions")
+        data = self._json(response)
+        try:
+            sessions = data["sessions"]
+            if not isinstance(sessions, builtins.list):
+                raise TypeError("sessions is not a list")
+        except (KeyError, TypeError) as exc:
+            raise _malformed(response, exc) from exc
+        return [self._view(response, session) for session in sessions]
+
+    async def logs(self, user: str, *, lines: int = 100) -> builtins.list[LogLine]:
+        """The last ``lines`` log lines of ``user``'s session."""
+        response = await self._request(
+            "GET", f"{self._session_path(user)}/logs", params={"lines": str(lines)}
+        )
+        try:
+            return [LogLine.from_dict(line) for line in self._json(response)["lines"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _malformed(response, exc) from exc
+
+    async def follow(
+        self, user: str, *, cursor: str | None = None
+    ) -> AsyncGenerator[LogLine, None]:
+        """Log lines of ``user``'s session as they come, until the caller stops iterating.
+
+        An async generator: close it (contextlib.aclosing) to end the stream at once.
+        """
+        params = {"follow": "true"}
+        if cursor is not None:
+            params["cursor"] = cursor
+        path = f"{self._session_path(user)}/logs"
+        try:
+            async with self._client().stream(
+                "GET", path, params=params, timeout=FOLLOW_TIMEOUT
+            ) as response:
+                if response.is_error:
+                    await response.aread()
+                    raise _error_of(response)
+                async for text in response.aiter_lines():
+                    if text.strip():
+                        yield self._log_line(response, text)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+
+    @staticmethod
+    def _log_line(response: httpx.Response, text: str) -> LogLine:
+        try:
+            item = json.loads(text)
+            if "error" in item:  # the daemon failed after the stream began
+                error = item["error"]
+                raise error_from_wire(error["code"], error["message"], error.get("details"))
+            return LogLine.from_dict(item)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise _malformed(response, exc) from exc
+
+    async def health(self) -> dict[str, Any]:
+        response = await self._request("GET", "/v1/health")
+        data = self._json(response)
+        if not isinstance(data, dict):
+            raise _malformed(response, TypeError("expected an object"))
+        return data

@@ -1,0 +1,347 @@
+"""The daemon's local HTTP API, as a Starlette app over a SessionService (api layer).
+
+It translates HTTP into calls of hostd.model.SessionService and their results (or hostd.errors)
+back into JSON, and does nothing else: no pwd, no files, no systemd. Who the peer is comes from
+the server (``scope["hostd.peer"]``, SO_PEERCRED), never from the request.
+
+Middleware, outermost first: _ErrorBoundary (an unexpected exception is logged with its
+traceback and answered 500 "internal"), _Authorize (every request, every route).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, Final
+
+import anyio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import (
+    BAD_REQUEST,
+    HTTP_CODES,
+    INTERNAL,
+    INTERNAL_MESSAGE,
+    error_response,
+    http_error_response,
+)
+from api.openapi import LINES_DEFAULT, LINES_MAX, MAX_BODY_BYTES, START_OPTIONS, openapi_document
+from hostd.errors import HostdError, InvalidOption
+from hostd.model import Caller, LogLine, PeerCredentials, SessionService
+from units import SessionRequest
+
+__all__ = ["FIRST_LINE_WAIT_S", "NDJSON", "PEER_SCOPE_KEY", "build_daemon_app"]
+
+logger = logging.getLogger(__name__)
+
+PEER_SCOPE_KEY: Final = "hostd.peer"
+NDJSON: Final = "application/x-ndjson"
+# How long a follow waits for its first line before it answers 200 and streams: an error in
+# that time (no such session, say) is still a JSON error response with its status.
+FIRST_LINE_WAIT_S: Final = 1.0
+
+_TRUE = frozenset({"1", "true"})
+_FALSE = frozenset({"0", "false"})
+_DIGITS = re.compile(r"[0-9]{1,9}")
+_SHOWN_CHARS = 64
+
+
+def _show(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+
+
+class _BadRequest(HTTPException):
+    def __init__(self, message: str) -> None:
+        super().__init__(status_code=400, detail=message)
+
+
+def _query_bool(request: Request, name: str, *, default: bool) -> bool:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise InvalidOption(f"{name}: expected true, false, 1 or 0, not {_show(value)}")
+
+
+def _query_int(request: Request, name: str, *, default: int, low: int, high: int) -> int:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    # Not int(): it also takes " 7", "+7" and "1_0".
+    if _DIGITS.fullmatch(value) is None or not low <= int(value) <= high:
+        raise InvalidOption(
+            f"{name}: expected a whole number from {low} to {high}, not {_show(value)}"
+        )
+    return int(value)
+
+
+def _user(request: Request) -> str:
+    # The server decodes %2F before routing, so "a%2Flogs" would reach another route with
+    # user "a". No user name holds a "/": refuse the path instead.
+    if b"%2f" in _raw_path(request.scope).lower():
+        raise HTTPException(status_code=404, detail="a path segment may not hold an encoded '/'")
+    user: str = request.path_params["user"]
+    return user
+
+
+def _raw_path(scope: Scope) -> bytes:
+    raw = scope.get("raw_path")
+    return raw if isinstance(raw, bytes) else scope["path"].encode()
+
+
+def _caller(request: Request) -> Caller:
+    caller: Caller = request.state.caller
+    return caller
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    """The request's body as a JSON object ({} when empty); _BadRequest when it is not one."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _BadRequest(f"request body over {MAX_BODY_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise _BadRequest(f"request body over {MAX_BODY_BYTES} bytes")
+    if not body.strip():
+        return {}
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested too deep
+        raise _BadRequest(f"request body is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise _BadRequest(f"request body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def _session_request(options: dict[str, Any]) -> SessionRequest:
+    unknown = sorted(set(options) - set(START_OPTIONS))
+    if unknown:
+        raise InvalidOption(
+            f"unknown option {', '.join(map(repr, unknown))}; allowed: {', '.join(START_OPTIONS)}"
+        )
+    # null means "the policy's default", as if the key were absent.
+    return SessionRequest(**{key: value for key, value in options.items() if value is not None})
+
+
+async def _next_line(lines: AsyncIterator[LogLine]) -> LogLine | None:
+    try:
+        return await anext(lines)
+    except StopAsyncIteration:
+        return None
+
+
+async def _close(lines: AsyncIterator[LogLine], first: asyncio.Task[LogLine | None]) -> None:
+    # Shielded: this runs when the client went away and the stream was cancelled, and a
+    # journal reader left open would follow a gone client forever.
+    with anyio.CancelScope(shield=True):
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)  # also retrieves its exception
+        aclose: Callable[[], Awaitable[object]] | None = getattr(lines, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _ndjson_line(item: dict[str, Any]) -> bytes:
+    return json.dumps(item, separators=(",", ":")).encode() + b"\n"
+
+
+async def _ndjson(
+    lines: AsyncIterator[LogLine], first: asyncio.Task[LogLine | None], where: str
+) -> AsyncGenerator[bytes, None]:
+    try:
+        line = await first
+        while line is not None:
+            yield _ndjson_line(line.to_dict())
+            line = await _next_line(lines)
+    except HostdError as exc:
+        # The status line is gone already: the error becomes the stream's last line.
+        yield _ndjson_line({"error": exc.to_dict()})
+    except Exception:
+        logger.exception("unexpected error while following %s", where)
+        yield _ndjson_line({"error": {"code": INTERNAL, "message": INTERNAL_MESSAGE}})
+
+
+class _FollowResponse(StreamingResponse):
+    """A follow as NDJSON; the service's iterator is closed however the response ends
+    (done, failed, or the client gone)."""
+
+    def __init__(
+        self, lines: AsyncIterator[LogLine], first: asyncio.Task[LogLine | None], where: str
+    ) -> None:
+        self._lines, self._first = lines, first
+        self._body = _ndjson(lines, first, where)
+        super().__init__(self._body, media_type=NDJSON)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._body.aclose()
+            await _close(self._lines, self._first)
+
+
+class _Endpoints:
+    def __init__(self, service: SessionService, *, first_line_wait_s: float) -> None:
+        self.service = service
+        self.first_line_wait_s = first_line_wait_s
+        # Rendered once: the document is a constant of this build.
+        self.openapi_body = json.dumps(openapi_document()).encode()
+
+    async def sessions(self, request: Request) -> Response:
+        sessions = await self.service.list()
+        return JSONResponse({"sessions": [session.to_dict() for session in sessions]})
+
+    async def session(self, request: Request) -> Response:
+        user = _user(request)
+        if request.method == "POST":
+            return await self._start(request, user)
+        if request.method == "DELETE":
+            view = await self.service.stop(user, caller=_caller(request))
+            return JSONResponse(view.to_dict())
+        return JSONResponse((await self.service.get(user)).to_dict())
+
+    async def _start(self, request: Request, user: str) -> Response:
+        wait = _query_bool(request, "wait", default=True)
+        session_request = _session_request(await _json_object(request))
+        outcome = await self.service.start(
+            user, session_request, caller=_caller(request), wait=wait
+        )
+        return JSONResponse(outcome.session.to_dict(), status_code=201 if outcome.created else 200)
+
+    async def logs(self, request: Request) -> Response:
+        user = _user(request)
+        lines = _query_int(request, "lines", default=LINES_DEFAULT, low=1, high=LINES_MAX)
+        if _query_bool(request, "follow", default=False):
+            return await self._follow(user, request.query_params.get("cursor"))
+        # Annotated: in SessionService, "list[LogLine]" names its own method list (mypy).
+        entries: Iterable[LogLine] = await self.service.logs(user, lines=lines)
+        return JSONResponse({"lines": [entry.to_dict() for entry in entries]})
+
+    async def _follow(self, user: str, cursor: str | None) -> Response:
+        lines = aiter(self.service.follow(user, cursor=cursor))
+        first = asyncio.ensure_future(_next_line(lines))
+        try:
+            await asyncio.wait({first}, timeout=self.first_line_wait_s)
+            if first.done():
+                first.result()  # raises what follow raised: a HostdError gets its JSON answer
+        except BaseException:
+            await _close(lines, first)
+            raise
+        return _FollowResponse(lines, first, f"{user}'s logs")
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse(await self.service.health())
+
+    async def openapi(self, request: Request) -> Response:
+        return Response(self.openapi_body, media_type="application/json")
+
+
+async def _hostd_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HostdError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    status, message = exc.status_code, exc.detail
+    # Starlette's router raises these with the bare reason phrase.
+    if status == 404 and message == "Not Found":
+        message = f"no route {request.url.path}"
+    elif status == 405 and message == "Method Not Allowed":
+        message = f"{request.method} is not allowed on {request.url.path}"
+    code = HTTP_CODES.get(status, BAD_REQUEST if status < 500 else INTERNAL)
+    return http_error_response(status, code, message, headers=exc.headers)
+
+
+class _Authorize:
+    """Asks the service who the peer is, for every request; the Caller goes to scope state."""
+
+    def __init__(self, app: ASGIApp, *, service: SessionService) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):  # lifespan
+            await self.app(scope, receive, send)
+            return
+        peer = scope.get(PEER_SCOPE_KEY)
+        try:
+            caller = self.service.authorize(peer if isinstance(peer, PeerCredentials) else None)
+        except HostdError as exc:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})  # policy violation
+                return
+            await error_response(exc)(scope, receive, send)
+            return
+        # A copy: the server may share one state dict (lifespan state) between requests.
+        scope["state"] = {**scope.get("state", {}), "caller": caller}
+        await self.app(scope, receive, send)
+
+
+class _ErrorBoundary:
+    """Turns an exception nothing else handled into 500 "internal", logged with its traceback
+    (the body never holds one). Starlette's own ServerErrorMiddleware would re-raise it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except ClientDisconnect:
+            return  # nobody left to answer
+        except Exception:
+            logger.exception("unexpected error in %s %s", scope["method"], scope["path"])
+            if started:
+                raise  # half an answer is out: let the server cut the connection
+            response = http_error_response(500, INTERNAL, INTERNAL_MESSAGE)
+            await response(scope, receive, send)
+
+
+def build_daemon_app(
+    service: SessionService, *, first_line_wait_s: float = FIRST_LINE_WAIT_S
+) -> Starlette:
+    """The daemon's API over ``service``; the server puts PeerCredentials in scope["hostd.peer"]."""
+    endpoints = _Endpoints(service, first_line_wait_s=first_line_wait_s)
+    routes = [
+        Route("/v1/sessions", endpoints.sessions, methods=["GET"]),
+        Route("/v1/sessions/{user}", endpoints.session, methods=["GET", "POST", "DELETE"]),
+        Route("/v1/sessions/{user}/logs", endpoints.logs, methods=["GET"]),
+        Route("/v1/health", endpoints.health, methods=["GET"]),
+        Route("/openapi.json", endpoints.openapi, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(_ErrorBoundary), Middleware(_Authorize, service=service)],
+        exception_handlers={HostdError: _hostd_error, HTTPException: _http_error},
+    )
+    # "/v1/sessions/" would otherwise answer 307, which no client of this API wants.
+    app.router.redirect_slashes = False
+    return app

@@ -1,0 +1,375 @@
+"""The OpenAPI 3.1 description of the daemon's local API, written by hand (api layer; no I/O).
+
+Kept next to api/daemon.py and checked against it by tests/api/test_openapi.py: every route and
+method, every parameter, and the bodies the app really sends validate against these schemas.
+Limits (MAX_BODY_BYTES, LINES_MAX, ...) are imported, not copied, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from api.errors import all_codes
+
+__all__ = [
+    "CPU_PATTERN",
+    "LINES_DEFAULT",
+    "LINES_MAX",
+    "MAX_BODY_BYTES",
+    "SIZE_PATTERN",
+    "START_OPTIONS",
+    "openapi_document",
+]
+
+MAX_BODY_BYTES: Final = 64 * 1024
+LINES_DEFAULT: Final = 100
+LINES_MAX: Final = 10_000
+START_OPTIONS: Final = ("mem_limit", "cpu_limit", "environment", "default_url")
+
+# What units.parse_size and units.parse_cpu take as strings (they have the last word; these
+# patterns are no stricter, so a value the schema refuses is one the daemon refuses too).
+SIZE_PATTERN: Final = r"^\s*[0-9]+(\.[0-9]+)?\s*([KkMmGgTt]([Ii]?[Bb])?|[Bb])?\s*$"
+CPU_PATTERN: Final = r"^\s*[0-9]+(\.[0-9]+)?\s*$"
+_SIZE_MAX = 2**63 - 1
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "The body is not JSON, not an object, or over 64 KiB (code bad-request).",
+    403: "The peer may not use this API (forbidden), or hostd refuses this user (user-refused).",
+    404: "No such account (unknown-user), no session (not-found), or no such route (not-found).",
+    405: "The path exists but not with this method (method-not-allowed).",
+    409: "The session is busy, e.g. stopping (conflict).",
+    422: "A value does not validate: invalid-name, invalid-size, invalid-option, ...",
+    429: "Starting would overcommit the machine (capacity); see Retry-After.",
+    500: "An unexpected failure (internal) or a broken configuration (invalid-config).",
+    502: "systemd ran the session and it failed (spawn-failed); details hold the evidence.",
+    503: "systemd or D-Bus did not answer (systemd-unavailable).",
+}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for status in statuses:
+        response = _json(_ref("Error"), _ERROR_DESCRIPTIONS[status])
+        if status == 429:
+            response["headers"] = {
+                "Retry-After": {
+                    "description": "Seconds to wait before trying again.",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 0},
+                }
+            }
+        if status == 405:
+            response["headers"] = {
+                "Allow": {
+                    "description": "The methods the path takes.",
+                    "schema": {"type": "string"},
+                }
+            }
+        responses[str(status)] = response
+    return responses
+
+
+# Every route: the authorisation check (403), a method the path lacks (405), the unexpected
+# (500). Routes that reach systemd add 503; routes with a user add 404 and 422 (invalid-name).
+_ANY = (403, 405, 500)
+_USER = (*_ANY, 404, 422, 503)
+
+_USER_PARAMETER = {
+    "name": "user",
+    "in": "path",
+    "required": True,
+    "description": "The login name of the session's owner.",
+    "schema": {"type": "string"},
+}
+
+
+def _boolean_query(name: str, default: bool, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": f"{description} Takes true, false, 1 or 0.",
+        "schema": {"type": "boolean", "default": default},
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    nullable_string = {"type": ["string", "null"]}
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "additionalProperties": False,
+            "properties": {
+                "code": {"type": "string", "enum": all_codes()},
+                "message": {"type": "string"},
+                "details": {
+                    "type": "object",
+                    "description": (
+                        "Evidence, by code: capacity has retry_after_s; spawn-failed has "
+                        "result, exit_status and log (the last log lines)."
+                    ),
+                },
+            },
+        },
+        "StreamError": {
+            "type": "object",
+            "description": "The last line of a follow stream that failed after it began.",
+            "required": ["error"],
+            "additionalProperties": False,
+            "properties": {"error": _ref("Error")},
+        },
+        "Limits": {
+            "type": "object",
+            "required": ["mem_limit_bytes", "cpu_limit"],
+            "additionalProperties": False,
+            "properties": {
+                "mem_limit_bytes": {"type": ["integer", "null"], "minimum": 1},
+                "cpu_limit": {"type": ["number", "null"], "description": "Cores; 1.0 is one."},
+            },
+        },
+        "Session": {
+            "type": "object",
+            "required": [
+                "user",
+                "unit",
+                "state",
+                "result",
+                "exit_status",
+                "started_at",
+                "url",
+                "limits",
+                "log",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "user": {"type": "string"},
+                "unit": {"type": "string", "description": "jupyter-<user>.service"},
+                "state": {
+                    "type": "string",
+                    "enum": ["starting", "running", "stopping", "stopped", "failed"],
+                },
+                "result": {
+                    **nullable_string,
+                    "description": "systemd's Result: success, exit-code, signal, oom-kill, ...",
+                },
+                "exit_status": {"type": ["integer", "null"]},
+                "started_at": {
+                    **nullable_string,
+                    "description": "ISO 8601 date and time (Python's isoformat).",
+                },
+                "url": {**nullable_string, "description": "http://127.0.0.1:PORT/BASE/"},
+                "limits": {"oneOf": [{"type": "null"}, _ref("Limits")]},
+                "log": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "The last log lines, when the session failed.",
+                },
+            },
+        },
+        "SessionList": {
+            "type": "object",
+            "required": ["sessions"],
+            "additionalProperties": False,
+            "properties": {"sessions": {"type": "array", "items": _ref("Session")}},
+        },
+        "LogLine": {
+            "type": "object",
+            "required": ["cursor", "timestamp", "message", "priority"],
+            "additionalProperties": False,
+            "properties": {
+                "cursor": {"type": "string", "description": "Resumes a follow after this line."},
+                "timestamp": {"type": "string", "description": "ISO 8601 (Python's isoformat)."},
+                "message": {"type": "string"},
+                "priority": {"type": ["integer", "null"], "description": "syslog priority"},
+            },
+        },
+        "LogLines": {
+            "type": "object",
+            "required": ["lines"],
+            "additionalProperties": False,
+            "properties": {"lines": {"type": "array", "items": _ref("LogLine")}},
+        },
+        "StartOptions": {
+            "type": "object",
+            "description": "Every key is optional; null means the policy's default.",
+            "additionalProperties": False,
+            "properties": {
+                "mem_limit": {
+                    "description": "Bytes, or a size like 512M or 2G (base 1024).",
+                    "oneOf": [
+                        {"type": "integer", "minimum": 1, "maximum": _SIZE_MAX},
+                        {"type": "string", "pattern": SIZE_PATTERN, "maxLength": 128},
+                        {"type": "null"},
+                    ],
+                },
+                "cpu_limit": {
+                    "description": "Cores: 1.5 is one and a half.",
+                    "oneOf": [
+                        {"type": "number", "minimum": 0.01, "maximum": 1024},
+                        {"type": "string", "pattern": CPU_PATTERN, "maxLength": 128},
+                        {"type": "null"},
+                    ],
+                },
+                "environment": {
+                    "type": ["object", "null"],
+                    "description": "Variables the policy's allowed_environment lets through.",
+                    "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                    "additionalProperties": {"type": "string"},
+                },
+                "default_url": {
+                    "type": ["string", "null"],
+                    "description": "The path the session opens on, e.g. /lab.",
+                    "maxLength": 2048,
+                    "pattern": "^/",
+                },
+            },
+        },
+        "Health": {
+            "type": "object",
+            "description": "The daemon's own report; its keys belong to hostd.sessions.",
+        },
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the app that api.daemon.build_daemon_app makes."""
+    session = _ref("Session")
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "hostd local API",
+            "version": "1",
+            "description": (
+                "JupyterLab sessions, one transient systemd unit per user, over the Unix socket "
+                "of hostd. Every route needs a peer that is root or in the daemon's group "
+                "(SO_PEERCRED); every error body is an Error."
+            ),
+        },
+        "paths": {
+            "/v1/sessions": {
+                "get": {
+                    "operationId": "listSessions",
+                    "summary": "Every session hostd knows of.",
+                    "responses": {
+                        "200": _json(_ref("SessionList"), "The sessions."),
+                        **_errors(*_ANY, 503),
+                    },
+                }
+            },
+            "/v1/sessions/{user}": {
+                "parameters": [_USER_PARAMETER],
+                "post": {
+                    "operationId": "startSession",
+                    "summary": "Start a user's session (idempotent).",
+                    "parameters": [
+                        _boolean_query(
+                            "wait", True, "Answer once the server answers or has failed."
+                        )
+                    ],
+                    "requestBody": {
+                        "required": False,
+                        "description": "Options; an empty body takes every default.",
+                        "content": {"application/json": {"schema": _ref("StartOptions")}},
+                    },
+                    "responses": {
+                        "201": _json(session, "Started."),
+                        "200": _json(session, "It was already running."),
+                        **_errors(*_USER, 400, 409, 429, 502),
+                    },
+                },
+                "delete": {
+                    "operationId": "stopSession",
+                    "summary": "Stop a user's session (idempotent).",
+                    "responses": {
+                        "200": _json(session, "The final state."),
+                        **_errors(*_USER, 409),
+                    },
+                },
+                "get": {
+                    "operationId": "getSession",
+                    "summary": "One user's session.",
+                    "responses": {"200": _json(session, "The session."), **_errors(*_USER)},
+                },
+            },
+            "/v1/sessions/{user}/logs": {
+                "parameters": [_USER_PARAMETER],
+                "get": {
+                    "operationId": "sessionLogs",
+                    "summary": "A session's last log lines, or a stream of them (follow).",
+                    "parameters": [
+                        {
+                            "name": "lines",
+                            "in": "query",
+                            "required": False,
+                            "description": "How many of the last lines (not with follow).",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": LINES_MAX,
+                                "default": LINES_DEFAULT,
+                            },
+                        },
+                        _boolean_query(
+                            "follow",
+                            False,
+                            "Stream lines as they come, as NDJSON, until the client leaves.",
+                        ),
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "required": False,
+                            "description": "With follow: start after this line's cursor.",
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": (
+                                "Without follow, a LogLines object. With follow, "
+                                "application/x-ndjson: one LogLine per line; if the daemon "
+                                "fails after the stream began, a StreamError line ends it."
+                            ),
+                            "content": {
+                                "application/json": {"schema": _ref("LogLines")},
+                                "application/x-ndjson": {
+                                    "schema": {"oneOf": [_ref("LogLine"), _ref("StreamError")]}
+                                },
+                            },
+                        },
+                        **_errors(*_USER),
+                    },
+                },
+            },
+            "/v1/health": {
+                "get": {
+                    "operationId": "health",
+                    "summary": "Whether the daemon and systemd answer.",
+                    "responses": {
+                        "200": _json(_ref("Health"), "The report."),
+                        **_errors(*_ANY, 503),
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document.",
+                    "responses": {
+                        "200": _json({"type": "object"}, "OpenAPI 3.1."),
+                        **_errors(*_ANY),
+                    },
+                }
+            },
+        },
+        "components": {"schemas": _schemas()},
+    }

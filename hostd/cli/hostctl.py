@@ -1,0 +1,319 @@
+"""hostctl: the admin's command line for the daemon's local API (a thin HostdClient caller).
+
+It parses arguments, calls api.client.HostdClient, and formats what comes back; the formatting
+helpers are small pure functions. Exit status: 0 ok, 1 an error from the API, 2 a usage error,
+3 the daemon cannot be reached, 130 interrupted. Never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from contextlib import aclosing
+from datetime import datetime
+from typing import Any, Final, TextIO
+
+from api.client import DEFAULT_SOCKET, DaemonUnreachable, HostdClient, StartResult
+from hostd.errors import HostdError, SpawnFailed
+from hostd.model import LogLine, SessionView
+
+__all__ = [
+    "EXIT_API_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
+    "build_parser",
+    "describe_error",
+    "describe_start",
+    "describe_stop",
+    "format_cpu",
+    "format_size",
+    "format_table",
+    "format_time",
+    "main",
+    "session_rows",
+]
+
+EXIT_OK: Final = 0
+EXIT_API_ERROR: Final = 1
+EXIT_USAGE: Final = 2  # argparse's own
+EXIT_UNREACHABLE: Final = 3
+EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, as shells report it
+
+SOCKET_ENV: Final = "HOSTD_SOCKET"
+UNREACHABLE_HINT: Final = "is hostd running? systemctl status hostd.socket"
+TABLE_COLUMNS: Final = (
+    "USER",
+    "STATE",
+    "UNIT",
+    "URL",
+    "MEM LIMIT",
+    "CPU LIMIT",
+    "STARTED",
+    "RESULT",
+)
+NONE: Final = "-"
+_SIZE_UNITS = ("B", "K", "M", "G", "T", "P", "E")
+
+
+# -- formatting ---------------------------------------------------------------------------
+
+
+def format_size(size: int | None) -> str:
+    """Bytes for people, base 1024 like systemctl: 512B, 1.5K, 2.0G; "-" for none."""
+    if size is None:
+        return NONE
+    if size < 1024:
+        return f"{size}B"
+    value = float(size)
+    for unit in _SIZE_UNITS[1:]:
+        value /= 1024
+        if value < 1024 or unit == _SIZE_UNITS[-1]:
+            return f"{value:.1f}{unit}"
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def format_cpu(cores: float | None) -> str:
+    """Cores as given (1, 1.5, 0.25); "-" for none."""
+    return NONE if cores is None else f"{cores:g}"
+
+
+def format_time(moment: datetime | None) -> str:
+    """A start time to the second, in local time when the zone is known; "-" for none."""
+    if moment is None:
+        return NONE
+    if moment.tzinfo is not None:
+        moment = moment.astimezone()
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def session_rows(sessions: Sequence[SessionView]) -> list[tuple[str, ...]]:
+    """One row of TABLE_COLUMNS per session."""
+    return [
+        (
+            session.user,
+            session.state,
+            session.unit,
+            session.url or NONE,
+            format_size(session.limits.mem_limit_bytes if session.limits else None),
+            format_cpu(session.limits.cpu_limit if session.limits else None),
+            format_time(session.started_at),
+            session.result or NONE,
+        )
+        for session in sessions
+    ]
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns two spaces apart, without trailing blanks."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    )
+
+
+def describe_start(result: StartResult) -> str:
+    session = result.session
+    verb = "started" if result.created else "already running:"
+    where = f" at {session.url}" if session.url else ""
+    return f"{verb} {session.user} ({session.unit}), {session.state}{where}"
+
+
+def describe_stop(session: SessionView) -> str:
+    result = f", result {session.result}" if session.result else ""
+    return f"stopped {session.user} ({session.unit}), {session.state}{result}"
+
+
+def describe_error(error: HostdError) -> list[str]:
+    """The lines hostctl prints to stderr for an error: message and code, then evidence."""
+    lines = [f"hostctl: {error.message} [{error.code}]"]
+    if isinstance(error, SpawnFailed):
+        result, status = error.details.get("result"), error.details.get("exit_status")
+        if result is not None or status is not None:
+            shown = NONE if status is None else status
+            lines.append(f"  result: {result or NONE}, exit status: {shown}")
+        log = error.details.get("log")
+        if isinstance(log, list) and log:
+            lines.append("  last log lines:")
+            lines.extend(f"    {line}" for line in log)
+    if isinstance(error, DaemonUnreachable):
+        lines.append(f"hostctl: {UNREACHABLE_HINT}")
+    return lines
+
+
+def _print_json(data: Any, out: TextIO) -> None:
+    print(json.dumps(data, indent=2), file=out)
+
+
+# -- arguments ----------------------------------------------------------------------------
+
+
+def _cores(text: str) -> float:
+    try:
+        cores = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of cores: {text!r}") from None
+    if not math.isfinite(cores):
+        raise argparse.ArgumentTypeError(f"not a number of cores: {text!r}")
+    return cores
+
+
+def _variable(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, not {text!r}")
+    return name, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hostctl", description="Manage JupyterLab sessions through hostd's local API."
+    )
+    parser.add_argument(
+        "--socket",
+        metavar="PATH",
+        help=f"the daemon's socket (default: ${SOCKET_ENV} or {DEFAULT_SOCKET})",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    start = commands.add_parser("start", help="start a user's session")
+    start.add_argument("user", metavar="USER")
+    start.add_argument("--mem", metavar="SIZE", help="memory limit: bytes or 512M, 2G, ...")
+    start.add_argument("--cpu", metavar="CORES", type=_cores, help="CPU limit in cores: 1.5")
+    start.add_argument(
+        "--env",
+        metavar="K=V",
+        type=_variable,
+        action="append",
+        default=[],
+        help="an environment variable for the session (repeatable)",
+    )
+    start.add_argument("--default-url", metavar="PATH", help="the path it opens on: /lab")
+    start.add_argument(
+        "--no-wait", action="store_true", help="answer at once, not when the server answers"
+    )
+    start.add_argument("--json", action="store_true", help="print the API's JSON")
+
+    stop = commands.add_parser("stop", help="stop a user's session")
+    stop.add_argument("user", metavar="USER")
+    stop.add_argument("--json", action="store_true", help="print the API's JSON")
+
+    status = commands.add_parser("status", help="show every session, or one user's")
+    status.add_argument("user", metavar="USER", nargs="?")
+    status.add_argument("--json", action="store_true", help="print the API's JSON")
+
+    logs = commands.add_parser("logs", help="print a session's log")
+    logs.add_argument("user", metavar="USER")
+    logs.add_argument("-n", "--lines", metavar="N", type=int, default=100, help="default 100")
+    logs.add_argument("-f", "--follow", action="store_true", help="follow until Ctrl-C")
+    return parser
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+async def _start(client: HostdClient, args: argparse.Namespace, out: TextIO) -> None:
+    result = await client.start(
+        args.user,
+        mem_limit=args.mem,
+        cpu_limit=args.cpu,
+        environment=dict(args.env) or None,
+        default_url=args.default_url,
+        wait=not args.no_wait,
+    )
+    if args.json:
+        _print_json(result.session.to_dict(), out)
+    else:
+        print(describe_start(result), file=out)
+
+
+async def _stop(client: HostdClient, args: argparse.Namespace, out: TextIO) -> None:
+    session = await client.stop(args.user)
+    if args.json:
+        _print_json(session.to_dict(), out)
+    else:
+        print(describe_stop(session), file=out)
+
+
+async def _status(client: HostdClient, args: argparse.Namespace, out: TextIO) -> None:
+    if args.user is not None:
+        session = await client.get(args.user)
+        if args.json:
+            _print_json(session.to_dict(), out)
+        else:
+            print(format_table(TABLE_COLUMNS, session_rows([session])), file=out)
+        return
+    sessions = await client.list()
+    if args.json:
+        _print_json({"sessions": [session.to_dict() for session in sessions]}, out)
+    elif sessions:
+        print(format_table(TABLE_COLUMNS, session_rows(sessions)), file=out)
+    else:
+        print("no sessions", file=out)
+
+
+def _print_line(line: LogLine, out: TextIO) -> None:
+    print(line.message, file=out, flush=True)
+
+
+async def _logs(client: HostdClient, args: argparse.Namespace, out: TextIO) -> None:
+    if not args.follow:
+        for line in await client.logs(args.user, lines=args.lines):
+            _print_line(line, out)
+        return
+    async with aclosing(client.follow(args.user)) as lines:
+        async for line in lines:
+            _print_line(line, out)
+
+
+_COMMANDS: Final[
+    Mapping[str, Callable[[HostdClient, argparse.Namespace, TextIO], Coroutine[Any, Any, None]]]
+] = {"start": _start, "stop": _stop, "status": _status, "logs": _logs}
+
+
+async def _run(args: argparse.Namespace, socket_path: str, out: TextIO) -> None:
+    async with HostdClient(socket_path) as client:
+        await _COMMANDS[args.command](client, args, out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run hostctl with ``argv`` (default: sys.argv[1:]); return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    socket_path = args.socket or os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET
+    try:
+        asyncio.run(_run(args, socket_path, sys.stdout))
+    except KeyboardInterrupt:
+        # Ctrl-C is how a follow ends; anything else it stops was interrupted.
+        return EXIT_OK if args.command == "logs" and args.follow else EXIT_INTERRUPTED
+    except DaemonUnreachable as exc:
+        print("\n".join(describe_error(exc)), file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except HostdError as exc:
+        print("\n".join(describe_error(exc)), file=sys.stderr)
+        return EXIT_API_ERROR
+    except BrokenPipeError:
+        # stdout closed early (hostctl logs -f | head): not an error. Point it at /dev/null
+        # so the interpreter's last flush does not fail again.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as exc:
+        print(f"hostctl: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_API_ERROR
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""A SessionService in memory, for the API's tests; and helpers to serve an app to them.
+
+The fake keeps sessions and log lines in dicts, records every call, and raises what a test puts
+in ``fail`` (method name -> exception). Authorisation: no peer is refused, uid 0 is
+privileged, uids in ``allowed_uids`` are callers, anyone else is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.daemon import PEER_SCOPE_KEY
+from hostd.errors import PermissionDenied, SessionNotFound, UnknownUser
+from hostd.model import (
+    Caller,
+    Limits,
+    LogLine,
+    PeerCredentials,
+    SessionService,
+    SessionView,
+    StartOutcome,
+)
+from units import SessionRequest, unit_name_for, validate_username
+
+ROOT = PeerCredentials(pid=100, uid=0, gid=0)
+MEMBER_UID = 1000
+MEMBER = PeerCredentials(pid=101, uid=MEMBER_UID, gid=1000)
+STRANGER = PeerCredentials(pid=102, uid=2000, gid=2000)
+STARTED_AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def log_lines(user: str, count: int) -> list[LogLine]:
+    return [
+        LogLine(
+            cursor=f"{user}-{i}",
+            timestamp=STARTED_AT + timedelta(seconds=i),
+            message=f"{user} line {i}",
+            priority=6,
+        )
+        for i in range(count)
+    ]
+
+
+class FakeSessionService:
+    """hostd.model.SessionService in memory."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to no sessions, no calls, no failures."""
+        self.users = {"alice", "bob", "carol"}
+        self.allowed_uids = {MEMBER_UID}
+        self.sessions: dict[str, SessionView] = {}
+        self.journal: dict[str, list[LogLine]] = {}
+        self.calls: list[tuple[Any, ...]] = []
+        self.fail: dict[str, BaseException] = {}
+        # follow: wait before the first line, raise after the lines, or wait forever.
+        self.follow_delay_s = 0.0
+        self.follow_error: BaseException | None = None
+        self.follow_forever = False
+        self.followers_open = 0
+        self.followers_closed = 0
+
+    def _check(self, method: str) -> None:
+        error = self.fail.get(method)
+        if error is not None:
+            raise error
+
+    def _known(self, user: str) -> None:
+        validate_username(user)
+        if user not in self.users:
+            raise UnknownUser(f"no account named {user!r}")
+
+    def add_session(self, user: str, *, lines: int = 3, **changes: Any) -> SessionView:
+        self.users.add(user)
+        view = SessionView(
+            user=user,
+            unit=unit_name_for(user),
+            state="running",
+            started_at=STARTED_AT,
+            url=f"http://127.0.0.1:8900/user/{user}/",
+            limits=Limits(mem_limit_bytes=2 * 1024**3, cpu_limit=1.5),
+        )
+        self.sessions[user] = replace(view, **changes)
+        self.journal[user] = log_lines(user, lines)
+        return self.sessions[user]
+
+    def authorize(self, peer: PeerCredentials | None) -> Caller:
+        self.calls.append(("authorize", peer))
+        self._check("authorize")
+        if peer is None:
+            raise PermissionDenied("no peer credentials on this connection")
+        if peer.uid == 0:
+            return Caller(uid=0, name="root", privileged=True)
+        if peer.uid in self.allowed_uids:
+            return Caller(uid=peer.uid, name=f"uid{peer.uid}", privileged=False)
+        raise PermissionDenied(f"uid {peer.uid} may not use hostd")
+
+    async def start(
+        self, user: str, request: SessionRequest, *, caller: Caller, wait: bool = True
+    ) -> StartOutcome:
+        self.calls.append(("start", user, request, caller, wait))
+        self._check("start")
+        self._known(user)
+        existing = self.sessions.get(user)
+        if existing is not None and existing.state in ("starting", "running"):
+            return StartOutcome(session=existing, created=False)
+        view = SessionView(
+            user=user,
+            unit=unit_name_for(user),
+            state="running" if wait else "starting",
+            started_at=STARTED_AT,
+            url=f"http://127.0.0.1:8901/user/{user}/",
+            limits=Limits(mem_limit_bytes=request.mem_limit, cpu_limit=request.cpu_limit),
+        )
+        self.sessions[user] = view
+        self.journal.setdefault(user, [])
+        return StartOutcome(session=view, created=True)
+
+    async def stop(self, user: str, *, caller: Caller) -> SessionView:
+        self.calls.append(("stop", user, caller))
+        self._check("stop")
+        view = await self.get(user)
+        stopped = replace(view, state="stopped", result="success", url=None)
+        self.sessions[user] = stopped
+        return stopped
+
+    async def get(self, user: str) -> SessionView:
+        self.calls.append(("get", user))
+        self._check("get")
+        self._known(user)
+        try:
+            return self.sessions[user]
+        except KeyError:
+            raise SessionNotFound(f"{user} has no session") from None
+
+    async def list(self) -> builtins.list[SessionView]:
+        self.calls.append(("list",))
+        self._check("list")
+        return [self.sessions[user] for user in sorted(self.sessions)]
+
+    async def logs(self, user: str, *, lines: int) -> builtins.list[LogLine]:
+        self.calls.append(("logs", user, lines))
+        self._check("logs")
+        await self.get(user)
+        return self.journal[user][-lines:]
+
+    async def follow(self, user: str, *, cursor: str | None) -> AsyncIterator[LogLine]:
+        self.calls.append(("follow", user, cursor))
+        self.followers_open += 1
+        try:
+            if self.follow_delay_s:
+                await asyncio.sleep(self.follow_delay_s)
+            self._check("follow")
+            await self.get(user)
+            lines = self.journal[user]
+            if cursor is not None:
+                after = [line.cursor for line in lines].index(cursor) + 1
+                lines = lines[after:]
+            for line in lines:
+                yield line
+            if self.follow_error is not None:
+                raise self.follow_error
+            if self.follow_forever:
+                await asyncio.Event().wait()
+        finally:
+            self.followers_closed += 1
+
+    async def health(self) -> dict[str, Any]:
+        self.calls.append(("health",))
+        self._check("health")
+        return {"status": "ok", "sessions": len(self.sessions)}
+
+
+_check_protocol: type[SessionService] = FakeSessionService
+
+
+def with_peer(app: ASGIApp, peer: PeerCredentials | None) -> ASGIApp:
+    """The app as a server that read SO_PEERCRED would call it: peer in scope["hostd.peer"]."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if peer is not None and scope["type"] in ("http", "websocket"):
+            scope = {**scope, PEER_SCOPE_KEY: peer}
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+def _config(app: ASGIApp, socket_path: Path) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        uds=str(socket_path),
+        lifespan="off",
+        http="h11",
+        ws="none",
+        log_config=None,  # leave the test run's logging alone
+        access_log=False,
+        timeout_graceful_shutdown=2,
+    )
+
+
+@contextlib.asynccontextmanager
+async def serving(app: ASGIApp, socket_path: Path) -> AsyncIterator[uvicorn.Server]:
+    """Real uvicorn on a Unix socket, in the running event loop."""
+    server = uvicorn.Server(_config(app, socket_path))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("uvicorn did not start")
+        await asyncio.sleep(0.005)
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=5)
+
+
+@contextlib.contextmanager
+def serving_in_thread(app: ASGIApp, socket_path: Path) -> Iterator[uvicorn.Server]:
+    """Real uvicorn on a Unix socket, in a thread of its own (for code that runs asyncio.run)."""
+    server = uvicorn.Server(_config(app, socket_path))
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.005)
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)

@@ -1,0 +1,154 @@
+"""api.errors: the one table from hostd.errors to HTTP statuses, and its reverse."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from api.errors import (
+    ERROR_BY_CODE,
+    HTTP_CODES,
+    STATUS_BY_ERROR,
+    all_codes,
+    error_from_wire,
+    error_response,
+    http_error_response,
+    status_for,
+)
+from hostd import errors
+from hostd.errors import (
+    CapacityExceeded,
+    ConfigError,
+    HostdError,
+    InvalidInput,
+    InvalidName,
+    InvalidOption,
+    InvalidPath,
+    InvalidSize,
+    PermissionDenied,
+    SessionConflict,
+    SessionNotFound,
+    SpawnFailed,
+    SystemdUnavailable,
+    UnknownDirective,
+    UnknownUser,
+    UserRefused,
+)
+
+ERROR_CLASSES = [getattr(errors, name) for name in errors.__all__]
+
+EXPECTED_STATUS = {
+    InvalidInput: 422,
+    InvalidName: 422,
+    InvalidPath: 422,
+    InvalidSize: 422,
+    InvalidOption: 422,
+    UnknownDirective: 422,
+    PermissionDenied: 403,
+    UserRefused: 403,
+    UnknownUser: 404,
+    SessionNotFound: 404,
+    SessionConflict: 409,
+    CapacityExceeded: 429,
+    SpawnFailed: 502,
+    SystemdUnavailable: 503,
+    ConfigError: 500,
+    HostdError: 500,
+}
+
+
+def test_every_class_of_the_tree_has_the_status_the_table_says() -> None:
+    assert set(ERROR_CLASSES) == set(EXPECTED_STATUS)
+    for cls, status in EXPECTED_STATUS.items():
+        assert status_for(cls) == status, cls
+
+
+def test_lookup_walks_the_mro() -> None:
+    class Busy(SessionConflict):
+        code = "busy"
+
+    class Odd(InvalidName):
+        pass
+
+    assert status_for(Busy) == 409
+    assert status_for(Busy("x")) == 409
+    assert status_for(Odd("x")) == 422
+    assert Busy not in STATUS_BY_ERROR
+
+
+def test_codes_map_back_to_their_classes() -> None:
+    assert len({cls.code for cls in ERROR_CLASSES}) == len(ERROR_CLASSES)
+    assert dict(ERROR_BY_CODE) == {cls.code: cls for cls in ERROR_CLASSES}
+
+
+def test_http_codes_are_apart_from_domain_codes_but_not_found() -> None:
+    # "not-found" is shared on purpose: an unknown route and a missing session both mean
+    # "nothing there" to a client.
+    assert set(HTTP_CODES.values()) & set(ERROR_BY_CODE) == {"not-found"}
+    assert all_codes() == sorted(set(ERROR_BY_CODE) | set(HTTP_CODES.values()))
+    assert {"bad-request", "method-not-allowed", "internal"} <= set(all_codes())
+
+
+@pytest.mark.parametrize("cls", ERROR_CLASSES, ids=lambda cls: cls.__name__)
+def test_error_response_and_back(cls: type[HostdError]) -> None:
+    if cls is CapacityExceeded:
+        error: HostdError = CapacityExceeded("full", retry_after_s=12)
+    elif cls is ConfigError:
+        error = ConfigError([("mem_limit", "invalid size"), ("cmd", "must name a program")])
+    else:
+        error = cls("something went wrong", details={"why": ["a", "b"]})
+    response = error_response(error)
+    assert response.status_code == EXPECTED_STATUS[cls]
+    assert response.headers["content-type"] == "application/json"
+    body = json.loads(bytes(response.body))
+    assert body == error.to_dict()
+
+    back = error_from_wire(body["code"], body["message"], body.get("details"))
+    assert type(back) is cls
+    assert (back.code, back.message, back.details, str(back)) == (
+        error.code,
+        error.message,
+        error.details,
+        str(error),
+    )
+
+
+def test_capacity_answers_retry_after_and_keeps_it_on_the_way_back() -> None:
+    response = error_response(CapacityExceeded("full", retry_after_s=90))
+    assert response.headers["retry-after"] == "90"
+    back = error_from_wire("capacity", "full", {"retry_after_s": 90})
+    assert isinstance(back, CapacityExceeded) and back.retry_after_s == 90
+
+
+@pytest.mark.parametrize("details", [None, {}, {"retry_after_s": "soon"}, {"retry_after_s": True}])
+def test_capacity_without_a_usable_retry_after_gets_the_default(
+    details: dict[str, object] | None,
+) -> None:
+    back = error_from_wire("capacity", "full", details)
+    assert isinstance(back, CapacityExceeded) and back.retry_after_s == 30
+
+
+def test_an_unknown_code_is_a_hostd_error_that_keeps_the_code() -> None:
+    back = error_from_wire("internal", "internal error; see the daemon's journal")
+    assert type(back) is HostdError
+    assert back.code == "internal"
+    assert back.to_dict() == {
+        "code": "internal",
+        "message": "internal error; see the daemon's journal",
+    }
+    assert HostdError.code == "error"  # the class is untouched
+    later = error_from_wire("quota-exceeded", "a newer daemon's error", {"n": 1})
+    assert (type(later), later.code, later.details) == (HostdError, "quota-exceeded", {"n": 1})
+
+
+def test_http_error_response() -> None:
+    response = http_error_response(
+        405, "method-not-allowed", "PUT is not allowed", headers={"Allow": "GET"}
+    )
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET"
+    assert json.loads(bytes(response.body)) == {
+        "code": "method-not-allowed",
+        "message": "PUT is not allowed",
+    }
