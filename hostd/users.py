@@ -20,7 +20,17 @@ from units import UserInfo, validate_username
 __all__ = ["group_members_gid", "lookup_user", "name_for_uid", "user_in_group"]
 
 
-def lookup_user(name: str, *, min_uid: int, allowed_groups: tuple[str, ...] = ()) -> UserInfo:
+# nobody (65534) and the overflow ids above UID_MAX are system accounts too (login.defs(5)).
+DEFAULT_MAX_UID = 60000
+
+
+def lookup_user(
+    name: str,
+    *,
+    min_uid: int,
+    allowed_groups: tuple[str, ...] = (),
+    max_uid: int = DEFAULT_MAX_UID,
+) -> UserInfo:
     """The account that may have a session under this name, or the error saying why not.
 
     Raises InvalidName for a name that fails validation (before any lookup), UnknownUser if
@@ -42,6 +52,10 @@ def lookup_user(name: str, *, min_uid: int, allowed_groups: tuple[str, ...] = ()
     if entry.pw_uid < min_uid:
         raise UserRefused(
             f"{user!r} is a system account (uid {entry.pw_uid} is below min_uid {min_uid})"
+        )
+    if entry.pw_uid > max_uid:
+        raise UserRefused(
+            f"{user!r} is a system account (uid {entry.pw_uid} is above UID_MAX {max_uid})"
         )
     if allowed_groups and not any(_is_member(entry, group) for group in allowed_groups):
         raise UserRefused(

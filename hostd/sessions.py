@@ -1,0 +1,450 @@
+"""Sessions: one transient systemd unit per user (host layer; implements SessionService).
+
+State lives in systemd: every answer about a session is read from its unit (one GetAll), so a
+daemon killed with -9 loses nothing; on start-up it lists ``jupyter-*.service`` and carries on.
+The store keeps history (who, when, limits, how it ended). What lives only in memory is cheap
+to rebuild: the port each running session holds (also in the unit's HOSTD_PORT) and a lock
+per user, so a start and a stop of the same user never interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import secrets
+import shutil
+import socket
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from hostd import journal
+from hostd.config import Config
+from hostd.errors import (
+    CapacityExceeded,
+    PermissionDenied,
+    SessionConflict,
+    SessionNotFound,
+    SpawnFailed,
+)
+from hostd.failures import describe_end, exit_kind
+from hostd.model import (
+    Caller,
+    Limits,
+    LogLine,
+    PeerCredentials,
+    SessionState,
+    SessionView,
+    StartOutcome,
+)
+from hostd.store import SessionRecord, Store, now
+from hostd.systemd import SystemdClient, UnitStatus
+from hostd.users import lookup_user, name_for_uid, user_in_group
+from units import (
+    UNIT_PREFIX,
+    UNIT_SUFFIX,
+    Property,
+    SessionRequest,
+    UnitSpec,
+    build_unit,
+    unit_name_for,
+    user_for_unit_name,
+    validate_username,
+)
+
+log = logging.getLogger(__name__)
+
+TOKEN_CREDENTIAL = "jupyter-token"
+READY_POLL_S = 0.02  # how often a starting session's port is tried
+STATE_POLL_S = 0.1  # how often its unit is read meanwhile (a failure shows within this)
+REAP_INTERVAL_S = 2.0  # how often ended sessions are recorded and their leftovers removed
+FAILURE_LOG_LINES = 20
+ACTIVE = ("active", "activating", "reloading")
+ENDED = ("inactive", "failed")
+
+
+def credentials_path(unit: str) -> str:
+    """Where systemd puts a system service's credentials (systemd.exec(5), Credentials)."""
+    return f"/run/credentials/{unit}/{TOKEN_CREDENTIAL}"
+
+
+class SessionManager:
+    """The daemon's SessionService. Create with ``await SessionManager.create(config)``."""
+
+    def __init__(self, config: Config, systemd: SystemdClient, store: Store) -> None:
+        self.config = config
+        self.systemd = systemd
+        self.store = store
+        self._ports: dict[str, int] = {}  # user -> port of a session that is not over
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._records: dict[str, int] = {}  # user -> store id of the session not yet ended
+        self._reaper: asyncio.Task[None] | None = None
+        self._credentials = config.daemon.runtime_dir / "credentials"
+
+    @classmethod
+    async def create(cls, config: Config) -> SessionManager:
+        systemd = await SystemdClient.connect()
+        store = await asyncio.to_thread(Store.open, config.daemon.state_dir / "hostd.sqlite")
+        manager = cls(config, systemd, store)
+        await manager.reattach()
+        manager._reaper = asyncio.create_task(manager._reap_forever())
+        return manager
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        await self.systemd.close()
+        await asyncio.to_thread(self.store.close)
+
+    # -- SessionService -------------------------------------------------------------------
+
+    def authorize(self, peer: PeerCredentials | None) -> Caller:
+        if peer is None:
+            raise PermissionDenied("no peer credentials: connect over the daemon's Unix socket")
+        if peer.uid == 0:
+            return Caller(uid=0, name="root", privileged=True)
+        group = self.config.daemon.socket_group
+        if user_in_group(peer.uid, group):
+            return Caller(uid=peer.uid, name=name_for_uid(peer.uid), privileged=False)
+        raise PermissionDenied(f"uid {peer.uid} is neither root nor in group {group!r}")
+
+    async def start(
+        self, user: str, request: SessionRequest, *, caller: Caller, wait: bool = True
+    ) -> StartOutcome:
+        daemon = self.config.daemon
+        info = await asyncio.to_thread(
+            lookup_user, user, min_uid=daemon.resolved_min_uid,
+            allowed_groups=daemon.allowed_groups,
+        )  # fmt: skip
+        name = info.name
+        unit = unit_name_for(name)
+        async with self._locks[name]:
+            status = await self.systemd.unit_status(unit)
+            if status is not None and status.active_state in ACTIVE:
+                view = await self._view(name, status)
+                if wait and view.state == "starting":
+                    view = await self._wait_ready(name, unit, self._deadline())
+                return StartOutcome(view, created=False)
+            if status is not None and status.active_state == "deactivating":
+                raise SessionConflict(f"the session of {name} is stopping; start it again shortly")
+            if status is not None:  # ended but still loaded (our AddRef): free the name
+                await self._finish(name, unit, status, reason="ended")
+            port = self._allocate_port(name)
+            token_file = self._write_token(unit)
+            base_url = daemon.base_url_for(name)
+            try:
+                spec = build_unit(
+                    self.config.session, info, request, port=port, base_url=base_url,
+                    credentials={TOKEN_CREDENTIAL: str(token_file)},
+                    privileged=caller.privileged,
+                    hostd_environment={"HOSTD_PORT": str(port),
+                                       "JUPYTER_TOKEN_FILE": credentials_path(unit)},
+                )  # fmt: skip
+            except Exception:
+                self._release(name, unit)
+                raise
+            # AddRef keeps the unit loaded after it ends, while our bus connection lives, so its
+            # Result can be read before systemd collects it (SYSTEMD-NOTES.md).
+            spec = UnitSpec(spec.name, (*spec.properties, Property("AddRef", "b", True)))
+            record = await asyncio.to_thread(self.store.add, SessionRecord(
+                user=name, unit=unit, port=port, started_at=now(),
+                mem_limit_bytes=_prop(spec, "MemoryMax"),
+                cpu_limit=_cpu(_prop(spec, "CPUQuotaPerSecUSec")),
+                started_by_uid=caller.uid,
+            ))  # fmt: skip
+            assert record.id is not None
+            self._records[name] = record.id
+            log.info("starting %s for %s on port %d", unit, name, port,
+                     extra={"HOSTD_USER": name, "UNIT": unit})  # fmt: skip
+            try:
+                job = await self.systemd.start_unit(spec)
+            except Exception:
+                await self._abandon(name, unit, reason="systemd refused the unit")
+                raise
+            if job != "done":
+                raise await self._start_failed(name, unit, f"systemd's start job ended '{job}'")
+            if not wait:
+                status = await self.systemd.unit_status(unit)
+                return StartOutcome(await self._view(name, status), created=True)
+            return StartOutcome(await self._wait_ready(name, unit, self._deadline()), created=True)
+
+    async def stop(self, user: str, *, caller: Caller) -> SessionView:
+        # No account lookup: the session of a deleted account can still be stopped.
+        name = validate_username(user)
+        unit = unit_name_for(name)
+        async with self._locks[name]:
+            status = await self.systemd.unit_status(unit)
+            if status is not None and status.active_state not in ENDED:
+                started = time.monotonic()
+                await self.systemd.stop_unit(unit)
+                status = await self.systemd.unit_status(unit)
+                log.info("stopped %s in %.3f s", unit, time.monotonic() - started,
+                         extra={"HOSTD_USER": name, "UNIT": unit})  # fmt: skip
+                await self._finish(name, unit, status, reason=f"stopped by {caller.name}",
+                                   stopped=True)  # fmt: skip
+            elif status is not None:
+                await self._finish(name, unit, status, reason="ended")
+            else:
+                await self._finish(name, unit, None, reason="ended")
+            return await self._stored_view(name, unit)
+
+    async def get(self, user: str) -> SessionView:
+        name = validate_username(user)
+        unit = unit_name_for(name)
+        status = await self.systemd.unit_status(unit)
+        if status is not None and (status.active_state not in ENDED or name in self._records):
+            return await self._view(name, status)
+        view = await self._stored_view(name, unit)
+        if view.started_at is None:
+            raise SessionNotFound(f"{name} has no session")
+        return view
+
+    async def list(self) -> list[SessionView]:
+        statuses = await self.systemd.list_units(f"{UNIT_PREFIX}*{UNIT_SUFFIX}")
+        views = []
+        for status in statuses:
+            name = user_for_unit_name(status.name)
+            if name is not None:
+                views.append(await self._view(name, status))
+        return sorted(views, key=lambda v: v.user)
+
+    async def logs(self, user: str, *, lines: int) -> list[LogLine]:
+        return await journal.tail(unit_name_for(validate_username(user)), lines)
+
+    def follow(self, user: str, *, cursor: str | None) -> AsyncIterator[LogLine]:
+        return journal.follow(unit_name_for(validate_username(user)), cursor=cursor)
+
+    async def health(self) -> dict[str, Any]:
+        version = await self.systemd.version()
+        running = sum(1 for v in await self.list() if v.state in ("starting", "running"))
+        return {"status": "ok", "systemd": version, "sessions": running}
+
+    # -- reattach and reaping ---------------------------------------------------------------
+
+    async def reattach(self) -> None:
+        """Take over what systemd runs (after a restart or a kill -9) and tidy what ended."""
+        active: set[str] = set()
+        for status in await self.systemd.list_units(f"{UNIT_PREFIX}*{UNIT_SUFFIX}"):
+            name = user_for_unit_name(status.name)
+            if name is None or status.active_state in ENDED:
+                continue
+            active.add(status.name)
+            port = status.env("HOSTD_PORT")
+            if port and port.isdigit():
+                self._ports[name] = int(port)
+        for record in await asyncio.to_thread(self.store.open_records):
+            if record.unit in active and record.id is not None:
+                self._records[record.user] = record.id
+            elif record.id is not None:
+                await asyncio.to_thread(self.store.update, record.id, ended_at=now(),
+                                        state="stopped", reason="ended while hostd was down")  # fmt: skip
+        if self._credentials.is_dir():
+            for leftover in self._credentials.iterdir():
+                if leftover.name not in active:
+                    shutil.rmtree(leftover, ignore_errors=True)
+        log.info("reattached to %d running sessions", len(active))
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(REAP_INTERVAL_S)
+            try:
+                await self.reap()
+            except Exception:
+                log.exception("reaping ended sessions failed; trying again")
+
+    async def reap(self) -> None:
+        """Record sessions that ended on their own (crash, OOM kill) and free what they held."""
+        for name in list(self._records):
+            unit = unit_name_for(name)
+            if self._locks[name].locked():
+                continue
+            async with self._locks[name]:
+                status = await self.systemd.unit_status(unit)
+                if status is None or status.active_state in ENDED:
+                    await self._finish(name, unit, status, reason="ended")
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _deadline(self) -> float:
+        return time.monotonic() + self.config.daemon.start_timeout_s
+
+    async def _wait_ready(self, name: str, unit: str, deadline: float) -> SessionView:
+        """Until the session answers on its port, or its unit ends (reported at once)."""
+        port = self._ports.get(name)
+        next_state_check = 0.0
+        while True:
+            if port is not None and await _port_open(port):
+                status = await self.systemd.unit_status(unit)
+                if status is not None and status.active_state in ACTIVE:
+                    await self._mark(name, state="running", invocation_id=status.invocation_id)
+                    return await self._view(name, status, port_open=True)
+            if time.monotonic() >= next_state_check:
+                status = await self.systemd.unit_status(unit)
+                if status is None or status.active_state not in ACTIVE:
+                    raise await self._start_failed(name, unit, "the session ended while starting")
+                next_state_check = time.monotonic() + STATE_POLL_S
+            if time.monotonic() >= deadline:
+                await self.systemd.stop_unit(unit)
+                raise await self._start_failed(
+                    name, unit,
+                    f"the session did not answer on port {port} within "
+                    f"{self.config.daemon.start_timeout_s:g} s",
+                )  # fmt: skip
+            await asyncio.sleep(READY_POLL_S)
+
+    async def _start_failed(self, name: str, unit: str, why: str) -> SpawnFailed:
+        status = await self.systemd.unit_status(unit)
+        # The last lines the process printed reach journald a moment after it died.
+        await asyncio.sleep(0.2)
+        lines = [entry.message for entry in await journal.tail(unit, FAILURE_LOG_LINES)]
+        end = describe_end(status.result, status.exit_code, status.exit_status) if status else ""
+        details = {
+            "result": status.result if status else None,
+            "exit_status": status.exit_status if status else None,
+            "exit": exit_kind(status.exit_code) if status else None,
+            "log": lines,
+        }
+        await self._finish(name, unit, status, reason=f"failed to start: {why}", failed=True)
+        message = f"the session of {name} failed to start: {why}" + (f"; {end}" if end else "")
+        log.warning("%s", message, extra={"HOSTD_USER": name, "UNIT": unit})
+        return SpawnFailed(message, details=details)
+
+    async def _abandon(self, name: str, unit: str, *, reason: str) -> None:
+        await self._finish(name, unit, None, reason=reason, failed=True)
+
+    async def _finish(
+        self, name: str, unit: str, status: UnitStatus | None, *, reason: str,
+        stopped: bool = False, failed: bool = False,
+    ) -> None:  # fmt: skip
+        """Record the end, let systemd collect the unit, free the port and the token."""
+        record_id = self._records.pop(name, None)
+        if record_id is not None:
+            state = "failed" if failed or (status and status.result not in (None, "success")
+                                           and not stopped) else "stopped"  # fmt: skip
+            await asyncio.to_thread(
+                self.store.update, record_id, ended_at=now(), state=state, reason=reason,
+                result=status.result if status else None,
+                exit_status=status.exit_status if status else None,
+            )  # fmt: skip
+        if status is not None:
+            await self.systemd.unref(unit)
+            await self.systemd.reset_failed(unit)
+        self._release(name, unit)
+
+    def _release(self, name: str, unit: str) -> None:
+        self._ports.pop(name, None)
+        shutil.rmtree(self._credentials / unit, ignore_errors=True)
+
+    async def _mark(self, name: str, **changes: object) -> None:
+        record_id = self._records.get(name)
+        if record_id is not None:
+            await asyncio.to_thread(self.store.update, record_id, **changes)
+
+    def _allocate_port(self, name: str) -> int:
+        low, high = self.config.daemon.port_range
+        taken = set(self._ports.values())
+        candidates = [p for p in range(low, high + 1) if p not in taken]
+        random.shuffle(candidates)
+        for port in candidates[:200]:
+            if _port_free(port):
+                self._ports[name] = port
+                return port
+        raise CapacityExceeded(f"no free port in {low}-{high} for another session")
+
+    def _write_token(self, unit: str) -> Path:
+        """A fresh token in a root-only file; systemd hands it to the session as a credential."""
+        self._credentials.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory = self._credentials / unit
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(mode=0o700)
+        path = directory / TOKEN_CREDENTIAL
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o400)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+        return path
+
+    async def _view(
+        self, name: str, status: UnitStatus | None, *, port_open: bool | None = None
+    ) -> SessionView:
+        unit = unit_name_for(name)
+        if status is None:
+            return await self._stored_view(name, unit)
+        port_text = status.env("HOSTD_PORT")
+        port = int(port_text) if port_text and port_text.isdigit() else None
+        state: SessionState
+        if status.active_state in ("active", "reloading"):
+            if port_open is None:
+                port_open = port is not None and await _port_open(port)
+            state = "running" if port_open else "starting"
+        elif status.active_state == "activating":
+            state = "starting"
+        elif status.active_state == "deactivating":
+            state = "stopping"
+        elif status.active_state == "failed" or status.result not in (None, "success"):
+            state = "failed"
+        else:
+            state = "stopped"
+        url = (f"http://127.0.0.1:{port}{self.config.daemon.base_url_for(name)}"
+               if port is not None and state in ("starting", "running") else None)  # fmt: skip
+        ended = state in ("failed", "stopped")
+        return SessionView(
+            user=name, unit=unit, state=state,
+            result=status.result if ended else None,
+            exit_status=status.exit_status if ended else None,
+            started_at=status.active_since, url=url,
+            limits=Limits(status.memory_max, _cpu(status.cpu_quota_usec)),
+        )  # fmt: skip
+
+    async def _stored_view(self, name: str, unit: str) -> SessionView:
+        record = await asyncio.to_thread(self.store.last_for, name)
+        if record is None:
+            return SessionView(user=name, unit=unit, state="stopped")
+        state: SessionState = "failed" if record.state == "failed" else "stopped"
+        if record.ended_at is None:
+            state = "stopped"
+        return replace(
+            SessionView(user=name, unit=unit, state=state),
+            result=record.result, exit_status=record.exit_status,
+            started_at=record.started_at,
+            limits=Limits(record.mem_limit_bytes, record.cpu_limit),
+            details={"reason": record.reason} if record.reason else {},
+        )  # fmt: skip
+
+
+def _prop(spec: UnitSpec, name: str) -> int | None:
+    for prop in spec.properties:
+        if prop.name == name and isinstance(prop.value, int):
+            return prop.value
+    return None
+
+
+def _cpu(quota_usec: int | None) -> float | None:
+    return None if quota_usec is None else round(quota_usec / 1_000_000, 3)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+async def _port_open(port: int) -> bool:
+    try:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
