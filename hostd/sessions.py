@@ -69,11 +69,6 @@ ACTIVE = ("active", "activating", "reloading")
 ENDED = ("inactive", "failed")
 
 
-def credentials_path(unit: str) -> str:
-    """Where systemd puts a system service's credentials (systemd.exec(5), Credentials)."""
-    return f"/run/credentials/{unit}/{TOKEN_CREDENTIAL}"
-
-
 class SessionManager:
     """The daemon's SessionService. Create with ``await SessionManager.create(config)``."""
 
@@ -138,15 +133,14 @@ class SessionManager:
             if status is not None:  # ended but still loaded (our AddRef): free the name
                 await self._finish(name, unit, status, reason="ended")
             port = self._allocate_port(name)
-            token_file = self._write_token(unit)
+            token_file = self._write_token(unit, info.uid, info.gid)
             base_url = daemon.base_url_for(name)
             try:
                 spec = build_unit(
                     self.config.session, info, request, port=port, base_url=base_url,
-                    credentials={TOKEN_CREDENTIAL: str(token_file)},
                     privileged=caller.privileged,
                     hostd_environment={"HOSTD_PORT": str(port),
-                                       "JUPYTER_TOKEN_FILE": credentials_path(unit)},
+                                       "JUPYTER_TOKEN_FILE": str(token_file)},
                 )  # fmt: skip
             except Exception:
                 self._release(name, unit)
@@ -359,16 +353,23 @@ class SessionManager:
                 return port
         raise CapacityExceeded(f"no free port in {low}-{high} for another session")
 
-    def _write_token(self, unit: str) -> Path:
-        """A fresh token in a root-only file; systemd hands it to the session as a credential."""
-        self._credentials.mkdir(mode=0o700, parents=True, exist_ok=True)
+    def _write_token(self, unit: str, uid: int, gid: int) -> Path:
+        """A fresh token in a file only the session's user (and root) can read.
+
+        Not Environment= or argv: both are readable by every local user (D-Bus, ps;
+        GHSA-cg54-gpgr-4rm6). Not LoadCredential= either: inside the private systemd of the
+        test bed, credentials directories stay empty (seen with systemd 252, even for
+        SetCredential=), and a mechanism that cannot be proven here is not one we ship.
+        """
+        self._credentials.mkdir(mode=0o755, parents=True, exist_ok=True)
         directory = self._credentials / unit
         shutil.rmtree(directory, ignore_errors=True)
-        directory.mkdir(mode=0o700)
+        directory.mkdir(mode=0o755)  # root's; the file inside is the user's, 0400
         path = directory / TOKEN_CREDENTIAL
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o400)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(32))
+        os.chown(path, uid, gid)
         return path
 
     async def _view(

@@ -1,0 +1,186 @@
+"""Fixtures for the daemon's systemd tier: real users, a real hostd serving a real socket.
+
+Every test makes its own users (``useradd``) and its own daemon (config in tmp_path), and
+leaves nothing: sessions stopped, users removed, the daemon terminated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+VENV_BIN = Path(sys.executable).parent
+PROBE_SOURCE = Path(__file__).with_name("session_probe.py")
+SANDBOX = Path("/srv/hostd-test")  # readonly_paths in the test policy
+PROBE = Path("/opt/hostd-test/session_probe.py")  # readable by every user, unlike a checkout
+
+BASE_POLICY = f"""
+[session]
+cmd = ["/usr/bin/python3", "{PROBE}", "{{PORT}}"]
+mem_limit = "128M"
+cpu_limit = 0.5
+isolate_tmp = true
+isolate_devices = true
+disable_user_sudo = true
+readonly_paths = ["{SANDBOX}"]
+readwrite_paths = ["{SANDBOX}/rw"]
+"""
+
+
+def raw_request(sock_path: str, method: str, path: str, body: bytes = b"") -> tuple[int, Any]:
+    """HTTP/1.1 over the Unix socket with the standard library (runs as any user)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(60)
+        conn.connect(sock_path)
+        head = f"{method} {path} HTTP/1.1\r\nHost: hostd\r\nContent-Length: {len(body)}\r\n"
+        conn.sendall(head.encode() + b"Connection: close\r\n\r\n" + body)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    header, _, payload = data.partition(b"\r\n\r\n")
+    status = int(header.split()[1])
+    return status, json.loads(payload) if payload.strip() else None
+
+
+class Daemon:
+    def __init__(self, root: Path, policy: str) -> None:
+        self.root = root
+        # Not under tmp_path (0700): members of the group must be able to reach the socket.
+        # Nor the runtime directory: sessions have a private /tmp and must read their token.
+        self.socket = Path(f"/run/hostd-test-{uuid.uuid4().hex[:8]}/hostd.sock")
+        self.runtime = self.socket.parent / "run"
+        self.config = root / "hostd.toml"
+        self.config.write_text(
+            f'[daemon]\nsocket = "{self.socket}"\nstate_dir = "{root}/state"\n'
+            f'runtime_dir = "{self.runtime}"\nstart_timeout = 20\n' + policy
+        )
+        self.log = root / "hostd.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen([str(VENV_BIN / "hostd"), "serve", "--config",
+                                          str(self.config)], stdout=log, stderr=log)  # fmt: skip
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"hostd exited: {self.log.read_text()}")
+            if self.socket.exists():
+                try:
+                    if raw_request(str(self.socket), "GET", "/v1/health")[0] == 200:
+                        return
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        pytest.fail(f"hostd did not come up: {self.log.read_text()}")
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def terminate(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def hostctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(VENV_BIN / "hostctl"), "--socket", str(self.socket), *args],
+                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+
+    def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = b"" if body is None else json.dumps(body).encode()
+        return raw_request(str(self.socket), method, path, data)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sandbox_paths() -> Iterator[None]:
+    # Inside the testbed these land in the overlay; made once, removed at the end.
+    PROBE.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROBE_SOURCE, PROBE)
+    PROBE.chmod(0o755)
+    (SANDBOX / "rw").mkdir(parents=True, exist_ok=True)
+    for path in (SANDBOX, SANDBOX / "rw"):
+        path.chmod(0o777)  # writable by permission: only the sandbox can refuse a write
+    subprocess.run(["groupadd", "-f", "hostd"], check=True)
+    yield
+    shutil.rmtree(PROBE.parent, ignore_errors=True)
+    shutil.rmtree(SANDBOX, ignore_errors=True)
+
+
+@pytest.fixture
+def make_user() -> Iterator[Callable[..., str]]:
+    made: list[str] = []
+
+    def make(plan: dict[str, Any] | None = None, *, groups: str = "") -> str:
+        name = f"u{uuid.uuid4().hex[:8]}"
+        argv = ["useradd", "-m", "-s", "/bin/bash", name] + (["-G", groups] if groups else [])
+        subprocess.run(argv, check=True)
+        made.append(name)
+        if plan is not None:
+            write_plan(name, plan)
+        return name
+
+    yield make
+    for name in made:
+        subprocess.run(["systemctl", "stop", f"jupyter-{name}.service"], capture_output=True,
+                       check=False)  # fmt: skip
+        subprocess.run(["userdel", "-r", "-f", name], capture_output=True, check=False)
+
+
+def write_plan(user: str, plan: dict[str, Any]) -> None:
+    home = Path(f"/home/{user}")
+    path = home / ".hostd-probe.json"
+    path.write_text(json.dumps(plan))
+    shutil.chown(path, user, user)
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    started: list[Daemon] = []
+
+    def start(policy: str = BASE_POLICY) -> Daemon:
+        root = tmp_path / f"d{len(started)}"
+        root.mkdir()
+        d = Daemon(root, policy)
+        d.start()
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        d.terminate()
+        shutil.rmtree(d.socket.parent, ignore_errors=True)
+
+
+def unit_property(unit: str, prop: str) -> str:
+    out = subprocess.run(["systemctl", "show", unit, "-p", prop, "--value"], capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    return out.stdout.strip()
+
+
+def units_left(prefix: str = "jupyter-") -> list[str]:
+    out = subprocess.run(["systemctl", "list-units", "--all", "--plain", "--no-legend",
+                          f"{prefix}*"], capture_output=True, text=True, check=True)  # fmt: skip
+    return [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -1,0 +1,84 @@
+"""A session command for hostd's systemd-tier tests: it shows the sandbox from inside.
+
+Runs as the session's user, in place of JupyterLab: ``session_probe.py PORT``. At start it
+reads ~/.hostd-probe.json (written by the test) and may print a line, allocate memory or burn
+CPU; then it serves HTTP on 127.0.0.1:PORT, where GET /report answers what it sees.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+
+def attempt_write(path: str) -> str:
+    try:
+        Path(path).write_text("probe")
+    except OSError as exc:
+        return type(exc).__name__
+    return "ok"
+
+
+def report() -> dict[str, object]:
+    plan = load_plan()
+    found: dict[str, object] = {"uid": os.getuid(), "euid": os.geteuid(), "cwd": os.getcwd()}
+    found["tmp_write"] = attempt_write(plan.get("tmp_marker", "/tmp/probe-marker"))
+    found["dev"] = sorted(os.listdir("/dev"))
+    for key, path in plan.get("writes", {}).items():
+        found[key] = attempt_write(path)
+    if "suid" in plan:
+        out = subprocess.run([plan["suid"], "-u"], capture_output=True, text=True, check=False)
+        found["suid_euid"] = out.stdout.strip()
+    token = Path(os.environ.get("JUPYTER_TOKEN_FILE", "/nonexistent"))
+    try:
+        found["token_readable"] = bool(token.read_text())
+    except OSError:
+        found["token_readable"] = False
+    found["token_file_env"] = os.environ.get("JUPYTER_TOKEN_FILE")
+    return found
+
+
+def load_plan() -> dict[str, object]:
+    try:
+        return json.loads((Path.home() / ".hostd-probe.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = json.dumps(report() if self.path.endswith("/report") else {"ok": True}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def burn() -> None:
+    while True:
+        pass
+
+
+def main() -> None:
+    plan = load_plan()
+    if "print" in plan:
+        print(plan["print"], flush=True)
+    if plan.get("hog_mib"):
+        hog = b"x" * (int(plan["hog_mib"]) * 1024 * 1024)  # every page written: really charged
+        print(f"allocated {len(hog) >> 20} MiB", flush=True)
+    if plan.get("busy"):
+        threading.Thread(target=burn, daemon=True).start()
+    if plan.get("exit") is not None:
+        sys.exit(int(plan["exit"]))
+    HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+
+
+if __name__ == "__main__":
+    main()
