@@ -27,6 +27,7 @@ class Snapshot:
     testbed_cgroups: frozenset[str]
     foreign_namespaces: frozenset[str]
     testbed_processes: frozenset[str]
+    state_files: frozenset[str]
 
 
 def _namespaces(pid: str) -> tuple[str, ...]:
@@ -56,10 +57,14 @@ def snapshot() -> Snapshot:
             foreign.add(" ".join(spaces))
         if "testbed" in cmdline and str(os.getpid()) not in cmdline and "pytest" not in cmdline:
             processes.add(f"{proc.name} {cmdline}")
-    return Snapshot(mounts, cgroups, frozenset(foreign), frozenset(processes))
+    states = Path("/run/hostd-testbed")
+    files = frozenset(p.name for p in states.iterdir()) if states.is_dir() else frozenset()
+    return Snapshot(mounts, cgroups, frozenset(foreign), frozenset(processes), files)
 
 
-def run_testbed(*args: str, timeout: float = 120, **kwargs: object) -> subprocess.CompletedProcess[str]:
+def run_testbed(
+    *args: str, timeout: float = 120, **kwargs: object
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [TESTBED, *args], capture_output=True, text=True, timeout=timeout, check=False, **kwargs
     )  # type: ignore[call-overload, no-any-return]
@@ -71,7 +76,7 @@ def assert_nothing_left(before: Snapshot) -> None:
     assert after.testbed_cgroups == before.testbed_cgroups
     assert after.foreign_namespaces <= before.foreign_namespaces
     assert after.testbed_processes <= before.testbed_processes
-    assert not list(Path("/run/hostd-testbed").glob("run-*")) if Path("/run/hostd-testbed").exists() else True
+    assert after.state_files <= before.state_files
 
 
 def test_run_boots_systemd_as_pid1_runs_in_cwd_with_env_and_leaves_nothing(tmp_path: Path) -> None:
@@ -186,7 +191,9 @@ def test_interrupt_cleans_up(signum: signal.Signals) -> None:
 
 def test_a_failed_boot_prints_the_boot_log_and_cleans_up() -> None:
     before = snapshot()
-    result = run_testbed("run", "--", "true", env={**os.environ, "HOSTD_TESTBED_INIT": "/bin/false"})
+    result = run_testbed(
+        "run", "--", "true", env={**os.environ, "HOSTD_TESTBED_INIT": "/bin/false"}
+    )
     assert result.returncode == 2
     assert "exited during boot" in result.stderr
     assert "last lines of the boot log" in result.stderr
@@ -225,3 +232,19 @@ def test_non_root_is_refused_with_one_line() -> None:
     assert result.stderr.strip() == (
         "testbed: must run as root (it mounts an overlay and boots systemd)"
     )
+
+
+def test_a_testbed_killed_with_sigkill_is_collected_by_the_next_run() -> None:
+    before = snapshot()
+    with subprocess.Popen([TESTBED, "run", "--", "sh", "-c", "echo booted; sleep 60"],
+                          stdout=subprocess.PIPE, text=True) as proc:  # fmt: skip
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "booted"
+        proc.kill()  # no cleanup can run: the namespace dies (--kill-child), state remains
+        proc.wait()
+    time.sleep(0.5)
+    assert snapshot().state_files > before.state_files
+    result = run_testbed("run", "true")
+    assert result.returncode == 0
+    assert "removing what a killed testbed left" in result.stderr
+    assert_nothing_left(before)
