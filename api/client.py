@@ -45,7 +45,7 @@ FOLLOW_TIMEOUT: Final = httpx.Timeout(30.0, read=None)
 StartResult = StartOutcome
 
 
-class DaemonUnreachable(HostdError):  # noqa: N818 - named like the rest of hostd.errors
+class DaemonUnreachable(HostdError):
     """Raised by the client when the daemon cannot be talked to: its socket is missing,
     refuses connections or may not be opened, or the connection broke or timed out."""
 

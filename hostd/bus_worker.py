@@ -41,6 +41,7 @@ def error_name(exc: Exception) -> str:
         return f"org.freedesktop.DBus.Error.{kind[4:-5]}"
     return f"pystemd.{kind}"
 
+
 SYSTEMD = b"org.freedesktop.systemd1"
 MANAGER_PATH = b"/org/freedesktop/systemd1"
 MANAGER = b"org.freedesktop.systemd1.Manager"
@@ -50,14 +51,31 @@ PROPERTIES = b"org.freedesktop.DBus.Properties"
 
 # What hostd reads of a unit; GetAll returns hundreds of properties, we keep these.
 UNIT_FIELDS = (
-    "Id", "ActiveState", "SubState", "LoadState", "InvocationID", "ActiveEnterTimestamp",
-    "InactiveEnterTimestamp", "StateChangeTimestamp",
-)  # fmt: skip
+    "Id",
+    "ActiveState",
+    "SubState",
+    "LoadState",
+    "InvocationID",
+    "ActiveEnterTimestamp",
+    "InactiveEnterTimestamp",
+    "StateChangeTimestamp",
+)
 SERVICE_FIELDS = (
-    "Result", "ExecMainCode", "ExecMainStatus", "ExecMainPID", "MainPID", "ControlGroup",
-    "Environment", "User", "MemoryMax", "CPUQuotaPerSecUSec", "MemoryCurrent", "CPUUsageNSec",
-    "NRestarts", "TasksCurrent",
-)  # fmt: skip
+    "Result",
+    "ExecMainCode",
+    "ExecMainStatus",
+    "ExecMainPID",
+    "MainPID",
+    "ControlGroup",
+    "Environment",
+    "User",
+    "MemoryMax",
+    "CPUQuotaPerSecUSec",
+    "MemoryCurrent",
+    "CPUUsageNSec",
+    "NRestarts",
+    "TasksCurrent",
+)
 
 # Process the bus at least this often: after a synchronous call, signals can sit in sd-bus's
 # read queue while the fd is not readable (SYSTEMD-NOTES.md).
@@ -130,8 +148,11 @@ class Worker:
         if error is None:
             line = {"id": request_id, "ok": True, "result": result}
         else:
-            line = {"id": request_id, "ok": False, "error": {
-                "name": error.name, "message": error.message, "errno": error.errno}}  # fmt: skip
+            line = {
+                "id": request_id,
+                "ok": False,
+                "error": {"name": error.name, "message": error.message, "errno": error.errno},
+            }
         self.out.write(json.dumps(line) + "\n")
         self.out.flush()
 
@@ -153,7 +174,9 @@ class Worker:
 
     def unit_path(self, name: str) -> bytes | None:
         try:
-            path = self.call(MANAGER_PATH, MANAGER, b"GetUnit", apply_signature(b"s", [name.encode()]))
+            path = self.call(
+                MANAGER_PATH, MANAGER, b"GetUnit", apply_signature(b"s", [name.encode()])
+            )
             return bytes(path)
         except BusError as exc:
             if exc.name == "org.freedesktop.systemd1.NoSuchUnit":
@@ -172,11 +195,17 @@ class Worker:
 
     def op_stop(self, request_id: int, name: str) -> None:
         try:
-            job = self.call(MANAGER_PATH, MANAGER, b"StopUnit",
-                            apply_signature(b"ss", [name.encode(), b"replace"]))  # fmt: skip
+            job = self.call(
+                MANAGER_PATH,
+                MANAGER,
+                b"StopUnit",
+                apply_signature(b"ss", [name.encode(), b"replace"]),
+            )
         except BusError as exc:
-            if exc.name in ("org.freedesktop.systemd1.NoSuchUnit",
-                            "org.freedesktop.DBus.Error.UnknownObject"):  # fmt: skip
+            if exc.name in (
+                "org.freedesktop.systemd1.NoSuchUnit",
+                "org.freedesktop.DBus.Error.UnknownObject",
+            ):
                 self.reply(request_id, {"job": "no-such-unit"})
                 return
             raise
@@ -225,8 +254,9 @@ class Worker:
 
     def op_reset_failed(self, request_id: int, name: str) -> None:
         try:
-            self.call(MANAGER_PATH, MANAGER, b"ResetFailedUnit",
-                      apply_signature(b"s", [name.encode()]))  # fmt: skip
+            self.call(
+                MANAGER_PATH, MANAGER, b"ResetFailedUnit", apply_signature(b"s", [name.encode()])
+            )
         except BusError as exc:
             if exc.name != "org.freedesktop.systemd1.NoSuchUnit":
                 raise
@@ -242,10 +272,15 @@ class Worker:
         request = json.loads(line)
         request_id = int(request["id"])
         ops: dict[str, Callable[..., None]] = {
-            "start": self.op_start, "stop": self.op_stop, "get": self.op_get,
-            "list": self.op_list, "set": self.op_set, "unref": self.op_unref,
-            "reset_failed": self.op_reset_failed, "ping": self.op_ping,
-        }  # fmt: skip
+            "start": self.op_start,
+            "stop": self.op_stop,
+            "get": self.op_get,
+            "list": self.op_list,
+            "set": self.op_set,
+            "unref": self.op_unref,
+            "reset_failed": self.op_reset_failed,
+            "ping": self.op_ping,
+        }
         op = ops.get(request.get("op"))
         try:
             if op is None:
@@ -254,7 +289,9 @@ class Worker:
         except BusError as exc:
             self.reply(request_id, error=exc)
         except Exception as exc:
-            self.reply(request_id, error=BusError("hostd.WorkerError", f"{type(exc).__name__}: {exc}"))
+            self.reply(
+                request_id, error=BusError("hostd.WorkerError", f"{type(exc).__name__}: {exc}")
+            )
 
     def drain(self) -> None:
         # process() returns an empty message both when idle and when a callback consumed one;

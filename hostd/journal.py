@@ -53,8 +53,18 @@ def parse_entry(line: bytes) -> LogLine | None:
 
 
 def _argv(unit: str, *more: str) -> list[str]:
-    return [JOURNALCTL, "--no-pager", "--quiet", "--all", "-o", "json",
-            f"--output-fields={FIELDS}", "-u", unit, *more]  # fmt: skip
+    return [
+        JOURNALCTL,
+        "--no-pager",
+        "--quiet",
+        "--all",
+        "-o",
+        "json",
+        f"--output-fields={FIELDS}",
+        "-u",
+        unit,
+        *more,
+    ]
 
 
 async def tail(unit: str, lines: int) -> list[LogLine]:

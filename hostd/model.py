@@ -7,7 +7,6 @@ against systemd, tests implement it with a fake.
 from __future__ import annotations
 
 import builtins
-
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -144,6 +143,42 @@ class StartOutcome:
     created: bool
 
 
+@dataclass(frozen=True)
+class UsageView:
+    """What a session uses now, read from its cgroup (v1 or v2). None: not measurable."""
+
+    user: str
+    memory_bytes: int | None = None
+    memory_peak_bytes: int | None = None
+    memory_limit_bytes: int | None = None
+    cpu_seconds: float | None = None  # CPU time used since the session started
+    cpu_percent: float | None = None  # over the last few seconds; 100.0 = one core busy
+    cpu_limit: float | None = None  # cores (1.0 = one core)
+    cpu_throttled_seconds: float | None = None
+    tasks: int | None = None
+    oom_kills: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class HostView:
+    """The machine and what the sessions ask of it together."""
+
+    memory_total_bytes: int
+    memory_available_bytes: int
+    cpus: int
+    sessions_running: int  # starting or running
+    memory_limits_bytes: int  # sum of the running sessions' memory limits
+    cpu_limits: float  # sum of their CPU limits, in cores
+    memory_capacity_bytes: int  # what all sessions together may be promised (share of RAM)
+    starts_waiting: int  # starts queued behind the concurrency limit
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
 class SessionService(Protocol):
     """What the daemon's API can ask of the daemon. Raises hostd.errors classes only."""
 
@@ -174,3 +209,23 @@ class SessionService(Protocol):
         ...
 
     async def health(self) -> dict[str, Any]: ...
+
+    async def usage(self, user: str) -> UsageView:
+        """SessionNotFound unless the session is starting or running."""
+        ...
+
+    async def host(self) -> HostView: ...
+
+    async def set_limits(
+        self, user: str, *, mem_limit: int | None, cpu_limit: float | None, caller: Caller
+    ) -> SessionView:
+        """Change a running session's limits live (SetUnitProperties); admins only."""
+        ...
+
+    async def activity(self, user: str, *, caller: Caller) -> None:
+        """The hub saw the user active now: resets the idle clock of the session."""
+        ...
+
+    async def metrics(self) -> tuple[bytes, str]:
+        """Prometheus exposition: (body, content type)."""
+        ...

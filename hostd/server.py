@@ -17,7 +17,8 @@ import os
 import socket
 import struct
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -87,11 +88,10 @@ def listening_socket(config: Config) -> socket.socket:
     try:
         gid = grp.getgrnam(config.daemon.socket_group).gr_gid
     except KeyError:
-        log.warning("group %r does not exist: the socket is root-only",
-                    config.daemon.socket_group)  # fmt: skip
+        log.warning("group %r does not exist: the socket is root-only", config.daemon.socket_group)
     else:
         os.chown(path, 0, gid)
-        os.chmod(path, config.daemon.socket_mode)
+        path.chmod(config.daemon.socket_mode)
     sock.listen(128)
     return sock
 
@@ -103,16 +103,20 @@ def notify(*states: str) -> None:
         return
     if address.startswith("@"):
         address = "\0" + address[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        with contextlib.suppress(OSError):
-            sock.sendto("\n".join(states).encode(), address)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, contextlib.suppress(OSError):
+        sock.sendto("\n".join(states).encode(), address)
 
 
 class JournalHandler(logging.Handler):
     """Log records as journal entries with fields of their own (HOSTD_USER, UNIT, ...)."""
 
-    PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
-                logging.CRITICAL: 2}  # fmt: skip
+    PRIORITY: ClassVar[dict[int, int]] = {
+        logging.DEBUG: 7,
+        logging.INFO: 6,
+        logging.WARNING: 4,
+        logging.ERROR: 3,
+        logging.CRITICAL: 2,
+    }
     FIELDS = ("HOSTD_USER", "UNIT")
 
     def __init__(self) -> None:
@@ -129,8 +133,9 @@ class JournalHandler(logging.Handler):
                 "SYSLOG_IDENTIFIER=hostd",
                 f"LOGGER={record.name}",
             ]
-            fields += [f"{key}={getattr(record, key)}" for key in self.FIELDS
-                       if hasattr(record, key)]  # fmt: skip
+            fields += [
+                f"{key}={getattr(record, key)}" for key in self.FIELDS if hasattr(record, key)
+            ]
             self._send(*fields)
         except Exception:
             self.handleError(record)
@@ -139,7 +144,7 @@ class JournalHandler(logging.Handler):
 def setup_logging(level: str) -> None:
     root = logging.getLogger()
     root.setLevel(level.upper())
-    if os.path.exists("/run/systemd/journal/socket"):
+    if Path("/run/systemd/journal/socket").exists():
         handler: logging.Handler = JournalHandler()
     else:
         handler = logging.StreamHandler(sys.stderr)
@@ -151,23 +156,41 @@ async def run(config: Config) -> int:
     manager = await SessionManager.create(config)
     sock = listening_socket(config)
     app = build_daemon_app(manager)
-    server = uvicorn.Server(uvicorn.Config(
-        app, http=PeerCredentialsProtocol, lifespan="off", log_config=None,
-        access_log=False, ws="none", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-    ))  # fmt: skip
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            http=PeerCredentialsProtocol,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            ws="none",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )
+    )
 
     async def ready() -> None:
-        while not server.started:
+        while not server.started:  # noqa: ASYNC110 (uvicorn offers a flag, not an event)
             await asyncio.sleep(0.01)
         log.info("hostd is ready on %s", sock.getsockname() or "the activated socket")
         notify("READY=1", "STATUS=serving")
 
+    async def watchdog(interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            notify("WATCHDOG=1")  # from the event loop: a stalled loop misses it, as it should
+
     ready_task = asyncio.create_task(ready())
+    watchdog_usec = os.environ.get("WATCHDOG_USEC", "")
+    watchdog_task = (
+        asyncio.create_task(watchdog(int(watchdog_usec) / 2e6)) if watchdog_usec.isdigit() else None
+    )
     try:
         await server.serve(sockets=[sock])
     finally:
         notify("STOPPING=1")
         ready_task.cancel()
+        if watchdog_task is not None:
+            watchdog_task.cancel()
         await manager.close()
         sock.close()
     return 0

@@ -10,6 +10,7 @@ per user, so a start and a stop of the same user never interleave.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 import os
@@ -60,7 +61,7 @@ from units import (
 
 log = logging.getLogger(__name__)
 
-TOKEN_CREDENTIAL = "jupyter-token"
+TOKEN_FILE_NAME = "jupyter-token"  # the file, not a secret  # noqa: S105
 READY_POLL_S = 0.02  # how often a starting session's port is tried
 STATE_POLL_S = 0.1  # how often its unit is read meanwhile (a failure shows within this)
 REAP_INTERVAL_S = 2.0  # how often ended sessions are recorded and their leftovers removed
@@ -116,9 +117,11 @@ class SessionManager:
     ) -> StartOutcome:
         daemon = self.config.daemon
         info = await asyncio.to_thread(
-            lookup_user, user, min_uid=daemon.resolved_min_uid,
+            lookup_user,
+            user,
+            min_uid=daemon.resolved_min_uid,
             allowed_groups=daemon.allowed_groups,
-        )  # fmt: skip
+        )
         name = info.name
         unit = unit_name_for(name)
         async with self._locks[name]:
@@ -137,27 +140,44 @@ class SessionManager:
             base_url = daemon.base_url_for(name)
             try:
                 spec = build_unit(
-                    self.config.session, info, request, port=port, base_url=base_url,
+                    self.config.session,
+                    info,
+                    request,
+                    port=port,
+                    base_url=base_url,
                     privileged=caller.privileged,
-                    hostd_environment={"HOSTD_PORT": str(port),
-                                       "JUPYTER_TOKEN_FILE": str(token_file)},
-                )  # fmt: skip
+                    hostd_environment={
+                        "HOSTD_PORT": str(port),
+                        "JUPYTER_TOKEN_FILE": str(token_file),
+                    },
+                )
             except Exception:
                 self._release(name, unit)
                 raise
             # AddRef keeps the unit loaded after it ends, while our bus connection lives, so its
             # Result can be read before systemd collects it (SYSTEMD-NOTES.md).
             spec = UnitSpec(spec.name, (*spec.properties, Property("AddRef", "b", True)))
-            record = await asyncio.to_thread(self.store.add, SessionRecord(
-                user=name, unit=unit, port=port, started_at=now(),
-                mem_limit_bytes=_prop(spec, "MemoryMax"),
-                cpu_limit=_cpu(_prop(spec, "CPUQuotaPerSecUSec")),
-                started_by_uid=caller.uid,
-            ))  # fmt: skip
+            record = await asyncio.to_thread(
+                self.store.add,
+                SessionRecord(
+                    user=name,
+                    unit=unit,
+                    port=port,
+                    started_at=now(),
+                    mem_limit_bytes=_prop(spec, "MemoryMax"),
+                    cpu_limit=_cpu(_prop(spec, "CPUQuotaPerSecUSec")),
+                    started_by_uid=caller.uid,
+                ),
+            )
             assert record.id is not None
             self._records[name] = record.id
-            log.info("starting %s for %s on port %d", unit, name, port,
-                     extra={"HOSTD_USER": name, "UNIT": unit})  # fmt: skip
+            log.info(
+                "starting %s for %s on port %d",
+                unit,
+                name,
+                port,
+                extra={"HOSTD_USER": name, "UNIT": unit},
+            )
             try:
                 job = await self.systemd.start_unit(spec)
             except Exception:
@@ -180,10 +200,15 @@ class SessionManager:
                 started = time.monotonic()
                 await self.systemd.stop_unit(unit)
                 status = await self.systemd.unit_status(unit)
-                log.info("stopped %s in %.3f s", unit, time.monotonic() - started,
-                         extra={"HOSTD_USER": name, "UNIT": unit})  # fmt: skip
-                await self._finish(name, unit, status, reason=f"stopped by {caller.name}",
-                                   stopped=True)  # fmt: skip
+                log.info(
+                    "stopped %s in %.3f s",
+                    unit,
+                    time.monotonic() - started,
+                    extra={"HOSTD_USER": name, "UNIT": unit},
+                )
+                await self._finish(
+                    name, unit, status, reason=f"stopped by {caller.name}", stopped=True
+                )
             elif status is not None:
                 await self._finish(name, unit, status, reason="ended")
             else:
@@ -210,7 +235,7 @@ class SessionManager:
                 views.append(await self._view(name, status))
         return sorted(views, key=lambda v: v.user)
 
-    async def logs(self, user: str, *, lines: int) -> list[LogLine]:
+    async def logs(self, user: str, *, lines: int) -> builtins.list[LogLine]:
         return await journal.tail(unit_name_for(validate_username(user)), lines)
 
     def follow(self, user: str, *, cursor: str | None) -> AsyncIterator[LogLine]:
@@ -238,8 +263,13 @@ class SessionManager:
             if record.unit in active and record.id is not None:
                 self._records[record.user] = record.id
             elif record.id is not None:
-                await asyncio.to_thread(self.store.update, record.id, ended_at=now(),
-                                        state="stopped", reason="ended while hostd was down")  # fmt: skip
+                await asyncio.to_thread(
+                    self.store.update,
+                    record.id,
+                    ended_at=now(),
+                    state="stopped",
+                    reason="ended while hostd was down",
+                )
         if self._credentials.is_dir():
             for leftover in self._credentials.iterdir():
                 if leftover.name not in active:
@@ -288,10 +318,11 @@ class SessionManager:
             if time.monotonic() >= deadline:
                 await self.systemd.stop_unit(unit)
                 raise await self._start_failed(
-                    name, unit,
+                    name,
+                    unit,
                     f"the session did not answer on port {port} within "
                     f"{self.config.daemon.start_timeout_s:g} s",
-                )  # fmt: skip
+                )
             await asyncio.sleep(READY_POLL_S)
 
     async def _start_failed(self, name: str, unit: str, why: str) -> SpawnFailed:
@@ -315,19 +346,32 @@ class SessionManager:
         await self._finish(name, unit, None, reason=reason, failed=True)
 
     async def _finish(
-        self, name: str, unit: str, status: UnitStatus | None, *, reason: str,
-        stopped: bool = False, failed: bool = False,
-    ) -> None:  # fmt: skip
+        self,
+        name: str,
+        unit: str,
+        status: UnitStatus | None,
+        *,
+        reason: str,
+        stopped: bool = False,
+        failed: bool = False,
+    ) -> None:
         """Record the end, let systemd collect the unit, free the port and the token."""
         record_id = self._records.pop(name, None)
         if record_id is not None:
-            state = "failed" if failed or (status and status.result not in (None, "success")
-                                           and not stopped) else "stopped"  # fmt: skip
+            state = (
+                "failed"
+                if failed or (status and status.result not in (None, "success") and not stopped)
+                else "stopped"
+            )
             await asyncio.to_thread(
-                self.store.update, record_id, ended_at=now(), state=state, reason=reason,
+                self.store.update,
+                record_id,
+                ended_at=now(),
+                state=state,
+                reason=reason,
                 result=status.result if status else None,
                 exit_status=status.exit_status if status else None,
-            )  # fmt: skip
+            )
         if status is not None:
             await self.systemd.unref(unit)
             await self.systemd.reset_failed(unit)
@@ -365,7 +409,7 @@ class SessionManager:
         directory = self._credentials / unit
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(mode=0o755)  # root's; the file inside is the user's, 0400
-        path = directory / TOKEN_CREDENTIAL
+        path = directory / TOKEN_FILE_NAME
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o400)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(32))
@@ -393,16 +437,22 @@ class SessionManager:
             state = "failed"
         else:
             state = "stopped"
-        url = (f"http://127.0.0.1:{port}{self.config.daemon.base_url_for(name)}"
-               if port is not None and state in ("starting", "running") else None)  # fmt: skip
+        url = (
+            f"http://127.0.0.1:{port}{self.config.daemon.base_url_for(name)}"
+            if port is not None and state in ("starting", "running")
+            else None
+        )
         ended = state in ("failed", "stopped")
         return SessionView(
-            user=name, unit=unit, state=state,
+            user=name,
+            unit=unit,
+            state=state,
             result=status.result if ended else None,
             exit_status=status.exit_status if ended else None,
-            started_at=status.active_since, url=url,
+            started_at=status.active_since,
+            url=url,
             limits=Limits(status.memory_max, _cpu(status.cpu_quota_usec)),
-        )  # fmt: skip
+        )
 
     async def _stored_view(self, name: str, unit: str) -> SessionView:
         record = await asyncio.to_thread(self.store.last_for, name)
@@ -413,11 +463,12 @@ class SessionManager:
             state = "stopped"
         return replace(
             SessionView(user=name, unit=unit, state=state),
-            result=record.result, exit_status=record.exit_status,
+            result=record.result,
+            exit_status=record.exit_status,
             started_at=record.started_at,
             limits=Limits(record.mem_limit_bytes, record.cpu_limit),
             details={"reason": record.reason} if record.reason else {},
-        )  # fmt: skip
+        )
 
 
 def _prop(spec: UnitSpec, name: str) -> int | None:

@@ -119,10 +119,14 @@ class SystemdClient:
             # Bound every D-Bus call: a hung systemd answers "timeout", not never.
             env.setdefault("SYSTEMD_BUS_TIMEOUT", "20s")
             self._proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "hostd.bus_worker",
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+                sys.executable,
+                "-m",
+                "hostd.bus_worker",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                env=env,
                 limit=16 * 1024 * 1024,
-            )  # fmt: skip
+            )
             self._reader = asyncio.create_task(self._read_replies(self._proc))
             return self._proc
 
@@ -182,8 +186,9 @@ class SystemdClient:
 
     async def start_unit(self, spec: UnitSpec) -> str:
         """Start a transient unit; returns the job's result (done, failed, ...)."""
-        reply = await self.call("start", JOB_TIMEOUT_S, name=spec.name,
-                                properties=_to_wire(spec.properties))  # fmt: skip
+        reply = await self.call(
+            "start", JOB_TIMEOUT_S, name=spec.name, properties=_to_wire(spec.properties)
+        )
         return str(reply["job"])
 
     async def stop_unit(self, name: str) -> str:
@@ -215,11 +220,17 @@ def _map_error(error: dict[str, Any]) -> Exception:
     name, message = str(error.get("name", "")), str(error.get("message", ""))
     if name == "org.freedesktop.systemd1.UnitExists" or error.get("errno") == -errno.EEXIST:
         return SessionConflict(f"systemd: {message}")
-    if name in ("org.freedesktop.DBus.Error.NoReply", "org.freedesktop.DBus.Error.Timeout",
-                "org.freedesktop.DBus.Error.ServiceUnknown",
-                "org.freedesktop.DBus.Error.NoServer"):  # fmt: skip
+    if name in (
+        "org.freedesktop.DBus.Error.NoReply",
+        "org.freedesktop.DBus.Error.Timeout",
+        "org.freedesktop.DBus.Error.ServiceUnknown",
+        "org.freedesktop.DBus.Error.NoServer",
+    ):
         return SystemdUnavailable(f"systemd: {message}")
-    if name in ("org.freedesktop.DBus.Error.InvalidArgs", "org.freedesktop.DBus.Error.NotSupported"):
+    if name in (
+        "org.freedesktop.DBus.Error.InvalidArgs",
+        "org.freedesktop.DBus.Error.NotSupported",
+    ):
         # Validated input that systemd still refuses: a directive this systemd lacks, say.
         return InvalidOption(f"systemd refused the unit: {message}")
     return SystemdUnavailable(f"systemd refused: {name}: {message}")

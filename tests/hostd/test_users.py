@@ -59,7 +59,12 @@ def test_an_invalid_name_is_refused_before_any_lookup(
 
 
 def test_allowed_groups_by_primary_group() -> None:
-    assert lookup_user("nobody", min_uid=1000, max_uid=65534, allowed_groups=("root", NOBODY_GROUP)).uid == 65534
+    assert (
+        lookup_user(
+            "nobody", min_uid=1000, max_uid=65534, allowed_groups=("root", NOBODY_GROUP)
+        ).uid
+        == 65534
+    )
     with pytest.raises(UserRefused, match=r"'nobody' is in none of the groups .*: root, daemon$"):
         lookup_user("nobody", min_uid=1000, max_uid=65534, allowed_groups=("root", "daemon"))
     # A group that does not exist has no members.
@@ -72,7 +77,10 @@ def test_allowed_groups_by_supplementary_group(monkeypatch: pytest.MonkeyPatch) 
     # nobody were in group daemon (as initgroups(3) would for an sssd member).
     daemon_gid = grp.getgrnam("daemon").gr_gid
     monkeypatch.setattr(os, "getgrouplist", lambda name, gid: [gid, daemon_gid])
-    assert lookup_user("nobody", min_uid=1000, max_uid=65534, allowed_groups=("daemon",)).name == "nobody"
+    assert (
+        lookup_user("nobody", min_uid=1000, max_uid=65534, allowed_groups=("daemon",)).name
+        == "nobody"
+    )
     assert user_in_group("nobody", "daemon")
 
 
@@ -111,5 +119,7 @@ def test_name_for_uid() -> None:
 
 
 def test_nobody_and_ids_above_uid_max_are_system_accounts() -> None:
-    with pytest.raises(UserRefused, match=r"'nobody' is a system account \(uid 65534 is above UID_MAX 60000\)"):
+    with pytest.raises(
+        UserRefused, match=r"'nobody' is a system account \(uid 65534 is above UID_MAX 60000\)"
+    ):
         lookup_user("nobody", min_uid=1000)

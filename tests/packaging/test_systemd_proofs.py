@@ -23,8 +23,9 @@ def unit() -> Iterator[str]:
     name = f"hostd-proof-{uuid.uuid4().hex[:10]}"
     yield name
     subprocess.run(["systemctl", "stop", f"{name}.service"], capture_output=True, check=False)
-    subprocess.run(["systemctl", "reset-failed", f"{name}.service"], capture_output=True,
-                   check=False)  # fmt: skip
+    subprocess.run(
+        ["systemctl", "reset-failed", f"{name}.service"], capture_output=True, check=False
+    )
 
 
 def systemd_run(unit: str, *props: str, code: str) -> subprocess.CompletedProcess[str]:
@@ -74,14 +75,22 @@ def test_private_tmp_hides_the_units_tmp_from_the_system(unit: str) -> None:
 
 def test_a_line_the_unit_prints_is_in_the_journal(unit: str) -> None:
     token = f"hostd-proof-line-{uuid.uuid4().hex}"
-    result = subprocess.run(["systemd-run", "--wait", "--quiet", f"--unit={unit}", "--collect",
-                             "echo", token], capture_output=True, text=True, check=False)  # fmt: skip
+    result = subprocess.run(
+        ["systemd-run", "--wait", "--quiet", f"--unit={unit}", "--collect", "echo", token],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     deadline = time.monotonic() + 10
     messages: list[str] = []
     while time.monotonic() < deadline:
-        out = subprocess.run(["journalctl", "-u", f"{unit}.service", "-o", "json", "--no-pager"],
-                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+        out = subprocess.run(
+            ["journalctl", "-u", f"{unit}.service", "-o", "json", "--no-pager"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         messages = [json.loads(line).get("MESSAGE") for line in out.splitlines() if line]
         if token in messages:
             return

@@ -31,7 +31,9 @@ class Snapshot:
 
 
 def _namespaces(pid: str) -> tuple[str, ...]:
-    return tuple(os.readlink(f"/proc/{pid}/ns/{ns}") for ns in ("pid", "mnt", "cgroup", "uts"))
+    return tuple(
+        str(Path(f"/proc/{pid}/ns/{ns}").readlink()) for ns in ("pid", "mnt", "cgroup", "uts")
+    )
 
 
 def snapshot() -> Snapshot:
@@ -82,8 +84,15 @@ def assert_nothing_left(before: Snapshot) -> None:
 def test_run_boots_systemd_as_pid1_runs_in_cwd_with_env_and_leaves_nothing(tmp_path: Path) -> None:
     before = snapshot()
     script = "cat /proc/1/comm; pwd; echo $HOSTD_PROBE; systemctl is-system-running; exit 7"
-    result = run_testbed("run", "--", "sh", "-c", script, cwd=tmp_path,
-                     env={**os.environ, "HOSTD_PROBE": "probe-value"})  # fmt: skip
+    result = run_testbed(
+        "run",
+        "--",
+        "sh",
+        "-c",
+        script,
+        cwd=tmp_path,
+        env={**os.environ, "HOSTD_PROBE": "probe-value"},
+    )
     assert result.returncode == 7, result.stderr
     assert result.stdout.split() == ["systemd", str(tmp_path), "probe-value", "running"]
     assert_nothing_left(before)
@@ -103,8 +112,10 @@ def test_only_journald_dbus_and_logind_run_inside() -> None:
     result = run_testbed("run", "--", "sh", "-c", cmd)
     assert result.returncode == 0, result.stderr
     assert sorted(result.stdout.split()) == [
-        "dbus.service", "systemd-journald.service", "systemd-logind.service",
-    ]  # fmt: skip
+        "dbus.service",
+        "systemd-journald.service",
+        "systemd-logind.service",
+    ]
 
 
 def test_kernel_knobs_stay_read_only_inside() -> None:
@@ -121,8 +132,9 @@ def test_services_inside_listen_on_the_hosts_loopback() -> None:
         "print('listening',flush=True);"
         "c,_=s.accept();c.sendall(b'hello from inside');c.close()"
     )
-    with subprocess.Popen([TESTBED, "run", "--", sys.executable, "-c", code],
-                          stdout=subprocess.PIPE, text=True) as proc:  # fmt: skip
+    with subprocess.Popen(
+        [TESTBED, "run", "--", sys.executable, "-c", code], stdout=subprocess.PIPE, text=True
+    ) as proc:
         try:
             assert proc.stdout is not None
             assert proc.stdout.readline().strip() == "listening"
@@ -157,8 +169,10 @@ def test_up_exec_down_and_two_at_once() -> None:
 def test_two_runs_at_once_do_not_collide() -> None:
     before = snapshot()
     cmd = [TESTBED, "run", "--", "sh", "-c", "sleep 1; systemctl is-system-running"]
-    with (subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as one,
-          subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as two):  # fmt: skip
+    with (
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as one,
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as two,
+    ):
         outs = [p.communicate(timeout=120)[0].strip() for p in (one, two)]
     assert [one.returncode, two.returncode] == [0, 0]
     assert outs == ["running", "running"]
@@ -178,8 +192,12 @@ def test_timeout_kills_the_command_and_cleans_up() -> None:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_cleans_up(signum: signal.Signals) -> None:
     before = snapshot()
-    with subprocess.Popen([TESTBED, "run", "--", "sh", "-c", "echo booted; sleep 60"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:  # fmt: skip
+    with subprocess.Popen(
+        [TESTBED, "run", "--", "sh", "-c", "echo booted; sleep 60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "booted"
         proc.send_signal(signum)
@@ -225,9 +243,21 @@ def test_bad_input_gives_one_line_and_a_non_zero_status(args: list[str], reason:
 
 
 def test_non_root_is_refused_with_one_line() -> None:
-    result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                             sys.executable, TESTBED, "run", "true"],
-                            capture_output=True, text=True, check=False)  # fmt: skip
+    result = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            sys.executable,
+            TESTBED,
+            "run",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "testbed: must run as root (it mounts an overlay and boots systemd)"
@@ -236,8 +266,11 @@ def test_non_root_is_refused_with_one_line() -> None:
 
 def test_a_testbed_killed_with_sigkill_is_collected_by_the_next_run() -> None:
     before = snapshot()
-    with subprocess.Popen([TESTBED, "run", "--", "sh", "-c", "echo booted; sleep 60"],
-                          stdout=subprocess.PIPE, text=True) as proc:  # fmt: skip
+    with subprocess.Popen(
+        [TESTBED, "run", "--", "sh", "-c", "echo booted; sleep 60"],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "booted"
         proc.kill()  # no cleanup can run: the namespace dies (--kill-child), state remains

@@ -71,8 +71,11 @@ class Daemon:
 
     def start(self) -> None:
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen([str(VENV_BIN / "hostd"), "serve", "--config",
-                                          str(self.config)], stdout=log, stderr=log)  # fmt: skip
+            self.proc = subprocess.Popen(
+                [str(VENV_BIN / "hostd"), "serve", "--config", str(self.config)],
+                stdout=log,
+                stderr=log,
+            )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -101,8 +104,13 @@ class Daemon:
                 self.proc.wait()
 
     def hostctl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(VENV_BIN / "hostctl"), "--socket", str(self.socket), *args],
-                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+        return subprocess.run(
+            [str(VENV_BIN / "hostctl"), "--socket", str(self.socket), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = b"" if body is None else json.dumps(body).encode()
@@ -139,8 +147,9 @@ def make_user() -> Iterator[Callable[..., str]]:
 
     yield make
     for name in made:
-        subprocess.run(["systemctl", "stop", f"jupyter-{name}.service"], capture_output=True,
-                       check=False)  # fmt: skip
+        subprocess.run(
+            ["systemctl", "stop", f"jupyter-{name}.service"], capture_output=True, check=False
+        )
         subprocess.run(["userdel", "-r", "-f", name], capture_output=True, check=False)
 
 
@@ -170,14 +179,22 @@ def daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
 
 
 def unit_property(unit: str, prop: str) -> str:
-    out = subprocess.run(["systemctl", "show", unit, "-p", prop, "--value"], capture_output=True,
-                         text=True, check=True)  # fmt: skip
+    out = subprocess.run(
+        ["systemctl", "show", unit, "-p", prop, "--value"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return out.stdout.strip()
 
 
 def units_left(prefix: str = "jupyter-") -> list[str]:
-    out = subprocess.run(["systemctl", "list-units", "--all", "--plain", "--no-legend",
-                          f"{prefix}*"], capture_output=True, text=True, check=True)  # fmt: skip
+    out = subprocess.run(
+        ["systemctl", "list-units", "--all", "--plain", "--no-legend", f"{prefix}*"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
 
 

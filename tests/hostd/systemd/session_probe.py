@@ -24,9 +24,9 @@ def attempt_write(path: str) -> str:
 
 def report() -> dict[str, object]:
     plan = load_plan()
-    found: dict[str, object] = {"uid": os.getuid(), "euid": os.geteuid(), "cwd": os.getcwd()}
+    found: dict[str, object] = {"uid": os.getuid(), "euid": os.geteuid(), "cwd": str(Path.cwd())}
     found["tmp_write"] = attempt_write(plan.get("tmp_marker", "/tmp/probe-marker"))
-    found["dev"] = sorted(os.listdir("/dev"))
+    found["dev"] = sorted(p.name for p in Path("/dev").iterdir())
     for key, path in plan.get("writes", {}).items():
         found[key] = attempt_write(path)
     if "suid" in plan:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
 import time
@@ -28,7 +27,7 @@ pytestmark = pytest.mark.systemd
 
 
 def probe_report(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{url.split('/user/')[0]}/report", timeout=10) as response:
+    with urllib.request.urlopen(f"{url.split('/user/')[0]}/report", timeout=10) as response:  # noqa: S310 (http only)
         return json.loads(response.read())  # type: ignore[no-any-return]
 
 
@@ -45,19 +44,35 @@ def test_a_session_is_a_unit_with_the_policy_running_as_the_user(daemon, make_us
     unit = f"jupyter-{user}.service"
     assert (session["state"], session["unit"]) == ("running", unit)
     expected = {
-        "User": user, "Type": "exec", "MemoryMax": str(128 * 2**20),
-        "CPUQuotaPerSecUSec": "500ms", "PrivateTmp": "yes", "PrivateDevices": "yes",
-        "NoNewPrivileges": "yes", "Slice": "jupyter.slice", "CollectMode": "inactive-or-failed",
-        "SyslogIdentifier": f"jupyter-{user}", "MemoryAccounting": "yes", "CPUAccounting": "yes",
-        "ReadOnlyPaths": str(SANDBOX), "ReadWritePaths": f"{SANDBOX}/rw",
-    }  # fmt: skip
+        "User": user,
+        "Type": "exec",
+        "MemoryMax": str(128 * 2**20),
+        "CPUQuotaPerSecUSec": "500ms",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
+        "NoNewPrivileges": "yes",
+        "Slice": "jupyter.slice",
+        "CollectMode": "inactive-or-failed",
+        "SyslogIdentifier": f"jupyter-{user}",
+        "MemoryAccounting": "yes",
+        "CPUAccounting": "yes",
+        "ReadOnlyPaths": str(SANDBOX),
+        "ReadWritePaths": f"{SANDBOX}/rw",
+    }
     assert {key: unit_property(unit, key) for key in expected} == expected
-    assert f"HOSTD_USER={user}" in subprocess.run(
-        ["systemctl", "show", unit, "-p", "LogExtraFields"], capture_output=True, text=True,
-        check=True).stdout  # fmt: skip
+    assert (
+        f"HOSTD_USER={user}"
+        in subprocess.run(
+            ["systemctl", "show", unit, "-p", "LogExtraFields"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     pid = int(unit_property(unit, "MainPID"))
-    ps = subprocess.run(["ps", "-o", "user=", "-p", str(pid)], capture_output=True, text=True,
-                        check=True)  # fmt: skip
+    ps = subprocess.run(
+        ["ps", "-o", "user=", "-p", str(pid)], capture_output=True, text=True, check=True
+    )
     assert ps.stdout.strip() == user
     status = d.hostctl("status")
     assert status.returncode == 0
@@ -102,12 +117,25 @@ def test_sandbox_private_tmp_devices_no_new_privileges_and_paths(daemon, make_us
     disk = Path("/dev/hostd-test-disk")
     subprocess.run(["mknod", str(disk), "b", "7", "0"], check=True)
     try:
-        user = make_user({"tmp_marker": marker, "suid": str(suid), "writes": {
-            "ro_write": f"{SANDBOX}/x-{uuid.uuid4().hex}", "rw_write": f"{SANDBOX}/rw/y",
-            "etc_write": "/etc/hostd-probe", "usr_write": "/usr/hostd-probe"}})  # fmt: skip
+        user = make_user(
+            {
+                "tmp_marker": marker,
+                "suid": str(suid),
+                "writes": {
+                    "ro_write": f"{SANDBOX}/x-{uuid.uuid4().hex}",
+                    "rw_write": f"{SANDBOX}/rw/y",
+                    "etc_write": "/etc/hostd-probe",
+                    "usr_write": "/usr/hostd-probe",
+                },
+            }
+        )
         # Outside the sandbox the setuid copy does elevate: the test below can fail.
-        outside = subprocess.run(["runuser", "-u", user, "--", str(suid), "-u"],
-                                 capture_output=True, text=True, check=True)  # fmt: skip
+        outside = subprocess.run(
+            ["runuser", "-u", user, "--", str(suid), "-u"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         assert outside.stdout.strip() == "0"
         report = probe_report(start(d, user)["url"])
     finally:
@@ -169,8 +197,12 @@ def test_only_root_and_the_group_get_through_the_socket(daemon, make_user) -> No
     )
 
     def as_user(user: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["runuser", "-u", user, "--", "/usr/bin/python3", "-c", code,
-                               sock], capture_output=True, text=True, check=False)  # fmt: skip
+        return subprocess.run(
+            ["runuser", "-u", user, "--", "/usr/bin/python3", "-c", code, sock],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
 
     assert as_user(member).stdout.strip() == "200"
     denied = as_user(outsider)
@@ -189,8 +221,9 @@ def test_the_token_never_shows_in_the_units_environment_or_argv(daemon, make_use
     assert len(token) >= 32
     uid = int(subprocess.check_output(["id", "-u", user]))
     assert oct(token_file.stat().st_mode & 0o777) == "0o400" and token_file.stat().st_uid == uid
-    shown = subprocess.run(["systemctl", "show", unit], capture_output=True, text=True,
-                           check=True).stdout  # fmt: skip
+    shown = subprocess.run(
+        ["systemctl", "show", unit], capture_output=True, text=True, check=True
+    ).stdout
     assert token not in shown
     pid = unit_property(unit, "MainPID")
     assert token not in Path(f"/proc/{pid}/cmdline").read_text()
@@ -198,8 +231,12 @@ def test_the_token_never_shows_in_the_units_environment_or_argv(daemon, make_use
     assert report["token_readable"] is True
     assert report["token_file_env"] == str(token_file)
     other = make_user()
-    peek = subprocess.run(["runuser", "-u", other, "--", "cat", str(token_file)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    peek = subprocess.run(
+        ["runuser", "-u", other, "--", "cat", str(token_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert peek.returncode != 0 and token not in peek.stdout
 
 
@@ -231,11 +268,14 @@ def test_start_and_stop_are_idempotent_and_bad_users_are_refused(daemon, make_us
     status, body = d.api("DELETE", f"/v1/sessions/{user}")
     assert (status, body["state"]) == (200, "stopped")
     assert units_left(f"jupyter-{user}") == []
-    for name, code, expected in [("root", 403, "user-refused"), ("daemon", 403, "user-refused"),
-                                 ("no-such-user-x", 404, "unknown-user"),
-                                 ("bad%20name", 422, "invalid-name")]:  # fmt: skip
+    for name, code, expected in [
+        ("root", 403, "user-refused"),
+        ("daemon", 403, "user-refused"),
+        ("no-such-user-x", 404, "unknown-user"),
+        ("bad%20name", 422, "invalid-name"),
+    ]:
         status, body = d.api("POST", f"/v1/sessions/{name}")
         assert (status, body["code"]) == (code, expected), body
     status, body = d.api("POST", f"/v1/sessions/{user}", {"mem_limit": "lots"})
     assert (status, body["code"]) == (422, "invalid-size")
-    assert os.path.exists(d.socket)
+    assert d.socket.exists()
