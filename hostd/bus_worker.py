@@ -252,6 +252,15 @@ class Worker:
                     raise
         self.reply(request_id, None)
 
+    def op_kill(self, request_id: int, name: str, signal: int = 9) -> None:
+        self.call(
+            MANAGER_PATH,
+            MANAGER,
+            b"KillUnit",
+            apply_signature(b"ssi", [name.encode(), b"all", signal]),
+        )
+        self.reply(request_id, None)
+
     def op_reset_failed(self, request_id: int, name: str) -> None:
         try:
             self.call(
@@ -279,6 +288,7 @@ class Worker:
             "set": self.op_set,
             "unref": self.op_unref,
             "reset_failed": self.op_reset_failed,
+            "kill": self.op_kill,
             "ping": self.op_ping,
         }
         op = ops.get(request.get("op"))

@@ -16,12 +16,19 @@ import difflib
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, get_args
 from urllib.parse import quote
 
 from hostd.errors import ConfigError, InvalidInput, InvalidName, InvalidOption
+from hostd.profiles import (
+    CapacityConfig,
+    Profiles,
+    parse_capacity,
+    parse_commands,
+    parse_profiles,
+)
 from units import (
     SessionPolicy,
     parse_cpu,
@@ -175,6 +182,8 @@ _DAEMON_KEYS = {key: name for name, (key, _) in _DAEMON_FIELDS.items() if key is
 # which [daemon] stop_timeout sets: the daemon waits that long for a stop too.
 _SESSION_KEYS = tuple(f.name for f in fields(SessionPolicy) if f.name != "stop_timeout_usec")
 _SECTIONS = {"daemon": tuple(_DAEMON_KEYS), "session": _SESSION_KEYS}
+# Sections parsed by hostd.profiles, each as a whole.
+_OTHER_SECTIONS = ("commands", "profiles", "capacity")
 _FIXED_SOCKET_MODE = "not configurable: the socket is always 0660 (root and socket_group)"
 _NOT_SETTABLE = {
     ("daemon", "socket_mode"): _FIXED_SOCKET_MODE,
@@ -234,6 +243,9 @@ class Config:
     daemon: DaemonConfig
     session: SessionPolicy
     source: Path | None = None
+    commands: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    profiles: Profiles = field(default_factory=Profiles)
+    capacity: CapacityConfig = field(default_factory=CapacityConfig)
 
     def describe(self) -> str:
         """One line for people: how many options differ from the defaults, the main settings."""
@@ -444,14 +456,24 @@ def parse_config(text: str, *, source: Path | None = None, login_defs: str | Non
     problems = [
         (_dotted(key), _unknown(None, key, value))
         for key, value in data.items()
-        if key not in _SECTIONS
+        if key not in _SECTIONS and key not in _OTHER_SECTIONS
     ]
     daemon_values = _daemon(_table(data, "daemon", problems), login_defs, problems)
     stop_timeout_s = daemon_values.get("stop_timeout_s", DaemonConfig.stop_timeout_s)
     session = _session(_table(data, "session", problems), stop_timeout_s, problems)
+    commands = parse_commands(data.get("commands", {}), session, problems)
+    profiles = parse_profiles(data.get("profiles", {}), problems)
+    capacity = parse_capacity(data.get("capacity", {}), problems)
     if problems or session is None:
         raise ConfigError(problems)
-    return Config(daemon=DaemonConfig(**daemon_values), session=session, source=source)
+    return Config(
+        daemon=DaemonConfig(**daemon_values),
+        session=session,
+        source=source,
+        commands=commands,
+        profiles=profiles,
+        capacity=capacity,
+    )
 
 
 def load_config(path: Path | None = None, *, login_defs: Path = DEFAULT_LOGIN_DEFS) -> Config:

@@ -67,6 +67,8 @@ class SessionView:
     limits: Limits | None = None
     log: tuple[str, ...] = ()  # last log lines, filled in when the session failed
     details: Mapping[str, Any] = field(default_factory=dict)
+    reason: str | None = None  # why it ended: "out of memory ...", "stopped by root", "idle ..."
+    profile: str | None = None  # the limits profile it got: "user:alice", "group:staff"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +85,8 @@ class SessionView:
                 else None
             ),
             "log": list(self.log),
+            "reason": self.reason,
+            "profile": self.profile,
         }
 
     @classmethod
@@ -103,6 +107,8 @@ class SessionView:
             url=data["url"],
             limits=None if limits is None else Limits.from_dict(limits),
             log=tuple(data["log"]),
+            reason=data.get("reason"),
+            profile=data.get("profile"),
         )
 
 

@@ -20,40 +20,50 @@ import shutil
 import socket
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from hostd import journal
 from hostd.config import Config
 from hostd.errors import (
     CapacityExceeded,
+    InvalidOption,
     PermissionDenied,
     SessionConflict,
     SessionNotFound,
     SpawnFailed,
 )
 from hostd.failures import describe_end, exit_kind
+from hostd.metrics import Metrics, SessionSample
 from hostd.model import (
     Caller,
+    HostView,
     Limits,
     LogLine,
     PeerCredentials,
     SessionState,
     SessionView,
     StartOutcome,
+    UsageView,
 )
+from hostd.profiles import apply_profile
 from hostd.store import SessionRecord, Store, now
 from hostd.systemd import SystemdClient, UnitStatus
-from hostd.users import lookup_user, name_for_uid, user_in_group
+from hostd.usage import OomWatcher, UsageSampler, open_connections
+from hostd.users import group_names, lookup_user, name_for_uid, user_in_group
 from units import (
     UNIT_PREFIX,
     UNIT_SUFFIX,
     Property,
+    SessionPolicy,
     SessionRequest,
     UnitSpec,
     build_unit,
+    cpu_quota_usec,
     unit_name_for,
     user_for_unit_name,
     validate_username,
@@ -66,6 +76,9 @@ READY_POLL_S = 0.02  # how often a starting session's port is tried
 STATE_POLL_S = 0.1  # how often its unit is read meanwhile (a failure shows within this)
 REAP_INTERVAL_S = 2.0  # how often ended sessions are recorded and their leftovers removed
 FAILURE_LOG_LINES = 20
+SECRETS_MAX = 32
+SECRET_VALUE_MAX = 8192
+OOM_REASON = "killed: out of memory (MemoryMax reached)"
 ACTIVE = ("active", "activating", "reloading")
 ENDED = ("inactive", "failed")
 
@@ -82,12 +95,24 @@ class SessionManager:
         self._records: dict[str, int] = {}  # user -> store id of the session not yet ended
         self._reaper: asyncio.Task[None] | None = None
         self._credentials = config.daemon.runtime_dir / "credentials"
+        self.sampler = UsageSampler(None)
+        self.oom = OomWatcher()
+        self.metrics_registry = Metrics()
+        capacity = config.capacity
+        self._admission = asyncio.Semaphore(capacity.max_concurrent_starts)
+        self._waiting = 0  # starts queued behind the concurrency limit
+        self._promised: dict[str, int] = {}  # user -> memory limit of a session not over
+        self._activity: dict[str, float] = {}  # user -> monotonic time of its last activity
+        self._profiles: dict[str, str] = {}  # user -> profile its running session got
+        self._memory_total = psutil.virtual_memory().total
 
     @classmethod
     async def create(cls, config: Config) -> SessionManager:
         systemd = await SystemdClient.connect()
         store = await asyncio.to_thread(Store.open, config.daemon.state_dir / "hostd.sqlite")
         manager = cls(config, systemd, store)
+        manager.sampler = UsageSampler.load()
+        await manager.cap_slice()
         await manager.reattach()
         manager._reaper = asyncio.create_task(manager._reap_forever())
         return manager
@@ -97,6 +122,7 @@ class SessionManager:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
+        self.oom.close()
         await self.systemd.close()
         await asyncio.to_thread(self.store.close)
 
@@ -113,7 +139,37 @@ class SessionManager:
         raise PermissionDenied(f"uid {peer.uid} is neither root nor in group {group!r}")
 
     async def start(
-        self, user: str, request: SessionRequest, *, caller: Caller, wait: bool = True
+        self,
+        user: str,
+        request: SessionRequest,
+        *,
+        caller: Caller,
+        wait: bool = True,
+        command: str | None = None,
+        secrets: Mapping[str, str] | None = None,
+    ) -> StartOutcome:
+        started_at = time.monotonic()
+        try:
+            outcome = await self._start(user, request, caller, wait, command, secrets or {})
+        except Exception:
+            self.metrics_registry.spawn_duration.labels(status="failure").observe(
+                time.monotonic() - started_at
+            )
+            raise
+        if outcome.created:
+            self.metrics_registry.spawn_duration.labels(status="success").observe(
+                time.monotonic() - started_at
+            )
+        return outcome
+
+    async def _start(
+        self,
+        user: str,
+        request: SessionRequest,
+        caller: Caller,
+        wait: bool,
+        command: str | None,
+        secrets: Mapping[str, str],
     ) -> StartOutcome:
         daemon = self.config.daemon
         info = await asyncio.to_thread(
@@ -124,6 +180,9 @@ class SessionManager:
         )
         name = info.name
         unit = unit_name_for(name)
+        _check_secrets(secrets)
+        groups = await asyncio.to_thread(group_names, info.name, info.gid)
+        policy, profile = self._policy_for(name, groups, command)
         async with self._locks[name]:
             status = await self.systemd.unit_status(unit)
             if status is not None and status.active_state in ACTIVE:
@@ -137,10 +196,11 @@ class SessionManager:
                 await self._finish(name, unit, status, reason="ended")
             port = self._allocate_port(name)
             token_file = self._write_token(unit, info.uid, info.gid)
+            secrets_dir = self._write_secrets(token_file.parent, secrets, info.uid, info.gid)
             base_url = daemon.base_url_for(name)
             try:
                 spec = build_unit(
-                    self.config.session,
+                    policy,
                     info,
                     request,
                     port=port,
@@ -149,8 +209,10 @@ class SessionManager:
                     hostd_environment={
                         "HOSTD_PORT": str(port),
                         "JUPYTER_TOKEN_FILE": str(token_file),
+                        **({"HOSTD_SECRETS_DIR": str(secrets_dir)} if secrets_dir else {}),
                     },
                 )
+                self._promise_memory(name, _prop(spec, "MemoryMax") or 0)
             except Exception:
                 self._release(name, unit)
                 raise
@@ -167,10 +229,14 @@ class SessionManager:
                     mem_limit_bytes=_prop(spec, "MemoryMax"),
                     cpu_limit=_cpu(_prop(spec, "CPUQuotaPerSecUSec")),
                     started_by_uid=caller.uid,
+                    profile=profile,
                 ),
             )
             assert record.id is not None
             self._records[name] = record.id
+            self._activity[name] = time.monotonic()
+            if profile is not None:
+                self._profiles[name] = profile
             log.info(
                 "starting %s for %s on port %d",
                 unit,
@@ -178,17 +244,30 @@ class SessionManager:
                 port,
                 extra={"HOSTD_USER": name, "UNIT": unit},
             )
+            # Beyond max_concurrent_starts, starts wait here in arrival order (asyncio's
+            # Semaphore wakes waiters first in, first out) instead of failing.
+            self._waiting += 1
             try:
-                job = await self.systemd.start_unit(spec)
-            except Exception:
-                await self._abandon(name, unit, reason="systemd refused the unit")
-                raise
-            if job != "done":
-                raise await self._start_failed(name, unit, f"systemd's start job ended '{job}'")
-            if not wait:
+                await self._admission.acquire()
+            finally:
+                self._waiting -= 1
+            try:
+                try:
+                    job = await self.systemd.start_unit(spec)
+                except Exception:
+                    await self._abandon(name, unit, reason="systemd refused the unit")
+                    raise
+                if job != "done":
+                    raise await self._start_failed(name, unit, f"systemd's start job ended '{job}'")
                 status = await self.systemd.unit_status(unit)
-                return StartOutcome(await self._view(name, status), created=True)
-            return StartOutcome(await self._wait_ready(name, unit, self._deadline()), created=True)
+                if status is not None:
+                    self.oom.watch(name, self.sampler.memory_dir(status.control_group or ""))
+                if not wait:
+                    return StartOutcome(await self._view(name, status), created=True)
+                view = await self._wait_ready(name, unit, self._deadline())
+                return StartOutcome(view, created=True)
+            finally:
+                self._admission.release()
 
     async def stop(self, user: str, *, caller: Caller) -> SessionView:
         # No account lookup: the session of a deleted account can still be stopped.
@@ -198,8 +277,11 @@ class SessionManager:
             status = await self.systemd.unit_status(unit)
             if status is not None and status.active_state not in ENDED:
                 started = time.monotonic()
-                await self.systemd.stop_unit(unit)
+                job = await self.systemd.stop_unit(unit)
                 status = await self.systemd.unit_status(unit)
+                self.metrics_registry.stop_duration.labels(
+                    status="success" if job in ("done", "no-such-unit") else "failure"
+                ).observe(time.monotonic() - started)
                 log.info(
                     "stopped %s in %.3f s",
                     unit,
@@ -246,6 +328,104 @@ class SessionManager:
         running = sum(1 for v in await self.list() if v.state in ("starting", "running"))
         return {"status": "ok", "systemd": version, "sessions": running}
 
+    async def usage(self, user: str) -> UsageView:
+        name = validate_username(user)
+        status = await self.systemd.unit_status(unit_name_for(name))
+        if status is None or status.active_state not in ACTIVE:
+            raise SessionNotFound(f"{name} has no running session")
+        cpu_limit = _cpu(status.cpu_quota_usec)
+        usage = self.sampler.read(name, status.control_group)
+        if usage is not None and not self.sampler.has_fresh_pair(name):
+            # No recent sample to compare with: measure over a short interval now.
+            await asyncio.sleep(0.5)
+            usage = self.sampler.read(name, status.control_group) or usage
+        return self.sampler.view(name, usage, cpu_limit)
+
+    async def host(self) -> HostView:
+        memory = psutil.virtual_memory()
+        active = [s for s in await self._session_units() if s.active_state in ACTIVE]
+        return HostView(
+            memory_total_bytes=memory.total,
+            memory_available_bytes=memory.available,
+            cpus=os.cpu_count() or 1,
+            sessions_running=len(active),
+            memory_limits_bytes=sum(s.memory_max or 0 for s in active),
+            cpu_limits=round(sum(_cpu(s.cpu_quota_usec) or 0.0 for s in active), 3),
+            memory_capacity_bytes=self._memory_capacity(),
+            starts_waiting=self._waiting,
+        )
+
+    async def set_limits(
+        self, user: str, *, mem_limit: int | None, cpu_limit: float | None, caller: Caller
+    ) -> SessionView:
+        if not caller.privileged:
+            raise PermissionDenied("only root may change the limits of a running session")
+        if mem_limit is None and cpu_limit is None:
+            raise InvalidOption("give mem_limit, cpu_limit or both")
+        name = validate_username(user)
+        unit = unit_name_for(name)
+        async with self._locks[name]:
+            status = await self.systemd.unit_status(unit)
+            if status is None or status.active_state not in ACTIVE:
+                raise SessionNotFound(f"{name} has no running session")
+            properties: list[Property] = []
+            if mem_limit is not None:
+                self._promise_memory(name, mem_limit)
+                properties.append(Property("MemoryMax", "t", mem_limit))
+            if cpu_limit is not None:
+                properties.append(Property("CPUQuotaPerSecUSec", "t", cpu_quota_usec(cpu_limit)))
+            await self.systemd.set_properties(unit, tuple(properties))
+            log.info(
+                "limits of %s set to mem_limit=%s cpu_limit=%s by %s",
+                unit,
+                mem_limit,
+                cpu_limit,
+                caller.name,
+                extra={"HOSTD_USER": name, "UNIT": unit},
+            )
+            changes: dict[str, object] = {}
+            if mem_limit is not None:
+                changes["mem_limit_bytes"] = mem_limit
+                await self._enforce_lowered_memory(name, unit, status, mem_limit)
+            if cpu_limit is not None:
+                changes["cpu_limit"] = cpu_limit
+            await self._mark(name, **changes)
+            return await self._view(name, await self.systemd.unit_status(unit))
+
+    async def activity(self, user: str, *, caller: Caller) -> None:
+        name = validate_username(user)
+        if name not in self._records:
+            raise SessionNotFound(f"{name} has no running session")
+        self._activity[name] = time.monotonic()
+
+    async def metrics(self) -> tuple[bytes, str]:
+        samples = []
+        for status in await self._session_units():
+            name = user_for_unit_name(status.name)
+            if name is None or status.active_state not in ACTIVE:
+                continue
+            usage = self.sampler.read(name, status.control_group)
+            view = self.sampler.view(name, usage, _cpu(status.cpu_quota_usec))
+            samples.append(SessionSample(view, status.memory_max))
+        return self.metrics_registry.render(samples, self._waiting)
+
+    async def cap_slice(self) -> None:
+        """jupyter.slice's MemoryMax: all sessions together leave room for the daemon, the hub
+        and sshd, whatever each session's own limit is."""
+        limit = self._memory_capacity()
+        try:
+            await self.systemd.set_properties(
+                "jupyter.slice",
+                (
+                    Property("MemoryAccounting", "b", True),
+                    Property("MemoryMax", "t", limit),
+                ),
+            )
+        except Exception as exc:
+            log.warning("could not cap jupyter.slice at %d bytes: %s", limit, exc)
+        else:
+            log.info("jupyter.slice capped at %d bytes of memory", limit)
+
     # -- reattach and reaping ---------------------------------------------------------------
 
     async def reattach(self) -> None:
@@ -256,12 +436,17 @@ class SessionManager:
             if name is None or status.active_state in ENDED:
                 continue
             active.add(status.name)
+            self._promised[name] = status.memory_max or 0
+            self._activity[name] = time.monotonic()
+            self.oom.watch(name, self.sampler.memory_dir(status.control_group or ""))
             port = status.env("HOSTD_PORT")
             if port and port.isdigit():
                 self._ports[name] = int(port)
         for record in await asyncio.to_thread(self.store.open_records):
             if record.unit in active and record.id is not None:
                 self._records[record.user] = record.id
+                if record.profile:
+                    self._profiles[record.user] = record.profile
             elif record.id is not None:
                 await asyncio.to_thread(
                     self.store.update,
@@ -285,7 +470,9 @@ class SessionManager:
                 log.exception("reaping ended sessions failed; trying again")
 
     async def reap(self) -> None:
-        """Record sessions that ended on their own (crash, OOM kill) and free what they held."""
+        """Record sessions that ended on their own (crash, OOM kill) and free what they held;
+        sample the running ones; stop those idle for longer than capacity.idle_timeout."""
+        idle_timeout = self.config.capacity.idle_timeout_s
         for name in list(self._records):
             unit = unit_name_for(name)
             if self._locks[name].locked():
@@ -294,8 +481,114 @@ class SessionManager:
                 status = await self.systemd.unit_status(unit)
                 if status is None or status.active_state in ENDED:
                     await self._finish(name, unit, status, reason="ended")
+                    continue
+                self.sampler.read(name, status.control_group)
+                self.oom.watch(name, self.sampler.memory_dir(status.control_group or ""))
+                if idle_timeout > 0 and status.active_state == "active":
+                    idle_s = self._idle_seconds(name, status)
+                    if idle_s > idle_timeout:
+                        await self._stop_locked(name, unit, f"idle for {idle_s:.0f} s (culled)")
+
+    def _idle_seconds(self, name: str, status: UnitStatus) -> float:
+        """Seconds since the last activity: the hub's report, CPU use or an open connection."""
+        now_s = time.monotonic()
+        busy = (
+            self.sampler.recent_cpu_percent(name) or 0.0
+        ) > self.config.capacity.idle_cpu_percent
+        port = status.env("HOSTD_PORT")
+        if busy or (port and port.isdigit() and open_connections(int(port)) > 0):
+            self._activity[name] = now_s
+        return now_s - self._activity.get(name, now_s)
+
+    async def _stop_locked(self, name: str, unit: str, reason: str) -> None:
+        started = time.monotonic()
+        job = await self.systemd.stop_unit(unit)
+        status = await self.systemd.unit_status(unit)
+        self.metrics_registry.stop_duration.labels(
+            status="success" if job in ("done", "no-such-unit") else "failure"
+        ).observe(time.monotonic() - started)
+        log.info("stopped %s: %s", unit, reason, extra={"HOSTD_USER": name, "UNIT": unit})
+        await self._finish(name, unit, status, reason=reason, stopped=True)
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _policy_for(
+        self, name: str, groups: tuple[str, ...], command: str | None
+    ) -> tuple[SessionPolicy, str | None]:
+        """[session], with the most specific profile's limits and the named command."""
+        policy = self.config.session
+        if command is not None:
+            argv = self.config.commands.get(command)
+            if argv is None:
+                known = ", ".join(sorted(self.config.commands)) or "none"
+                raise InvalidOption(f"unknown command {command!r} (the admin defined: {known})")
+            policy = replace(policy, cmd=argv)
+        match = self.config.profiles.match(name, groups)
+        if match is None:
+            return policy, None
+        label, limits = match
+        return apply_profile(policy, limits), label
+
+    def _memory_capacity(self) -> int:
+        return int(self._memory_total * self.config.capacity.memory_share)
+
+    def _promise_memory(self, name: str, mem_limit: int) -> None:
+        """Count a session's memory limit against the share of RAM sessions may be promised."""
+        others = sum(v for user, v in self._promised.items() if user != name)
+        capacity = self._memory_capacity()
+        if others + mem_limit > capacity:
+            raise CapacityExceeded(
+                f"starting this session would promise {others + mem_limit} bytes of memory, "
+                f"over the {capacity} bytes sessions may have together (memory_share "
+                f"{self.config.capacity.memory_share:g}); try again when another stops",
+                retry_after_s=self.config.capacity.retry_after_s,
+            )
+        self._promised[name] = mem_limit
+
+    async def _enforce_lowered_memory(
+        self, name: str, unit: str, status: UnitStatus, mem_limit: int
+    ) -> None:
+        """On cgroup v1 the kernel refuses a limit below what is in use (EBUSY) and systemd
+        only logs it; v2 OOM-kills instead. hostd makes v1 behave as v2: the session that
+        uses more than its new limit is killed, and says why."""
+        usage = self.sampler.read(name, status.control_group)
+        directory = self.sampler.memory_dir(status.control_group or "")
+        if usage is None or directory is None or (usage.memory_bytes or 0) <= mem_limit:
+            return
+        try:
+            applied = int((directory / "memory.limit_in_bytes").read_text())
+        except (OSError, ValueError):
+            return
+        if applied <= mem_limit:
+            return  # the kernel reclaimed enough and took the limit
+        log.warning(
+            "%s uses %d bytes, over its new limit %d: killing it",
+            unit,
+            usage.memory_bytes,
+            mem_limit,
+            extra={"HOSTD_USER": name, "UNIT": unit},
+        )
+        self.oom.killed[name] = self.oom.killed.get(name, 0) + 1
+        await self.systemd.kill_unit(unit)
+
+    def _write_secrets(
+        self, directory: Path, secrets: Mapping[str, str], uid: int, gid: int
+    ) -> Path | None:
+        """Each secret in a file of its own, readable by the session's user only; the session's
+        command (hostd-session-exec) exports them. Never Environment= or argv."""
+        if not secrets:
+            return None
+        for key, value in secrets.items():
+            fd = os.open(
+                directory / key, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o400
+            )
+            with os.fdopen(fd, "w") as handle:
+                handle.write(value)
+            os.chown(directory / key, uid, gid)
+        return directory
+
+    async def _session_units(self) -> builtins.list[UnitStatus]:
+        return await self.systemd.list_units(f"{UNIT_PREFIX}*{UNIT_SUFFIX}")
 
     def _deadline(self) -> float:
         return time.monotonic() + self.config.daemon.start_timeout_s
@@ -331,6 +624,8 @@ class SessionManager:
         await asyncio.sleep(0.2)
         lines = [entry.message for entry in await journal.tail(unit, FAILURE_LOG_LINES)]
         end = describe_end(status.result, status.exit_code, status.exit_status) if status else ""
+        if self.oom.killed.get(name) or (status is not None and status.result == "oom-kill"):
+            end = OOM_REASON
         details = {
             "result": status.result if status else None,
             "exit_status": status.exit_status if status else None,
@@ -357,6 +652,12 @@ class SessionManager:
     ) -> None:
         """Record the end, let systemd collect the unit, free the port and the token."""
         record_id = self._records.pop(name, None)
+        if self.oom.pop_killed(name) or (status is not None and status.result == "oom-kill"):
+            reason, failed = OOM_REASON, True
+        self.oom.unwatch(name)
+        self.sampler.forget(name)
+        self._activity.pop(name, None)
+        self._profiles.pop(name, None)
         if record_id is not None:
             state = (
                 "failed"
@@ -379,6 +680,7 @@ class SessionManager:
 
     def _release(self, name: str, unit: str) -> None:
         self._ports.pop(name, None)
+        self._promised.pop(name, None)
         shutil.rmtree(self._credentials / unit, ignore_errors=True)
 
     async def _mark(self, name: str, **changes: object) -> None:
@@ -452,6 +754,7 @@ class SessionManager:
             started_at=status.active_since,
             url=url,
             limits=Limits(status.memory_max, _cpu(status.cpu_quota_usec)),
+            profile=self._profiles.get(name),
         )
 
     async def _stored_view(self, name: str, unit: str) -> SessionView:
@@ -467,8 +770,26 @@ class SessionManager:
             exit_status=record.exit_status,
             started_at=record.started_at,
             limits=Limits(record.mem_limit_bytes, record.cpu_limit),
-            details={"reason": record.reason} if record.reason else {},
+            reason=record.reason,
+            profile=record.profile,
         )
+
+
+def _check_secrets(secrets: Mapping[str, str]) -> None:
+    if len(secrets) > SECRETS_MAX:
+        raise InvalidOption(f"at most {SECRETS_MAX} secrets")
+    for key, value in secrets.items():
+        if not (
+            isinstance(key, str)
+            and key.isascii()
+            and key.replace("_", "A").isalnum()
+            and not key[0].isdigit()
+            and key.upper() == key
+            and len(key) <= 64
+        ):
+            raise InvalidOption(f"secret name {key!r}: use A-Z, 0-9 and _ (a variable name)")
+        if not isinstance(value, str) or "\0" in value or len(value) > SECRET_VALUE_MAX:
+            raise InvalidOption(f"secret {key}: a string of at most {SECRET_VALUE_MAX} characters")
 
 
 def _prop(spec: UnitSpec, name: str) -> int | None:

@@ -32,6 +32,7 @@ class SessionRecord(SQLModel, table=True):
     mem_limit_bytes: int | None = None
     cpu_limit: float | None = None
     started_by_uid: int | None = None
+    profile: str | None = None  # the limits profile applied: "user:alice", "group:staff"
 
 
 class Store:
@@ -46,6 +47,7 @@ class Store:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
         SQLModel.metadata.create_all(engine)
+        _add_missing_columns(engine)
         return cls(engine)
 
     def add(self, record: SessionRecord) -> SessionRecord:
@@ -83,6 +85,21 @@ class Store:
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Upgrade in place: a column added since the file was made is added, nullable.
+
+    create_all makes missing tables but never alters one; every column added after the first
+    release is optional, so ALTER TABLE ... ADD COLUMN is the whole migration.
+    """
+    table = SessionRecord.__table__  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        present = {row[1] for row in conn.exec_driver_sql(f"PRAGMA table_info({table.name})")}
+        for column in table.columns:
+            if column.name not in present:
+                kind = column.type.compile(dialect=engine.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
 
 
 def now() -> datetime:

@@ -208,6 +208,10 @@ class SystemdClient:
     async def unref(self, name: str) -> None:
         await self.call("unref", name=name)
 
+    async def kill_unit(self, name: str, signal: int = 9) -> None:
+        """Signal every process of the unit (KillUnit, who=all); SIGKILL by default."""
+        await self.call("kill", name=name, signal=signal)
+
     async def reset_failed(self, name: str) -> None:
         await self.call("reset_failed", name=name)
 

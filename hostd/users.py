@@ -17,7 +17,7 @@ import pwd
 from hostd.errors import UnknownUser, UserRefused
 from units import UserInfo, validate_username
 
-__all__ = ["group_members_gid", "lookup_user", "name_for_uid", "user_in_group"]
+__all__ = ["group_members_gid", "group_names", "lookup_user", "name_for_uid", "user_in_group"]
 
 
 # nobody (65534) and the overflow ids above UID_MAX are system accounts too (login.defs(5)).
@@ -111,3 +111,14 @@ def name_for_uid(uid: int) -> str:
         return pwd.getpwuid(uid).pw_name
     except (KeyError, OverflowError):
         return str(uid)
+
+
+def group_names(user: str, gid: int) -> tuple[str, ...]:
+    """Names of every group the account is in (primary first), for group profiles."""
+    names: list[str] = []
+    for group_id in [gid, *(g for g in os.getgrouplist(user, gid) if g != gid)]:
+        try:
+            names.append(grp.getgrgid(group_id).gr_name)
+        except KeyError:
+            continue
+    return tuple(names)

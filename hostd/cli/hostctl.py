@@ -21,7 +21,7 @@ from typing import Any, Final, TextIO
 
 from api.client import DEFAULT_SOCKET, DaemonUnreachable, HostdClient, StartResult
 from hostd.errors import HostdError, SpawnFailed
-from hostd.model import LogLine, SessionView
+from hostd.model import HostView, LogLine, SessionView, UsageView
 
 __all__ = [
     "EXIT_API_ERROR",
@@ -31,9 +31,13 @@ __all__ = [
     "EXIT_USAGE",
     "build_parser",
     "describe_error",
+    "describe_host",
+    "describe_limits",
     "describe_start",
     "describe_stop",
     "format_cpu",
+    "format_cpu_percent",
+    "format_memory",
     "format_size",
     "format_table",
     "format_time",
@@ -54,12 +58,15 @@ TABLE_COLUMNS: Final = (
     "STATE",
     "UNIT",
     "URL",
-    "MEM LIMIT",
+    "MEM",  # used/limit
+    "CPU%",  # recent use; 100% is one core busy
     "CPU LIMIT",
     "STARTED",
     "RESULT",
 )
 NONE: Final = "-"
+# Sessions that have a cgroup to measure (usage of any other is SessionNotFound).
+MEASURABLE: Final = frozenset({"starting", "running"})
 _SIZE_UNITS = ("B", "K", "M", "G", "T", "P", "E")
 
 
@@ -94,15 +101,33 @@ def format_time(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def session_rows(sessions: Sequence[SessionView]) -> list[tuple[str, ...]]:
-    """One row of TABLE_COLUMNS per session."""
+def format_memory(usage: UsageView | None) -> str:
+    """Memory as "used/limit": 412.3M/2.0G, 412.3M/- without a limit; "-" for no usage."""
+    if usage is None:
+        return NONE
+    return f"{format_size(usage.memory_bytes)}/{format_size(usage.memory_limit_bytes)}"
+
+
+def format_cpu_percent(usage: UsageView | None) -> str:
+    """Recent CPU use as a whole percentage (37%, 150% for one and a half cores); "-"."""
+    if usage is None or usage.cpu_percent is None:
+        return NONE
+    return f"{usage.cpu_percent:.0f}%"
+
+
+def session_rows(
+    sessions: Sequence[SessionView], usage: Mapping[str, UsageView] | None = None
+) -> list[tuple[str, ...]]:
+    """One row of TABLE_COLUMNS per session; ``usage`` by user (a missing one shows "-")."""
+    usage = usage or {}
     return [
         (
             session.user,
             session.state,
             session.unit,
             session.url or NONE,
-            format_size(session.limits.mem_limit_bytes if session.limits else None),
+            format_memory(usage.get(session.user)),
+            format_cpu_percent(usage.get(session.user)),
             format_cpu(session.limits.cpu_limit if session.limits else None),
             format_time(session.started_at),
             session.result or NONE,
@@ -130,6 +155,38 @@ def describe_start(result: StartResult) -> str:
 def describe_stop(session: SessionView) -> str:
     result = f", result {session.result}" if session.result else ""
     return f"stopped {session.user} ({session.unit}), {session.state}{result}"
+
+
+def describe_limits(session: SessionView) -> str:
+    limits = session.limits
+    memory = format_size(limits.mem_limit_bytes if limits else None)
+    cpu = format_cpu(limits.cpu_limit if limits else None)
+    return f"limits of {session.user} ({session.unit}): memory {memory}, CPU {cpu}"
+
+
+def _share(part: float, whole: float) -> str:
+    return f" ({part / whole:.0%})" if whole > 0 else ""
+
+
+def describe_host(host: HostView) -> str:
+    """A few aligned lines: the machine, then what the sessions ask of it."""
+    limits, capacity = host.memory_limits_bytes, host.memory_capacity_bytes
+    rows = [
+        (
+            "memory",
+            f"{format_size(host.memory_available_bytes)} available of "
+            f"{format_size(host.memory_total_bytes)}",
+        ),
+        ("CPUs", str(host.cpus)),
+        ("sessions", f"{host.sessions_running} running, {host.starts_waiting} starts waiting"),
+        (
+            "memory limits",
+            f"{format_size(limits)} of {format_size(capacity)} capacity{_share(limits, capacity)}",
+        ),
+        ("CPU limits", f"{format_cpu(host.cpu_limits)} of {host.cpus} cores"),
+    ]
+    width = max(len(label) for label, _ in rows) + 1
+    return "\n".join(f"{label + ':':<{width}}  {value}" for label, value in rows)
 
 
 def describe_error(error: HostdError) -> list[str]:
@@ -210,6 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("user", metavar="USER", nargs="?")
     status.add_argument("--json", action="store_true", help="print the API's JSON")
 
+    limits = commands.add_parser("set", help="change a running session's limits live")
+    limits.add_argument("user", metavar="USER")
+    limits.add_argument("--mem", metavar="SIZE", help="memory limit: bytes or 512M, 2G, ...")
+    limits.add_argument("--cpu", metavar="CORES", type=_cores, help="CPU limit in cores: 1.5")
+    limits.add_argument("--json", action="store_true", help="print the API's JSON")
+
+    host = commands.add_parser("host", help="show the machine and what the sessions ask of it")
+    host.add_argument("--json", action="store_true", help="print the API's JSON")
+
     logs = commands.add_parser("logs", help="print a session's log")
     logs.add_argument("user", metavar="USER")
     logs.add_argument("-n", "--lines", metavar="N", type=int, default=100, help="default 100")
@@ -243,21 +309,59 @@ async def _stop(client: HostdClient, args: argparse.Namespace, out: TextIO) -> N
         print(describe_stop(session), file=out)
 
 
+async def _usage_or_none(client: HostdClient, session: SessionView) -> UsageView | None:
+    if session.state not in MEASURABLE:
+        return None
+    try:
+        return await client.usage(session.user)
+    except HostdError:
+        return None  # ended meanwhile, or not measurable: the table shows "-", not an error
+
+
+async def _usage_of(client: HostdClient, sessions: Sequence[SessionView]) -> dict[str, UsageView]:
+    """Usage of every measurable session, read concurrently; unreadable ones are left out."""
+    found = await asyncio.gather(*(_usage_or_none(client, session) for session in sessions))
+    return {usage.user: usage for usage in found if usage is not None}
+
+
+def _with_usage(session: SessionView, usage: Mapping[str, UsageView]) -> dict[str, Any]:
+    seen = usage.get(session.user)
+    return {**session.to_dict(), "usage": None if seen is None else seen.to_dict()}
+
+
 async def _status(client: HostdClient, args: argparse.Namespace, out: TextIO) -> None:
     if args.user is not None:
         session = await client.get(args.user)
+        usage = await _usage_of(client, [session])
         if args.json:
-            _print_json(session.to_dict(), out)
+            _print_json(_with_usage(session, usage), out)
         else:
-            print(format_table(TABLE_COLUMNS, session_rows([session])), file=out)
+            print(format_table(TABLE_COLUMNS, session_rows([session], usage)), file=out)
         return
     sessions = await client.list()
+    usage = await _usage_of(client, sessions)
     if args.json:
-        _print_json({"sessions": [session.to_dict() for session in sessions]}, out)
+        _print_json({"sessions": [_with_usage(session, usage) for session in sessions]}, out)
     elif sessions:
-        print(format_table(TABLE_COLUMNS, session_rows(sessions)), file=out)
+        print(format_table(TABLE_COLUMNS, session_rows(sessions, usage)), file=out)
     else:
         print("no sessions", file=out)
+
+
+async def _set(client: HostdClient, args: argparse.Namespace, out: TextIO) -> None:
+    session = await client.set_limits(args.user, mem_limit=args.mem, cpu_limit=args.cpu)
+    if args.json:
+        _print_json(session.to_dict(), out)
+    else:
+        print(describe_limits(session), file=out)
+
+
+async def _host(client: HostdClient, args: argparse.Namespace, out: TextIO) -> None:
+    host = await client.host()
+    if args.json:
+        _print_json(host.to_dict(), out)
+    else:
+        print(describe_host(host), file=out)
 
 
 def _print_line(line: LogLine, out: TextIO) -> None:
@@ -276,7 +380,14 @@ async def _logs(client: HostdClient, args: argparse.Namespace, out: TextIO) -> N
 
 _COMMANDS: Final[
     Mapping[str, Callable[[HostdClient, argparse.Namespace, TextIO], Coroutine[Any, Any, None]]]
-] = {"start": _start, "stop": _stop, "status": _status, "logs": _logs}
+] = {
+    "start": _start,
+    "stop": _stop,
+    "status": _status,
+    "set": _set,
+    "host": _host,
+    "logs": _logs,
+}
 
 
 async def _run(args: argparse.Namespace, socket_path: str, out: TextIO) -> None:
@@ -289,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if args.command == "set" and args.mem is None and args.cpu is None:
+            parser.error("set: give --mem SIZE, --cpu CORES or both")
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     socket_path = args.socket or os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET

@@ -39,6 +39,17 @@ readwrite_paths = ["{SANDBOX}/rw"]
 """
 
 
+def _unchunk(body: bytes) -> bytes:
+    out = b""
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            break
+        out, body = out + rest[:size], rest[size + 2 :]
+    return out
+
+
 def raw_request(sock_path: str, method: str, path: str, body: bytes = b"") -> tuple[int, Any]:
     """HTTP/1.1 over the Unix socket with the standard library (runs as any user)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
@@ -51,6 +62,8 @@ def raw_request(sock_path: str, method: str, path: str, body: bytes = b"") -> tu
             data += chunk
     header, _, payload = data.partition(b"\r\n\r\n")
     status = int(header.split()[1])
+    if b"transfer-encoding: chunked" in header.lower():
+        payload = _unchunk(payload)
     return status, json.loads(payload) if payload.strip() else None
 
 
@@ -111,6 +124,20 @@ class Daemon:
             timeout=120,
             check=False,
         )
+
+    def hostctl_raw_metrics(self) -> str:
+        """GET /metrics as text (not JSON)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.connect(str(self.socket))
+            conn.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := conn.recv(65536):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.split()[1] == b"200", head
+        if b"transfer-encoding: chunked" in head.lower():
+            body = _unchunk(body)
+        return body.decode()
 
     def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = b"" if body is None else json.dumps(body).encode()

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -70,6 +71,8 @@ def main() -> None:
     plan = load_plan()
     if "print" in plan:
         print(plan["print"], flush=True)
+    if plan.get("sleep_s"):
+        time.sleep(float(plan["sleep_s"]))  # so the daemon watches before anything happens
     if plan.get("hog_mib"):
         hog = b"x" * (int(plan["hog_mib"]) * 1024 * 1024)  # every page written: really charged
         print(f"allocated {len(hog) >> 20} MiB", flush=True)

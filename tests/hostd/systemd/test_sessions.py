@@ -88,7 +88,7 @@ def test_memory_max_kills_a_hog_and_the_start_reports_why(daemon, make_user) -> 
     assert result.returncode == 1
     assert time.monotonic() - started < 10
     assert "[spawn-failed]" in result.stderr
-    assert "killed by SIGKILL" in result.stderr
+    assert "out of memory (MemoryMax reached)" in result.stderr  # seen by the OOM watcher
     status, body = d.api("GET", f"/v1/sessions/{user}")
     assert status == 200
     assert (body["state"], body["result"]) == ("failed", "signal")
