@@ -78,6 +78,7 @@ step "the daemon's venv in $VENV"
 "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade "$src" 2>&1 | grep -v "^WARNING: Location" || true
 "$VENV/bin/hostd" --version >/dev/null
 for tool in hostd hostctl; do ln -sf "$VENV/bin/$tool" "/usr/local/bin/$tool"; done
+install -D -m 0755 "$src/packaging/hostd-session-exec" "$PREFIX/bin/hostd-session-exec"
 install -m 0644 "$src/README.md" "$PREFIX/README.md"
 
 step "the session environment in $SESSION_ENV (JupyterLab; read-only to users)"
