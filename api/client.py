@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from api.errors import error_from_wire
 from hostd.errors import HostdError
-from hostd.model import LogLine, SessionView, StartOutcome
+from hostd.model import HostView, LogLine, SessionView, StartOutcome, UsageView
 
 __all__ = [
     "DEFAULT_SOCKET",
@@ -31,6 +31,8 @@ __all__ = [
     "DaemonUnreachable",
     "HostdClient",
     "StartResult",
+    "host_from_dict",
+    "usage_from_dict",
 ]
 
 DEFAULT_SOCKET: Final = "/run/hostd/hostd.sock"
@@ -39,6 +41,8 @@ DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0)
 START_TIMEOUT: Final = httpx.Timeout(30.0, read=150.0)
 # A follow waits for lines as long as the session lives.
 FOLLOW_TIMEOUT: Final = httpx.Timeout(30.0, read=None)
+
+_T = TypeVar("_T")
 
 # What a start did: the session, and whether this call created it (HTTP 201) or it was
 # already running (200). The same value the daemon's SessionService.start returns.
@@ -86,6 +90,63 @@ def _error_of(response: httpx.Response) -> HostdError:
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return _malformed(response, exc)
     return error_from_wire(code, message, details)
+
+
+def _int(data: Mapping[str, Any], name: str) -> int:
+    value = data[name]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name}: expected an integer, not {type(value).__name__}")
+    return value
+
+
+def _float(data: Mapping[str, Any], name: str) -> float:
+    value = data[name]
+    # JSON has one kind of number: 2 and 2.0 are the same amount of cores or seconds.
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"{name}: expected a number, not {type(value).__name__}")
+    return float(value)
+
+
+def _optional_int(data: Mapping[str, Any], name: str) -> int | None:
+    return None if data[name] is None else _int(data, name)
+
+
+def _optional_float(data: Mapping[str, Any], name: str) -> float | None:
+    return None if data[name] is None else _float(data, name)
+
+
+def usage_from_dict(data: Mapping[str, Any]) -> UsageView:
+    """The inverse of UsageView.to_dict. KeyError for a missing field, TypeError for a value
+    of the wrong type; keys it does not know (from a newer daemon) are left out."""
+    user = data["user"]
+    if not isinstance(user, str):
+        raise TypeError(f"user: expected a string, not {type(user).__name__}")
+    return UsageView(
+        user=user,
+        memory_bytes=_optional_int(data, "memory_bytes"),
+        memory_peak_bytes=_optional_int(data, "memory_peak_bytes"),
+        memory_limit_bytes=_optional_int(data, "memory_limit_bytes"),
+        cpu_seconds=_optional_float(data, "cpu_seconds"),
+        cpu_percent=_optional_float(data, "cpu_percent"),
+        cpu_limit=_optional_float(data, "cpu_limit"),
+        cpu_throttled_seconds=_optional_float(data, "cpu_throttled_seconds"),
+        tasks=_optional_int(data, "tasks"),
+        oom_kills=_optional_int(data, "oom_kills"),
+    )
+
+
+def host_from_dict(data: Mapping[str, Any]) -> HostView:
+    """The inverse of HostView.to_dict; errors as usage_from_dict's."""
+    return HostView(
+        memory_total_bytes=_int(data, "memory_total_bytes"),
+        memory_available_bytes=_int(data, "memory_available_bytes"),
+        cpus=_int(data, "cpus"),
+        sessions_running=_int(data, "sessions_running"),
+        memory_limits_bytes=_int(data, "memory_limits_bytes"),
+        cpu_limits=_float(data, "cpu_limits"),
+        memory_capacity_bytes=_int(data, "memory_capacity_bytes"),
+        starts_waiting=_int(data, "starts_waiting"),
+    )
 
 
 class HostdClient:
@@ -169,6 +230,17 @@ class HostdClient:
     def _view(response: httpx.Response, data: Any) -> SessionView:
         try:
             return SessionView.from_dict(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _malformed(response, exc) from exc
+
+    @staticmethod
+    def _read(response: httpx.Response, read: Callable[[Mapping[str, Any]], _T]) -> _T:
+        """``read`` of the response's JSON object; a HostdError if it cannot."""
+        data = HostdClient._json(response)
+        try:
+            if not isinstance(data, Mapping):
+                raise TypeError(f"expected an object, not {type(data).__name__}")
+            return read(data)
         except (KeyError, TypeError, ValueError) as exc:
             raise _malformed(response, exc) from exc
 
@@ -267,6 +339,41 @@ class HostdClient:
             return LogLine.from_dict(item)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise _malformed(response, exc) from exc
+
+    async def set_limits(
+        self,
+        user: str,
+        *,
+        mem_limit: str | int | None = None,
+        cpu_limit: float | str | None = None,
+    ) -> SessionView:
+        """Change the limits of ``user``'s running session live (admins only); None leaves a
+        limit as it is, and the daemon refuses a call that changes neither (InvalidOption)."""
+        options = {"mem_limit": mem_limit, "cpu_limit": cpu_limit}
+        response = await self._request(
+            "PATCH",
+            self._session_path(user),
+            body={key: value for key, value in options.items() if value is not None},
+        )
+        return self._view(response, self._json(response))
+
+    async def usage(self, user: str) -> UsageView:
+        """What ``user``'s starting or running session uses now."""
+        response = await self._request("GET", f"{self._session_path(user)}/usage")
+        return self._read(response, usage_from_dict)
+
+    async def activity(self, user: str) -> None:
+        """Tell the daemon ``user`` was active just now (restarts the session's idle clock)."""
+        await self._request("POST", f"{self._session_path(user)}/activity")
+
+    async def host(self) -> HostView:
+        response = await self._request("GET", "/v1/host")
+        return self._read(response, host_from_dict)
+
+    async def metrics(self) -> str:
+        """The daemon's Prometheus exposition, as text."""
+        response = await self._request("GET", "/metrics")
+        return response.text
 
     async def health(self) -> dict[str, Any]:
         response = await self._request("GET", "/v1/health")

@@ -15,7 +15,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import anyio
 from starlette.applications import Starlette
@@ -34,10 +34,17 @@ from api.errors import (
     error_response,
     http_error_response,
 )
-from api.openapi import LINES_DEFAULT, LINES_MAX, MAX_BODY_BYTES, START_OPTIONS, openapi_document
-from hostd.errors import HostdError, InvalidOption
+from api.openapi import (
+    LIMIT_OPTIONS,
+    LINES_DEFAULT,
+    LINES_MAX,
+    MAX_BODY_BYTES,
+    START_OPTIONS,
+    openapi_document,
+)
+from hostd.errors import HostdError, InvalidInput, InvalidOption
 from hostd.model import Caller, LogLine, PeerCredentials, SessionService
-from units import SessionRequest
+from units import SessionRequest, parse_cpu, parse_size
 
 __all__ = ["FIRST_LINE_WAIT_S", "NDJSON", "PEER_SCOPE_KEY", "build_daemon_app"]
 
@@ -128,14 +135,42 @@ async def _json_object(request: Request) -> dict[str, Any]:
     return data
 
 
-def _session_request(options: dict[str, Any]) -> SessionRequest:
-    unknown = sorted(set(options) - set(START_OPTIONS))
+def _refuse_unknown(options: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise InvalidOption(
-            f"unknown option {', '.join(map(repr, unknown))}; allowed: {', '.join(START_OPTIONS)}"
+            f"unknown option {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(allowed) or 'none'}"
         )
+
+
+def _session_request(options: dict[str, Any]) -> SessionRequest:
+    _refuse_unknown(options, START_OPTIONS)
     # null means "the policy's default", as if the key were absent.
     return SessionRequest(**{key: value for key, value in options.items() if value is not None})
+
+
+_T = TypeVar("_T")
+
+
+def _parsed(name: str, parse: Callable[[object], _T], value: object) -> _T | None:
+    """``parse(value)``, None for null; an error names the field, as SessionRequest's do."""
+    if value is None:
+        return None
+    try:
+        return parse(value)
+    except InvalidInput as exc:
+        raise type(exc)(f"{name}: {exc.message}") from exc
+
+
+def _limit_changes(options: dict[str, Any]) -> tuple[int | None, float | None]:
+    """(bytes, cores) from a PATCH body; None leaves that limit as it is."""
+    _refuse_unknown(options, LIMIT_OPTIONS)
+    mem_limit = _parsed("mem_limit", parse_size, options.get("mem_limit"))
+    cpu_limit = _parsed("cpu_limit", parse_cpu, options.get("cpu_limit"))
+    if mem_limit is None and cpu_limit is None:
+        raise InvalidOption(f"nothing to change: give {', '.join(LIMIT_OPTIONS)} or both")
+    return mem_limit, cpu_limit
 
 
 async def _next_line(lines: AsyncIterator[LogLine]) -> LogLine | None:
@@ -214,6 +249,12 @@ class _Endpoints:
         if request.method == "DELETE":
             view = await self.service.stop(user, caller=_caller(request))
             return JSONResponse(view.to_dict())
+        if request.method == "PATCH":
+            mem_limit, cpu_limit = _limit_changes(await _json_object(request))
+            view = await self.service.set_limits(
+                user, mem_limit=mem_limit, cpu_limit=cpu_limit, caller=_caller(request)
+            )
+            return JSONResponse(view.to_dict())
         return JSONResponse((await self.service.get(user)).to_dict())
 
     async def _start(self, request: Request, user: str) -> Response:
@@ -244,6 +285,22 @@ class _Endpoints:
             await _close(lines, first)
             raise
         return _FollowResponse(lines, first, f"{user}'s logs")
+
+    async def usage(self, request: Request) -> Response:
+        return JSONResponse((await self.service.usage(_user(request))).to_dict())
+
+    async def activity(self, request: Request) -> Response:
+        user = _user(request)
+        _refuse_unknown(await _json_object(request), ())
+        await self.service.activity(user, caller=_caller(request))
+        return Response(status_code=204)
+
+    async def host(self, request: Request) -> Response:
+        return JSONResponse((await self.service.host()).to_dict())
+
+    async def metrics(self, request: Request) -> Response:
+        body, content_type = await self.service.metrics()
+        return Response(body, media_type=content_type)
 
     async def health(self, request: Request) -> Response:
         return JSONResponse(await self.service.health())
@@ -332,9 +389,13 @@ def build_daemon_app(
     endpoints = _Endpoints(service, first_line_wait_s=first_line_wait_s)
     routes = [
         Route("/v1/sessions", endpoints.sessions, methods=["GET"]),
-        Route("/v1/sessions/{user}", endpoints.session, methods=["GET", "POST", "DELETE"]),
+        Route("/v1/sessions/{user}", endpoints.session, methods=["GET", "POST", "PATCH", "DELETE"]),
         Route("/v1/sessions/{user}/logs", endpoints.logs, methods=["GET"]),
+        Route("/v1/sessions/{user}/usage", endpoints.usage, methods=["GET"]),
+        Route("/v1/sessions/{user}/activity", endpoints.activity, methods=["POST"]),
+        Route("/v1/host", endpoints.host, methods=["GET"]),
         Route("/v1/health", endpoints.health, methods=["GET"]),
+        Route("/metrics", endpoints.metrics, methods=["GET"]),
         Route("/openapi.json", endpoints.openapi, methods=["GET"]),
     ]
     app = Starlette(

@@ -13,6 +13,7 @@ from api.errors import all_codes
 
 __all__ = [
     "CPU_PATTERN",
+    "LIMIT_OPTIONS",
     "LINES_DEFAULT",
     "LINES_MAX",
     "MAX_BODY_BYTES",
@@ -25,6 +26,7 @@ MAX_BODY_BYTES: Final = 64 * 1024
 LINES_DEFAULT: Final = 100
 LINES_MAX: Final = 10_000
 START_OPTIONS: Final = ("mem_limit", "cpu_limit", "environment", "default_url")
+LIMIT_OPTIONS: Final = ("mem_limit", "cpu_limit")  # what a PATCH of a session may change
 
 # What units.parse_size and units.parse_cpu take as strings (they have the last word; these
 # patterns are no stricter, so a value the schema refuses is one the daemon refuses too).
@@ -48,7 +50,7 @@ _ERROR_DESCRIPTIONS = {
     405: "The path exists but not with this method (method-not-allowed).",
     409: "The session is busy, e.g. stopping (conflict).",
     422: "A value does not validate: invalid-name, invalid-size, invalid-option, ...",
-    429: "Starting would overcommit the machine (capacity); see Retry-After.",
+    429: "It would overcommit the machine (capacity); see Retry-After.",
     500: "An unexpected failure (internal) or a broken configuration (invalid-config).",
     502: "systemd ran the session and it failed (spawn-failed); details hold the evidence.",
     503: "systemd or D-Bus did not answer (systemd-unavailable).",
@@ -102,6 +104,42 @@ def _boolean_query(name: str, default: bool, description: str) -> dict[str, Any]
     }
 
 
+_MEM_LIMIT = {
+    "description": "Bytes, or a size like 512M or 2G (base 1024).",
+    "oneOf": [
+        {"type": "integer", "minimum": 1, "maximum": _SIZE_MAX},
+        {"type": "string", "pattern": SIZE_PATTERN, "maxLength": 128},
+        {"type": "null"},
+    ],
+}
+_CPU_LIMIT = {
+    "description": "Cores: 1.5 is one and a half.",
+    "oneOf": [
+        {"type": "number", "minimum": 0.01, "maximum": 1024},
+        {"type": "string", "pattern": CPU_PATTERN, "maxLength": 128},
+        {"type": "null"},
+    ],
+}
+
+
+def _measured(kind: str, description: str, *, minimum: int = 0) -> dict[str, Any]:
+    return {"type": [kind, "null"], "minimum": minimum, "description": description}
+
+
+def _count(kind: str, description: str) -> dict[str, Any]:
+    return {"type": kind, "minimum": 0, "description": description}
+
+
+def _every_key_required(description: str, properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "required": list(properties),
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
+
 def _schemas() -> dict[str, Any]:
     nullable_string = {"type": ["string", "null"]}
     return {
@@ -149,6 +187,8 @@ def _schemas() -> dict[str, Any]:
                 "url",
                 "limits",
                 "log",
+                "reason",
+                "profile",
             ],
             "additionalProperties": False,
             "properties": {
@@ -173,6 +213,14 @@ def _schemas() -> dict[str, Any]:
                     "type": "array",
                     "items": {"type": "string"},
                     "description": "The last log lines, when the session failed.",
+                },
+                "reason": {
+                    **nullable_string,
+                    "description": "Why it ended, for people: out of memory, stopped, idle, ...",
+                },
+                "profile": {
+                    **nullable_string,
+                    "description": "The limits profile it got: user:alice, group:staff, ...",
                 },
             },
         },
@@ -204,22 +252,8 @@ def _schemas() -> dict[str, Any]:
             "description": "Every key is optional; null means the policy's default.",
             "additionalProperties": False,
             "properties": {
-                "mem_limit": {
-                    "description": "Bytes, or a size like 512M or 2G (base 1024).",
-                    "oneOf": [
-                        {"type": "integer", "minimum": 1, "maximum": _SIZE_MAX},
-                        {"type": "string", "pattern": SIZE_PATTERN, "maxLength": 128},
-                        {"type": "null"},
-                    ],
-                },
-                "cpu_limit": {
-                    "description": "Cores: 1.5 is one and a half.",
-                    "oneOf": [
-                        {"type": "number", "minimum": 0.01, "maximum": 1024},
-                        {"type": "string", "pattern": CPU_PATTERN, "maxLength": 128},
-                        {"type": "null"},
-                    ],
-                },
+                "mem_limit": _MEM_LIMIT,
+                "cpu_limit": _CPU_LIMIT,
                 "environment": {
                     "type": ["object", "null"],
                     "description": "Variables the policy's allowed_environment lets through.",
@@ -234,6 +268,52 @@ def _schemas() -> dict[str, Any]:
                 },
             },
         },
+        "LimitChanges": {
+            "type": "object",
+            "description": (
+                "New limits for a running session, applied live. A key that is absent or null "
+                "leaves that limit as it is; at least one must be given (else invalid-option)."
+            ),
+            "additionalProperties": False,
+            "properties": {"mem_limit": _MEM_LIMIT, "cpu_limit": _CPU_LIMIT},
+        },
+        "Usage": _every_key_required(
+            "What a session uses now, read from its cgroup; null where the machine's cgroup "
+            "setup does not tell.",
+            {
+                "user": {"type": "string"},
+                "memory_bytes": _measured("integer", "Memory in use now."),
+                "memory_peak_bytes": _measured("integer", "The most it has used."),
+                "memory_limit_bytes": _measured(
+                    "integer", "The memory limit in force; null: none.", minimum=1
+                ),
+                "cpu_seconds": _measured("number", "CPU time used since the session started."),
+                "cpu_percent": _measured(
+                    "number", "CPU use over the last few seconds; 100 is one core busy."
+                ),
+                "cpu_limit": _measured("number", "The CPU limit in force, in cores; null: none."),
+                "cpu_throttled_seconds": _measured(
+                    "number", "How long the CPU limit held the session back."
+                ),
+                "tasks": _measured("integer", "Processes and threads."),
+                "oom_kills": _measured("integer", "Processes the OOM killer ended."),
+            },
+        ),
+        "Host": _every_key_required(
+            "The machine, and what the sessions ask of it together.",
+            {
+                "memory_total_bytes": _count("integer", "RAM."),
+                "memory_available_bytes": _count("integer", "RAM available now."),
+                "cpus": _count("integer", "CPUs."),
+                "sessions_running": _count("integer", "Sessions starting or running."),
+                "memory_limits_bytes": _count("integer", "The sum of their memory limits."),
+                "cpu_limits": _count("number", "The sum of their CPU limits, in cores."),
+                "memory_capacity_bytes": _count(
+                    "integer", "What all sessions together may be promised (a share of RAM)."
+                ),
+                "starts_waiting": _count("integer", "Starts queued behind the concurrency limit."),
+            },
+        ),
         "Health": {
             "type": "object",
             "description": "The daemon's own report; its keys belong to hostd.sessions.",
@@ -300,6 +380,43 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "One user's session.",
                     "responses": {"200": _json(session, "The session."), **_errors(*_USER)},
                 },
+                "patch": {
+                    "operationId": "setSessionLimits",
+                    "summary": "Change a running session's limits live (admins only).",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("LimitChanges")}},
+                    },
+                    "responses": {
+                        "200": _json(session, "The session with its new limits."),
+                        **_errors(*_USER, 400, 409, 429),
+                    },
+                },
+            },
+            "/v1/sessions/{user}/usage": {
+                "parameters": [_USER_PARAMETER],
+                "get": {
+                    "operationId": "sessionUsage",
+                    "summary": "What a starting or running session uses now.",
+                    "responses": {"200": _json(_ref("Usage"), "The usage."), **_errors(*_USER)},
+                },
+            },
+            "/v1/sessions/{user}/activity": {
+                "parameters": [_USER_PARAMETER],
+                "post": {
+                    "operationId": "sessionActivity",
+                    "summary": "The user was active just now: restarts the session's idle clock.",
+                    "requestBody": {
+                        "required": False,
+                        "description": "None, or an empty object.",
+                        "content": {
+                            "application/json": {
+                                "schema": {"type": "object", "additionalProperties": False}
+                            }
+                        },
+                    },
+                    "responses": {"204": {"description": "Noted."}, **_errors(*_USER, 400)},
+                },
             },
             "/v1/sessions/{user}/logs": {
                 "parameters": [_USER_PARAMETER],
@@ -356,6 +473,32 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Whether the daemon and systemd answer.",
                     "responses": {
                         "200": _json(_ref("Health"), "The report."),
+                        **_errors(*_ANY, 503),
+                    },
+                }
+            },
+            "/v1/host": {
+                "get": {
+                    "operationId": "host",
+                    "summary": "The machine's memory and CPUs, and what the sessions ask of them.",
+                    "responses": {
+                        "200": _json(_ref("Host"), "The machine."),
+                        **_errors(*_ANY, 503),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "The daemon's and the sessions' metrics, for Prometheus.",
+                    "responses": {
+                        "200": {
+                            "description": (
+                                "The Prometheus text exposition format; the Content-Type "
+                                "names its version."
+                            ),
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
                         **_errors(*_ANY, 503),
                     },
                 }

@@ -2,7 +2,10 @@
 
 The fake keeps sessions and log lines in dicts, records every call, and raises what a test puts
 in ``fail`` (method name -> exception). Authorisation: no peer is refused, uid 0 is
-privileged, uids in ``allowed_uids`` are callers, anyone else is refused.
+privileged, uids in ``allowed_uids`` are callers, anyone else is refused. Only a privileged
+caller may set limits. Usage is what a test puts in ``usages`` (else a default from the
+session's limits); the host view is computed from the sessions on a HOST_MEMORY_BYTES,
+HOST_CPUS machine.
 """
 
 from __future__ import annotations
@@ -19,18 +22,21 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.daemon import PEER_SCOPE_KEY
 from hostd.errors import PermissionDenied, SessionNotFound, UnknownUser
 from hostd.model import (
     Caller,
+    HostView,
     Limits,
     LogLine,
     PeerCredentials,
     SessionService,
     SessionView,
     StartOutcome,
+    UsageView,
 )
 from units import SessionRequest, unit_name_for, validate_username
 
@@ -39,6 +45,10 @@ MEMBER_UID = 1000
 MEMBER = PeerCredentials(pid=101, uid=MEMBER_UID, gid=1000)
 STRANGER = PeerCredentials(pid=102, uid=2000, gid=2000)
 STARTED_AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+HOST_MEMORY_BYTES = 16 * 1024**3
+HOST_CPUS = 8
+DEFAULT_MEMORY_BYTES = 256 * 1024**2  # what a session uses unless a test says otherwise
+ACTIVE = ("starting", "running")
 
 
 def log_lines(user: str, count: int) -> list[LogLine]:
@@ -66,6 +76,8 @@ class FakeSessionService:
         self.sessions: dict[str, SessionView] = {}
         self.journal: dict[str, list[LogLine]] = {}
         self.calls: list[tuple[Any, ...]] = []
+        self.usages: dict[str, UsageView] = {}
+        self.starts_waiting = 0
         self.fail: dict[str, BaseException] = {}
         # follow: wait before the first line, raise after the lines, or wait forever.
         self.follow_delay_s = 0.0
@@ -183,6 +195,84 @@ class FakeSessionService:
         self.calls.append(("health",))
         self._check("health")
         return {"status": "ok", "sessions": len(self.sessions)}
+
+    def _active(self, user: str) -> SessionView:
+        self._known(user)
+        view = self.sessions.get(user)
+        if view is None or view.state not in ACTIVE:
+            raise SessionNotFound(f"{user} has no running session")
+        return view
+
+    async def usage(self, user: str) -> UsageView:
+        self.calls.append(("usage", user))
+        self._check("usage")
+        view = self._active(user)
+        if user in self.usages:
+            return self.usages[user]
+        limits = view.limits or Limits(mem_limit_bytes=None, cpu_limit=None)
+        return UsageView(
+            user=user,
+            memory_bytes=DEFAULT_MEMORY_BYTES,
+            memory_peak_bytes=2 * DEFAULT_MEMORY_BYTES,
+            memory_limit_bytes=limits.mem_limit_bytes,
+            cpu_seconds=12.5,
+            cpu_percent=37.4,
+            cpu_limit=limits.cpu_limit,
+            cpu_throttled_seconds=0.0,
+            tasks=9,
+            oom_kills=0,
+        )
+
+    async def host(self) -> HostView:
+        self.calls.append(("host",))
+        self._check("host")
+        active = [view for view in self.sessions.values() if view.state in ACTIVE]
+        limits = [view.limits for view in active if view.limits is not None]
+        return HostView(
+            memory_total_bytes=HOST_MEMORY_BYTES,
+            memory_available_bytes=HOST_MEMORY_BYTES - DEFAULT_MEMORY_BYTES * len(active),
+            cpus=HOST_CPUS,
+            sessions_running=len(active),
+            memory_limits_bytes=sum(limit.mem_limit_bytes or 0 for limit in limits),
+            cpu_limits=sum(limit.cpu_limit or 0.0 for limit in limits),
+            memory_capacity_bytes=HOST_MEMORY_BYTES * 3 // 4,
+            starts_waiting=self.starts_waiting,
+        )
+
+    async def set_limits(
+        self, user: str, *, mem_limit: int | None, cpu_limit: float | None, caller: Caller
+    ) -> SessionView:
+        self.calls.append(("set_limits", user, mem_limit, cpu_limit, caller))
+        self._check("set_limits")
+        view = self._active(user)
+        if not caller.privileged:
+            raise PermissionDenied(f"only root may change limits, not {caller.name}")
+        limits = view.limits or Limits(mem_limit_bytes=None, cpu_limit=None)
+        changed = replace(
+            view,
+            limits=Limits(
+                mem_limit_bytes=limits.mem_limit_bytes if mem_limit is None else mem_limit,
+                cpu_limit=limits.cpu_limit if cpu_limit is None else cpu_limit,
+            ),
+        )
+        self.sessions[user] = changed
+        return changed
+
+    async def activity(self, user: str, *, caller: Caller) -> None:
+        self.calls.append(("activity", user, caller))
+        self._check("activity")
+        self._active(user)
+
+    async def metrics(self) -> tuple[bytes, str]:
+        self.calls.append(("metrics",))
+        self._check("metrics")
+        running = sum(1 for view in self.sessions.values() if view.state in ACTIVE)
+        body = (
+            "# HELP hostd_sessions Sessions starting or running.\n"
+            "# TYPE hostd_sessions gauge\n"
+            f"hostd_sessions {running}.0\n"
+        )
+        return body.encode(), CONTENT_TYPE_LATEST
 
 
 _check_protocol: type[SessionService] = FakeSessionService

@@ -13,11 +13,18 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from api.client import DaemonUnreachable, HostdClient, StartResult
+from api.client import (
+    DaemonUnreachable,
+    HostdClient,
+    StartResult,
+    host_from_dict,
+    usage_from_dict,
+)
 from hostd.errors import (
     CapacityExceeded,
     HostdError,
     InvalidName,
+    InvalidOption,
     InvalidSize,
     PermissionDenied,
     SessionNotFound,
@@ -25,8 +32,15 @@ from hostd.errors import (
     SystemdUnavailable,
     UnknownUser,
 )
-from hostd.model import LogLine, PeerCredentials, SessionView
-from tests.api.fake import ROOT, STARTED_AT, FakeSessionService, serving, with_peer
+from hostd.model import Caller, HostView, LogLine, PeerCredentials, SessionView, UsageView
+from tests.api.fake import (
+    MEMBER,
+    ROOT,
+    STARTED_AT,
+    FakeSessionService,
+    serving,
+    with_peer,
+)
 
 
 def client_of(app: Starlette, peer: PeerCredentials | None = ROOT) -> HostdClient:
@@ -123,6 +137,117 @@ async def test_follow(hostd: HostdClient, fake: FakeSessionService) -> None:
 
 async def test_health(hostd: HostdClient) -> None:
     assert await hostd.health() == {"status": "ok", "sessions": 0}
+
+
+async def test_usage(hostd: HostdClient, fake: FakeSessionService) -> None:
+    fake.add_session("alice")
+    assert await hostd.usage("alice") == await fake.usage("alice")
+    measured = UsageView(user="alice", memory_bytes=1, cpu_percent=250.0)
+    fake.usages["alice"] = measured
+    assert await hostd.usage("alice") == measured
+    fake.add_session("bob", state="stopped")
+    with pytest.raises(SessionNotFound):
+        await hostd.usage("bob")
+
+
+async def test_host(hostd: HostdClient, fake: FakeSessionService) -> None:
+    fake.add_session("alice")
+    fake.starts_waiting = 2
+    host = await hostd.host()
+    assert host == await fake.host()
+    assert (host.sessions_running, host.starts_waiting) == (1, 2)
+
+
+async def test_set_limits_sends_only_the_limits_given(
+    hostd: HostdClient, fake: FakeSessionService
+) -> None:
+    fake.add_session("alice")
+    view = await hostd.set_limits("alice", mem_limit="1G")
+    assert view == fake.sessions["alice"]
+    assert view.limits is not None
+    assert (view.limits.mem_limit_bytes, view.limits.cpu_limit) == (1024**3, 1.5)
+    await hostd.set_limits("alice", cpu_limit=0.25)
+    await hostd.set_limits("alice", mem_limit=4096, cpu_limit="2")
+    root = Caller(uid=0, name="root", privileged=True)
+    assert [call for call in fake.calls if call[0] == "set_limits"] == [
+        ("set_limits", "alice", 1024**3, None, root),
+        ("set_limits", "alice", None, 0.25, root),
+        ("set_limits", "alice", 4096, 2.0, root),
+    ]
+
+
+async def test_set_limits_errors(
+    app: Starlette, hostd: HostdClient, fake: FakeSessionService
+) -> None:
+    fake.add_session("alice")
+    with pytest.raises(InvalidOption, match="nothing to change"):
+        await hostd.set_limits("alice")
+    with pytest.raises(InvalidSize, match=r"^mem_limit: invalid size 'lots'"):
+        await hostd.set_limits("alice", mem_limit="lots")
+    with pytest.raises(SessionNotFound):
+        await hostd.set_limits("bob", cpu_limit=1)
+    async with client_of(app, peer=MEMBER) as member:
+        with pytest.raises(PermissionDenied):
+            await member.set_limits("alice", mem_limit="8G")
+
+
+async def test_activity(hostd: HostdClient, fake: FakeSessionService) -> None:
+    fake.add_session("alice")
+    await hostd.activity("alice")
+    assert fake.calls[-1][:2] == ("activity", "alice")
+    with pytest.raises(SessionNotFound):
+        await hostd.activity("bob")
+
+
+async def test_metrics(hostd: HostdClient, fake: FakeSessionService) -> None:
+    fake.add_session("alice")
+    text = await hostd.metrics()
+    assert text == (await fake.metrics())[0].decode()
+    assert "hostd_sessions 1.0" in text
+
+
+def test_usage_and_host_round_trip_through_their_dicts() -> None:
+    usage = UsageView(
+        user="alice",
+        memory_bytes=1,
+        memory_peak_bytes=2,
+        memory_limit_bytes=3,
+        cpu_seconds=4.5,
+        cpu_percent=5.5,
+        cpu_limit=6.5,
+        cpu_throttled_seconds=7.5,
+        tasks=8,
+        oom_kills=9,
+    )
+    assert usage_from_dict(usage.to_dict()) == usage
+    assert usage_from_dict(UsageView(user="bob").to_dict()) == UsageView(user="bob")
+    host = HostView(1, 2, 3, 4, 5, 6.5, 7, 8)
+    assert host_from_dict(host.to_dict()) == host
+
+
+def test_from_dict_takes_whole_numbers_for_floats_and_ignores_new_keys() -> None:
+    usage = usage_from_dict({**UsageView(user="a").to_dict(), "cpu_seconds": 3, "new": 1})
+    assert usage.cpu_seconds == 3.0 and isinstance(usage.cpu_seconds, float)
+    host = host_from_dict({**HostView(1, 2, 3, 4, 5, 0.0, 7, 8).to_dict(), "cpu_limits": 0})
+    assert isinstance(host.cpu_limits, float)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"memory_bytes": "1"}, {"tasks": 1.5}, {"tasks": True}, {"cpu_percent": "5"}, {"user": 1}],
+)
+def test_usage_from_dict_refuses_wrong_types(changes: dict[str, object]) -> None:
+    with pytest.raises(TypeError):
+        usage_from_dict({**UsageView(user="a").to_dict(), **changes})
+
+
+def test_from_dict_needs_every_field() -> None:
+    data = UsageView(user="a").to_dict()
+    del data["oom_kills"]
+    with pytest.raises(KeyError):
+        usage_from_dict(data)
+    with pytest.raises(TypeError):
+        host_from_dict({**HostView(1, 2, 3, 4, 5, 6.5, 7, 8).to_dict(), "cpus": None})
 
 
 async def test_a_user_name_is_one_path_segment(
@@ -223,6 +348,9 @@ async def test_an_answer_the_client_cannot_read_is_a_hostd_error(
             lambda: client.get("alice"),
             client.list,
             lambda: client.logs("alice"),
+            lambda: client.usage("alice"),
+            lambda: client.set_limits("alice", cpu_limit=1),
+            client.host,
         ]
         if not content.startswith(b"{") or status != 200:
             calls.append(client.health)  # any object is a health report
@@ -278,6 +406,10 @@ async def test_over_a_real_unix_socket(
         assert await client.logs("bob", lines=1) == fake.journal["bob"][-1:]
         with pytest.raises(SessionNotFound):
             await client.get("carol")
+        assert (await client.usage("bob")).user == "bob"
+        await client.activity("bob")
+        assert (await client.set_limits("bob", cpu_limit=2)).limits == fake.sessions["bob"].limits
+        assert "hostd_sessions" in await client.metrics()
 
         # A follow streams until the client leaves; then the daemon closes the service's.
         fake.follow_forever = True

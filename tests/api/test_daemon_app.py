@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 from api.openapi import MAX_BODY_BYTES
 from hostd.errors import (
@@ -23,7 +24,7 @@ from hostd.errors import (
     UnknownUser,
     UserRefused,
 )
-from hostd.model import Caller, PeerCredentials
+from hostd.model import Caller, PeerCredentials, UsageView
 from tests.api.fake import MEMBER, MEMBER_UID, STRANGER, FakeSessionService
 
 ROUTES = [
@@ -33,7 +34,12 @@ ROUTES = [
     ("DELETE", "/v1/sessions/alice"),
     ("GET", "/v1/sessions/alice/logs"),
     ("GET", "/v1/sessions/alice/logs?follow=1"),
+    ("PATCH", "/v1/sessions/alice"),
+    ("GET", "/v1/sessions/alice/usage"),
+    ("POST", "/v1/sessions/alice/activity"),
+    ("GET", "/v1/host"),
     ("GET", "/v1/health"),
+    ("GET", "/metrics"),
     ("GET", "/openapi.json"),
 ]
 
@@ -434,6 +440,189 @@ async def test_openapi_is_served(http: httpx.AsyncClient) -> None:
     assert response.json()["openapi"] == "3.1.0"
 
 
+# -- usage, host, limits, activity, metrics -----------------------------------------------
+
+
+async def test_usage_answers_the_view(http: httpx.AsyncClient, fake: FakeSessionService) -> None:
+    fake.add_session("alice")
+    usage = UsageView(user="alice", memory_bytes=432_332_390, cpu_percent=37.0, tasks=4)
+    fake.usages["alice"] = usage
+    response = await http.get("/v1/sessions/alice/usage")
+    assert response.status_code == 200
+    assert response.json() == usage.to_dict()
+    assert ("usage", "alice") in fake.calls
+
+
+@pytest.mark.parametrize("state", ["stopped", "failed", None])
+async def test_usage_of_a_session_that_is_not_running_is_404(
+    http: httpx.AsyncClient, fake: FakeSessionService, state: str | None
+) -> None:
+    if state is not None:
+        fake.add_session("alice", state=state)
+    assert_error(await http.get("/v1/sessions/alice/usage"), 404, "not-found")
+
+
+async def test_usage_of_an_invalid_name_is_422(http: httpx.AsyncClient) -> None:
+    assert_error(await http.get("/v1/sessions/-x/usage"), 422, "invalid-name")
+
+
+async def test_host_answers_the_view(http: httpx.AsyncClient, fake: FakeSessionService) -> None:
+    fake.add_session("alice")
+    response = await http.get("/v1/host")
+    assert response.status_code == 200
+    assert response.json() == (await fake.host()).to_dict()
+    assert response.json()["sessions_running"] == 1
+
+
+async def test_metrics_are_the_service_text_with_its_content_type(
+    http: httpx.AsyncClient, fake: FakeSessionService
+) -> None:
+    fake.add_session("alice")
+    body, content_type = await fake.metrics()
+    response = await http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == content_type
+    assert response.content == body
+    assert "hostd_sessions 1.0" in response.text
+
+
+async def test_metrics_as_prometheus_client_renders_them(
+    http: httpx.AsyncClient, fake: FakeSessionService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = CollectorRegistry()
+    Gauge("hostd_sessions", "Sessions.", registry=registry).set(3)
+
+    async def metrics() -> tuple[bytes, str]:
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+    monkeypatch.setattr(fake, "metrics", metrics)
+    response = await http.get("/metrics")
+    assert response.headers["content-type"] == CONTENT_TYPE_LATEST  # no second charset
+    assert "hostd_sessions 3.0" in response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "mem_limit", "cpu_limit"),
+    [
+        ({"mem_limit": "1G"}, 1024**3, None),
+        ({"mem_limit": 4096, "cpu_limit": None}, 4096, None),
+        ({"cpu_limit": 0.5}, None, 0.5),
+        ({"cpu_limit": "2"}, None, 2.0),
+        ({"mem_limit": " 512m ", "cpu_limit": 3}, 512 * 1024**2, 3.0),
+    ],
+)
+async def test_patch_sets_the_limits_given(
+    http: httpx.AsyncClient,
+    fake: FakeSessionService,
+    body: dict[str, object],
+    mem_limit: int | None,
+    cpu_limit: float | None,
+) -> None:
+    fake.add_session("alice")  # 2G and 1.5 cores
+    response = await http.patch("/v1/sessions/alice", json=body)
+    assert response.status_code == 200, response.text
+    root = Caller(uid=0, name="root", privileged=True)
+    assert fake.calls[-1] == ("set_limits", "alice", mem_limit, cpu_limit, root)
+    assert response.json() == fake.sessions["alice"].to_dict()
+    assert response.json()["limits"] == {
+        "mem_limit_bytes": 2 * 1024**3 if mem_limit is None else mem_limit,
+        "cpu_limit": 1.5 if cpu_limit is None else cpu_limit,
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "start"),
+    [
+        ({"mem_limit": "lots"}, "invalid-size", "mem_limit: invalid size 'lots'"),
+        ({"mem_limit": 0}, "invalid-size", "mem_limit: invalid size 0"),
+        ({"mem_limit": True}, "invalid-size", "mem_limit: invalid size True"),
+        ({"mem_limit": 1.5}, "invalid-size", "mem_limit: invalid size 1.5"),
+        ({"cpu_limit": 0}, "invalid-size", "cpu_limit: invalid CPU limit 0"),
+        ({"cpu_limit": "many"}, "invalid-size", "cpu_limit: invalid CPU limit 'many'"),
+        ({"mem_limit": "1G", "memory": "2G"}, "invalid-option", "unknown option 'memory'"),
+        ({"environment": {}}, "invalid-option", "unknown option 'environment'"),
+        ({}, "invalid-option", "nothing to change"),
+        ({"mem_limit": None, "cpu_limit": None}, "invalid-option", "nothing to change"),
+    ],
+)
+async def test_patch_refuses_what_does_not_validate(
+    http: httpx.AsyncClient,
+    fake: FakeSessionService,
+    body: dict[str, object],
+    code: str,
+    start: str,
+) -> None:
+    fake.add_session("alice")
+    error = assert_error(await http.patch("/v1/sessions/alice", json=body), 422, code)
+    assert str(error["message"]).startswith(start)
+    assert not any(call[0] == "set_limits" for call in fake.calls)
+
+
+async def test_patch_without_a_body_is_422(
+    http: httpx.AsyncClient, fake: FakeSessionService
+) -> None:
+    fake.add_session("alice")
+    assert_error(await http.patch("/v1/sessions/alice"), 422, "invalid-option")
+
+
+@pytest.mark.parametrize("content", [b"[]", b"{", b'"1G"'])
+async def test_patch_refuses_a_body_that_is_not_an_object(
+    http: httpx.AsyncClient, fake: FakeSessionService, content: bytes
+) -> None:
+    fake.add_session("alice")
+    response = await http.patch("/v1/sessions/alice", content=content)
+    assert_error(response, 400, "bad-request")
+
+
+async def test_patch_by_a_caller_who_is_not_root_is_403(
+    http_as: HttpAs, fake: FakeSessionService
+) -> None:
+    fake.add_session("alice")
+    before = fake.sessions["alice"]
+    async with http_as(MEMBER) as client:
+        response = await client.patch("/v1/sessions/alice", json={"mem_limit": "8G"})
+    assert_error(response, 403, "forbidden")
+    member = Caller(uid=MEMBER_UID, name=f"uid{MEMBER_UID}", privileged=False)
+    assert fake.calls[-1] == ("set_limits", "alice", 8 * 1024**3, None, member)
+    assert fake.sessions["alice"] == before
+
+
+@pytest.mark.parametrize("state", ["stopped", None])
+async def test_patch_of_a_session_that_is_not_running_is_404(
+    http: httpx.AsyncClient, fake: FakeSessionService, state: str | None
+) -> None:
+    if state is not None:
+        fake.add_session("alice", state=state)
+    response = await http.patch("/v1/sessions/alice", json={"cpu_limit": 1})
+    assert_error(response, 404, "not-found")
+
+
+@pytest.mark.parametrize("content", [b"", b"{}", b" \n"])
+async def test_activity_answers_204_without_a_body(
+    http_as: HttpAs, fake: FakeSessionService, content: bytes
+) -> None:
+    fake.add_session("alice")
+    async with http_as(MEMBER) as client:
+        response = await client.post("/v1/sessions/alice/activity", content=content)
+    assert response.status_code == 204
+    assert response.content == b""
+    member = Caller(uid=MEMBER_UID, name=f"uid{MEMBER_UID}", privileged=False)
+    assert fake.calls[-1] == ("activity", "alice", member)
+
+
+async def test_activity_refuses_options(http: httpx.AsyncClient, fake: FakeSessionService) -> None:
+    fake.add_session("alice")
+    response = await http.post("/v1/sessions/alice/activity", json={"at": "now"})
+    body = assert_error(response, 422, "invalid-option")
+    assert body["message"] == "unknown option 'at'; allowed: none"
+    assert_error(await http.post("/v1/sessions/alice/activity", content=b"[]"), 400, "bad-request")
+    assert not any(call[0] == "activity" for call in fake.calls)
+
+
+async def test_activity_of_a_session_that_is_not_running_is_404(http: httpx.AsyncClient) -> None:
+    assert_error(await http.post("/v1/sessions/alice/activity"), 404, "not-found")
+
+
 # -- HTTP-level errors --------------------------------------------------------------------
 
 
@@ -456,10 +645,14 @@ async def test_an_encoded_slash_in_a_user_is_refused(
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("PUT", "/v1/sessions/alice", {"GET", "HEAD", "POST", "DELETE"}),
+        ("PUT", "/v1/sessions/alice", {"GET", "HEAD", "POST", "PATCH", "DELETE"}),
         ("POST", "/v1/sessions", {"GET", "HEAD"}),
         ("DELETE", "/v1/health", {"GET", "HEAD"}),
         ("POST", "/openapi.json", {"GET", "HEAD"}),
+        ("POST", "/v1/sessions/alice/usage", {"GET", "HEAD"}),
+        ("GET", "/v1/sessions/alice/activity", {"POST"}),
+        ("PATCH", "/v1/host", {"GET", "HEAD"}),
+        ("POST", "/metrics", {"GET", "HEAD"}),
     ],
 )
 async def test_wrong_method_is_405_json(
@@ -512,7 +705,12 @@ DOMAIN_ERRORS = [
         ("GET", "/v1/sessions", "list"),
         ("GET", "/v1/sessions/alice/logs", "logs"),
         ("GET", "/v1/sessions/alice/logs?follow=1", "follow"),
+        ("PATCH", "/v1/sessions/alice", "set_limits"),
+        ("GET", "/v1/sessions/alice/usage", "usage"),
+        ("POST", "/v1/sessions/alice/activity", "activity"),
+        ("GET", "/v1/host", "host"),
         ("GET", "/v1/health", "health"),
+        ("GET", "/metrics", "metrics"),
     ],
 )
 async def test_each_domain_error_has_its_status_on_each_route(
@@ -527,7 +725,8 @@ async def test_each_domain_error_has_its_status_on_each_route(
 ) -> None:
     fake.add_session("alice")
     fake.fail[service_method] = error
-    body = assert_error(await http.request(method, path), status, code)
+    content = b'{"cpu_limit": 1}' if method == "PATCH" else None
+    body = assert_error(await http.request(method, path, content=content), status, code)
     assert body["message"] == error.message
     assert body.get("details", {}) == error.details
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from hostd.errors import (
     SpawnFailed,
     SystemdUnavailable,
 )
-from hostd.model import PeerCredentials
+from hostd.model import HostView, PeerCredentials, UsageView
 from tests.api.fake import ROOT, FakeSessionService
 from tests.api.schema_check import KEYWORDS, errors, resolve, walk_schemas
 from units import parse_cpu, parse_size
@@ -120,6 +121,47 @@ def test_start_options_refuse_what_the_daemon_refuses(body: Any) -> None:
 
 
 @pytest.mark.parametrize(
+    "body",
+    [
+        {"mem_limit": "2G"},
+        {"cpu_limit": 0.5},
+        {"mem_limit": 1024, "cpu_limit": "1.5"},
+        {"mem_limit": None, "cpu_limit": 2},
+    ],
+)
+def test_limit_changes_describe_what_the_daemon_takes(body: dict[str, Any]) -> None:
+    assert valid("LimitChanges", body) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"memory": "2G"},
+        {"mem_limit": "lots"},
+        {"cpu_limit": 0},
+        {"environment": {}},
+        {"mem_limit": 1.5},
+        [],
+    ],
+)
+def test_limit_changes_refuse_what_the_daemon_refuses(body: Any) -> None:
+    assert valid("LimitChanges", body) != []
+
+
+@pytest.mark.parametrize(("name", "view"), [("Usage", UsageView), ("Host", HostView)])
+def test_usage_and_host_schemas_have_every_field_of_their_view(name: str, view: type) -> None:
+    schema = DOCUMENT["components"]["schemas"][name]
+    names = [item.name for item in dataclasses.fields(view)]
+    assert list(schema["properties"]) == names
+    assert schema["required"] == names
+
+
+def test_a_usage_that_measured_nothing_conforms() -> None:
+    assert valid("Usage", UsageView(user="alice").to_dict()) == []
+    assert valid("Usage", {**UsageView(user="alice").to_dict(), "tasks": -1}) != []
+
+
+@pytest.mark.parametrize(
     "text", ["1", "512M", "512m", "1.5G", "2GiB", "2gb", " 3 T ", "100B", "4K", "4KB", "4kib"]
 )
 def test_size_pattern_takes_what_parse_size_takes(text: str) -> None:
@@ -148,9 +190,16 @@ SERVICE_METHOD = {
     ("/v1/sessions/{user}", "delete"): "stop",
     ("/v1/sessions/{user}", "get"): "get",
     ("/v1/sessions/{user}/logs", "get"): "logs",
+    ("/v1/sessions/{user}", "patch"): "set_limits",
+    ("/v1/sessions/{user}/usage", "get"): "usage",
+    ("/v1/sessions/{user}/activity", "post"): "activity",
+    ("/v1/host", "get"): "host",
     ("/v1/health", "get"): "health",
+    ("/metrics", "get"): "metrics",
     ("/openapi.json", "get"): "authorize",
 }
+# A body the operation takes, where it needs one to succeed.
+VALID_BODY = {("/v1/sessions/{user}", "patch"): b'{"mem_limit": "1G"}'}
 ERROR_FOR_STATUS: dict[int, HostdError] = {
     409: SessionConflict("alice's session is stopping"),
     429: CapacityExceeded("memory is committed", retry_after_s=5),
@@ -175,10 +224,10 @@ async def produce(
     """A request to the operation that the app answers with ``status``."""
     user = "alice"
     peer: PeerCredentials | None = ROOT
-    content: bytes | None = None
+    content = VALID_BODY.get((path, method))
     service_method = SERVICE_METHOD[(path, method)]
     match status:
-        case 200:
+        case 200 | 204:
             fake.add_session(user)  # for a start: it is already running
         case 201:
             pass
@@ -189,7 +238,7 @@ async def produce(
         case 404:
             user = "zed"  # no account (start) or no session (the rest)
         case 405:
-            method = "patch"
+            method = next(other for other in METHODS if other not in DOCUMENT["paths"][path])
         case 422:
             user = "-x"  # an invalid name
         case 500:
@@ -209,10 +258,15 @@ async def test_each_documented_answer_is_what_the_app_sends(
     assert response.status_code == int(status), response.text
     operation = DOCUMENT["paths"][path][method]
     documented = operation["responses"][status]
+    if "content" not in documented:
+        assert response.content == b""
+        assert "content-type" not in response.headers
+        return
     media_type = response.headers["content-type"].split(";")[0]
     assert media_type in documented["content"]
     schema = documented["content"][media_type]["schema"]
-    assert list(errors(DOCUMENT, schema, response.json())) == []
+    body = response.json() if media_type == "application/json" else response.text
+    assert list(errors(DOCUMENT, schema, body)) == []
     for header, spec in documented.get("headers", {}).items():
         if spec.get("required"):
             assert header.lower() in response.headers

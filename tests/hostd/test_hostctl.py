@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shlex
@@ -21,18 +22,30 @@ from hostd.cli import hostctl
 from hostd.cli.hostctl import (
     TABLE_COLUMNS,
     describe_error,
+    describe_host,
+    describe_limits,
     describe_start,
     describe_stop,
     format_cpu,
+    format_cpu_percent,
+    format_memory,
     format_size,
     format_table,
     format_time,
     main,
     session_rows,
 )
-from hostd.errors import CapacityExceeded, SessionNotFound, SpawnFailed
-from hostd.model import Limits, LogLine, SessionView
-from tests.api.fake import ROOT, FakeSessionService, serving_in_thread, with_peer
+from hostd.errors import CapacityExceeded, SessionNotFound, SpawnFailed, SystemdUnavailable
+from hostd.model import HostView, Limits, LogLine, SessionView, UsageView
+from tests.api.fake import (
+    DEFAULT_MEMORY_BYTES,
+    HOST_CPUS,
+    HOST_MEMORY_BYTES,
+    ROOT,
+    FakeSessionService,
+    serving_in_thread,
+    with_peer,
+)
 
 Capture = pytest.CaptureFixture[str]
 
@@ -120,19 +133,65 @@ def test_session_rows() -> None:
         limits=Limits(mem_limit_bytes=2 * 1024**3, cpu_limit=1.5),
     )
     bare = SessionView(user="bob", unit="jupyter-bob.service", state="failed", result="oom-kill")
-    assert session_rows([full, bare]) == [
-        (
-            "alice",
-            "running",
-            "jupyter-alice.service",
-            "http://127.0.0.1:8900/user/alice/",
-            "2.0G",
-            "1.5",
-            "2024-05-01 12:00:07",
-            "-",
-        ),
-        ("bob", "failed", "jupyter-bob.service", "-", "-", "-", "-", "oom-kill"),
+    usage = UsageView(
+        user="alice", memory_bytes=432_332_391, memory_limit_bytes=2 * 1024**3, cpu_percent=37.4
+    )
+    alice_row = (
+        "alice",
+        "running",
+        "jupyter-alice.service",
+        "http://127.0.0.1:8900/user/alice/",
+        "412.3M/2.0G",
+        "37%",
+        "1.5",
+        "2024-05-01 12:00:07",
+        "-",
+    )
+    assert session_rows([full, bare], {"alice": usage}) == [
+        alice_row,
+        ("bob", "failed", "jupyter-bob.service", "-", "-", "-", "-", "-", "oom-kill"),
     ]
+    # Without its usage, a running session shows "-" where the usage would be.
+    assert session_rows([full])[0][4:6] == ("-", "-")
+
+
+def test_format_memory_and_cpu_percent() -> None:
+    assert format_memory(None) == "-"
+    assert format_memory(UsageView(user="a", memory_bytes=432_332_391)) == "412.3M/-"
+    assert format_memory(UsageView(user="a", memory_limit_bytes=1024)) == "-/1.0K"
+    assert format_cpu_percent(None) == "-"
+    assert format_cpu_percent(UsageView(user="a")) == "-"
+    assert format_cpu_percent(UsageView(user="a", cpu_percent=0.2)) == "0%"
+    assert format_cpu_percent(UsageView(user="a", cpu_percent=149.6)) == "150%"
+
+
+def test_describe_limits_and_host() -> None:
+    view = SessionView(
+        user="alice",
+        unit="jupyter-alice.service",
+        state="running",
+        limits=Limits(mem_limit_bytes=1024**3, cpu_limit=None),
+    )
+    assert describe_limits(view) == "limits of alice (jupyter-alice.service): memory 1.0G, CPU -"
+    host = HostView(
+        memory_total_bytes=16 * 1024**3,
+        memory_available_bytes=10 * 1024**3,
+        cpus=8,
+        sessions_running=2,
+        memory_limits_bytes=3 * 1024**3,
+        cpu_limits=2.5,
+        memory_capacity_bytes=12 * 1024**3,
+        starts_waiting=1,
+    )
+    assert describe_host(host).splitlines() == [
+        "memory:         10.0G available of 16.0G",
+        "CPUs:           8",
+        "sessions:       2 running, 1 starts waiting",
+        "memory limits:  3.0G of 12.0G capacity (25%)",
+        "CPU limits:     2.5 of 8 cores",
+    ]
+    empty = HostView(1024, 1024, 1, 0, 0, 0.0, 0, 0)
+    assert "memory limits:  0B of 0B capacity" in describe_host(empty).splitlines()
 
 
 def test_describe() -> None:
@@ -182,18 +241,19 @@ def test_status_prints_a_table(daemon: Path, fake: FakeSessionService, capsys: C
         "UNIT",
         "URL",
         "MEM",
-        "LIMIT",
+        "CPU%",
         "CPU",
         "LIMIT",
         "STARTED",
         "RESULT",
     ]
-    assert out[1].split()[:6] == [
+    assert out[1].split()[:7] == [
         "alice",
         "running",
         "jupyter-alice.service",
         "http://127.0.0.1:8900/user/alice/",
-        "2.0G",
+        "256.0M/2.0G",  # the fake's default usage
+        "37%",
         "1.5",
     ]
     assert out[2].split() == [
@@ -204,11 +264,64 @@ def test_status_prints_a_table(daemon: Path, fake: FakeSessionService, capsys: C
         "-",
         "-",
         "-",
+        "-",
         "oom-kill",
     ]
     # Columns line up: each header starts where its cells start.
-    for column in ("STATE", "URL", "RESULT"):
+    for column in ("STATE", "URL", "MEM", "CPU%", "RESULT"):
         assert out[1][out[0].index(column) - 2 : out[0].index(column)] == "  "
+    # One usage call per session that runs; none for bob's, which failed.
+    assert [call for call in fake.calls if call[0] == "usage"] == [("usage", "alice")]
+
+
+def test_status_shows_the_usage_it_reads(
+    daemon: Path, fake: FakeSessionService, capsys: Capture
+) -> None:
+    fake.add_session("alice")
+    fake.add_session("bob", limits=None)
+    fake.usages["bob"] = UsageView(user="bob", memory_bytes=432_332_391, cpu_percent=150.2)
+    assert hostctl_at(daemon, "status") == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [row[4:6] for row in rows] == [["256.0M/2.0G", "37%"], ["412.3M/-", "150%"]]
+
+
+def test_status_reads_usage_concurrently(
+    daemon: Path, fake: FakeSessionService, capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    users = ("alice", "bob", "carol")
+    for user in users:
+        fake.add_session(user)
+    arrived: list[str] = []
+    usage = fake.usage
+
+    async def usage_once_all_asked(user: str) -> UsageView:
+        # Answers only once every session's usage was asked for: read one after another,
+        # the first would wait until the deadline and fail.
+        arrived.append(user)
+        for _ in range(400):
+            if len(arrived) == len(users):
+                return await usage(user)
+            await asyncio.sleep(0.005)
+        raise SystemdUnavailable("usage was not read concurrently")
+
+    monkeypatch.setattr(fake, "usage", usage_once_all_asked)
+    assert hostctl_at(daemon, "status") == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [row[5] for row in rows] == ["37%"] * 3
+    assert sorted(arrived) == list(users)
+
+
+def test_status_shows_a_dash_for_usage_it_cannot_read(
+    daemon: Path, fake: FakeSessionService, capsys: Capture
+) -> None:
+    fake.add_session("alice")
+    fake.fail["usage"] = SystemdUnavailable("no answer")
+    assert hostctl_at(daemon, "status") == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[1].split()[4:6] == ["-", "-"]
+    assert captured.err == ""
+    assert hostctl_at(daemon, "status", "alice", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["usage"] is None
 
 
 def test_status_without_sessions(daemon: Path, capsys: Capture) -> None:
@@ -220,10 +333,15 @@ def test_status_json_is_the_api_json(
     daemon: Path, fake: FakeSessionService, capsys: Capture
 ) -> None:
     view = fake.add_session("alice")
+    stopped = fake.add_session("bob", state="stopped")
+    fake.usages["alice"] = UsageView(user="alice", memory_bytes=1024, cpu_percent=2.5, tasks=3)
+    usage = fake.usages["alice"].to_dict()
     assert hostctl_at(daemon, "status", "--json") == 0
-    assert json.loads(capsys.readouterr().out) == {"sessions": [view.to_dict()]}
+    assert json.loads(capsys.readouterr().out) == {
+        "sessions": [{**view.to_dict(), "usage": usage}, {**stopped.to_dict(), "usage": None}]
+    }
     assert hostctl_at(daemon, "status", "alice", "--json") == 0
-    assert json.loads(capsys.readouterr().out) == view.to_dict()
+    assert json.loads(capsys.readouterr().out) == {**view.to_dict(), "usage": usage}
 
 
 def test_status_of_one_user(daemon: Path, fake: FakeSessionService, capsys: Capture) -> None:
@@ -311,6 +429,61 @@ def test_ctrl_c_elsewhere_is_130(
 
     monkeypatch.setattr(hostctl, "describe_start", interrupt)
     assert hostctl_at(daemon, "start", "alice") == 130
+
+
+def test_set_prints_the_new_limits(daemon: Path, fake: FakeSessionService, capsys: Capture) -> None:
+    fake.add_session("alice")
+    assert hostctl_at(daemon, "set", "alice", "--mem", "1G") == 0
+    assert capsys.readouterr().out == (
+        "limits of alice (jupyter-alice.service): memory 1.0G, CPU 1.5\n"
+    )
+    assert hostctl_at(daemon, "set", "alice", "--cpu", "0.5", "--json") == 0
+    assert json.loads(capsys.readouterr().out) == fake.sessions["alice"].to_dict()
+    assert [call[:4] for call in fake.calls if call[0] == "set_limits"] == [
+        ("set_limits", "alice", 1024**3, None),
+        ("set_limits", "alice", None, 0.5),
+    ]
+
+
+def test_set_without_a_limit_is_a_usage_error(
+    daemon: Path, fake: FakeSessionService, capsys: Capture
+) -> None:
+    fake.add_session("alice")
+    assert hostctl_at(daemon, "set", "alice") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: hostctl")
+    assert "--mem" in err and "--cpu" in err
+    assert not any(call[0] == "set_limits" for call in fake.calls)
+
+
+def test_set_errors_are_status_1(daemon: Path, fake: FakeSessionService, capsys: Capture) -> None:
+    assert hostctl_at(daemon, "set", "alice", "--cpu", "1") == 1
+    assert capsys.readouterr().err == "hostctl: alice has no running session [not-found]\n"
+    fake.add_session("alice")
+    assert hostctl_at(daemon, "set", "alice", "--mem", "lots") == 1
+    assert "[invalid-size]" in capsys.readouterr().err
+    fake.fail["set_limits"] = CapacityExceeded("memory is committed")
+    assert hostctl_at(daemon, "set", "alice", "--mem", "8G") == 1
+    assert capsys.readouterr().err == "hostctl: memory is committed [capacity]\n"
+
+
+def test_host(daemon: Path, fake: FakeSessionService, capsys: Capture) -> None:
+    fake.add_session("alice")
+    fake.starts_waiting = 1
+    assert hostctl_at(daemon, "host") == 0
+    gib = 1024**3
+    available = format_size(HOST_MEMORY_BYTES - DEFAULT_MEMORY_BYTES)
+    assert capsys.readouterr().out.splitlines() == [
+        f"memory:         {available} available of {format_size(HOST_MEMORY_BYTES)}",
+        f"CPUs:           {HOST_CPUS}",
+        "sessions:       1 running, 1 starts waiting",
+        f"memory limits:  2.0G of {format_size(HOST_MEMORY_BYTES * 3 // 4)} capacity (17%)",
+        f"CPU limits:     1.5 of {HOST_CPUS} cores",
+    ]
+    assert hostctl_at(daemon, "host", "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data == asyncio.run(fake.host()).to_dict()
+    assert data["memory_limits_bytes"] == 2 * gib
 
 
 # -- failures -----------------------------------------------------------------------------
@@ -408,6 +581,10 @@ def test_the_default_socket(monkeypatch: pytest.MonkeyPatch, capsys: Capture) ->
         ["start", "alice", "--env", "=x"],
         ["logs", "alice", "-n", "x"],
         ["status", "alice", "bob"],
+        ["set", "alice"],
+        ["set", "--mem", "1G"],
+        ["set", "alice", "--cpu", "inf"],
+        ["host", "alice"],
     ],
 )
 def test_usage_errors_are_status_2(argv: list[str], capsys: Capture) -> None:
@@ -420,7 +597,7 @@ def test_usage_errors_are_status_2(argv: list[str], capsys: Capture) -> None:
 def test_help_is_status_0(capsys: Capture) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command in ("start", "stop", "status", "logs", "--socket"):
+    for command in ("start", "stop", "status", "set", "host", "logs", "--socket"):
         assert command in out
 
 
@@ -430,7 +607,8 @@ def test_table_columns() -> None:
         "STATE",
         "UNIT",
         "URL",
-        "MEM LIMIT",
+        "MEM",
+        "CPU%",
         "CPU LIMIT",
         "STARTED",
         "RESULT",

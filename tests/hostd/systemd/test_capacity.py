@@ -67,7 +67,10 @@ def test_an_oom_kill_is_counted_and_shown_as_the_reason(daemon, make_user) -> No
     assert (status, body["code"]) == (502, "spawn-failed")
     assert "out of memory" in body["message"]
     status, view = d.api("GET", f"/v1/sessions/{user}")
-    assert (view["state"], view["reason"]) == ("failed", "killed: out of memory (MemoryMax reached)")
+    assert (view["state"], view["reason"]) == (
+        "failed",
+        "killed: out of memory (MemoryMax reached)",
+    )
 
 
 def test_ten_starts_at_once_with_concurrency_two_all_run(daemon, make_user) -> None:
@@ -159,8 +162,12 @@ def test_an_idle_session_is_culled_and_an_active_one_is_not(daemon, make_user) -
     assert views[idle]["state"] == "stopped"
     assert "idle for" in views[idle]["reason"]
     assert views[active]["state"] == "running"
-    journal = subprocess.run(["journalctl", "-t", "hostd", f"HOSTD_USER={idle}", "--no-pager"],
-                             capture_output=True, text=True, check=True).stdout
+    journal = subprocess.run(
+        ["journalctl", "-t", "hostd", f"HOSTD_USER={idle}", "--no-pager"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "culled" in journal
 
 
@@ -177,8 +184,11 @@ def test_metrics_parse_and_carry_jupyterhub_style_names(daemon, make_user) -> No
     assert spawn.type == "histogram"
     buckets = {s.labels["le"] for s in spawn.samples if s.name.endswith("_bucket")}
     assert {"0.5", "1.0", "2.5", "600.0", "+Inf"} <= buckets
-    assert any(s.labels.get("status") == "success" and s.value >= 2
-               for s in spawn.samples if s.name.endswith("_count"))
+    assert any(
+        s.labels.get("status") == "success" and s.value >= 2
+        for s in spawn.samples
+        if s.name.endswith("_count")
+    )
     assert families["hostd_server_stop_seconds"].type == "histogram"
     assert [s.value for s in families["hostd_running_servers"].samples] == [1.0]
     memory = families["hostd_session_memory_bytes"].samples
@@ -189,8 +199,10 @@ def test_profiles_give_a_user_and_a_group_their_limits(daemon, make_user) -> Non
     subprocess.run(["groupadd", "-f", "hostd-staff"], check=True)
     member = make_user({}, groups="hostd-staff")
     alone = make_user({})
-    profiles = (f'\n[profiles.users.{alone}]\nmem_limit = "300M"\n'
-                '[profiles.groups.hostd-staff]\ncpu_limit = 0.3\nmem_limit = "200M"\n')
+    profiles = (
+        f'\n[profiles.users.{alone}]\nmem_limit = "300M"\n'
+        '[profiles.groups.hostd-staff]\ncpu_limit = 0.3\nmem_limit = "200M"\n'
+    )
     d = daemon(BASE_POLICY + profiles)
     assert start(d, member)["profile"] == "group:hostd-staff"
     assert start(d, alone)["profile"] == f"user:{alone}"
