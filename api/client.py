@@ -257,6 +257,8 @@ class HostdClient:
         environment: Mapping[str, str] | None = None,
         default_url: str | None = None,
         wait: bool = True,
+        command: str | None = None,
+        secrets: Mapping[str, str] | None = None,
     ) -> StartResult:
         """Start ``user``'s session (idempotently); with ``wait``, once it answers or failed."""
         options = {
@@ -264,6 +266,8 @@ class HostdClient:
             "cpu_limit": cpu_limit,
             "environment": dict(environment) if environment is not None else None,
             "default_url": default_url,
+            "command": command,
+            "secrets": dict(secrets) if secrets is not None else None,
         }
         response = await self._request(
             "POST",

@@ -39,6 +39,7 @@ from api.openapi import (
     LINES_DEFAULT,
     LINES_MAX,
     MAX_BODY_BYTES,
+    START_EXTRAS,
     START_OPTIONS,
     openapi_document,
 )
@@ -145,9 +146,22 @@ def _refuse_unknown(options: dict[str, Any], allowed: tuple[str, ...]) -> None:
 
 
 def _session_request(options: dict[str, Any]) -> SessionRequest:
-    _refuse_unknown(options, START_OPTIONS)
+    _refuse_unknown(options, START_OPTIONS + START_EXTRAS)
     # null means "the policy's default", as if the key were absent.
-    return SessionRequest(**{key: value for key, value in options.items() if value is not None})
+    return SessionRequest(
+        **{k: v for k, v in options.items() if v is not None and k in START_OPTIONS}
+    )
+
+
+def _start_extras(options: dict[str, Any]) -> tuple[str | None, dict[str, str]]:
+    command, secrets = options.get("command"), options.get("secrets") or {}
+    if command is not None and not isinstance(command, str):
+        raise InvalidOption(f"command: expected a name, not {command!r}")
+    if not isinstance(secrets, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in secrets.items()
+    ):
+        raise InvalidOption("secrets: expected an object of names to strings")
+    return command, secrets
 
 
 _T = TypeVar("_T")
@@ -259,9 +273,16 @@ class _Endpoints:
 
     async def _start(self, request: Request, user: str) -> Response:
         wait = _query_bool(request, "wait", default=True)
-        session_request = _session_request(await _json_object(request))
+        options = await _json_object(request)
+        session_request = _session_request(options)
+        command, secrets = _start_extras(options)
         outcome = await self.service.start(
-            user, session_request, caller=_caller(request), wait=wait
+            user,
+            session_request,
+            caller=_caller(request),
+            wait=wait,
+            command=command,
+            secrets=secrets,
         )
         return JSONResponse(outcome.session.to_dict(), status_code=201 if outcome.created else 200)
 

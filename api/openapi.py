@@ -26,6 +26,8 @@ MAX_BODY_BYTES: Final = 64 * 1024
 LINES_DEFAULT: Final = 100
 LINES_MAX: Final = 10_000
 START_OPTIONS: Final = ("mem_limit", "cpu_limit", "environment", "default_url")
+# Not SessionRequest fields: the daemon itself handles these (a named command, secret files).
+START_EXTRAS: Final = ("command", "secrets")
 LIMIT_OPTIONS: Final = ("mem_limit", "cpu_limit")  # what a PATCH of a session may change
 
 # What units.parse_size and units.parse_cpu take as strings (they have the last word; these
@@ -265,6 +267,21 @@ def _schemas() -> dict[str, Any]:
                     "description": "The path the session opens on, e.g. /lab.",
                     "maxLength": 2048,
                     "pattern": "^/",
+                },
+                "command": {
+                    "type": ["string", "null"],
+                    "description": "One of the admin's [commands]; absent: [session] cmd.",
+                    "maxLength": 64,
+                },
+                "secrets": {
+                    "type": ["object", "null"],
+                    "description": (
+                        "Values the session gets in its process environment through files "
+                        "only its user can read (HOSTD_CREDENTIALS_DIR), never in Environment= "
+                        "or argv: e.g. JUPYTERHUB_API_TOKEN."
+                    ),
+                    "propertyNames": {"pattern": "^[A-Z_][A-Z0-9_]*$"},
+                    "additionalProperties": {"type": "string", "maxLength": 8192},
                 },
             },
         },

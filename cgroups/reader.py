@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cgroups.mounts import CgroupMounts, parse_mountinfo
-from cgroups.usage import CgroupVersion, Usage, usage_from_v1, usage_from_v2
+from cgroups.usage import (
+    CgroupVersion,
+    Usage,
+    cpu_ns_from_proc_stats,
+    usage_from_v1,
+    usage_from_v2,
+)
 
 __all__ = ["DEFAULT_FS_ROOT", "DEFAULT_MOUNTINFO", "CgroupReader", "read_usage"]
 
@@ -28,6 +34,7 @@ DEFAULT_FS_ROOT = "/"
 # the removal can fail with ENODEV. ESRCH (ProcessLookupError) means the same thing here:
 # what the file described is already gone.
 _VANISHED = frozenset({errno.ENOENT, errno.ESRCH, errno.ENODEV})
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,24 @@ class CgroupReader:
         # Only when nothing was read is it worth a stat to tell "gone" from "no accounting".
         if not texts and not any(_under(self.fs_root, d).is_dir() for d in located.directories):
             return None
-        return usage_from_v2(texts) if self.version == "v2" else usage_from_v1(texts)
+        if self.version == "v2":
+            return usage_from_v2(texts)
+        usage = usage_from_v1(texts)
+        if usage.cpu_usage_ns is None:
+            usage = replace(usage, cpu_usage_ns=self._cpu_ns_of_processes(control_group))
+        return usage
+
+    def _cpu_ns_of_processes(self, control_group: str) -> int | None:
+        """v1 without cpuacct.usage: the CPU time of the processes in the unit's cgroup."""
+        mount = self.mounts.v1_mount("memory") or self.mounts.v1_mount("pids")
+        relative = None if mount is None else mount.path_of(control_group)
+        if relative is None:
+            return None
+        procs = _read_text(_under(self.fs_root, relative, "cgroup.procs"))
+        if procs is None:
+            return None
+        stats = (_read_text(_under(self.fs_root, "/proc", pid, "stat")) for pid in procs.split())
+        return cpu_ns_from_proc_stats((s for s in stats if s is not None), _CLOCK_TICKS)
 
 
 def read_usage(

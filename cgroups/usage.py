@@ -7,7 +7,7 @@ know where hierarchies are mounted: `mounts` finds the places, `reader` reads th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final, Literal
@@ -20,6 +20,7 @@ __all__ = [
     "CgroupVersion",
     "CpuSample",
     "Usage",
+    "cpu_ns_from_proc_stats",
     "cpu_percent",
     "usage_from_v1",
     "usage_from_v2",
@@ -125,6 +126,29 @@ def usage_from_v1(files: Mapping[str, str]) -> Usage:
         # counter is what tells an OOM kill apart there.
         oom_kills=_keyed(files, "memory.oom_control", "oom_kill"),
     )
+
+
+def cpu_ns_from_proc_stats(stats: Iterable[str], clock_ticks: int) -> int | None:
+    """CPU time of processes, from their /proc/PID/stat texts: utime + stime + cutime + cstime.
+
+    The fallback for v1 where cpuacct is mounted apart from cpu (this machine kind): systemd
+    then makes the unit's cgroup in `cpu` only, and cpuacct.usage does not exist. Time of
+    processes that ended and were not waited for is lost, so it can go backwards; cpu_percent
+    reads that as "no answer". None when no text parses.
+    """
+    ticks, parsed = 0, False
+    for text in stats:
+        # comm (field 2) may hold spaces and parentheses: split after its last ")".
+        fields = text.rpartition(")")[2].split()
+        try:
+            # After comm, fields[0] is field 3 (state); utime..cstime are fields 14..17.
+            ticks += sum(int(value) for value in fields[11:15])
+        except ValueError:
+            continue
+        parsed = parsed or len(fields) >= 15
+    if not parsed or clock_ticks <= 0:
+        return None
+    return ticks * _NS_PER_S // clock_ticks
 
 
 def cpu_percent(earlier: CpuSample, later: CpuSample) -> float | None:

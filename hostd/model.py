@@ -193,9 +193,19 @@ class SessionService(Protocol):
         ...
 
     async def start(
-        self, user: str, request: SessionRequest, *, caller: Caller, wait: bool = True
+        self,
+        user: str,
+        request: SessionRequest,
+        *,
+        caller: Caller,
+        wait: bool = True,
+        command: str | None = None,
+        secrets: Mapping[str, str] | None = None,
     ) -> StartOutcome:
-        """Start (idempotently). With ``wait``, return once the server answers or failed."""
+        """Start (idempotently). With ``wait``, return once the server answers or failed.
+
+        ``command`` names one of the admin's [commands]; ``secrets`` reach the session as
+        files only its user can read, never in the unit's Environment= or argv."""
         ...
 
     async def stop(self, user: str, *, caller: Caller) -> SessionView:

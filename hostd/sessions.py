@@ -209,7 +209,7 @@ class SessionManager:
                     hostd_environment={
                         "HOSTD_PORT": str(port),
                         "JUPYTER_TOKEN_FILE": str(token_file),
-                        **({"HOSTD_SECRETS_DIR": str(secrets_dir)} if secrets_dir else {}),
+                        **({"HOSTD_CREDENTIALS_DIR": str(secrets_dir)} if secrets_dir else {}),
                     },
                 )
                 self._promise_memory(name, _prop(spec, "MemoryMax") or 0)

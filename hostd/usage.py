@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cgroups import CgroupReader, CpuSample, Usage, cpu_percent, parse_flat_keyed
+from cgroups import CgroupReader, CpuSample, Usage, cpu_percent
 from hostd.model import UsageView
 
 log = logging.getLogger(__name__)
@@ -141,17 +141,19 @@ class OomWatcher:
         with contextlib.suppress(OSError):
             os.eventfd_read(fds[0])
         try:
-            counters = parse_flat_keyed((memory_dir / "memory.oom_control").read_text())
+            (memory_dir / "memory.oom_control").read_text()
         except OSError:
             # The event also fires when the cgroup is removed: nothing more to watch.
             self.unwatch(user)
             return
-        kills = counters.get("oom_kill", 0)
-        if kills:
-            self.killed[user] = kills
-            log.warning(
-                "out of memory: the kernel killed in %s's session", user, extra={"HOSTD_USER": user}
-            )
+        # The kernel notifies when the cgroup hits OOM, before it picks and kills a victim:
+        # the oom_kill counter may still read 0 here, so the event itself is what counts.
+        self.killed[user] = self.killed.get(user, 0) + 1
+        log.warning(
+            "out of memory in %s's session: the kernel kills in it",
+            user,
+            extra={"HOSTD_USER": user},
+        )
 
     def unwatch(self, user: str) -> None:
         fds = self._fds.pop(user, None)

@@ -15,7 +15,7 @@ import builtins
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -67,6 +67,7 @@ class FakeSessionService:
     """hostd.model.SessionService in memory."""
 
     def __init__(self) -> None:
+        self.extras: tuple[str | None, dict[str, str]] = (None, {})
         self.reset()
 
     def reset(self) -> None:
@@ -122,9 +123,17 @@ class FakeSessionService:
         raise PermissionDenied(f"uid {peer.uid} may not use hostd")
 
     async def start(
-        self, user: str, request: SessionRequest, *, caller: Caller, wait: bool = True
+        self,
+        user: str,
+        request: SessionRequest,
+        *,
+        caller: Caller,
+        wait: bool = True,
+        command: str | None = None,
+        secrets: Mapping[str, str] | None = None,
     ) -> StartOutcome:
         self.calls.append(("start", user, request, caller, wait))
+        self.extras = (command, dict(secrets or {}))
         self._check("start")
         self._known(user)
         existing = self.sessions.get(user)

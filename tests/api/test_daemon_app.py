@@ -752,3 +752,24 @@ async def test_spawn_failed_carries_its_evidence(
 
 async def test_unknown_user_on_start_is_404(http: httpx.AsyncClient) -> None:
     assert_error(await http.post("/v1/sessions/zed"), 404, "unknown-user")
+
+
+async def test_start_passes_the_named_command_and_secrets_to_the_service(
+    http: httpx.AsyncClient, fake: FakeSessionService
+) -> None:
+    body = {"command": "singleuser", "secrets": {"JUPYTERHUB_API_TOKEN": "t0k"}}
+    response = await http.post("/v1/sessions/alice", json=body)
+    assert response.status_code == 201
+    assert fake.extras == ("singleuser", {"JUPYTERHUB_API_TOKEN": "t0k"})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"command": 7}, {"secrets": ["JUPYTERHUB_API_TOKEN"]}, {"secrets": {"TOKEN": 1}}],
+)
+async def test_start_refuses_malformed_command_or_secrets(
+    http: httpx.AsyncClient, body: dict[str, object]
+) -> None:
+    response = await http.post("/v1/sessions/alice", json=body)
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid-option"

@@ -290,3 +290,45 @@ def test_module_level_read_usage_on_this_machine() -> None:
     assert usage is not None
     assert usage.memory_bytes is not None
     assert usage.memory_bytes > 0
+
+
+# -- v1 with cpuacct mounted apart: no cpuacct.usage for the unit ----------------------------
+
+# /proc/PID/stat of a busy python3, as this machine prints it; utime 250, stime 50,
+# cutime 7, cstime 3 (fields 14-17).
+PROC_STAT = (
+    "4242 (python3) R 1 4242 4242 0 -1 4194304 1032 0 0 0 250 50 7 3 20 0 1 0 "
+    "123456 20000000 2500 18446744073709551615 1 1 0 0 0 0 0 16781312 2 0 0 0 17 1 0 0\n"
+)
+
+
+def test_hybrid_without_cpuacct_counts_the_cgroups_processes(tmp_path: Path) -> None:
+    # systemd 252 realises cpuacct only where it is mounted with cpu: here, nowhere.
+    mountinfo = machine(tmp_path, "hybrid-apart")
+    write_files(
+        tmp_path / f"sys/fs/cgroup/memory{UNIT}", {**V1_MEMORY, "cgroup.procs": "4242\n77\n"}
+    )
+    write_files(tmp_path / f"sys/fs/cgroup/cpu{UNIT}", V1_CPU)
+    write_files(tmp_path / "proc/4242", {"stat": PROC_STAT})  # 77 has exited meanwhile
+    reader = CgroupReader.load(mountinfo_path=mountinfo, fs_root=tmp_path)
+    usage = reader.read_usage(UNIT)
+    assert usage is not None
+    assert usage.cpu_usage_ns == 310 * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def test_hybrid_without_cpuacct_and_without_procs_has_no_cpu_reading(tmp_path: Path) -> None:
+    mountinfo = machine(tmp_path, "hybrid-apart")
+    write_files(tmp_path / f"sys/fs/cgroup/cpu{UNIT}", V1_CPU)
+    reader = CgroupReader.load(mountinfo_path=mountinfo, fs_root=tmp_path)
+    usage = reader.read_usage(UNIT)
+    assert usage is not None and usage.cpu_usage_ns is None
+    assert reader._cpu_ns_of_processes("relative/path") is None
+
+
+def test_no_memory_or_pids_hierarchy_means_no_process_fallback(tmp_path: Path) -> None:
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text("32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n")
+    write_files(tmp_path / f"sys/fs/cgroup/cpu{UNIT}", V1_CPU)
+    reader = CgroupReader.load(mountinfo_path=mountinfo, fs_root=tmp_path)
+    usage = reader.read_usage(UNIT)
+    assert usage is not None and usage.cpu_usage_ns is None

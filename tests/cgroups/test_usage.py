@@ -157,3 +157,15 @@ def test_cpu_percent(earlier: CpuSample, later: CpuSample, expected: float) -> N
 )
 def test_cpu_percent_none(earlier: CpuSample, later: CpuSample) -> None:
     assert cpu_percent(earlier, later) is None
+
+
+def test_cpu_ns_from_proc_stats() -> None:
+    from cgroups.usage import cpu_ns_from_proc_stats
+
+    odd_comm = "9 (we ird) comm)) S 1 9 9 0 -1 0 0 0 0 0 100 0 0 0 20 0 1 0 1 1 1\n"
+    assert cpu_ns_from_proc_stats([odd_comm], 100) == 1_000_000_000
+    assert cpu_ns_from_proc_stats([odd_comm, odd_comm], 100) == 2_000_000_000
+    assert cpu_ns_from_proc_stats([], 100) is None
+    assert cpu_ns_from_proc_stats(["1 (x) S 1 2"], 100) is None  # too short
+    assert cpu_ns_from_proc_stats(["1 (x) S " + "a " * 20], 100) is None  # not numbers
+    assert cpu_ns_from_proc_stats([odd_comm], 0) is None

@@ -25,6 +25,8 @@ VENV_BIN = Path(sys.executable).parent
 PROBE_SOURCE = Path(__file__).with_name("session_probe.py")
 SANDBOX = Path("/srv/hostd-test")  # readonly_paths in the test policy
 PROBE = Path("/opt/hostd-test/session_probe.py")  # readable by every user, unlike a checkout
+SESSION_EXEC = Path("/opt/hostd-test/hostd-session-exec")
+SESSION_EXEC_SOURCE = Path(__file__).parents[3] / "packaging" / "hostd-session-exec"
 
 BASE_POLICY = f"""
 [session]
@@ -150,6 +152,8 @@ def _sandbox_paths() -> Iterator[None]:
     PROBE.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(PROBE_SOURCE, PROBE)
     PROBE.chmod(0o755)
+    shutil.copy(SESSION_EXEC_SOURCE, SESSION_EXEC)
+    SESSION_EXEC.chmod(0o755)
     (SANDBOX / "rw").mkdir(parents=True, exist_ok=True)
     for path in (SANDBOX, SANDBOX / "rw"):
         path.chmod(0o777)  # writable by permission: only the sandbox can refuse a write

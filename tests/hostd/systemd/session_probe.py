@@ -39,6 +39,7 @@ def report() -> dict[str, object]:
     except OSError:
         found["token_readable"] = False
     found["token_file_env"] = os.environ.get("JUPYTER_TOKEN_FILE")
+    found["secret_env"] = os.environ.get("HOSTD_PROBE_SECRET")
     return found
 
 

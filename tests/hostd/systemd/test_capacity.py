@@ -55,6 +55,7 @@ def test_usage_reads_memory_and_cpu_of_a_session(daemon, make_user) -> None:
     start(d, busy)
     time.sleep(2.5)  # two samples of the daemon's sampler
     status, usage = d.api("GET", f"/v1/sessions/{busy}/usage")
+    assert usage["cpu_percent"] is not None, usage
     assert 35 <= usage["cpu_percent"] <= 60, usage
     assert usage["cpu_limit"] == 0.5 and usage["tasks"] >= 2
     assert d.api("GET", "/v1/sessions/nobody-here/usage")[0] == 404

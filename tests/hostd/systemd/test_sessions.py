@@ -15,7 +15,9 @@ import pytest
 
 from tests.hostd.systemd.conftest import (
     BASE_POLICY,
+    PROBE,
     SANDBOX,
+    SESSION_EXEC,
     cpu_seconds,
     raw_request,
     unit_property,
@@ -279,3 +281,36 @@ def test_start_and_stop_are_idempotent_and_bad_users_are_refused(daemon, make_us
     status, body = d.api("POST", f"/v1/sessions/{user}", {"mem_limit": "lots"})
     assert (status, body["code"]) == (422, "invalid-size")
     assert d.socket.exists()
+
+
+def test_secrets_reach_the_process_but_not_the_unit_and_commands_are_the_admins(
+    daemon, make_user
+) -> None:
+    argv = f'["{SESSION_EXEC}", "/usr/bin/python3", "{PROBE}", "{{PORT}}"]'
+    commands = f"\n[commands]\nwith-secrets = {argv}\n"
+    d = daemon(BASE_POLICY + commands)
+    user = make_user({})
+    secret = f"s3cret-{uuid.uuid4().hex}"
+    body = {"command": "with-secrets", "secrets": {"HOSTD_PROBE_SECRET": secret}}
+    status, session = d.api("POST", f"/v1/sessions/{user}", body)
+    assert status == 201, session
+    assert probe_report(session["url"])["secret_env"] == secret
+    unit = f"jupyter-{user}.service"
+    shown = subprocess.run(["systemctl", "show", unit], capture_output=True, text=True, check=True)
+    assert secret not in shown.stdout
+    pid = unit_property(unit, "MainPID")
+    assert secret not in Path(f"/proc/{pid}/cmdline").read_text()
+    other = make_user()
+    secrets_dir = d.runtime / "credentials" / unit
+    peek = subprocess.run(
+        ["runuser", "-u", other, "--", "cat", str(secrets_dir / "HOSTD_PROBE_SECRET")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert peek.returncode != 0 and secret not in peek.stdout
+    assert d.api("DELETE", f"/v1/sessions/{user}")[0] == 200
+    assert not secrets_dir.exists()
+    status, body = d.api("POST", f"/v1/sessions/{user}", {"command": "rm-rf"})
+    assert (status, body["code"]) == (422, "invalid-option")
+    assert "with-secrets" in body["message"]
