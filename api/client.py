@@ -366,6 +366,15 @@ class HostdClient:
         response = await self._request("GET", f"{self._session_path(user)}/usage")
         return self._read(response, usage_from_dict)
 
+    async def token(self, user: str) -> str:
+        """The running session's Jupyter token (for a proxy that adds it to requests)."""
+        response = await self._request("GET", f"{self._session_path(user)}/token")
+        data = self._json(response)
+        token = data.get("token") if isinstance(data, dict) else None
+        if not isinstance(token, str):
+            raise HostdError("hostd answered without a token")
+        return token
+
     async def activity(self, user: str) -> None:
         """Tell the daemon ``user`` was active just now (restarts the session's idle clock)."""
         await self._request("POST", f"{self._session_path(user)}/activity")

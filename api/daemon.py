@@ -307,6 +307,9 @@ class _Endpoints:
             raise
         return _FollowResponse(lines, first, f"{user}'s logs")
 
+    async def token(self, request: Request) -> Response:
+        return JSONResponse({"token": await self.service.token(_user(request))})
+
     async def usage(self, request: Request) -> Response:
         return JSONResponse((await self.service.usage(_user(request))).to_dict())
 
@@ -413,6 +416,7 @@ def build_daemon_app(
         Route("/v1/sessions/{user}", endpoints.session, methods=["GET", "POST", "PATCH", "DELETE"]),
         Route("/v1/sessions/{user}/logs", endpoints.logs, methods=["GET"]),
         Route("/v1/sessions/{user}/usage", endpoints.usage, methods=["GET"]),
+        Route("/v1/sessions/{user}/token", endpoints.token, methods=["GET"]),
         Route("/v1/sessions/{user}/activity", endpoints.activity, methods=["POST"]),
         Route("/v1/host", endpoints.host, methods=["GET"]),
         Route("/v1/health", endpoints.health, methods=["GET"]),

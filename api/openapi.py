@@ -418,6 +418,25 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _json(_ref("Usage"), "The usage."), **_errors(*_USER)},
                 },
             },
+            "/v1/sessions/{user}/token": {
+                "parameters": [_USER_PARAMETER],
+                "get": {
+                    "operationId": "sessionToken",
+                    "summary": "The running session's Jupyter token, for a proxy in front of it.",
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["token"],
+                                "additionalProperties": False,
+                                "properties": {"token": {"type": "string"}},
+                            },
+                            "The token.",
+                        ),
+                        **_errors(*_USER),
+                    },
+                },
+            },
             "/v1/sessions/{user}/activity": {
                 "parameters": [_USER_PARAMETER],
                 "post": {

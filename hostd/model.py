@@ -232,6 +232,11 @@ class SessionService(Protocol):
 
     async def host(self) -> HostView: ...
 
+    async def token(self, user: str) -> str:
+        """The running session's Jupyter token, for the hub's proxy (root and the group only,
+        as everything on the socket); SessionNotFound when there is none."""
+        ...
+
     async def set_limits(
         self, user: str, *, mem_limit: int | None, cpu_limit: float | None, caller: Caller
     ) -> SessionView:

@@ -341,6 +341,16 @@ class SessionManager:
             usage = self.sampler.read(name, status.control_group) or usage
         return self.sampler.view(name, usage, cpu_limit)
 
+    async def token(self, user: str) -> str:
+        name = validate_username(user)
+        path = self._credentials / unit_name_for(name) / TOKEN_FILE_NAME
+        if name not in self._records:
+            raise SessionNotFound(f"{name} has no running session")
+        try:
+            return (await asyncio.to_thread(path.read_text)).strip()
+        except FileNotFoundError:
+            raise SessionNotFound(f"{name} has no running session") from None
+
     async def host(self) -> HostView:
         memory = psutil.virtual_memory()
         active = [s for s in await self._session_units() if s.active_state in ACTIVE]

@@ -232,6 +232,12 @@ class FakeSessionService:
             oom_kills=0,
         )
 
+    async def token(self, user: str) -> str:
+        self.calls.append(("token", user))
+        self._check("token")
+        self._active(user)
+        return f"token-of-{user}"
+
     async def host(self) -> HostView:
         self.calls.append(("host",))
         self._check("host")

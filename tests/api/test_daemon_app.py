@@ -773,3 +773,12 @@ async def test_start_refuses_malformed_command_or_secrets(
     response = await http.post("/v1/sessions/alice", json=body)
     assert response.status_code == 422
     assert response.json()["code"] == "invalid-option"
+
+
+async def test_token_of_a_running_session_and_404_otherwise(
+    http: httpx.AsyncClient, fake: FakeSessionService
+) -> None:
+    assert (await http.get("/v1/sessions/alice/token")).status_code == 404
+    await http.post("/v1/sessions/alice")
+    response = await http.get("/v1/sessions/alice/token")
+    assert (response.status_code, response.json()) == (200, {"token": "token-of-alice"})

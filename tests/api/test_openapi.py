@@ -192,6 +192,7 @@ SERVICE_METHOD = {
     ("/v1/sessions/{user}/logs", "get"): "logs",
     ("/v1/sessions/{user}", "patch"): "set_limits",
     ("/v1/sessions/{user}/usage", "get"): "usage",
+    ("/v1/sessions/{user}/token", "get"): "token",
     ("/v1/sessions/{user}/activity", "post"): "activity",
     ("/v1/host", "get"): "host",
     ("/v1/health", "get"): "health",

@@ -229,6 +229,7 @@ def test_the_token_never_shows_in_the_units_environment_or_argv(daemon, make_use
     assert token not in shown
     pid = unit_property(unit, "MainPID")
     assert token not in Path(f"/proc/{pid}/cmdline").read_text()
+    assert d.api("GET", f"/v1/sessions/{user}/token") == (200, {"token": token})
     report = probe_report(session["url"])
     assert report["token_readable"] is True
     assert report["token_file_env"] == str(token_file)
