@@ -28,19 +28,81 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# --- the venv: Debian's python3 so that unprivileged users inside the testbed can run it -------
-VENV="$top/.venv"
+# --- the venv: Debian's python3, so that unprivileged users inside the testbed can run it -------
+# Tests run hostd as other users (the hub's own user, sessions): they must be able to read the
+# code. A checkout every user can traverse gets an editable .venv inside it; one they cannot
+# (under /root, say) gets a venv in /var/cache with a copy of the code, refreshed each run.
+readable_by_all() {
+  local dir=$1
+  while [ "$dir" != / ]; do
+    [ "$(( 0$(stat -c %a "$dir") & 05 ))" -eq 5 ] || return 1
+    dir=$(dirname "$dir")
+  done
+}
+if readable_by_all "$top"; then
+  VENV="$top/.venv"; editable=1
+else
+  VENV=/var/cache/hostd-test/venv; editable=0
+  install -d -m 0755 /var/cache/hostd-test
+fi
 stamp="$VENV/.hostd-installed"
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+pip_quiet() { "$VENV/bin/pip" install -q --disable-pip-version-check "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  say "creating the test venv in .venv"
+  say "creating the test venv in $VENV"
   /usr/bin/python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+  if [ $editable = 1 ]; then pip_quiet -e ".[test]"; else pip_quiet ".[test]"; fi
   "$VENV/bin/python" -c "import pystemd, pam, sqlmodel, starlette, uvicorn, psutil" \
     || die "the venv is incomplete: pip install failed above"
   echo "$want" > "$stamp"
+elif [ $editable = 0 ]; then
+  pip_quiet --no-deps --force-reinstall .
 fi
 export PATH="$VENV/bin:$PATH"
+
+# --- the spawner's systemd tier (tests/spawner): JupyterHub 6 is in .venv (the test extra);
+#     JupyterHub 5 beside it, the session's jupyterhub-singleuser, and configurable-http-proxy
+#     from npm. Made once under .cache/spawner; remade when a pin below changes.
+SPAWNER_CACHE="$top/.cache/spawner"
+HUB5_SPEC=("jupyterhub>=5,<6")
+SESSION_SPEC=("jupyterhub>=6,<7" "jupyter_server>=2" "ipykernel>=6")
+CHP_SPEC="configurable-http-proxy@5"
+# Each is made with Debian's python3: the session's user and JupyterHub's run them.
+venv_once() {  # DIR REQUIREMENTS...
+  local dir=$1; shift
+  local want; want=$(printf '%s\n' "$@" | sha256sum | cut -d' ' -f1)
+  [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.hostd-installed" 2>/dev/null)" = "$want" ] && return 0
+  say "creating $dir"
+  rm -rf "$dir"
+  /usr/bin/python3 -m venv "$dir"
+  "$dir/bin/pip" install -q --disable-pip-version-check "$@" 2>&1 | grep -v "^WARNING: Location" || true
+  echo "$want" > "$dir/.hostd-installed"
+}
+venv_once "$SPAWNER_CACHE/session" "${SESSION_SPEC[@]}"
+"$SPAWNER_CACHE/session/bin/python" -c "import jupyterhub, jupyter_server, ipykernel" \
+  || die "the session venv is incomplete: pip install failed above"
+# JupyterHub 5 loads the spawner from this checkout (hostd's dependencies that api/ needs).
+venv_once "$SPAWNER_CACHE/jupyterhub5" "${HUB5_SPEC[@]}" "httpx>=0.27" "starlette>=0.40"
+hub5_has_hostd() {  # from /: python -c would import the checkout in the working directory
+  (cd / && "$SPAWNER_CACHE/jupyterhub5/bin/python" -c "import api.spawner" 2>/dev/null)
+}
+if ! hub5_has_hostd; then
+  "$SPAWNER_CACHE/jupyterhub5/bin/pip" install -q --disable-pip-version-check --no-deps -e . \
+    2>&1 | grep -v "^WARNING: Location" || true
+fi
+hub5_has_hostd || die "the JupyterHub 5 venv is incomplete: pip install failed above"
+if [ "$(cat "$SPAWNER_CACHE/node/.hostd-installed" 2>/dev/null)" != "$CHP_SPEC" ]; then
+  command -v npm >/dev/null || {
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends npm >/dev/null
+  }
+  say "npm install $CHP_SPEC"
+  rm -rf "$SPAWNER_CACHE/node"
+  npm install --silent --no-audit --no-fund --prefix "$SPAWNER_CACHE/node" "$CHP_SPEC" >/dev/null
+  echo "$CHP_SPEC" > "$SPAWNER_CACHE/node/.hostd-installed"
+fi
+[ -x "$SPAWNER_CACHE/node/node_modules/.bin/configurable-http-proxy" ] \
+  || die "configurable-http-proxy is missing: npm install failed above"
 
 status=0
 run() { "$@" || { status=1; echo "test.sh: FAILED: $*" >&2; }; }
