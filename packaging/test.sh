@@ -60,42 +60,46 @@ elif [ $editable = 0 ]; then
 fi
 export PATH="$VENV/bin:$PATH"
 
-# --- the spawner's systemd tier (tests/spawner): JupyterHub 6 is in .venv (the test extra);
-#     JupyterHub 5 beside it, the session's jupyterhub-singleuser, and configurable-http-proxy
-#     from npm. Made once under .cache/spawner; remade when a pin below changes.
-SPAWNER_CACHE="$top/.cache/spawner"
-HUB5_SPEC=("jupyterhub>=5,<6")
+# --- the spawner's systemd tier (tests/spawner): JupyterHub 6 is in the venv above (the test
+#     extra); JupyterHub 5 beside it, the session's jupyterhub-singleuser, and
+#     configurable-http-proxy from npm. Made once, beside the venv (readable by all); remade
+#     when a pin below changes. The tests find them through HOSTD_SPAWNER_CACHE.
+if [ $editable = 1 ]; then SPAWNER_CACHE="$top/.cache/spawner"; else SPAWNER_CACHE=/var/cache/hostd-test/spawner; fi
+export HOSTD_SPAWNER_CACHE="$SPAWNER_CACHE"
+HUB5_SPEC=("jupyterhub>=5,<6" "httpx>=0.27" "starlette>=0.40")  # + hostd, without its deps
 SESSION_SPEC=("jupyterhub>=6,<7" "jupyter_server>=2" "ipykernel>=6")
 CHP_SPEC="configurable-http-proxy@5"
-# Each is made with Debian's python3: the session's user and JupyterHub's run them.
-venv_once() {  # DIR REQUIREMENTS...
+venv_once() {  # DIR REQUIREMENTS...: a venv of Debian's python3 with exactly these
   local dir=$1; shift
-  local want; want=$(printf '%s\n' "$@" | sha256sum | cut -d' ' -f1)
-  [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.hostd-installed" 2>/dev/null)" = "$want" ] && return 0
+  local pins; pins=$(printf '%s\n' "$@" | sha256sum | cut -d' ' -f1)
+  [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.hostd-installed" 2>/dev/null)" = "$pins" ] && return 0
   say "creating $dir"
   rm -rf "$dir"
   /usr/bin/python3 -m venv "$dir"
   "$dir/bin/pip" install -q --disable-pip-version-check "$@" 2>&1 | grep -v "^WARNING: Location" || true
-  echo "$want" > "$dir/.hostd-installed"
+  echo "$pins" > "$dir/.hostd-installed"
 }
 venv_once "$SPAWNER_CACHE/session" "${SESSION_SPEC[@]}"
 "$SPAWNER_CACHE/session/bin/python" -c "import jupyterhub, jupyter_server, ipykernel" \
   || die "the session venv is incomplete: pip install failed above"
-# JupyterHub 5 loads the spawner from this checkout (hostd's dependencies that api/ needs).
-venv_once "$SPAWNER_CACHE/jupyterhub5" "${HUB5_SPEC[@]}" "httpx>=0.27" "starlette>=0.40"
-hub5_has_hostd() {  # from /: python -c would import the checkout in the working directory
-  (cd / && "$SPAWNER_CACHE/jupyterhub5/bin/python" -c "import api.spawner" 2>/dev/null)
-}
-if ! hub5_has_hostd; then
-  "$SPAWNER_CACHE/jupyterhub5/bin/pip" install -q --disable-pip-version-check --no-deps -e . \
-    2>&1 | grep -v "^WARNING: Location" || true
+HUB5="$SPAWNER_CACHE/jupyterhub5"
+venv_once "$HUB5" "${HUB5_SPEC[@]}"
+# hostd itself, as in the venv above: editable, or a fresh copy of a private checkout.
+if [ $editable = 0 ] || [ "$(cat "$HUB5/.hostd-project" 2>/dev/null)" != "$want" ]; then
+  if [ $editable = 1 ]; then hostd_pkg=(-e .); else hostd_pkg=(--force-reinstall .); fi
+  "$HUB5/bin/pip" install -q --disable-pip-version-check --no-deps "${hostd_pkg[@]}" 2>&1 \
+    | grep -v "^WARNING: Location" || true
+  echo "$want" > "$HUB5/.hostd-project"
 fi
-hub5_has_hostd || die "the JupyterHub 5 venv is incomplete: pip install failed above"
+# From /: python -c would import the checkout in the working directory.
+(cd / && "$HUB5/bin/python" -c "import api.spawner") \
+  || die "the JupyterHub 5 venv is incomplete: pip install failed above"
 if [ "$(cat "$SPAWNER_CACHE/node/.hostd-installed" 2>/dev/null)" != "$CHP_SPEC" ]; then
-  command -v npm >/dev/null || {
+  if ! command -v npm >/dev/null; then  # Debian's nodejs and npm, unless node is there already
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends npm >/dev/null
-  }
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
   say "npm install $CHP_SPEC"
   rm -rf "$SPAWNER_CACHE/node"
   npm install --silent --no-audit --no-fund --prefix "$SPAWNER_CACHE/node" "$CHP_SPEC" >/dev/null
