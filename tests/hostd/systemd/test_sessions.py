@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
 import stat
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -315,3 +317,34 @@ def test_secrets_reach_the_process_but_not_the_unit_and_commands_are_the_admins(
     status, body = d.api("POST", f"/v1/sessions/{user}", {"command": "rm-rf"})
     assert (status, body["code"]) == (422, "invalid-option")
     assert "with-secrets" in body["message"]
+
+
+def test_logs_follow_streams_and_resumes_after_a_cursor(daemon, make_user) -> None:
+    d = daemon()
+    first, second = f"first-{uuid.uuid4().hex}", f"second-{uuid.uuid4().hex}"
+    user = make_user({"print": first})
+    start(d, user)
+    deadline = time.monotonic() + 10
+    entries: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not any(e["message"] == first for e in entries):
+        entries = d.api("GET", f"/v1/sessions/{user}/logs?lines=50")[1]["lines"]
+        time.sleep(0.1)
+    cursor = next(e["cursor"] for e in entries if e["message"] == first)
+    assert d.api("DELETE", f"/v1/sessions/{user}")[0] == 200
+    write_plan(user, {"print": second})
+    start(d, user)
+    path = f"/v1/sessions/{user}/logs?follow=1&cursor={urllib.parse.quote(cursor)}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(10)
+        conn.connect(str(d.socket))
+        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        data = b""
+        while second.encode() not in data:
+            chunk = conn.recv(65536)
+            assert chunk, data
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b" 200 " in head.split(b"\r\n")[0] and b"application/x-ndjson" in head
+    streamed = [json.loads(x)["message"] for x in body.split(b"\r\n") if x.startswith(b"{")]
+    assert first not in streamed  # resumed after the cursor, not from the start
+    assert second in streamed
