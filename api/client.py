@@ -21,9 +21,10 @@ import httpx
 
 from api.errors import error_from_wire
 from hostd.errors import HostdError
-from hostd.model import HostView, LogLine, SessionView, StartOutcome, UsageView
+from hostd.model import AuthResult, HostView, LogLine, SessionView, StartOutcome, UsageView
 
 __all__ = [
+    "AUTH_TIMEOUT",
     "DEFAULT_SOCKET",
     "DEFAULT_TIMEOUT",
     "FOLLOW_TIMEOUT",
@@ -41,6 +42,8 @@ DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0)
 START_TIMEOUT: Final = httpx.Timeout(30.0, read=150.0)
 # A follow waits for lines as long as the session lives.
 FOLLOW_TIMEOUT: Final = httpx.Timeout(30.0, read=None)
+# A login waits its turn behind other logins of the same name, each up to PAM's 10 s.
+AUTH_TIMEOUT: Final = httpx.Timeout(30.0, read=60.0)
 
 _T = TypeVar("_T")
 
@@ -378,6 +381,19 @@ class HostdClient:
     async def activity(self, user: str) -> None:
         """Tell the daemon ``user`` was active just now (restarts the session's idle clock)."""
         await self._request("POST", f"{self._session_path(user)}/activity")
+
+    async def authenticate(self, username: str, password: str) -> AuthResult:
+        """Check a password with the daemon's PAM: the account's name as the database spells
+        it and whether it is an admin. Raises LoginFailed (wrong password, unknown or refused
+        account: one message for all), LockedOut (retry_after_s), InvalidName (username) or
+        InvalidInput (password: empty, over 1024 characters, NUL)."""
+        response = await self._request(
+            "POST",
+            "/v1/auth",
+            body={"username": username, "password": password},
+            timeouts=AUTH_TIMEOUT,
+        )
+        return self._read(response, AuthResult.from_dict)
 
     async def host(self) -> HostView:
         response = await self._request("GET", "/v1/host")

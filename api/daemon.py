@@ -35,6 +35,7 @@ from api.errors import (
     http_error_response,
 )
 from api.openapi import (
+    AUTH_FIELDS,
     LIMIT_OPTIONS,
     LINES_DEFAULT,
     LINES_MAX,
@@ -44,7 +45,7 @@ from api.openapi import (
     openapi_document,
 )
 from hostd.errors import HostdError, InvalidInput, InvalidOption
-from hostd.model import Caller, LogLine, PeerCredentials, SessionService
+from hostd.model import Caller, Credentials, LogLine, PeerCredentials, SessionService
 from units import SessionRequest, parse_cpu, parse_size
 
 __all__ = ["FIRST_LINE_WAIT_S", "NDJSON", "PEER_SCOPE_KEY", "build_daemon_app"]
@@ -319,6 +320,15 @@ class _Endpoints:
         await self.service.activity(user, caller=_caller(request))
         return Response(status_code=204)
 
+    async def auth(self, request: Request) -> Response:
+        # The body holds a password: no message below quotes it (Credentials' never do).
+        body = await _json_object(request)
+        _refuse_unknown(body, AUTH_FIELDS)
+        # Absent is None, which Credentials refuses as "required".
+        fields: dict[str, Any] = {name: body.get(name) for name in AUTH_FIELDS}
+        credentials = Credentials(**fields)
+        return JSONResponse((await self.service.authenticate(credentials)).to_dict())
+
     async def host(self, request: Request) -> Response:
         return JSONResponse((await self.service.host()).to_dict())
 
@@ -418,6 +428,7 @@ def build_daemon_app(
         Route("/v1/sessions/{user}/usage", endpoints.usage, methods=["GET"]),
         Route("/v1/sessions/{user}/token", endpoints.token, methods=["GET"]),
         Route("/v1/sessions/{user}/activity", endpoints.activity, methods=["POST"]),
+        Route("/v1/auth", endpoints.auth, methods=["POST"]),
         Route("/v1/host", endpoints.host, methods=["GET"]),
         Route("/v1/health", endpoints.health, methods=["GET"]),
         Route("/metrics", endpoints.metrics, methods=["GET"]),

@@ -21,6 +21,8 @@ from hostd.errors import (
     ConfigError,
     HostdError,
     InvalidInput,
+    LockedOut,
+    LoginFailed,
     PermissionDenied,
     SessionConflict,
     SessionNotFound,
@@ -50,6 +52,8 @@ __all__ = [
 STATUS_BY_ERROR: Final[Mapping[type[HostdError], int]] = MappingProxyType(
     {
         InvalidInput: 422,
+        LoginFailed: 401,
+        LockedOut: 429,  # with Retry-After
         PermissionDenied: 403,
         UserRefused: 403,
         UnknownUser: 404,
@@ -107,7 +111,7 @@ def status_for(error: HostdError | type[HostdError]) -> int:
 def error_response(error: HostdError) -> JSONResponse:
     """The JSON response for a deliberate error: its status, code, message and details."""
     headers = None
-    if isinstance(error, CapacityExceeded):
+    if isinstance(error, CapacityExceeded | LockedOut):
         headers = {"Retry-After": str(max(0, int(error.retry_after_s)))}
     return JSONResponse(error.to_dict(), status_code=status_for(error), headers=headers)
 
@@ -129,11 +133,11 @@ def error_from_wire(
     """
     details = dict(details or {})
     cls = ERROR_BY_CODE.get(code)
-    if cls is CapacityExceeded:
+    if cls is CapacityExceeded or cls is LockedOut:
         retry_after = details.get("retry_after_s")
         if not isinstance(retry_after, int) or isinstance(retry_after, bool):
             retry_after = 30
-        return CapacityExceeded(message, retry_after_s=retry_after)
+        return cls(message, retry_after_s=retry_after)
     if cls is ConfigError:
         # ConfigError builds its message from (key, message) pairs; the wire has the message.
         config_error = ConfigError([])

@@ -10,8 +10,11 @@ from __future__ import annotations
 from typing import Any, Final
 
 from api.errors import all_codes
+from hostd.model import PASSWORD_MAX
+from units.names import USERNAME_MAX
 
 __all__ = [
+    "AUTH_FIELDS",
     "CPU_PATTERN",
     "LIMIT_OPTIONS",
     "LINES_DEFAULT",
@@ -29,6 +32,7 @@ START_OPTIONS: Final = ("mem_limit", "cpu_limit", "environment", "default_url")
 # Not SessionRequest fields: the daemon itself handles these (a named command, secret files).
 START_EXTRAS: Final = ("command", "secrets")
 LIMIT_OPTIONS: Final = ("mem_limit", "cpu_limit")  # what a PATCH of a session may change
+AUTH_FIELDS: Final = ("username", "password")  # the body of POST /v1/auth
 
 # What units.parse_size and units.parse_cpu take as strings (they have the last word; these
 # patterns are no stricter, so a value the schema refuses is one the daemon refuses too).
@@ -47,6 +51,10 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 _ERROR_DESCRIPTIONS = {
     400: "The body is not JSON, not an object, or over 64 KiB (code bad-request).",
+    401: (
+        "The login is refused (login-failed): a wrong password, an unknown user, or an "
+        "account that may not log in. One message for every reason; the journal has it."
+    ),
     403: "The peer may not use this API (forbidden), or hostd refuses this user (user-refused).",
     404: "No such account (unknown-user), no session (not-found), or no such route (not-found).",
     405: "The path exists but not with this method (method-not-allowed).",
@@ -155,8 +163,8 @@ def _schemas() -> dict[str, Any]:
                 "details": {
                     "type": "object",
                     "description": (
-                        "Evidence, by code: capacity has retry_after_s; spawn-failed has "
-                        "result, exit_status and log (the last log lines)."
+                        "Evidence, by code: capacity and locked-out have retry_after_s; "
+                        "spawn-failed has result, exit_status and log (the last log lines)."
                     ),
                 },
             },
@@ -331,11 +339,58 @@ def _schemas() -> dict[str, Any]:
                 "starts_waiting": _count("integer", "Starts queued behind the concurrency limit."),
             },
         ),
+        "Credentials": {
+            "type": "object",
+            "description": (
+                "A login to check. username: a login name (letters, digits, '_', '.', '-', "
+                "an optional trailing '$'; invalid-name otherwise); password: text without NUL "
+                "(invalid-input otherwise). An unknown key is invalid-option."
+            ),
+            "required": list(AUTH_FIELDS),
+            "additionalProperties": False,
+            "properties": {
+                "username": {
+                    "type": "string",
+                    "maxLength": USERNAME_MAX,
+                    "pattern": r"^[A-Za-z_][A-Za-z0-9_.-]*\$?$",
+                },
+                "password": {
+                    "type": "string",
+                    "maxLength": PASSWORD_MAX,
+                    "pattern": r"^[^\u0000]+$",  # not empty, no NUL
+                },
+            },
+        },
+        "AuthResult": _every_key_required(
+            "A login that succeeded.",
+            {
+                "user": {
+                    "type": "string",
+                    "description": "The name as the account database spells it: use this one.",
+                },
+                "admin": {
+                    "type": "boolean",
+                    "description": "In [auth] admin_users, or in one of admin_groups.",
+                },
+            },
+        ),
         "Health": {
             "type": "object",
             "description": "The daemon's own report; its keys belong to hostd.sessions.",
         },
     }
+
+
+def _auth_errors() -> dict[str, Any]:
+    responses = _errors(*_ANY, 400, 401, 422, 429)
+    responses["429"] = {
+        **responses["429"],
+        "description": (
+            "Too many failed logins of this user name lately (locked-out); no password is "
+            "checked until Retry-After seconds have passed."
+        ),
+    }
+    return responses
 
 
 def openapi_document() -> dict[str, Any]:
@@ -502,6 +557,29 @@ def openapi_document() -> dict[str, Any]:
                         **_errors(*_USER),
                     },
                 },
+            },
+            "/v1/auth": {
+                "post": {
+                    "operationId": "authenticate",
+                    "summary": "Check a user's password with PAM, for the hub.",
+                    "description": (
+                        "PAM (pam_authenticate and pam_acct_mgmt) under [auth] pam_service, in "
+                        "a helper process. Root, system accounts and users outside "
+                        "allowed_groups are refused without asking PAM. After [auth] "
+                        "lockout_failures failures of one user name within lockout_window "
+                        "seconds, that name is locked out for lockout_duration seconds, even "
+                        "with the right password (in memory: a restart forgets it). A refusal "
+                        "takes at least 2 s."
+                    ),
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("Credentials")}},
+                    },
+                    "responses": {
+                        "200": _json(_ref("AuthResult"), "The login is good."),
+                        **_auth_errors(),
+                    },
+                }
             },
             "/v1/health": {
                 "get": {

@@ -16,11 +16,12 @@ import difflib
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 from urllib.parse import quote
 
+from hostd.auth import AuthConfig, parse_auth
 from hostd.errors import ConfigError, InvalidInput, InvalidName, InvalidOption
 from hostd.profiles import (
     CapacityConfig,
@@ -29,6 +30,7 @@ from hostd.profiles import (
     parse_commands,
     parse_profiles,
 )
+from hostd.shared import SHARED_KEYS, SharedConfig, parse_shared
 from units import (
     SessionPolicy,
     parse_cpu,
@@ -182,8 +184,8 @@ _DAEMON_KEYS = {key: name for name, (key, _) in _DAEMON_FIELDS.items() if key is
 # which [daemon] stop_timeout sets: the daemon waits that long for a stop too.
 _SESSION_KEYS = tuple(f.name for f in fields(SessionPolicy) if f.name != "stop_timeout_usec")
 _SECTIONS = {"daemon": tuple(_DAEMON_KEYS), "session": _SESSION_KEYS}
-# Sections parsed by hostd.profiles, each as a whole.
-_OTHER_SECTIONS = ("commands", "profiles", "capacity")
+# Sections parsed by hostd.profiles ([auth]: hostd.auth), each as a whole.
+_OTHER_SECTIONS = ("commands", "profiles", "capacity", "auth", "shared")
 _FIXED_SOCKET_MODE = "not configurable: the socket is always 0660 (root and socket_group)"
 _NOT_SETTABLE = {
     ("daemon", "socket_mode"): _FIXED_SOCKET_MODE,
@@ -246,6 +248,9 @@ class Config:
     commands: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     profiles: Profiles = field(default_factory=Profiles)
     capacity: CapacityConfig = field(default_factory=CapacityConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    # [shared] scratch is also in session.readwrite_paths (parse_config puts it there).
+    shared: SharedConfig = field(default_factory=SharedConfig)
 
     def describe(self) -> str:
         """One line for people: how many options differ from the defaults, the main settings."""
@@ -267,14 +272,28 @@ class Config:
         session_default = SessionPolicy(
             cmd=DEFAULT_SESSION_CMD, stop_timeout_usec=self.session.stop_timeout_usec
         )
-        return tuple(
-            f"daemon.{key}"
-            for key, name in _DAEMON_KEYS.items()
-            if getattr(self.daemon, name) != getattr(daemon_default, name)
-        ) + tuple(
-            f"session.{key}"
-            for key in _SESSION_KEYS
-            if getattr(self.session, key) != getattr(session_default, key)
+        session = self.session
+        if self.shared.scratch is not None:
+            # Counted as shared.scratch, not as a readwrite_paths the admin wrote.
+            scratch = str(self.shared.scratch)
+            rw_paths = tuple(path for path in session.readwrite_paths if path != scratch)
+            session = replace(session, readwrite_paths=rw_paths)
+        return (
+            tuple(
+                f"daemon.{key}"
+                for key, name in _DAEMON_KEYS.items()
+                if getattr(self.daemon, name) != getattr(daemon_default, name)
+            )
+            + tuple(
+                f"session.{key}"
+                for key in _SESSION_KEYS
+                if getattr(session, key) != getattr(session_default, key)
+            )
+            + tuple(
+                f"shared.{key}"
+                for key in SHARED_KEYS
+                if getattr(self.shared, key) != getattr(SharedConfig(), key)
+            )
         )
 
     def __repr__(self) -> str:
@@ -464,6 +483,12 @@ def parse_config(text: str, *, source: Path | None = None, login_defs: str | Non
     commands = parse_commands(data.get("commands", {}), session, problems)
     profiles = parse_profiles(data.get("profiles", {}), problems)
     capacity = parse_capacity(data.get("capacity", {}), problems)
+    auth = parse_auth(data.get("auth", {}), problems)
+    shared = parse_shared(data.get("shared", {}), problems)
+    if session is not None and shared.scratch is not None:
+        scratch = str(shared.scratch)
+        if scratch not in session.readwrite_paths:
+            session = replace(session, readwrite_paths=(*session.readwrite_paths, scratch))
     if problems or session is None:
         raise ConfigError(problems)
     return Config(
@@ -473,6 +498,8 @@ def parse_config(text: str, *, source: Path | None = None, login_defs: str | Non
         commands=commands,
         profiles=profiles,
         capacity=capacity,
+        auth=auth,
+        shared=shared,
     )
 
 

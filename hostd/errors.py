@@ -19,7 +19,10 @@ happen, with ``raise ... from exc``; ``api/`` maps them to HTTP statuses in one 
     ├── CapacityExceeded             starting would overcommit the machine     "capacity"
     ├── SpawnFailed                  systemd ran it and it failed (with why)   "spawn-failed"
     ├── PermissionDenied             the peer may not use this API             "forbidden"
-    └── SystemdUnavailable           systemd or D-Bus did not answer           "systemd-unavailable"
+    ├── SystemdUnavailable           systemd or D-Bus did not answer           "systemd-unavailable"
+    ├── LoginFailed                  wrong password, or the account may not    "login-failed"
+    │                                log in (one message for every reason)
+    └── LockedOut                    too many failed logins of that user       "locked-out"
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ __all__ = [
     "InvalidOption",
     "InvalidPath",
     "InvalidSize",
+    "LockedOut",
+    "LoginFailed",
     "PermissionDenied",
     "SessionConflict",
     "SessionNotFound",
@@ -164,3 +169,25 @@ class SystemdUnavailable(HostdError):
     """Raised when systemd or its D-Bus does not answer in time."""
 
     code = "systemd-unavailable"
+
+
+class LoginFailed(HostdError):
+    """Raised when a login is refused: a wrong password, an unknown user, or an account that
+    may not log in (root, a system account, outside the allowed groups, locked, expired).
+
+    Its message is the same for every reason, so that names cannot be probed with it; the
+    daemon's journal has the real one.
+    """
+
+    code = "login-failed"
+
+
+class LockedOut(HostdError):
+    """Raised when a user name had too many failed logins lately: no password is checked
+    until ``retry_after_s`` seconds have passed."""
+
+    code = "locked-out"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message, details={"retry_after_s": retry_after_s})
+        self.retry_after_s = retry_after_s

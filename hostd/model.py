@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from units import SessionRequest
+from hostd.errors import InvalidInput, InvalidName
+from units import SessionRequest, validate_username
 
 SessionState = Literal["starting", "running", "stopping", "stopped", "failed"]
 SESSION_STATES: tuple[SessionState, ...] = ("starting", "running", "stopping", "stopped", "failed")
+# Longer is not a password a person types; PAM modules copy it around (pam_unix caps at 512).
+PASSWORD_MAX = 1024
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,67 @@ class HostView:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """A user name and password to check, valid when made (InvalidName, InvalidInput).
+
+    The name is one validate_username takes (1 to 32 characters); the password is 1 to
+    PASSWORD_MAX characters of text without NUL (which would cut it short in C). No message
+    and no repr ever shows the password.
+    """
+
+    username: str
+    password: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        _check_username(self.username)
+        _check_password(self.password)
+
+
+def _check_username(name: object) -> None:
+    if name is None:
+        raise InvalidName("username is required")
+    validate_username(name)
+
+
+def _check_password(password: object) -> None:
+    # The messages name the rule, never the value.
+    if password is None:
+        raise InvalidInput("password is required")
+    if not isinstance(password, str):
+        raise InvalidInput(f"password must be a string, not {type(password).__name__}")
+    if not password:
+        raise InvalidInput("password must not be empty")
+    if len(password) > PASSWORD_MAX:
+        raise InvalidInput(f"password is longer than {PASSWORD_MAX} characters")
+    if "\0" in password:
+        raise InvalidInput("password must not contain NUL")
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, as JSON's "\ud800" gives
+        raise InvalidInput("password is not valid Unicode text") from None
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    """A login that succeeded: the name as the account database spells it, and whether the
+    user is one of the hub's admins ([auth] admin_users, admin_groups)."""
+
+    user: str
+    admin: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"user": self.user, "admin": self.admin}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuthResult:
+        """The inverse of to_dict; KeyError for a missing field, TypeError for a wrong type."""
+        user, admin = data["user"], data["admin"]
+        if not isinstance(user, str) or not isinstance(admin, bool):
+            raise TypeError("user must be a string and admin a boolean")
+        return cls(user=user, admin=admin)
+
+
 class SessionService(Protocol):
     """What the daemon's API can ask of the daemon. Raises hostd.errors classes only."""
 
@@ -249,4 +313,9 @@ class SessionService(Protocol):
 
     async def metrics(self) -> tuple[bytes, str]:
         """Prometheus exposition: (body, content type)."""
+        ...
+
+    async def authenticate(self, credentials: Credentials) -> AuthResult:
+        """Check a password for the hub (PAM, the account policy, the lockout): LoginFailed
+        for every refusal, LockedOut after too many failures of that user name."""
         ...

@@ -1,10 +1,11 @@
 """``hostd serve``: the daemon's lifecycle in one place (host layer).
 
-Wires, in order: logging (journald with structured fields when it is there), the session
-manager (systemd worker, store, reattach), the listening socket (socket-activated, or bound
-here 0660 root:<group>), uvicorn with the peer's SO_PEERCRED attached to every request,
-sd_notify READY=1, and on SIGTERM a bounded graceful shutdown with STOPPING=1. Stopping the
-daemon never stops sessions: they are systemd's units, not our children.
+Wires, in order: logging (journald with structured fields when it is there), the [shared]
+scratch directory (made if missing), the session manager (systemd worker, store, reattach),
+the listening socket (socket-activated, or bound here 0660 root:<group>), uvicorn with the
+peer's SO_PEERCRED attached to every request, sd_notify READY=1, and on SIGTERM a bounded
+graceful shutdown with STOPPING=1. Stopping the daemon never stops sessions: they are
+systemd's units, not our children.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from api.daemon import PEER_SCOPE_KEY, build_daemon_app
 from hostd.config import Config
 from hostd.model import PeerCredentials
 from hostd.sessions import SessionManager
+from hostd.shared import ensure_scratch
 
 log = logging.getLogger("hostd")
 
@@ -153,6 +155,8 @@ def setup_logging(level: str) -> None:
 
 
 async def run(config: Config) -> int:
+    # Before any session starts: their ReadWritePaths= name it, and a missing one fails them.
+    ensure_scratch(config.shared)
     manager = await SessionManager.create(config)
     sock = listening_socket(config)
     app = build_daemon_app(manager)

@@ -28,6 +28,7 @@ from typing import Any
 import psutil
 
 from hostd import journal
+from hostd.auth import Authenticator
 from hostd.config import Config
 from hostd.errors import (
     CapacityExceeded,
@@ -40,7 +41,9 @@ from hostd.errors import (
 from hostd.failures import describe_end, exit_kind
 from hostd.metrics import Metrics, SessionSample
 from hostd.model import (
+    AuthResult,
     Caller,
+    Credentials,
     HostView,
     Limits,
     LogLine,
@@ -105,6 +108,7 @@ class SessionManager:
         self._activity: dict[str, float] = {}  # user -> monotonic time of its last activity
         self._profiles: dict[str, str] = {}  # user -> profile its running session got
         self._memory_total = psutil.virtual_memory().total
+        self.authenticator = Authenticator(config.auth, config.daemon)
 
     @classmethod
     async def create(cls, config: Config) -> SessionManager:
@@ -418,6 +422,9 @@ class SessionManager:
             view = self.sampler.view(name, usage, _cpu(status.cpu_quota_usec))
             samples.append(SessionSample(view, status.memory_max))
         return self.metrics_registry.render(samples, self._waiting)
+
+    async def authenticate(self, credentials: Credentials) -> AuthResult:
+        return await self.authenticator.authenticate(credentials)
 
     async def cap_slice(self) -> None:
         """jupyter.slice's MemoryMax: all sessions together leave room for the daemon, the hub

@@ -108,6 +108,38 @@ fi
 [ -x "$SPAWNER_CACHE/node/node_modules/.bin/configurable-http-proxy" ] \
   || die "configurable-http-proxy is missing: npm install failed above"
 
+# --- the hub's systemd tier (tests/hub): the sessions' JupyterLab (made with Debian's python3,
+#     readable by all, as /opt/hostd/session is on a machine) with packaging/session's Jupyter
+#     config; for the browser test Debian's chromium and playwright-core from npm (Playwright's
+#     own browser download cannot work here and is not used). Made once, beside the venv;
+#     remade when a pin below changes. The tests find them through HOSTD_HUB_CACHE.
+if [ $editable = 1 ]; then HUB_CACHE="$top/.cache/hub"; else HUB_CACHE=/var/cache/hostd-test/hub; fi
+export HOSTD_HUB_CACHE="$HUB_CACHE"
+LAB_SPEC=("jupyterlab>=4,<5" "ipykernel>=6")
+PLAYWRIGHT_SPEC="playwright-core@1"
+venv_once "$HUB_CACHE/session" "${LAB_SPEC[@]}"
+"$HUB_CACHE/session/bin/python" -c "import jupyterlab, ipykernel" \
+  || die "the hub's session venv is incomplete: pip install failed above"
+install -D -m 0644 packaging/session/jupyter_server_config.py \
+  "$HUB_CACHE/session/etc/jupyter/jupyter_server_config.py"
+hub_apt=()
+[ -x /usr/bin/chromium ] || hub_apt+=(chromium)
+command -v npm >/dev/null || hub_apt+=(nodejs npm)  # unless node is there already
+if [ ${#hub_apt[@]} -gt 0 ]; then
+  say "apt-get install ${hub_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${hub_apt[@]}" >/dev/null
+fi
+if [ "$(cat "$HUB_CACHE/node/.hostd-installed" 2>/dev/null)" != "$PLAYWRIGHT_SPEC" ]; then
+  say "npm install $PLAYWRIGHT_SPEC"
+  rm -rf "$HUB_CACHE/node"
+  npm install --silent --no-audit --no-fund --prefix "$HUB_CACHE/node" "$PLAYWRIGHT_SPEC" >/dev/null
+  echo "$PLAYWRIGHT_SPEC" > "$HUB_CACHE/node/.hostd-installed"
+fi
+[ -d "$HUB_CACHE/node/node_modules/playwright-core" ] && [ -x /usr/bin/chromium ] \
+  || die "chromium or playwright-core is missing: the installs above failed"
+
 status=0
 run() { "$@" || { status=1; echo "test.sh: FAILED: $*" >&2; }; }
 

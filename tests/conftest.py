@@ -12,6 +12,8 @@ in CI): then a missing requirement, or any skip at all, is a failure.
 from __future__ import annotations
 
 import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if NO_SKIP and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped under HOSTD_NO_SKIP=1: {report.longrepr}"
+
+
+@pytest.fixture(autouse=True)
+def _restore_signal_handlers() -> Iterator[None]:
+    """uvicorn, run in-process by some tests, replaces SIGINT/SIGTERM handlers while it serves;
+    a test that ends mid-serve could leave them, and a later test's Ctrl-C would never arrive
+    as KeyboardInterrupt (seen: a hang). Each test starts from the handlers the session had."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        if signal.getsignal(sig) is not handler:
+            signal.signal(sig, handler)

@@ -1,8 +1,10 @@
 """hostctl: the admin's command line for the daemon's local API (a thin HostdClient caller).
 
 It parses arguments, calls api.client.HostdClient, and formats what comes back; the formatting
-helpers are small pure functions. Exit status: 0 ok, 1 an error from the API, 2 a usage error,
-3 the daemon cannot be reached, 130 interrupted. Never a traceback.
+helpers are small pure functions. `check-config` and `verify` need no API: they run
+hostd.verify_host here and print its report. Exit status: 0 ok, 1 an error from the API (or a
+failed check), 2 a usage error, 3 the daemon cannot be reached, 130 interrupted. Never a
+traceback.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import aclosing
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Final, TextIO
 
 from api.client import DEFAULT_SOCKET, DaemonUnreachable, HostdClient, StartResult
+from hostd.config import DEFAULT_CONFIG_PATH
 from hostd.errors import HostdError, SpawnFailed
 from hostd.model import HostView, LogLine, SessionView, UsageView
 
@@ -280,7 +284,51 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("user", metavar="USER")
     logs.add_argument("-n", "--lines", metavar="N", type=int, default=100, help="default 100")
     logs.add_argument("-f", "--follow", action="store_true", help="follow until Ctrl-C")
+
+    # These two run here, without the daemon's API.
+    check = commands.add_parser(
+        "check-config", help="check a config file and what it names on this machine"
+    )
+    check.add_argument(
+        "path",
+        metavar="PATH",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_CONFIG_PATH,
+        help=f"default {DEFAULT_CONFIG_PATH}",
+    )
+    verify = commands.add_parser(
+        "verify",
+        help="check the installation: units, socket, PAM, cgroups, session environment (root)",
+    )
+    verify.add_argument(
+        "--config",
+        metavar="PATH",
+        type=Path,
+        default=DEFAULT_CONFIG_PATH,
+        help=f"default {DEFAULT_CONFIG_PATH}",
+    )
     return parser
+
+
+def _run_local(args: argparse.Namespace, out: TextIO) -> int:
+    """check-config and verify: a report of checks, exit status 1 if any failed."""
+    # Imported here: the other commands need none of it.
+    from hostd import verify, verify_host
+
+    if args.command == "check-config":
+        checks = verify_host.check_config(args.path)
+        print(verify.format_report(checks, title="hostctl check-config"), file=out)
+        return verify.exit_status(checks)
+    if os.geteuid() != 0:
+        print(
+            "hostctl: verify needs root (it reads the daemon's files and starts a probe unit)",
+            file=sys.stderr,
+        )
+        return EXIT_API_ERROR
+    checks = verify_host.verify(args.config)
+    print(verify.format_report(checks), file=out)
+    return verify.exit_status(checks)
 
 
 # -- commands -----------------------------------------------------------------------------
@@ -404,6 +452,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("set: give --mem SIZE, --cpu CORES or both")
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command in ("check-config", "verify"):
+        try:
+            return _run_local(args, sys.stdout)
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
     socket_path = args.socket or os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET
     try:
         asyncio.run(_run(args, socket_path, sys.stdout))

@@ -5,7 +5,8 @@ in ``fail`` (method name -> exception). Authorisation: no peer is refused, uid 0
 privileged, uids in ``allowed_uids`` are callers, anyone else is refused. Only a privileged
 caller may set limits. Usage is what a test puts in ``usages`` (else a default from the
 session's limits); the host view is computed from the sessions on a HOST_MEMORY_BYTES,
-HOST_CPUS machine.
+HOST_CPUS machine. Logins: ``passwords`` (name -> password) are the accounts that may log in,
+``admins`` the admins among them, ``locked_out`` (name -> seconds) the names locked out.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.daemon import PEER_SCOPE_KEY
-from hostd.errors import PermissionDenied, SessionNotFound, UnknownUser
+from hostd.auth import LOGIN_FAILED_MESSAGE
+from hostd.errors import LockedOut, LoginFailed, PermissionDenied, SessionNotFound, UnknownUser
 from hostd.model import (
+    AuthResult,
     Caller,
+    Credentials,
     HostView,
     Limits,
     LogLine,
@@ -86,6 +90,9 @@ class FakeSessionService:
         self.follow_forever = False
         self.followers_open = 0
         self.followers_closed = 0
+        self.passwords = {"alice": "wonderland", "carol": "c4r0l"}
+        self.admins = {"carol"}
+        self.locked_out: dict[str, int] = {}
 
     def _check(self, method: str) -> None:
         error = self.fail.get(method)
@@ -288,6 +295,19 @@ class FakeSessionService:
             f"hostd_sessions {running}.0\n"
         )
         return body.encode(), CONTENT_TYPE_LATEST
+
+    async def authenticate(self, credentials: Credentials) -> AuthResult:
+        user = credentials.username
+        self.calls.append(("authenticate", user))  # never the password
+        self._check("authenticate")
+        if user in self.locked_out:
+            seconds = self.locked_out[user]
+            raise LockedOut(
+                f"too many failed logins: try again in {seconds} s", retry_after_s=seconds
+            )
+        if self.passwords.get(user) != credentials.password:
+            raise LoginFailed(LOGIN_FAILED_MESSAGE)
+        return AuthResult(user=user, admin=user in self.admins)
 
 
 _check_protocol: type[SessionService] = FakeSessionService

@@ -26,6 +26,8 @@ from hostd.errors import (
     InvalidOption,
     InvalidPath,
     InvalidSize,
+    LockedOut,
+    LoginFailed,
     PermissionDenied,
     SessionConflict,
     SessionNotFound,
@@ -47,6 +49,8 @@ EXPECTED_STATUS = {
     UnknownDirective: 422,
     PermissionDenied: 403,
     UserRefused: 403,
+    LoginFailed: 401,
+    LockedOut: 429,
     UnknownUser: 404,
     SessionNotFound: 404,
     SessionConflict: 409,
@@ -94,6 +98,8 @@ def test_http_codes_are_apart_from_domain_codes_but_not_found() -> None:
 def test_error_response_and_back(cls: type[HostdError]) -> None:
     if cls is CapacityExceeded:
         error: HostdError = CapacityExceeded("full", retry_after_s=12)
+    elif cls is LockedOut:
+        error = LockedOut("too many failed logins", retry_after_s=600)
     elif cls is ConfigError:
         error = ConfigError([("mem_limit", "invalid size"), ("cmd", "must name a program")])
     else:
@@ -119,6 +125,20 @@ def test_capacity_answers_retry_after_and_keeps_it_on_the_way_back() -> None:
     assert response.headers["retry-after"] == "90"
     back = error_from_wire("capacity", "full", {"retry_after_s": 90})
     assert isinstance(back, CapacityExceeded) and back.retry_after_s == 90
+
+
+def test_locked_out_answers_retry_after_and_keeps_it_on_the_way_back() -> None:
+    response = error_response(LockedOut("too many failed logins", retry_after_s=840))
+    assert (response.status_code, response.headers["retry-after"]) == (429, "840")
+    back = error_from_wire("locked-out", "too many failed logins", {"retry_after_s": 840})
+    assert isinstance(back, LockedOut) and back.retry_after_s == 840
+    assert isinstance(error_from_wire("locked-out", "x", None), LockedOut)
+
+
+def test_login_failed_is_401_without_details() -> None:
+    response = error_response(LoginFailed("login failed"))
+    assert response.status_code == 401
+    assert json.loads(bytes(response.body)) == {"code": "login-failed", "message": "login failed"}
 
 
 @pytest.mark.parametrize("details", [None, {}, {"retry_after_s": "soon"}, {"retry_after_s": True}])

@@ -19,6 +19,8 @@ from hostd.errors import (
     CapacityExceeded,
     HostdError,
     InvalidSize,
+    LockedOut,
+    LoginFailed,
     SessionConflict,
     SpawnFailed,
     SystemdUnavailable,
@@ -198,16 +200,27 @@ SERVICE_METHOD = {
     ("/v1/health", "get"): "health",
     ("/metrics", "get"): "metrics",
     ("/openapi.json", "get"): "authorize",
+    ("/v1/auth", "post"): "authenticate",
 }
 # A body the operation takes, where it needs one to succeed.
-VALID_BODY = {("/v1/sessions/{user}", "patch"): b'{"mem_limit": "1G"}'}
+VALID_BODY = {
+    ("/v1/sessions/{user}", "patch"): b'{"mem_limit": "1G"}',
+    ("/v1/auth", "post"): b'{"username": "alice", "password": "wonderland"}',
+}
+# Where the user is in the body, not the path: a body the operation refuses with 422.
+INVALID_BODY = {("/v1/auth", "post"): b'{"username": "-x", "password": "p"}'}
 ERROR_FOR_STATUS: dict[int, HostdError] = {
+    401: LoginFailed("login failed: wrong user name or password"),
     409: SessionConflict("alice's session is stopping"),
     429: CapacityExceeded("memory is committed", retry_after_s=5),
     502: SpawnFailed(
         "it failed", details={"result": "exit-code", "exit_status": 1, "log": ["no jupyter"]}
     ),
     503: SystemdUnavailable("no answer"),
+}
+# Where an operation answers a status with an error of its own.
+ERROR_FOR_OPERATION: dict[tuple[str, str, int], HostdError] = {
+    ("/v1/auth", "post", 429): LockedOut("too many failed logins", retry_after_s=60),
 }
 
 
@@ -242,11 +255,14 @@ async def produce(
             method = next(other for other in METHODS if other not in DOCUMENT["paths"][path])
         case 422:
             user = "-x"  # an invalid name
+            content = INVALID_BODY.get((path, method), content)
         case 500:
             fake.fail[service_method] = RuntimeError("boom")
         case _:
             fake.add_session(user)
-            fake.fail[service_method] = ERROR_FOR_STATUS[status]
+            fake.fail[service_method] = ERROR_FOR_OPERATION.get(
+                (path, method, status), ERROR_FOR_STATUS[status]
+            )
     async with http_as(peer) as client:
         return await client.request(method.upper(), path.replace("{user}", user), content=content)
 

@@ -1,0 +1,270 @@
+"""The hub's JSON API for scripts, under /hub/api/, with JupyterHub's semantics (api layer).
+
+Authenticated by ``Authorization: token <hub API token>`` (or ``Bearer``), or by the browser's
+session cookie; with the cookie, every request that changes something also needs the
+``X-XSRFToken`` header and must not come from another site. A user may act on their own
+server, an admin on anyone's. Errors are JupyterHub's body, ``{"status", "message"}``.
+
+    POST   /hub/api/users/{name}/server            201 ready, 202 pending, 400 running or
+                                                   busy, 429 + Retry-After (capacity)
+    DELETE /hub/api/users/{name}/server            204 stopped, 202 pending
+    GET    /hub/api/users/{name}/server/progress   text/event-stream, ending in
+                                                   {"progress": 100, "ready": true, "url"}
+                                                   or {"progress": 100, "failed": true, ...}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Final
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from api.client import DaemonUnreachable
+from api.hub.auth import XSRF_HEADER, Identity
+from api.hub.db import HubUser
+from api.hub.forms import read_json
+from api.hub.security import cross_site
+from api.hub.servers import NotPending, ServerBusy, ServerStatus
+from api.hub.state import Hub
+from hostd.errors import (
+    CapacityExceeded,
+    HostdError,
+    InvalidInput,
+    LockedOut,
+    PermissionDenied,
+    SessionConflict,
+    SessionNotFound,
+    SpawnFailed,
+    SystemdUnavailable,
+    UnknownUser,
+    UserRefused,
+)
+from units import validate_username
+
+__all__ = ["HubAPI", "api_error", "status_of"]
+
+_UNSAFE: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_NOTE_MAX: Final = 200
+# HTTP statuses of the errors the API passes on, nearest class first.
+_STATUS: Final[tuple[tuple[type[HostdError], int], ...]] = (
+    (ServerBusy, 400),
+    (NotPending, 400),
+    (InvalidInput, 400),
+    (CapacityExceeded, 429),
+    (LockedOut, 429),
+    (PermissionDenied, 403),
+    (UserRefused, 403),
+    (UnknownUser, 404),
+    (SessionNotFound, 404),
+    (SessionConflict, 409),
+    (SpawnFailed, 500),
+    (DaemonUnreachable, 503),
+    (SystemdUnavailable, 503),
+)
+
+
+def status_of(exc: HostdError) -> int:
+    return next((status for cls, status in _STATUS if isinstance(exc, cls)), 500)
+
+
+def api_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"status": status, "message": message}, status_code=status, headers=headers)
+
+
+def error_response(exc: HostdError) -> JSONResponse:
+    headers = None
+    if isinstance(exc, CapacityExceeded | LockedOut):
+        headers = {"Retry-After": str(max(0, int(exc.retry_after_s)))}
+    return api_error(status_of(exc), exc.message, headers)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _version() -> str:
+    try:
+        return version("hostd")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class _Refused(Exception):
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+class HubAPI:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    async def _identity(self, request: Request) -> Identity:
+        identity = await self.hub.sessions.identify(request)
+        if identity is None:
+            raise _Refused(api_error(403, "not logged in: send a token or the session cookie"))
+        if request.method in _UNSAFE and not identity.by_token:
+            if cross_site(request.headers):
+                raise _Refused(api_error(403, "refused: a request from another site"))
+            if not self.hub.sessions.check_xsrf(identity, request.headers.get(XSRF_HEADER)):
+                raise _Refused(api_error(403, f"missing or wrong {XSRF_HEADER} header"))
+        return identity
+
+    async def _for_user(self, request: Request) -> tuple[Identity, str]:
+        identity = await self._identity(request)
+        try:
+            user = validate_username(request.path_params["name"])
+        except InvalidInput:
+            raise _Refused(api_error(404, "no such user")) from None
+        if not identity.may_act_for(user):
+            raise _Refused(api_error(403, f"{identity.user} may not act for {user}"))
+        return identity, user
+
+    async def dispatch(self, request: Request, handler: Any) -> Response:
+        try:
+            response: Response = await handler(request)
+        except _Refused as refused:
+            return refused.response
+        except HostdError as exc:
+            return error_response(exc)
+        return response
+
+    # -- models --------------------------------------------------------------------------
+
+    def _server_model(self, status: ServerStatus) -> dict[str, Any]:
+        view = status.view
+        return {
+            "name": "",
+            "ready": status.ready,
+            "pending": status.pending,
+            "state": status.state,
+            "url": status.url,
+            "progress_url": f"/hub/api/users/{status.user}/server/progress",
+            "started": _iso(view.started_at) if view is not None else None,
+            "failure": status.failure,
+        }
+
+    def _user_model(
+        self, name: str, record: HubUser | None, status: ServerStatus
+    ) -> dict[str, Any]:
+        return {
+            "kind": "user",
+            "name": name,
+            "admin": record.admin if record is not None else False,
+            "created": _iso(record.created) if record is not None else None,
+            "last_login": _iso(record.last_login) if record is not None else None,
+            "last_activity": _iso(record.last_activity) if record is not None else None,
+            "server": status.url if status.ready else None,
+            "pending": status.pending,
+            "servers": {"": self._server_model(status)} if status.state != "stopped" else {},
+        }
+
+    async def _user(self, name: str) -> dict[str, Any]:
+        record, status = await asyncio.gather(
+            asyncio.to_thread(self.hub.store.user, name), self.hub.servers.status(name)
+        )
+        if record is None and status.view is None and status.pending is None:
+            raise _Refused(api_error(404, f"no user {name} on this hub"))
+        return self._user_model(name, record, status)
+
+    # -- endpoints -----------------------------------------------------------------------
+
+    async def info(self, request: Request) -> Response:
+        return JSONResponse({"version": _version()})
+
+    async def whoami(self, request: Request) -> Response:
+        identity = await self._identity(request)
+        return JSONResponse(await self._user(identity.user))
+
+    async def users(self, request: Request) -> Response:
+        identity = await self._identity(request)
+        if not identity.admin:
+            return api_error(403, "only admins may list users")
+        names = {user.name for user in await asyncio.to_thread(self.hub.store.users)}
+        names |= {view.user for view in await self.hub.daemon.list()}
+        models = await asyncio.gather(*(self._user(name) for name in sorted(names)))
+        return JSONResponse(list(models))
+
+    async def user(self, request: Request) -> Response:
+        _, user = await self._for_user(request)
+        return JSONResponse(await self._user(user))
+
+    async def server(self, request: Request) -> Response:
+        identity, user = await self._for_user(request)
+        if request.method == "POST":
+            await read_json(request)  # server options: none yet, but a body must be JSON
+            outcome = await self.hub.servers.start(user, by=identity.user)
+            return Response(status_code=201 if outcome == "ready" else 202, media_type="text/plain")
+        outcome_stop = await self.hub.servers.stop(user, by=identity.user)
+        return Response(status_code=204 if outcome_stop == "stopped" else 202)
+
+    async def progress(self, request: Request) -> Response:
+        _, user = await self._for_user(request)
+        events = self.hub.servers.progress(user)
+        try:
+            first = await anext(events)
+        except NotPending as exc:
+            await events.aclose()
+            return api_error(400, exc.message)
+        except BaseException:
+            await events.aclose()
+            raise
+
+        async def stream() -> AsyncIterator[bytes]:
+            async with contextlib.aclosing(events):
+                yield _event(first)
+                async for event in events:
+                    yield _event(event)
+
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def tokens(self, request: Request) -> Response:
+        _, user = await self._for_user(request)
+        if request.method == "POST":
+            options = await read_json(request)
+            note = options.get("note")
+            if note is not None and (not isinstance(note, str) or len(note) > _NOTE_MAX):
+                return api_error(400, f"note: expected text of at most {_NOTE_MAX} characters")
+            token, row = await asyncio.to_thread(self.hub.store.create_token, user, note=note)
+            return JSONResponse(
+                {"id": row.id, "token": token, "note": row.note, "created": _iso(row.created)},
+                status_code=201,
+            )
+        rows = await asyncio.to_thread(self.hub.store.tokens, user)
+        return JSONResponse(
+            {
+                "api_tokens": [
+                    {
+                        "id": row.id,
+                        "prefix": row.prefix,
+                        "note": row.note,
+                        "created": _iso(row.created),
+                        "last_used": _iso(row.last_used),
+                        "expires_at": _iso(row.expires),
+                    }
+                    for row in rows
+                ]
+            }
+        )
+
+    async def token(self, request: Request) -> Response:
+        _, user = await self._for_user(request)
+        deleted = await asyncio.to_thread(
+            self.hub.store.delete_token, user, request.path_params["token_id"]
+        )
+        self.hub.sessions.forget_tokens()
+        return Response(status_code=204) if deleted else api_error(404, "no such token")
+
+
+def _event(event: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(event)}\n\n".encode()

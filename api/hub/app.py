@@ -1,0 +1,233 @@
+"""The hub as one ASGI app, built by a function from its config (api layer).
+
+    app = build_hub_app(config, store=store, secret=secret, daemon=HostdClient(socket))
+
+Paths: ``/hub/...`` pages and ``/hub/api/...`` (Starlette routes), ``/hub/static/...``, and
+everything under ``/user/`` to the proxy (api.hub.proxy), which sees requests before any
+routing. Middleware, outermost first: _UserPaths (hands /user/ to the proxy), _PageHeaders
+(CSP, no framing, no caching, on the hub's own responses only).
+
+No I/O happens here: the database, the cookie key and the daemon's client are made by the
+caller (hostd.cli.hub, or a test) and closed with the app's lifespan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Final
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.client import HostdClient
+from api.hub.api import HubAPI, api_error
+from api.hub.auth import Sessions
+from api.hub.config import HubConfig
+from api.hub.db import HubStore
+from api.hub.forms import BadInput
+from api.hub.pages import Forbidden, Pages
+from api.hub.proxy import UserProxy
+from api.hub.routes import Activity, Routes, account_uid
+from api.hub.security import Secret
+from api.hub.servers import Servers
+from api.hub.state import STATIC_DIR, Hub
+from hostd.errors import HostdError
+
+__all__ = ["build_hub_app"]
+
+log = logging.getLogger(__name__)
+
+# The hub's pages load only their own CSS and JS; no page may be framed (clickjacking of the
+# start and stop buttons).
+_PAGE_HEADERS: Final = (
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    ),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+)
+_NO_STORE: Final = (b"cache-control", b"no-store")
+
+
+class _UserPaths:
+    """/user/... goes to the proxy, before any routing; the rest to the hub's app."""
+
+    def __init__(self, app: ASGIApp, *, proxy: ASGIApp) -> None:
+        self.app = app
+        self.proxy = proxy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and (
+            scope["path"] == "/user" or scope["path"].startswith("/user/")
+        ):
+            await self.proxy(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class _PageHeaders:
+    """Security headers on the hub's own responses (never on a user's server's)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope["path"].startswith("/hub/static/")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name for name, _ in headers}
+                headers.extend(h for h in _PAGE_HEADERS if h[0] not in names)
+                if not static and _NO_STORE[0] not in names:
+                    headers.append(_NO_STORE)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def _routes(hub: Hub, pages: Pages, api: HubAPI) -> list[Route | Mount]:
+    def call(
+        handler: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            return await api.dispatch(request, handler)
+
+        return endpoint
+
+    async def to_home(request: Request) -> Response:
+        return RedirectResponse("/hub/home", 302)
+
+    return [
+        Route("/", to_home),
+        Route("/hub", to_home),
+        Route("/hub/", to_home),
+        Route("/hub/login", pages.login_page, methods=["GET"]),
+        Route("/hub/login", pages.login, methods=["POST"]),
+        Route("/hub/logout", pages.logout_page, methods=["GET"]),
+        Route("/hub/logout", pages.logout, methods=["POST"]),
+        Route("/hub/home", pages.home, methods=["GET"]),
+        Route("/hub/spawn/{name}", pages.spawn, methods=["POST"]),
+        Route("/hub/stop/{name}", pages.stop, methods=["POST"]),
+        Route("/hub/admin", pages.admin, methods=["GET"]),
+        Route("/hub/logs/{name}", pages.logs, methods=["GET"]),
+        Route("/hub/logs/{name}/follow", pages.follow, methods=["GET"]),
+        Route("/hub/token", pages.token_page, methods=["GET"]),
+        Route("/hub/token", pages.token_create, methods=["POST"]),
+        Route("/hub/token/{token_id:int}/delete", pages.token_delete, methods=["POST"]),
+        Route("/hub/api", call(api.info), methods=["GET"]),
+        Route("/hub/api/", call(api.info), methods=["GET"]),
+        Route("/hub/api/user", call(api.whoami), methods=["GET"]),
+        Route("/hub/api/users", call(api.users), methods=["GET"]),
+        Route("/hub/api/users/{name}", call(api.user), methods=["GET"]),
+        Route("/hub/api/users/{name}/server", call(api.server), methods=["POST", "DELETE"]),
+        Route("/hub/api/users/{name}/server/progress", call(api.progress), methods=["GET"]),
+        Route("/hub/api/users/{name}/tokens", call(api.tokens), methods=["GET", "POST"]),
+        Route("/hub/api/users/{name}/tokens/{token_id:int}", call(api.token), methods=["DELETE"]),
+        Mount("/hub/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+
+
+def build_hub_app(
+    config: HubConfig,
+    *,
+    store: HubStore,
+    secret: Secret,
+    daemon: HostdClient,
+    uid_of: Callable[[str], int] = account_uid,
+) -> Starlette:
+    """The hub over ``daemon``; the app's lifespan closes the daemon's client, the proxy's
+    HTTP client and pending tasks (the store belongs to the caller). ``uid_of`` names the
+    account that must own a user's server socket (tests put their own uid there)."""
+    routes = Routes(daemon, uid_of=uid_of)
+    sessions = Sessions(store, secret, max_age_s=config.cookie_max_age_s)
+    servers = Servers(
+        daemon,
+        store,
+        slow_spawn_timeout=config.slow_spawn_timeout,
+        slow_stop_timeout=config.slow_stop_timeout,
+        command=config.command,
+        on_change=routes.forget,
+    )
+    activity = Activity(daemon, store, routes, interval_s=config.activity_interval)
+    hub = Hub(
+        config=config,
+        store=store,
+        daemon=daemon,
+        sessions=sessions,
+        servers=servers,
+        routes=routes,
+        activity=activity,
+    )
+    pages = Pages(hub)
+    api = HubAPI(hub)
+    proxy = UserProxy(
+        sessions=sessions,
+        routes=routes,
+        activity=activity,
+        http=hub.http,
+        admin_access=config.admin_access,
+        not_running=pages.not_running,
+    )
+
+    async def forbidden(request: Request, exc: Exception) -> Response:
+        identity = await sessions.identify(request)
+        return pages.error(request, 403, str(exc), identity)
+
+    async def bad_input(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, BadInput)
+        if request.url.path.startswith("/hub/api"):
+            return api_error(400, exc.message)
+        return pages.error(request, 400, exc.message, await sessions.identify(request))
+
+    async def hostd_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HostdError)
+        log.error("%s %s: %s (%s)", request.method, request.url.path, exc.message, exc.code)
+        identity = await sessions.identify(request)
+        return pages.error(
+            request, 503, f"The hub could not do that just now: {exc.message}", identity
+        )
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if request.url.path.startswith("/hub/api"):
+            return api_error(exc.status_code, exc.detail)
+        message = {404: "There is no such page.", 405: "That method is not allowed here."}
+        text = message.get(exc.status_code, exc.detail)
+        return pages.error(request, exc.status_code, text, await sessions.identify(request))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await hub.aclose()
+
+    app = Starlette(
+        routes=_routes(hub, pages, api),
+        middleware=[Middleware(_UserPaths, proxy=proxy), Middleware(_PageHeaders)],
+        exception_handlers={
+            Forbidden: forbidden,
+            BadInput: bad_input,
+            HostdError: hostd_error,
+            HTTPException: http_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+    return app

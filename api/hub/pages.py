@@ -1,0 +1,440 @@
+"""The hub's pages: login, logout, home, admin, logs, tokens (api layer; server-rendered).
+
+Every page works without JavaScript; /static/hub.js only adds live progress while a server
+starts (the page also refreshes itself, inside <noscript>). Every form that changes something
+carries ``_xsrf`` and is refused without it, with another session's, or from another site.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, Final
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+
+from api.hub.auth import XSRF_FIELD, Identity
+from api.hub.forms import BadInput, read_form
+from api.hub.security import DEFAULT_NEXT, cross_site, safe_next
+from api.hub.state import Hub
+from hostd.errors import (
+    HostdError,
+    InvalidInput,
+    LockedOut,
+    LoginFailed,
+    SessionNotFound,
+)
+from hostd.model import Credentials, LogLine, UsageView
+from units import validate_username
+
+__all__ = ["Pages"]
+
+log = logging.getLogger(__name__)
+
+HOME_LOG_LINES: Final = 20
+LOGS_PAGE_LINES: Final = 200
+# Form-started servers: wait this long, so an immediate refusal (capacity) shows as a message.
+FORM_START_WAIT_S: Final = 1.0
+
+
+class Forbidden(Exception):
+    """A page the identity may not see or a form it may not send."""
+
+
+class Pages:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def render(
+        self,
+        request: Request,
+        name: str,
+        context: dict[str, Any],
+        *,
+        status: int = 200,
+        identity: Identity | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        base = {
+            "identity": identity,
+            "xsrf": None if identity is None else self.hub.sessions.xsrf_token(identity),
+            "admin_access": self.hub.config.admin_access,
+        }
+        return self.hub.templates.TemplateResponse(
+            request, name, {**base, **context}, status_code=status, headers=headers
+        )
+
+    def error(
+        self,
+        request: Request,
+        status: int,
+        message: str,
+        identity: Identity | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        return self.render(
+            request,
+            "error.html",
+            {"status": status, "message": message},
+            status=status,
+            identity=identity,
+            headers=headers,
+        )
+
+    def _secure(self, request: Request) -> bool:
+        return request.url.scheme == "https"
+
+    async def _identity_or_login(self, request: Request) -> Identity | Response:
+        identity = await self.hub.sessions.identify(request)
+        if identity is not None and not identity.by_token:
+            return identity
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/hub/login?next={quote(target, safe='')}", 302)
+
+    async def _checked_form(self, request: Request, identity: Identity) -> dict[str, str]:
+        """The form of a state-changing POST, after the CSRF and same-site checks."""
+        try:
+            form = await read_form(request)
+        except BadInput:
+            form = {}  # no form, no token: refused below like a missing token
+        if cross_site(request.headers) or not self.hub.sessions.check_xsrf(
+            identity, form.get(XSRF_FIELD)
+        ):
+            raise Forbidden("this form is stale or came from another site; reload and retry")
+        return form
+
+    # -- login and logout --------------------------------------------------------------
+
+    async def login_page(self, request: Request) -> Response:
+        next_url = safe_next(request.query_params.get("next"))
+        identity = await self.hub.sessions.identify(request)
+        if identity is not None and not identity.by_token:
+            return RedirectResponse(next_url or DEFAULT_NEXT, 302)
+        return self._login_form(request, next_url=next_url, username="", message=None)
+
+    def _login_form(
+        self,
+        request: Request,
+        *,
+        next_url: str | None,
+        username: str,
+        message: str | None,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        token, cookie = self.hub.sessions.login_form_token(request.cookies)
+        response = self.render(
+            request,
+            "login.html",
+            {"next": next_url, "username": username, "message": message, "login_xsrf": token},
+            status=status,
+            headers=headers,
+        )
+        if cookie is not None:
+            self.hub.sessions.set_login_cookie(response, cookie, secure=self._secure(request))
+        return response
+
+    async def login(self, request: Request) -> Response:
+        try:
+            form = await read_form(request)
+        except BadInput as exc:
+            return self._login_form(
+                request, next_url=None, username="", message=exc.message, status=400
+            )
+        next_url = safe_next(form.get("next"))
+        shown_name = form.get("username", "")[:64]
+        if cross_site(request.headers) or not self.hub.sessions.check_login_form(
+            request.cookies, form.get(XSRF_FIELD)
+        ):
+            return self._login_form(
+                request,
+                next_url=next_url,
+                username=shown_name,
+                status=403,
+                message="This login form expired or came from another site; please try again.",
+            )
+        username, password = form.get("username", "").strip(), form.get("password", "")
+        remote = request.client.host if request.client else None
+        try:
+            credentials = Credentials(username, password)
+        except InvalidInput as exc:
+            log.info("login refused before asking the daemon (%s) from %s", exc.code, remote)
+            return self._login_form(
+                request,
+                next_url=next_url,
+                username=shown_name,
+                status=400,
+                message=_input_message(username, password),
+            )
+        try:
+            result = await self.hub.daemon.authenticate(credentials.username, credentials.password)
+        except (LoginFailed, LockedOut) as exc:
+            await asyncio.to_thread(
+                self.hub.store.record_login, username, ok=False, code=exc.code, remote=remote
+            )
+            log.warning("login of %r from %s refused: %s", username, remote, exc.code)
+            if isinstance(exc, LockedOut):
+                minutes = max(1, -(-exc.retry_after_s // 60))
+                return self._login_form(
+                    request,
+                    next_url=next_url,
+                    username=shown_name,
+                    status=429,
+                    headers={"Retry-After": str(exc.retry_after_s)},
+                    message=f"Too many failed logins. Try again in {minutes} minute"
+                    + ("s." if minutes != 1 else "."),
+                )
+            return self._login_form(
+                request,
+                next_url=next_url,
+                username=shown_name,
+                status=403,
+                message="Invalid user name or password.",
+            )
+        except HostdError as exc:
+            log.error("login of %r: the daemon failed: %s", username, exc.message)
+            return self._login_form(
+                request,
+                next_url=next_url,
+                username=shown_name,
+                status=503,
+                message="The login service is not available right now; please try later.",
+            )
+        await asyncio.to_thread(
+            self.hub.store.record_login, result.user, ok=True, remote=remote, admin=result.admin
+        )
+        log.info("%s logged in from %s%s", result.user, remote, " (admin)" if result.admin else "")
+        response = RedirectResponse(next_url or DEFAULT_NEXT, 303)
+        await self.hub.sessions.log_in(
+            response, user=result.user, remote=remote, secure=self._secure(request)
+        )
+        return response
+
+    async def logout_page(self, request: Request) -> Response:
+        identity = await self.hub.sessions.identify(request)
+        if identity is None or identity.by_token:
+            return RedirectResponse("/hub/login", 302)
+        return self.render(request, "logout.html", {}, identity=identity)
+
+    async def logout(self, request: Request) -> Response:
+        identity = await self.hub.sessions.identify(request)
+        if identity is not None and not identity.by_token:
+            await self._checked_form(request, identity)
+            log.info("%s logged out", identity.user)
+        response = RedirectResponse("/hub/login", 303)
+        await self.hub.sessions.log_out(identity, response, secure=self._secure(request))
+        return response
+
+    # -- home --------------------------------------------------------------------------
+
+    async def home(self, request: Request) -> Response:
+        identity = await self._identity_or_login(request)
+        if isinstance(identity, Response):
+            return identity
+        next_url = safe_next(request.query_params.get("next"))
+        context = await self._server_context(identity.user)
+        if next_url is not None and context["status"].ready:
+            return RedirectResponse(next_url, 302)
+        context["next"] = next_url
+        return self.render(request, "home.html", context, identity=identity)
+
+    async def _server_context(self, user: str) -> dict[str, Any]:
+        status = await self.hub.servers.status(user)
+        usage: UsageView | None = None
+        lines: list[LogLine] = []
+        active = status.view is not None and status.view.state in ("starting", "running")
+        with contextlib.suppress(SessionNotFound):
+            if active:
+                usage = await self.hub.daemon.usage(user)
+            if status.view is not None:
+                lines = await self.hub.daemon.logs(user, lines=HOME_LOG_LINES)
+        return {"status": status, "usage": usage, "lines": lines, "user": user}
+
+    async def spawn(self, request: Request) -> Response:
+        return await self._act(request, "start")
+
+    async def stop(self, request: Request) -> Response:
+        return await self._act(request, "stop")
+
+    async def _act(self, request: Request, action: str) -> Response:
+        identity = await self._identity_or_login(request)
+        if isinstance(identity, Response):
+            return identity
+        user = request.path_params["name"]
+        if not identity.may_act_for(user):
+            return self.error(request, 403, f"You may not {action} {user}'s server.", identity)
+        form = await self._checked_form(request, identity)
+        try:
+            if action == "start":
+                await self.hub.servers.start(user, by=identity.user, wait_s=FORM_START_WAIT_S)
+            else:
+                await self.hub.servers.stop(user, by=identity.user, wait_s=FORM_START_WAIT_S)
+        except HostdError as exc:
+            # Shown on the page the form came from (the failure is kept for it too).
+            log.info(
+                "%s of %s's server by %s refused: %s", action, user, identity.user, exc.message
+            )
+        default = DEFAULT_NEXT if user == identity.user else "/hub/admin"
+        target = safe_next(form.get("next")) or default
+        if action == "start" and target.startswith("/user/"):
+            target = f"/hub/home?next={quote(target, safe='')}"
+        return RedirectResponse(target, 303)
+
+    # -- admin ---------------------------------------------------------------------------
+
+    async def admin(self, request: Request) -> Response:
+        identity = await self._identity_or_login(request)
+        if isinstance(identity, Response):
+            return identity
+        if not identity.admin:
+            return self.error(request, 403, "Only admins may see this page.", identity)
+        users, views, host = await asyncio.gather(
+            asyncio.to_thread(self.hub.store.users),
+            self.hub.daemon.list(),
+            self.hub.daemon.host(),
+        )
+        by_name = {view.user: view for view in views}
+        names = sorted({user.name for user in users} | set(by_name))
+        active = [
+            name
+            for name in names
+            if by_name.get(name) and by_name[name].state in ("starting", "running")
+        ]
+        usages = await asyncio.gather(
+            *(self.hub.daemon.usage(name) for name in active), return_exceptions=True
+        )
+        usage_of = {
+            name: usage
+            for name, usage in zip(active, usages, strict=True)
+            if isinstance(usage, UsageView)
+        }
+        records = {user.name: user for user in users}
+        rows = [
+            {
+                "name": name,
+                "record": records.get(name),
+                "view": by_name.get(name),
+                "usage": usage_of.get(name),
+                "pending": self.hub.servers.pending(name),
+                "failure": self.hub.servers.failure(name),
+            }
+            for name in names
+        ]
+        return self.render(request, "admin.html", {"rows": rows, "host": host}, identity=identity)
+
+    # -- logs ----------------------------------------------------------------------------
+
+    async def _log_identity(self, request: Request) -> tuple[Identity, str] | Response:
+        identity = await self._identity_or_login(request)
+        if isinstance(identity, Response):
+            return identity
+        try:
+            user = validate_username(request.path_params["name"])
+        except InvalidInput:
+            return self.error(request, 404, "No such user.", identity)
+        if not identity.may_act_for(user):
+            return self.error(request, 403, f"You may not read {user}'s logs.", identity)
+        return identity, user
+
+    async def logs(self, request: Request) -> Response:
+        checked = await self._log_identity(request)
+        if isinstance(checked, Response):
+            return checked
+        identity, user = checked
+        try:
+            lines = await self.hub.daemon.logs(user, lines=LOGS_PAGE_LINES)
+        except SessionNotFound:
+            lines = []
+        return self.render(request, "logs.html", {"user": user, "lines": lines}, identity=identity)
+
+    async def follow(self, request: Request) -> Response:
+        """The log as plain text that grows as lines come (a browser shows it as it loads)."""
+        checked = await self._log_identity(request)
+        if isinstance(checked, Response):
+            return checked
+        _, user = checked
+        lines = self.hub.daemon.follow(user)
+
+        async def body() -> AsyncIterator[bytes]:
+            async with contextlib.aclosing(lines):
+                try:
+                    async for line in lines:
+                        yield f"{line.timestamp:%Y-%m-%d %H:%M:%S} {line.message}\n".encode()
+                except HostdError as exc:
+                    yield f"-- {exc.message}\n".encode()
+
+        return StreamingResponse(
+            body(),
+            media_type="text/plain; charset=utf-8",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    # -- tokens --------------------------------------------------------------------------
+
+    async def token_page(self, request: Request) -> Response:
+        identity = await self._identity_or_login(request)
+        if isinstance(identity, Response):
+            return identity
+        return await self._tokens(request, identity, new_token=None)
+
+    async def _tokens(
+        self, request: Request, identity: Identity, *, new_token: str | None
+    ) -> Response:
+        tokens = await asyncio.to_thread(self.hub.store.tokens, identity.user)
+        return self.render(
+            request, "token.html", {"tokens": tokens, "new_token": new_token}, identity=identity
+        )
+
+    async def token_create(self, request: Request) -> Response:
+        identity = await self._identity_or_login(request)
+        if isinstance(identity, Response):
+            return identity
+        form = await self._checked_form(request, identity)
+        note = form.get("note", "").strip() or None
+        token, _ = await asyncio.to_thread(self.hub.store.create_token, identity.user, note=note)
+        log.info("%s made an API token", identity.user)
+        return await self._tokens(request, identity, new_token=token)
+
+    async def token_delete(self, request: Request) -> Response:
+        identity = await self._identity_or_login(request)
+        if isinstance(identity, Response):
+            return identity
+        await self._checked_form(request, identity)
+        token_id = request.path_params["token_id"]
+        await asyncio.to_thread(self.hub.store.delete_token, identity.user, token_id)
+        self.hub.sessions.forget_tokens()
+        return RedirectResponse("/hub/token", 303)
+
+    # -- what the proxy shows ------------------------------------------------------------
+
+    async def not_running(self, request: Request, identity: Identity, user: str) -> Response:
+        """/user/<name>/... while that server is not running (JupyterHub's 424 page)."""
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        accept = request.headers.get("accept", "")
+        if request.method not in ("GET", "HEAD") or "text/html" not in accept:
+            message = f"{user}'s server is not running"
+            return JSONResponse({"status": 424, "message": message}, status_code=424)
+        status = await self.hub.servers.status(user)
+        if status.state == "starting" and user == identity.user:
+            return RedirectResponse(f"/hub/home?next={quote(target, safe='')}", 302)
+        return self.render(
+            request,
+            "not_running.html",
+            {"status": status, "user": user, "next": safe_next(target)},
+            status=424,
+            identity=identity,
+        )
+
+
+def _input_message(username: str, password: str) -> str:
+    if not username or not password:
+        return "Enter a user name and a password."
+    if len(username) > 32 or len(password) > 1024:
+        return "The user name or the password is too long."
+    return "Invalid user name or password."

@@ -1,0 +1,344 @@
+"""``/user/<name>/...``: each user's JupyterLab through the hub, HTTP and WebSocket (api layer).
+
+Who may pass: the server's owner, and admins when ``admin_access`` is on; anyone else gets 403
+(a WebSocket upgrade is refused before it is accepted). Not logged in: a browser asking for a
+page is sent to the login page, anything else gets 403. A request that changes something,
+sent with the session cookie from another site, is refused (the upstream server skips its own
+XSRF check for token-authenticated requests, and every request the hub forwards is one).
+
+Forwarded: to the URL the daemon gives (``http://127.0.0.1:PORT/user/<name>/...``), bodies
+streamed both ways, with ``Authorization: token <the session's Jupyter token>`` added by the
+hub and the hub's own cookies and credentials taken out, over connections checked to end at
+the user's own server (api.hub.routes: the route cache, the peer check, activity reports).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Final
+from urllib.parse import quote, unquote
+
+import httpx
+import websockets
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from websockets.asyncio.client import ClientConnection, connect
+
+from api.hub.auth import Identity, Sessions, hub_cookie_names
+from api.hub.routes import Activity, Route, Routes, checked_socket
+from api.hub.security import cross_site
+from hostd.errors import InvalidName
+from units import validate_username
+
+__all__ = ["WS_MAX_BYTES", "UserProxy"]
+
+log = logging.getLogger(__name__)
+
+# Notebook outputs can be large (images); uvicorn's own default is 16 MiB.
+WS_MAX_BYTES: Final = 64 * 1024 * 1024
+_USER_PATH: Final = re.compile(rb"/user/([^/?#]{1,128})(/[^?#]*)?")
+_HOP_BY_HOP: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Request headers the hub sets or checks itself, never passed on.
+_DROPPED_REQUEST: Final = _HOP_BY_HOP | {"host", "authorization", "origin", "cookie"}
+_UNSAFE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_WS_DROPPED: Final = _DROPPED_REQUEST | {
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-extensions",
+    "sec-websocket-protocol",
+    "content-length",
+}
+_WS_UNSENDABLE: Final = frozenset({1005, 1006, 1015})
+
+
+def _wants_html(headers: Headers, method: str) -> bool:
+    return method in ("GET", "HEAD") and "text/html" in headers.get("accept", "")
+
+
+def _forwarded_cookies(headers: Headers) -> str | None:
+    ours = hub_cookie_names()
+    kept = []
+    for header in headers.getlist("cookie"):
+        for part in header.split(";"):
+            name = part.split("=", 1)[0].strip()
+            if part.strip() and name not in ours:
+                kept.append(part.strip())
+    return "; ".join(kept) or None
+
+
+def _request_headers(scope: Scope, route: Route, dropped: frozenset[str]) -> list[tuple[str, str]]:
+    headers = Headers(scope=scope)
+    out = [(key, value) for key, value in headers.items() if key not in dropped]
+    connection_listed = {item.strip().lower() for item in headers.get("connection", "").split(",")}
+    out = [(key, value) for key, value in out if key not in connection_listed]
+    cookies = _forwarded_cookies(headers)
+    if cookies is not None:
+        out.append(("cookie", cookies))
+    client = scope.get("client")
+    if client:
+        out.append(("x-forwarded-for", str(client[0])))
+    out.append(
+        ("x-forwarded-proto", "https" if scope.get("scheme") in ("https", "wss") else "http")
+    )
+    if "host" in headers:
+        out.append(("x-forwarded-host", headers["host"]))
+    out.append(("authorization", f"token {route.token}"))
+    return out
+
+
+def _response_headers(raw: list[tuple[bytes, bytes]], route: Route) -> list[tuple[bytes, bytes]]:
+    ours = {name.encode() for name in hub_cookie_names()}
+    connection_listed = {
+        item.strip().lower().encode()
+        for key, value in raw
+        if key.lower() == b"connection"
+        for item in value.decode("latin-1").split(",")
+    }
+    out = []
+    origin = route.origin.encode()
+    for key, value in raw:
+        name = key.lower()
+        if name.decode("latin-1") in _HOP_BY_HOP or name in connection_listed:
+            continue
+        if name == b"set-cookie" and value.split(b"=", 1)[0].strip() in ours:
+            continue  # a user's server may not set (or clear) the hub's own cookies
+        if name == b"location" and value.startswith(origin):
+            value = value[len(origin) :] or b"/"
+        out.append((name, value))
+    return out
+
+
+class UserProxy:
+    """The ASGI app for every path under /user/ (HTTP and WebSocket)."""
+
+    def __init__(
+        self,
+        *,
+        sessions: Sessions,
+        routes: Routes,
+        activity: Activity,
+        http: Callable[[], httpx.AsyncClient],
+        admin_access: bool,
+        not_running: Callable[[Request, Identity, str], Awaitable[Response]],
+    ) -> None:
+        self.sessions = sessions
+        self.routes = routes
+        self.activity = activity
+        self.http = http
+        self.admin_access = admin_access
+        self.not_running = not_running
+
+    def allowed(self, identity: Identity, user: str) -> bool:
+        return identity.user == user or (identity.admin and self.admin_access)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        user, rest = _user_of(raw_path)
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send, None if rest is None else user)
+            return
+        if user is None:
+            await _json(404, "no such server")(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        if rest is None:  # /user/alice: the server lives under /user/alice/
+            query = f"?{request.url.query}" if request.url.query else ""
+            await RedirectResponse(f"/user/{user}/{query}", 302)(scope, receive, send)
+            return
+        identity = await self.sessions.identify(request)
+        method = scope["method"]
+        if identity is None:
+            if _wants_html(request.headers, method):
+                target = quote(raw_path.decode("latin-1") + _query(scope), safe="")
+                response: Response = RedirectResponse(f"/hub/login?next={target}", 302)
+            else:
+                response = _json(403, "not logged in")
+            await response(scope, receive, send)
+            return
+        if not self.allowed(identity, user):
+            await _json(403, f"{identity.user} may not use {user}'s server")(scope, receive, send)
+            return
+        if method in _UNSAFE_METHODS and not identity.by_token and cross_site(request.headers):
+            await _json(403, "refused: a request from another site")(scope, receive, send)
+            return
+        route = await self.routes.get(user)
+        if route is None:
+            await (await self.not_running(request, identity, user))(scope, receive, send)
+            return
+        self.activity.seen(user)
+        await self._forward(scope, receive, send, user, route)
+
+    async def _forward(
+        self, scope: Scope, receive: Receive, send: Send, user: str, route: Route
+    ) -> None:
+        headers = Headers(scope=scope)
+        has_body = "transfer-encoding" in headers or headers.get("content-length", "0") != "0"
+        content = _request_body(receive) if has_body else None
+        client = self.http()
+        request = client.build_request(
+            scope["method"],
+            route.origin
+            + (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+            + _query(scope),
+            headers=_request_headers(scope, route, _DROPPED_REQUEST),
+            content=content,
+        )
+        try:
+            upstream = await client.send(request, stream=True)
+        except httpx.TransportError as exc:
+            self.routes.forget(user)
+            log.info("%s's server did not answer %s: %r", user, scope["path"], exc)
+            await _json(502, f"{user}'s server did not answer; try again")(scope, receive, send)
+            return
+        try:
+            response = StreamingResponse(_upstream_body(upstream, user), upstream.status_code)
+            response.raw_headers = _response_headers(upstream.headers.raw, route)
+            await response(scope, receive, send)
+        finally:
+            await upstream.aclose()
+
+    # -- WebSocket ---------------------------------------------------------------------
+
+    async def _websocket(
+        self, scope: Scope, receive: Receive, send: Send, user: str | None
+    ) -> None:
+        websocket = WebSocket(scope, receive, send)
+        identity = await self.sessions.identify(websocket)
+        # Browsers send Origin with every WebSocket; another site's is refused, as the
+        # upstream would (it skips the check for the token the hub adds).
+        refused = (
+            user is None
+            or identity is None
+            or not self.allowed(identity, user)
+            or (not identity.by_token and cross_site(websocket.headers))
+        )
+        route = None if refused or user is None else await self.routes.get(user)
+        if route is None or user is None:
+            await websocket.close(code=1008)  # before accept: the server answers 403
+            return
+        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        upstream_url = "ws" + route.origin.removeprefix("http") + raw_path + _query(scope)
+        try:
+            sock = await checked_socket(route)
+            upstream = await connect(
+                upstream_url,
+                sock=sock,
+                additional_headers=_request_headers(scope, route, _WS_DROPPED),
+                subprotocols=scope.get("subprotocols") or None,
+                max_size=WS_MAX_BYTES,
+                compression=None,  # loopback: deflate would only cost CPU
+                proxy=None,
+                user_agent_header=None,
+                open_timeout=10,
+            )
+        except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
+            self.routes.forget(user)
+            log.info("%s's server refused a WebSocket to %s: %r", user, scope["path"], exc)
+            await websocket.close(code=1008)
+            return
+        async with upstream:
+            await websocket.accept(subprotocol=upstream.subprotocol)
+            self.activity.seen(user)
+            await _pump(websocket, upstream, lambda: self.activity.seen(user))
+
+
+async def _pump(websocket: WebSocket, upstream: ClientConnection, seen: Callable[[], None]) -> None:
+    """Messages both ways until either side closes; the other is then closed with its code."""
+
+    async def client_to_upstream() -> None:
+        try:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    await upstream.close(code=message.get("code", 1000) or 1000)
+                    return
+                seen()
+                if message.get("text") is not None:
+                    await upstream.send(message["text"])
+                elif message.get("bytes") is not None:
+                    await upstream.send(message["bytes"])
+        except (WebSocketDisconnect, websockets.ConnectionClosed):
+            return
+
+    async def upstream_to_client() -> None:
+        try:
+            async for data in upstream:
+                if isinstance(data, str):
+                    await websocket.send_text(data)
+                else:
+                    await websocket.send_bytes(data)
+        except websockets.ConnectionClosed:
+            pass
+        code = upstream.close_code or 1000
+        with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+            await websocket.close(code=1000 if code in _WS_UNSENDABLE else code)
+
+    tasks = [asyncio.create_task(client_to_upstream()), asyncio.create_task(upstream_to_client())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _user_of(raw_path: bytes) -> tuple[str | None, bytes | None]:
+    """(user, the rest of the path) of /user/<name>/...; (None, None) for no valid name."""
+    match = _USER_PATH.fullmatch(raw_path.split(b"?", 1)[0])
+    if match is None:
+        return None, None
+    try:
+        user = validate_username(unquote(match[1].decode("ascii"), errors="strict"))
+    except (InvalidName, UnicodeDecodeError):
+        return None, None
+    return user, match[2]
+
+
+def _query(scope: Scope) -> str:
+    query: bytes = scope.get("query_string", b"")
+    return f"?{query.decode('latin-1')}" if query else ""
+
+
+async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        body = message.get("body", b"")
+        if body:
+            yield body
+        if not message.get("more_body", False):
+            return
+
+
+async def _upstream_body(upstream: httpx.Response, user: str) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in upstream.aiter_raw():
+            yield chunk
+    except httpx.TransportError as exc:
+        log.info("%s's server broke off a response: %r", user, exc)
+        raise
+
+
+def _json(status: int, message: str) -> JSONResponse:
+    # JupyterHub's error body.
+    return JSONResponse({"status": status, "message": message}, status_code=status)

@@ -1,0 +1,111 @@
+"""Serving the hub: files, database, the daemon's client, uvicorn (api layer; the hub's only
+start-up I/O, in one place).
+
+``serve(config)`` makes what the app needs (the state directory's files under umask 077, the
+database, created or upgraded, the cookie key), checks that the process holds no more than it
+should, and runs uvicorn until SIGTERM or SIGINT (graceful shutdown, bounded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import Final
+
+import uvicorn
+
+from api.client import DaemonUnreachable, HostdClient
+from api.hub.app import build_hub_app
+from api.hub.config import HubConfig
+from api.hub.db import HubStore
+from api.hub.proxy import WS_MAX_BYTES
+from api.hub.security import Secret, load_or_create_secret
+from hostd.errors import HostdError
+
+__all__ = ["SHADOW", "StartupError", "prepare", "serve", "uvicorn_config"]
+
+log = logging.getLogger("hostd.hub")
+
+SHADOW: Final = Path("/etc/shadow")
+GRACEFUL_SHUTDOWN_S: Final = 10
+
+
+class StartupError(Exception):
+    """Something the admin must fix before the hub can start; the message says what."""
+
+
+def prepare(config: HubConfig) -> tuple[HubStore, Secret]:
+    """The database (made or upgraded) and the cookie key (made at the first start)."""
+    os.umask(0o077)  # the database and the key: the hub's user only
+    state = config.state_dir
+    try:
+        state.mkdir(mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise StartupError(
+            f"cannot make the state directory {state}: {exc.strerror} "
+            "(the installer makes it, owned by the hub's user)"
+        ) from exc
+    try:
+        secret = load_or_create_secret(config.cookie_secret_path)
+    except (OSError, ValueError) as exc:
+        raise StartupError(f"cookie secret {config.cookie_secret_path}: {exc}") from exc
+    try:
+        store = HubStore.open(config.database_url)
+    except Exception as exc:  # sqlalchemy's errors, a failed upgrade
+        raise StartupError(f"database {config.database_url}: {exc}") from exc
+    return store, secret
+
+
+def uvicorn_config(config: HubConfig, app: object) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=config.ip,
+        port=config.port,
+        ssl_certfile=str(config.ssl_cert) if config.ssl_cert else None,
+        ssl_keyfile=str(config.ssl_key) if config.ssl_key else None,
+        ws="websockets-sansio",
+        ws_max_size=WS_MAX_BYTES,
+        proxy_headers=bool(config.trusted_proxies),
+        forwarded_allow_ips=list(config.trusted_proxies) or None,
+        server_header=False,
+        lifespan="on",
+        log_config=None,  # the process's logging (stderr, to the journal under systemd)
+        access_log=False,  # a JupyterLab page load is hundreds of requests
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
+
+
+async def _check_daemon(daemon: HostdClient) -> None:
+    try:
+        await daemon.health()
+    except DaemonUnreachable as exc:
+        log.warning("the daemon is not reachable yet (%s); logins fail until it is", exc.message)
+    except HostdError as exc:
+        log.error(
+            "the daemon refused the hub (%s): is this user in the daemon's socket_group?",
+            exc.message,
+        )
+
+
+def serve(config: HubConfig) -> int:
+    """Run the hub until it is told to stop; the exit status."""
+    if os.geteuid() != 0 and os.access(SHADOW, os.R_OK):
+        log.warning("this user can read %s: the hub needs no such access", SHADOW)
+    store, secret = prepare(config)
+    daemon = HostdClient(str(config.hostd_socket))
+    app = build_hub_app(config, store=store, secret=secret, daemon=daemon)
+    server = uvicorn.Server(uvicorn_config(config, app))
+    scheme = "https" if config.tls else "http"
+    log.info("hub on %s://%s:%d", scheme, config.ip or "*", config.port)
+
+    async def run() -> None:
+        await _check_daemon(daemon)
+        await server.serve()
+
+    try:
+        asyncio.run(run())
+    finally:
+        store.close()
+    return 0 if server.started else 1

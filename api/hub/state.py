@@ -1,0 +1,64 @@
+"""The hub's shared state: one object, made once by build_hub_app, closed at shutdown (api layer).
+
+Everything a request may need and nothing else: the config, the database, the daemon's
+client, sessions (who is asking), servers (pending starts and stops), the proxy's routes and
+activity reports, the templates, and the one pooled HTTP client for forwarded requests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import httpx
+from starlette.templating import Jinja2Templates
+
+from api.client import HostdClient
+from api.hub.auth import Sessions
+from api.hub.config import HubConfig
+from api.hub.db import HubStore
+from api.hub.routes import Activity, Routes, upstream_client
+from api.hub.servers import Servers
+from hostd.cli.hostctl import format_size
+
+__all__ = ["STATIC_DIR", "TEMPLATES_DIR", "Hub"]
+
+TEMPLATES_DIR: Final = Path(__file__).with_name("templates")
+STATIC_DIR: Final = Path(__file__).with_name("static")
+
+
+def _templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=TEMPLATES_DIR)
+    templates.env.filters["size"] = lambda value: "–" if value is None else format_size(value)
+    templates.env.filters["when"] = lambda value: (
+        "–" if value is None else f"{value:%Y-%m-%d %H:%M} UTC"
+    )
+    return templates
+
+
+@dataclass
+class Hub:
+    config: HubConfig
+    store: HubStore
+    daemon: HostdClient
+    sessions: Sessions
+    servers: Servers
+    routes: Routes
+    activity: Activity
+    templates: Jinja2Templates = field(default_factory=_templates)
+    upstream: httpx.AsyncClient | None = None
+
+    def http(self) -> httpx.AsyncClient:
+        """The pooled client for the proxy, made on first use (not in a constructor)."""
+        if self.upstream is None:
+            self.upstream = upstream_client(self.routes)
+        return self.upstream
+
+    async def aclose(self) -> None:
+        await self.servers.aclose()
+        await self.activity.aclose()
+        if self.upstream is not None:
+            await self.upstream.aclose()
+            self.upstream = None
+        await self.daemon.aclose()

@@ -1,0 +1,101 @@
+"""Fixtures of the hub's pure tests: a fake daemon on a Unix socket, a fake upstream server,
+and the hub itself, each served by real uvicorn in the test's event loop."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api.client import HostdClient
+from api.daemon import build_daemon_app
+from api.hub.app import build_hub_app
+from api.hub.config import HubConfig
+from api.hub.db import HubStore
+from api.hub.security import load_or_create_secret
+from tests.api.fake import MEMBER, with_peer
+from tests.api.hub.fake import HubFake, start_server, stop_servers, upstream_app, url_of
+
+
+@dataclass
+class HubUnderTest:
+    url: str
+    fake: HubFake
+    store: HubStore
+    config: HubConfig
+    upstream_seen: list[str]  # every request path that reached the fake upstream
+
+    def client(self, **options: Any) -> httpx.AsyncClient:
+        """A browser-like client: keeps cookies, follows no redirects."""
+        return httpx.AsyncClient(base_url=self.url, timeout=10, **options)
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    # sun_path holds 108 bytes: pytest's tmp_path can be longer.
+    with tempfile.TemporaryDirectory(prefix="hub-") as directory:
+        yield Path(directory)
+
+
+@pytest.fixture
+def hub_options() -> dict[str, Any]:
+    """What a test changes of the hub's config (override this fixture, or the dict)."""
+    return {}
+
+
+@pytest.fixture
+def server_owner() -> Callable[[str], int]:
+    """Whose account the proxy expects a user's server socket to be: here every fake server
+    is this process's (override to see the proxy refuse another's)."""
+    return lambda user: os.getuid()
+
+
+@pytest.fixture
+async def hub(
+    short_dir: Path, hub_options: dict[str, Any], server_owner: Callable[[str], int]
+) -> AsyncIterator[HubUnderTest]:
+    fake = HubFake()
+    daemon = await start_server(
+        with_peer(build_daemon_app(fake), MEMBER), uds=str(short_dir / "hostd.sock")
+    )
+    upstream_seen: list[str] = []
+    upstream = await start_server(upstream_app(upstream_seen))
+    fake.upstream = url_of(upstream[0])
+    options: dict[str, Any] = {
+        "state_dir": short_dir / "state",
+        "hostd_socket": short_dir / "hostd.sock",
+        "slow_spawn_timeout": 0.5,
+        "slow_stop_timeout": 0.5,
+        **hub_options,
+    }
+    tls = options.pop("tls", None)
+    config = HubConfig(**options)
+    config.state_dir.mkdir(mode=0o700)
+    store = HubStore.open(config.database_url)
+    secret = load_or_create_secret(config.cookie_secret_path)
+    app = build_hub_app(
+        config,
+        store=store,
+        secret=secret,
+        daemon=HostdClient(str(config.hostd_socket)),
+        uid_of=server_owner,
+    )
+    hub = await start_server(app, lifespan="on", **(tls or {}))
+    try:
+        yield HubUnderTest(
+            url=url_of(hub[0]), fake=fake, store=store, config=config, upstream_seen=upstream_seen
+        )
+    finally:
+        await stop_servers(hub, daemon, upstream)
+        store.close()
+
+
+@pytest.fixture
+def browser(hub: HubUnderTest) -> Callable[..., httpx.AsyncClient]:
+    return hub.client

@@ -1,0 +1,118 @@
+"""The hub's database: made on first open, upgraded in place, sessions, tokens, events."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from api.hub.db import EVENT_RETENTION, HubStore, LoginEvent, utcnow
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> HubStore:
+    return HubStore.open(f"sqlite:///{tmp_path / 'hub.sqlite'}")
+
+
+def columns(path: Path, table: str) -> set[str]:
+    with sqlite3.connect(path) as db:
+        return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+
+
+def test_first_open_makes_every_table_and_no_daemon_table(tmp_path: Path) -> None:
+    path = tmp_path / "hub.sqlite"
+    HubStore.open(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert tables == {"users", "login_events", "spawn_events", "browser_sessions", "api_tokens"}
+    assert {"name", "admin", "created", "last_login", "last_activity"} <= columns(path, "users")
+
+
+def test_an_old_file_is_upgraded_in_place_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "hub.sqlite"
+    with sqlite3.connect(path) as db:  # as a first release might have made it
+        db.execute(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name VARCHAR NOT NULL UNIQUE, "
+            "admin BOOLEAN NOT NULL, created DATETIME NOT NULL)"
+        )
+        db.execute("INSERT INTO users (name, admin, created) VALUES ('alice', 0, '2024-01-01')")
+    store = HubStore.open(f"sqlite:///{path}")
+    assert {"last_login", "last_activity"} <= columns(path, "users")
+    store.record_login("alice", ok=True, admin=True)
+    user = store.user("alice")
+    assert user is not None and user.admin and user.last_login is not None
+    assert user.created.year == 2024
+    store.close()
+
+
+def test_a_missing_column_that_may_not_be_null_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "hub.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name VARCHAR NOT NULL)")
+    with pytest.raises(RuntimeError, match="may not be null"):
+        HubStore.open(f"sqlite:///{path}")
+
+
+def test_logins_make_users_and_are_recorded(store: HubStore) -> None:
+    store.record_login("mallory", ok=False, code="login-failed", remote="10.0.0.9")
+    assert store.user("mallory") is None
+    store.record_login("alice", ok=True, remote="10.0.0.1")
+    first = store.user("alice")
+    store.record_login("alice", ok=True, admin=True)
+    again = store.user("alice")
+    assert first is not None and again is not None
+    assert again.created == first.created and again.admin
+    assert [user.name for user in store.users()] == ["alice"]
+    events = store.login_events("mallory")
+    assert [(e.ok, e.code, e.remote) for e in events] == [(False, "login-failed", "10.0.0.9")]
+
+
+def test_a_session_ends_at_logout_and_at_expiry(store: HubStore) -> None:
+    store.record_login("alice", ok=True)
+    session = store.create_session("alice", lifetime=timedelta(hours=1))
+    owner = store.session_owner(session)
+    assert owner is not None and owner.user == "alice" and not owner.admin
+    store.end_session(session)
+    assert store.session_owner(session) is None
+    expired = store.create_session("alice", lifetime=timedelta(seconds=-1))
+    assert store.session_owner(expired) is None
+    assert store.session_owner("never-made") is None
+
+
+def test_tokens_are_kept_hashed_and_can_be_revoked(tmp_path: Path) -> None:
+    path = tmp_path / "hub.sqlite"
+    store = HubStore.open(f"sqlite:///{path}")
+    store.record_login("alice", ok=True)
+    token, row = store.create_token("alice", note="ci")
+    with sqlite3.connect(path) as db:
+        assert token not in repr(db.execute("SELECT * FROM api_tokens").fetchall())
+    owner = store.token_owner(token)
+    assert owner is not None and owner.user == "alice"
+    listed = store.tokens("alice")
+    assert [(t.note, t.prefix) for t in listed] == [("ci", token[:4])]
+    assert listed[0].last_used is not None
+    assert row.id is not None
+    assert not store.delete_token("bob", row.id)
+    assert store.delete_token("alice", row.id)
+    assert store.token_owner(token) is None
+    expired, _ = store.create_token("alice", lifetime=timedelta(seconds=-1))
+    assert store.token_owner(expired) is None
+
+
+def test_prune_drops_what_is_old(store: HubStore) -> None:
+    store.record_login("alice", ok=True)
+    store.create_session("alice", lifetime=timedelta(seconds=-1))
+    store.record_spawn("alice", action="start", by="alice", outcome="ready")
+    store.record_login("old", ok=False)
+    with store._session() as db:  # an event from long ago
+        event = db.get(LoginEvent, 2)
+        assert event is not None
+        event.at = utcnow() - EVENT_RETENTION - timedelta(days=1)
+        db.add(event)
+        db.commit()
+    store.prune()
+    assert store.login_events("old") == []
+    assert len(store.login_events("alice")) == 1
+    assert [e.outcome for e in store.spawn_events("alice")] == ["ready"]
