@@ -14,20 +14,16 @@ import builtins
 import contextlib
 import logging
 import os
-import random
-import secrets
 import shutil
-import socket
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import psutil
 
-from hostd import journal
+from hostd import credentials, journal
 from hostd.auth import Authenticator
 from hostd.config import Config
 from hostd.errors import (
@@ -53,6 +49,7 @@ from hostd.model import (
     StartOutcome,
     UsageView,
 )
+from hostd.ports import allocate_port, port_open
 from hostd.profiles import apply_profile
 from hostd.store import SessionRecord, Store, now
 from hostd.systemd import SystemdClient, UnitStatus
@@ -74,13 +71,10 @@ from units import (
 
 log = logging.getLogger(__name__)
 
-TOKEN_FILE_NAME = "jupyter-token"  # the file, not a secret  # noqa: S105
 READY_POLL_S = 0.02  # how often a starting session's port is tried
 STATE_POLL_S = 0.1  # how often its unit is read meanwhile (a failure shows within this)
 REAP_INTERVAL_S = 2.0  # how often ended sessions are recorded and their leftovers removed
 FAILURE_LOG_LINES = 20
-SECRETS_MAX = 32
-SECRET_VALUE_MAX = 8192
 OOM_REASON = "killed: out of memory (MemoryMax reached)"
 ACTIVE = ("active", "activating", "reloading")
 ENDED = ("inactive", "failed")
@@ -184,7 +178,7 @@ class SessionManager:
         )
         name = info.name
         unit = unit_name_for(name)
-        _check_secrets(secrets)
+        credentials.check_secrets(secrets)
         groups = await asyncio.to_thread(group_names, info.name, info.gid)
         policy, profile = self._policy_for(name, groups, command)
         async with self._locks[name]:
@@ -198,9 +192,10 @@ class SessionManager:
                 raise SessionConflict(f"the session of {name} is stopping; start it again shortly")
             if status is not None:  # ended but still loaded (our AddRef): free the name
                 await self._finish(name, unit, status, reason="ended")
-            port = self._allocate_port(name)
-            token_file = self._write_token(unit, info.uid, info.gid)
-            secrets_dir = self._write_secrets(token_file.parent, secrets, info.uid, info.gid)
+            low, high = daemon.port_range
+            port = self._ports[name] = allocate_port(low, high, set(self._ports.values()))
+            token_file = credentials.write_token(self._credentials, unit, info.uid, info.gid)
+            secrets_dir = credentials.write_secrets(token_file.parent, secrets, info.uid, info.gid)
             base_url = daemon.base_url_for(name)
             try:
                 spec = build_unit(
@@ -347,11 +342,12 @@ class SessionManager:
 
     async def token(self, user: str) -> str:
         name = validate_username(user)
-        path = self._credentials / unit_name_for(name) / TOKEN_FILE_NAME
         if name not in self._records:
             raise SessionNotFound(f"{name} has no running session")
         try:
-            return (await asyncio.to_thread(path.read_text)).strip()
+            return await asyncio.to_thread(
+                credentials.read_token, self._credentials, unit_name_for(name)
+            )
         except FileNotFoundError:
             raise SessionNotFound(f"{name} has no running session") from None
 
@@ -588,22 +584,6 @@ class SessionManager:
         self.oom.killed[name] = self.oom.killed.get(name, 0) + 1
         await self.systemd.kill_unit(unit)
 
-    def _write_secrets(
-        self, directory: Path, secrets: Mapping[str, str], uid: int, gid: int
-    ) -> Path | None:
-        """Each secret in a file of its own, readable by the session's user only; the session's
-        command (hostd-session-exec) exports them. Never Environment= or argv."""
-        if not secrets:
-            return None
-        for key, value in secrets.items():
-            fd = os.open(
-                directory / key, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o400
-            )
-            with os.fdopen(fd, "w") as handle:
-                handle.write(value)
-            os.chown(directory / key, uid, gid)
-        return directory
-
     async def _session_units(self) -> builtins.list[UnitStatus]:
         return await self.systemd.list_units(f"{UNIT_PREFIX}*{UNIT_SUFFIX}")
 
@@ -615,11 +595,11 @@ class SessionManager:
         port = self._ports.get(name)
         next_state_check = 0.0
         while True:
-            if port is not None and await _port_open(port):
+            if port is not None and await port_open(port):
                 status = await self.systemd.unit_status(unit)
                 if status is not None and status.active_state in ACTIVE:
                     await self._mark(name, state="running", invocation_id=status.invocation_id)
-                    return await self._view(name, status, port_open=True)
+                    return await self._view(name, status, answering=True)
             if time.monotonic() >= next_state_check:
                 status = await self.systemd.unit_status(unit)
                 if status is None or status.active_state not in ACTIVE:
@@ -698,45 +678,15 @@ class SessionManager:
     def _release(self, name: str, unit: str) -> None:
         self._ports.pop(name, None)
         self._promised.pop(name, None)
-        shutil.rmtree(self._credentials / unit, ignore_errors=True)
+        credentials.remove(self._credentials, unit)
 
     async def _mark(self, name: str, **changes: object) -> None:
         record_id = self._records.get(name)
         if record_id is not None:
             await asyncio.to_thread(self.store.update, record_id, **changes)
 
-    def _allocate_port(self, name: str) -> int:
-        low, high = self.config.daemon.port_range
-        taken = set(self._ports.values())
-        candidates = [p for p in range(low, high + 1) if p not in taken]
-        random.shuffle(candidates)
-        for port in candidates[:200]:
-            if _port_free(port):
-                self._ports[name] = port
-                return port
-        raise CapacityExceeded(f"no free port in {low}-{high} for another session")
-
-    def _write_token(self, unit: str, uid: int, gid: int) -> Path:
-        """A fresh token in a file only the session's user (and root) can read.
-
-        Not Environment= or argv: both are readable by every local user (D-Bus, ps;
-        GHSA-cg54-gpgr-4rm6). Not LoadCredential= either: inside the private systemd of the
-        test bed, credentials directories stay empty (seen with systemd 252, even for
-        SetCredential=), and a mechanism that cannot be proven here is not one we ship.
-        """
-        self._credentials.mkdir(mode=0o755, parents=True, exist_ok=True)
-        directory = self._credentials / unit
-        shutil.rmtree(directory, ignore_errors=True)
-        directory.mkdir(mode=0o755)  # root's; the file inside is the user's, 0400
-        path = directory / TOKEN_FILE_NAME
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o400)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(32))
-        os.chown(path, uid, gid)
-        return path
-
     async def _view(
-        self, name: str, status: UnitStatus | None, *, port_open: bool | None = None
+        self, name: str, status: UnitStatus | None, *, answering: bool | None = None
     ) -> SessionView:
         unit = unit_name_for(name)
         if status is None:
@@ -745,9 +695,9 @@ class SessionManager:
         port = int(port_text) if port_text and port_text.isdigit() else None
         state: SessionState
         if status.active_state in ("active", "reloading"):
-            if port_open is None:
-                port_open = port is not None and await _port_open(port)
-            state = "running" if port_open else "starting"
+            if answering is None:
+                answering = port is not None and await port_open(port)
+            state = "running" if answering else "starting"
         elif status.active_state == "activating":
             state = "starting"
         elif status.active_state == "deactivating":
@@ -792,23 +742,6 @@ class SessionManager:
         )
 
 
-def _check_secrets(secrets: Mapping[str, str]) -> None:
-    if len(secrets) > SECRETS_MAX:
-        raise InvalidOption(f"at most {SECRETS_MAX} secrets")
-    for key, value in secrets.items():
-        if not (
-            isinstance(key, str)
-            and key.isascii()
-            and key.replace("_", "A").isalnum()
-            and not key[0].isdigit()
-            and key.upper() == key
-            and len(key) <= 64
-        ):
-            raise InvalidOption(f"secret name {key!r}: use A-Z, 0-9 and _ (a variable name)")
-        if not isinstance(value, str) or "\0" in value or len(value) > SECRET_VALUE_MAX:
-            raise InvalidOption(f"secret {key}: a string of at most {SECRET_VALUE_MAX} characters")
-
-
 def _prop(spec: UnitSpec, name: str) -> int | None:
     for prop in spec.properties:
         if prop.name == name and isinstance(prop.value, int):
@@ -818,23 +751,3 @@ def _prop(spec: UnitSpec, name: str) -> int | None:
 
 def _cpu(quota_usec: int | None) -> float | None:
     return None if quota_usec is None else round(quota_usec / 1_000_000, 3)
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-async def _port_open(port: int) -> bool:
-    try:
-        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
