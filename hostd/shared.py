@@ -109,6 +109,7 @@ def ensure_scratch(shared: SharedConfig) -> None:
             shared.scratch_group,
         )
         path.mkdir(mode=0o755, parents=True, exist_ok=True)
+        path.chmod(0o755)  # mkdir's mode passes through the umask
         return
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chown(path, 0, gid)
