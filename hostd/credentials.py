@@ -54,9 +54,11 @@ def _write_private(path: Path, text: str, uid: int, gid: int) -> None:
 def write_token(root: Path, unit: str, uid: int, gid: int) -> Path:
     """A fresh directory for the unit with a fresh Jupyter token in it; the token's path."""
     root.mkdir(mode=0o755, parents=True, exist_ok=True)
+    root.chmod(0o755)  # mkdir's mode passes through the umask; the session must traverse
     directory = root / unit
     shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(mode=0o755)
+    directory.mkdir()
+    directory.chmod(0o755)
     path = directory / TOKEN_FILE_NAME
     _write_private(path, secrets.token_urlsafe(32), uid, gid)
     return path
