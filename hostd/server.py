@@ -76,7 +76,9 @@ def listening_socket(config: Config) -> socket.socket:
             os.environ.pop(key, None)
         return socket.socket(fileno=SD_LISTEN_FDS_START)
     path = config.daemon.socket
-    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True)
+        path.parent.chmod(0o755)  # the group's members must reach the socket, whatever the umask
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
