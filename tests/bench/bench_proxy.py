@@ -1,0 +1,206 @@
+"""Issue 8 §3: the hub's proxy against direct to the server and configurable-http-proxy (npm)
+in front of the same server, with the same client.
+
+The server is one real JupyterLab session, started through hostd-hub. HTTP: wrk (Debian's),
+once loaded (2 threads, 16 connections: requests/s) and once one request at a time (1
+connection: p50/p99, the latency a proxy adds). Small body: ``GET .../api`` (about 20 bytes);
+1 MB: ``GET .../files/big.bin``. WebSocket: one kernel's channels, 16 kernel_info requests in
+flight, messages received per second. Direct and configurable-http-proxy send the session's
+Jupyter token; the hub gets the user's hub token and adds the Jupyter token itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tests.bench.context import Context
+from tests.bench.env import CHP, free_port, http, sh
+from tests.bench.framework import Result, row
+
+WRK_LOADED = ("-t2", "-c16")
+WRK_SERIAL = ("-t1", "-c1")
+WS_IN_FLIGHT = 16
+BIG = 1024 * 1024
+
+
+def _duration(ctx: Context) -> int:
+    return 4 if ctx.quick else 10
+
+
+def _seconds(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
+
+
+def wrk(url: str, header: str, options: tuple[str, ...], seconds: int) -> dict[str, Any]:
+    done = sh("wrk", *options, f"-d{seconds}s", "--latency", "-H", header, url,
+              timeout=seconds + 60)  # fmt: skip
+    out = done.stdout
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s|m))", out, re.M))
+    return {
+        "rps": float(found.group(1)) if found else None,
+        "p50_s": _seconds(percentiles["50"]) if "50" in percentiles else None,
+        "p99_s": _seconds(percentiles["99"]) if "99" in percentiles else None,
+        "non_2xx": int(bad.group(1)) if bad else 0,
+        "socket_errors": errors.group(0) if errors else "",
+    }
+
+
+async def ws_rate(url: str, header: tuple[str, str], seconds: float) -> dict[str, Any]:
+    """Messages received per second on a kernel's channels, WS_IN_FLIGHT requests in flight."""
+    from websockets.asyncio.client import connect
+
+    received = replies = 0
+    session = uuid.uuid4().hex
+
+    def request() -> str:
+        msg_id = uuid.uuid4().hex
+        head = {"msg_id": msg_id, "username": "bench", "session": session,
+                "msg_type": "kernel_info_request", "version": "5.3", "date": ""}  # fmt: skip
+        return json.dumps({"header": head, "parent_header": {}, "metadata": {}, "content": {},
+                           "channel": "shell", "buffers": []})  # fmt: skip
+
+    async with connect(url, additional_headers=[header], max_size=2**24) as ws:
+        for _ in range(WS_IN_FLIGHT):
+            await ws.send(request())
+        t0 = time.monotonic()
+        deadline = t0 + seconds
+        while time.monotonic() < deadline:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            received += 1
+            if message.get("msg_type") == "kernel_info_reply":
+                replies += 1
+                await ws.send(request())
+        span = time.monotonic() - t0
+    return {"messages_per_s": received / span, "round_trips_per_s": replies / span}
+
+
+class ProxySetup:
+    """One JupyterLab through hostd-hub; configurable-http-proxy in front of the same one."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.driver = ctx.our_hub()
+        self.hub = self.driver.hub
+        hostd = ctx.hostd()
+        self.user = ctx.users.make("px")
+        self.driver.prepare(self.user)
+        spawned = self.driver.spawn(self.user)
+        if not spawned.ok:
+            raise RuntimeError(f"the proxy rows' server did not start: {spawned.reason}")
+        status, view = hostd.api("GET", f"/v1/sessions/{self.user}")
+        self.direct = str(view["url"]).rstrip("/")
+        port = int(self.direct.split(":")[2].split("/")[0])
+        status, token = hostd.api("GET", f"/v1/sessions/{self.user}/token")
+        if status != 200:
+            raise RuntimeError(f"hostd gave no Jupyter token: {status} {token}")
+        self.jupyter_header = f"Authorization: token {token['token']}"
+        self.hub_header = f"Authorization: token {self.hub.tokens[self.user]}"
+        big = Path(f"/home/{self.user}/big.bin")
+        big.write_bytes(b"x" * BIG)
+        shutil.chown(big, self.user, self.user)
+        self.chp_port = free_port()
+        self.chp = subprocess.Popen(
+            [str(CHP), "--ip", "127.0.0.1", "--port", str(self.chp_port),
+             "--api-ip", "127.0.0.1", "--api-port", str(free_port()),
+             "--default-target", f"http://127.0.0.1:{port}", "--log-level", "warn"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        base = f"/user/{self.user}"
+        self.targets = {
+            "direct": (self.direct, self.jupyter_header),
+            "configurable-http-proxy": (
+                f"http://127.0.0.1:{self.chp_port}{base}",
+                self.jupyter_header,
+            ),
+            "hub": (f"{self.hub.url}{base}", self.hub_header),
+        }
+        deadline = time.monotonic() + 30
+        for name, (url, header) in self.targets.items():
+            key, value = header.split(": ", 1)
+            while True:
+                with contextlib.suppress(OSError):
+                    if http(f"{url}/files/big.bin", headers={key: value})[0] == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} does not serve {url}/files/big.bin with 200")
+                time.sleep(0.2)
+
+    def close(self) -> None:
+        self.chp.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.chp.wait(timeout=10)
+        with contextlib.suppress(Exception):
+            self.driver.stop(self.user)
+
+
+def proxy_phase(ctx: Context) -> dict[str, Result]:
+    if "proxy" in ctx.data:
+        return dict(ctx.data["proxy"])
+    why = ctx.our_hub_unavailable()
+    if why is not None:
+        results = {key: Result.unavailable(why) for key in ("proxy small", "proxy 1MB", "proxy ws")}
+        ctx.data["proxy"] = results
+        return dict(results)
+    setup = ProxySetup(ctx)
+    seconds = _duration(ctx)
+    results: dict[str, Result] = {}
+    try:
+        for key, path in (("proxy small", "/api"), ("proxy 1MB", "/files/big.bin")):
+            measured: dict[str, Any] = {}
+            for name, (url, header) in setup.targets.items():
+                loaded = wrk(url + path, header, WRK_LOADED, seconds)
+                serial = wrk(url + path, header, WRK_SERIAL, seconds)
+                measured[name] = {"loaded": loaded, "serial": serial}
+                ctx.log(f"  {key} {name}: {loaded['rps']} req/s, p50 {serial['p50_s']}")
+            results[key] = Result(samples=[], unit="req/s", extra=measured)
+        results["proxy ws"] = _ws(ctx, setup, seconds)
+    finally:
+        setup.close()
+    ctx.data["proxy"] = results
+    return dict(results)
+
+
+def _ws(ctx: Context, setup: ProxySetup, seconds: int) -> Result:
+    key, value = setup.jupyter_header.split(": ", 1)
+    status, body = http(f"{setup.direct}/api/kernels", "POST", body={}, headers={key: value})
+    if status != 201:
+        return Result.error(f"no kernel: {status} {body[:200]!r}")
+    kernel = json.loads(body)["id"]
+    measured: dict[str, Any] = {}
+    try:
+        for name, (url, header) in setup.targets.items():
+            ws_url = "ws" + url.removeprefix("http") + f"/api/kernels/{kernel}/channels"
+            hkey, hvalue = header.split(": ", 1)
+            measured[name] = asyncio.run(ws_rate(ws_url, (hkey, hvalue), seconds))
+            ctx.log(f"  proxy ws {name}: {measured[name]}")
+    finally:
+        http(f"{setup.direct}/api/kernels/{kernel}", "DELETE", headers={key: value})
+    return Result(samples=[], unit="msg/s", extra=measured)
+
+
+def _proxy_row(key: str) -> Any:
+    def run(ctx: Context) -> Result:
+        return proxy_phase(ctx)[key]
+
+    return run
+
+
+PROXY_ROWS = {
+    "proxy small": "HTTP GET .../api (small body)",
+    "proxy 1MB": "HTTP GET .../files/big.bin (1 MB body)",
+    "proxy ws": "WebSocket: kernel channels, 16 kernel_info requests in flight",
+}
+for _key, _title in PROXY_ROWS.items():
+    row(_key, "proxy", _title)(_proxy_row(_key))
