@@ -101,7 +101,7 @@ class SessionManager:
         self._promised: dict[str, int] = {}  # user -> memory limit of a session not over
         self._activity: dict[str, float] = {}  # user -> monotonic time of its last activity
         self._profiles: dict[str, str] = {}  # user -> profile its running session got
-        self._memory_total = psutil.virtual_memory().total
+        self._memory_total = 0  # set by create(): no I/O in the constructor
         self.authenticator = Authenticator(config.auth, config.daemon)
 
     @classmethod
@@ -110,6 +110,7 @@ class SessionManager:
         store = await asyncio.to_thread(Store.open, config.daemon.state_dir / "hostd.sqlite")
         manager = cls(config, systemd, store)
         manager.sampler = UsageSampler.load()
+        manager._memory_total = psutil.virtual_memory().total
         await manager.cap_slice()
         await manager.reattach()
         manager._reaper = asyncio.create_task(manager._reap_forever())
