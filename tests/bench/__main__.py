@@ -11,6 +11,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -27,7 +28,7 @@ from tests.bench import (  # noqa: F401 (they register the rows)
 )
 from tests.bench.context import Context
 from tests.bench.env import ANCHOR_VENV, CACHE, SESSION_VENV, TOP, machine_busy_s, own_cpu_s
-from tests.bench.framework import ROWS, SECTIONS, Result, Row, run_rows, to_json
+from tests.bench.framework import ROWS, SECTIONS, Interrupted, Result, Row, run_rows, to_json
 from tests.bench.report import render
 
 RESULTS = TOP / "tests" / "bench" / "results"
@@ -82,32 +83,16 @@ def render_again(path: Path) -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.bench")
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions, N=10 only")
-    parser.add_argument("--only", default="", help="comma-separated row keys (e.g. a0,a,b)")
-    parser.add_argument("--no-save", action="store_true", help="print only; write no JSON")
-    parser.add_argument(
-        "--render", metavar="JSON", help="print the table of a results file again (no run)"
-    )
-    args = parser.parse_args(argv)
-    if args.render:
-        return render_again(Path(args.render))
-    if os.geteuid() != 0 or Path("/proc/1/comm").read_text().strip() != "systemd":
-        print("run inside packaging/testbed as root: packaging/bench.sh does", file=sys.stderr)
-        return 2
-    mode = "quick" if args.quick else "full"
-    only = {key.strip() for key in args.only.split(",") if key.strip()}
-    rows = [r for r in ROWS if mode in r.modes and (not only or r.key in only)]
-    rows.sort(key=lambda r: SECTIONS.index(r.section))  # stable: rows keep their order within
-    started, busy0, own0 = time.monotonic(), machine_busy_s(), own_cpu_s()
-    ctx = Context(mode, log)
-    ctx.only = only
-    try:
-        results = run_rows(rows, ctx, log)
-    finally:
-        log("tearing down: sessions, hubs, hostd, users")
-        ctx.close()
+def finish(
+    results: dict[str, Result],
+    rows: list[Row],
+    ctx: Context,
+    args: argparse.Namespace,
+    mode: str,
+    start: tuple[float, float, float | None],
+) -> None:
+    """Print the table and write the JSON."""
+    started, busy0, own0 = start
     run_s = time.monotonic() - started
     busy, own = machine_busy_s() - busy0, own_cpu_s()
     others = max(0.0, busy - (own - own0)) if own is not None and own0 is not None else 0.0
@@ -139,6 +124,53 @@ def main(argv: list[str]) -> int:
         data["table"] = table
         path.write_text(json.dumps(data, indent=1, default=str) + "\n")
         log(f"wrote {path.relative_to(TOP)}")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions, N=10 only")
+    parser.add_argument("--only", default="", help="comma-separated row keys (e.g. a0,a,b)")
+    parser.add_argument("--no-save", action="store_true", help="print only; write no JSON")
+    parser.add_argument(
+        "--render", metavar="JSON", help="print the table of a results file again (no run)"
+    )
+    args = parser.parse_args(argv)
+    if args.render:
+        return render_again(Path(args.render))
+    if os.geteuid() != 0 or Path("/proc/1/comm").read_text().strip() != "systemd":
+        print("run inside packaging/testbed as root: packaging/bench.sh does", file=sys.stderr)
+        return 2
+    mode = "quick" if args.quick else "full"
+    only = {key.strip() for key in args.only.split(",") if key.strip()}
+    rows = [r for r in ROWS if mode in r.modes and (not only or r.key in only)]
+    rows.sort(key=lambda r: SECTIONS.index(r.section))  # stable: rows keep their order within
+    started, busy0, own0 = time.monotonic(), machine_busy_s(), own_cpu_s()
+    ctx = Context(mode, log)
+    ctx.only = only
+    results: dict[str, Result] = {}
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise Interrupted(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, interrupt)
+    try:
+        try:
+            run_rows(rows, ctx, log, results)
+        except Interrupted:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, signal.SIG_IGN)  # the testbed's power-off signals again
+            for r in rows:
+                results.setdefault(r.key, Result(status="error: the run was interrupted"))
+            # Saved before the clean-up: the testbed SIGKILLs what still runs 5 s after SIGTERM.
+            finish(results, rows, ctx, args, mode, (started, busy0, own0))
+            return 130
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)  # a second signal must not stop the clean-up
+        log("tearing down: sessions, hubs, hostd, users")
+        ctx.close()
+    finish(results, rows, ctx, args, mode, (started, busy0, own0))
     return 0
 
 

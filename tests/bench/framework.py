@@ -86,8 +86,14 @@ def percentile(values: list[float], pct: float) -> float | None:
     return ordered[rank - 1]
 
 
-def run_rows(rows: list[Row], ctx: Any, log: Callable[[str], None]) -> dict[str, Result]:
-    results: dict[str, Result] = {}
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT: the rows not yet run are reported as interrupted."""
+
+
+def run_rows(
+    rows: list[Row], ctx: Any, log: Callable[[str], None], results: dict[str, Result]
+) -> None:
+    """Run the rows in order into ``results`` (filled as they end: kept if interrupted)."""
     for r in rows:
         started = time.monotonic()
         log(f"row {r.key}: {r.title}")
@@ -99,7 +105,6 @@ def run_rows(rows: list[Row], ctx: Any, log: Callable[[str], None]) -> dict[str,
         result.extra.setdefault("row_seconds", round(time.monotonic() - started, 1))
         results[r.key] = result
         log(f"row {r.key}: {describe(result)}")
-    return results
 
 
 def fmt(value: float | None, unit: str = "s") -> str:
