@@ -62,6 +62,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 
 @pytest.fixture(autouse=True)
+def _restore_umask() -> Iterator[None]:
+    """``hostd-hub`` sets umask 077 for its files; run in-process it would leak into every later
+    test (seen: a testbed started afterwards could not boot)."""
+    saved = os.umask(0o022)
+    os.umask(saved)
+    yield
+    os.umask(saved)
+
+
+@pytest.fixture(autouse=True)
 def _restore_signal_handlers() -> Iterator[None]:
     """uvicorn, run in-process by some tests, replaces SIGINT/SIGTERM handlers while it serves;
     a test that ends mid-serve could leave them, and a later test's Ctrl-C would never arrive

@@ -108,6 +108,20 @@ def test_writes_inside_land_in_memory_but_the_working_directory_is_shared(tmp_pa
     assert (tmp_path / "from-inside").exists()
 
 
+def test_a_callers_strict_umask_does_not_stop_the_boot() -> None:
+    # Seen: a test that left umask 077 behind made every later testbed time out at boot.
+    result = run_testbed(
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "umask; systemctl is-system-running",
+        preexec_fn=lambda: os.umask(0o077),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0022", "running"]
+
+
 def test_only_journald_dbus_and_logind_run_inside() -> None:
     cmd = "systemctl list-units --type=service --state=running --plain --no-legend | cut -d' ' -f1"
     result = run_testbed("run", "--", "sh", "-c", cmd)
