@@ -79,7 +79,14 @@ venv_once() {  # DIR REQUIREMENTS...: a venv of Debian's python3 with exactly th
   "$dir/bin/pip" install -q --disable-pip-version-check "$@" 2>&1 | grep -v "^WARNING: Location" || true
   echo "$pins" > "$dir/.hostd-installed"
 }
+lean() {  # DIR: as packaging/install.sh makes the session environment: without rfc3987-syntax
+  if "$1/bin/python" -c "import rfc3987_syntax" 2>/dev/null; then
+    "$1/bin/pip" uninstall -q -y --disable-pip-version-check rfc3987-syntax lark 2>&1 \
+      | grep -v "^WARNING: Location" || true
+  fi
+}
 venv_once "$SPAWNER_CACHE/session" "${SESSION_SPEC[@]}"
+lean "$SPAWNER_CACHE/session"
 "$SPAWNER_CACHE/session/bin/python" -c "import jupyterhub, jupyter_server, ipykernel" \
   || die "the session venv is incomplete: pip install failed above"
 HUB5="$SPAWNER_CACHE/jupyterhub5"
@@ -118,6 +125,7 @@ export HOSTD_HUB_CACHE="$HUB_CACHE"
 LAB_SPEC=("jupyterlab>=4,<5" "ipykernel>=6")
 PLAYWRIGHT_SPEC="playwright-core@1"
 venv_once "$HUB_CACHE/session" "${LAB_SPEC[@]}"
+lean "$HUB_CACHE/session"
 "$HUB_CACHE/session/bin/python" -c "import jupyterlab, ipykernel" \
   || die "the hub's session venv is incomplete: pip install failed above"
 install -D -m 0644 packaging/session/jupyter_server_config.py \
