@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TypeVar, cast
+from typing import Final, TypeVar, cast
 
 from hostd.errors import InvalidOption, UserRefused
 from units._text import prefixed, show
@@ -32,6 +32,9 @@ _CREDENTIAL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,255}")
 _NO_CREDENTIALS: Mapping[str, str] = MappingProxyType({})
 
 _N = TypeVar("_N", int, float)
+# ref: systemd.exec(5) TemporaryFileSystem=; the options are those of a host's /dev/shm.
+DEV_SHM: Final = "/dev/shm"  # noqa: S108 (a mount point hostd covers, not a file it makes)
+DEV_SHM_OPTIONS: Final = "rw,nosuid,nodev,mode=1777"
 
 
 def build_unit(
@@ -104,6 +107,10 @@ def build_unit(
         properties.append(Property("CPUQuotaPerSecUSec", "t", cpu_quota_usec(cpu)))
     if policy.isolate_tmp:
         properties.append(Property("PrivateTmp", "b", True))
+        # PrivateTmp= leaves /dev/shm the host's, even under PrivateDevices= (bound into the
+        # private /dev): a file there was readable by every other session and outlived this
+        # one. A tmpfs of the session's own; POSIX shared memory and semaphores still work.
+        properties.append(Property("TemporaryFileSystem", "a(ss)", [(DEV_SHM, DEV_SHM_OPTIONS)]))
     if policy.isolate_devices:
         properties.append(Property("PrivateDevices", "b", True))
     if policy.disable_user_sudo:

@@ -133,6 +133,8 @@ HOSTD_OWNED = frozenset(
         "LoadCredential", "LoadCredentialEncrypted", "SetCredential", "SetCredentialEncrypted",
         # life cycle and bookkeeping hostd relies on
         "CollectMode", "Slice", "AddRef", "SyslogIdentifier", "LogExtraFields", "Delegate",
+        # isolate_tmp's private /dev/shm
+        "TemporaryFileSystem",
         # privilege
         "AmbientCapabilities", "CapabilityBoundingSet", "SecureBits", "KeyringMode",
         # systemd opens these files as root before dropping privileges (systemd.exec(5))

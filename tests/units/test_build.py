@@ -108,6 +108,7 @@ def test_golden_seed_002() -> None:
         Property("MemoryMax", "t", 2147483648),
         Property("CPUQuotaPerSecUSec", "t", 1_000_000),
         Property("PrivateTmp", "b", True),
+        Property("TemporaryFileSystem", "a(ss)", [("/dev/shm", "rw,nosuid,nodev,mode=1777")]),
         Property("PrivateDevices", "b", True),
         Property("NoNewPrivileges", "b", True),
         Property("RestrictSUIDSGID", "b", True),
