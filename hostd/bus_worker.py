@@ -325,6 +325,16 @@ def _job_removed(message: Any, error: Any = None, userdata: Any = None) -> None:
 
 
 def main() -> int:
+    try:
+        return serve()
+    except Exception as exc:  # no bus (D-Bus down), or it went away (D-Bus restarted)
+        # One line for the daemon's log; the daemon starts a fresh worker on its next call.
+        first_line = (str(exc).splitlines() or [""])[0]  # pystemd adds a paragraph of banter
+        print(f"hostd.bus_worker: {type(exc).__name__}: {first_line}", file=sys.stderr, flush=True)
+        return 1
+
+
+def serve() -> int:
     global _WORKER
     bus = DBus()
     bus.open()

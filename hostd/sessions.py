@@ -76,6 +76,7 @@ STATE_POLL_S = 0.1  # how often its unit is read meanwhile (a failure shows with
 REAP_INTERVAL_S = 2.0  # how often ended sessions are recorded and their leftovers removed
 FAILURE_LOG_LINES = 20
 OOM_REASON = "killed: out of memory (MemoryMax reached)"
+CUT_OFF_REASON = "hostd stopped before the session was running; start it again"
 ACTIVE = ("active", "activating", "reloading")
 ENDED = ("inactive", "failed")
 
@@ -302,10 +303,14 @@ class SessionManager:
         unit = unit_name_for(name)
         status = await self.systemd.unit_status(unit)
         if status is not None and (status.active_state not in ENDED or name in self._records):
-            return await self._view(name, status)
-        view = await self._stored_view(name, unit)
-        if view.started_at is None:
-            raise SessionNotFound(f"{name} has no session")
+            view = await self._view(name, status)
+        else:
+            view = await self._stored_view(name, unit)
+            if view.started_at is None:
+                raise SessionNotFound(f"{name} has no session")
+        if view.state == "failed":  # what it printed last says why, as journalctl -u would
+            lines = await journal.tail(unit, FAILURE_LOG_LINES)
+            view = replace(view, log=tuple(line.message for line in lines))
         return view
 
     async def list(self) -> list[SessionView]:
@@ -462,12 +467,15 @@ class SessionManager:
                 if record.profile:
                     self._profiles[record.user] = record.profile
             elif record.id is not None:
+                # A start that hostd's death cut off (queued, or its unit gone) never ran for
+                # its user: a failure to report, with a reason, not a quiet stop (issue 9).
+                cut_off = record.state == "starting"
                 await asyncio.to_thread(
                     self.store.update,
                     record.id,
                     ended_at=now(),
-                    state="stopped",
-                    reason="ended while hostd was down",
+                    state="failed" if cut_off else "stopped",
+                    reason=CUT_OFF_REASON if cut_off else "ended while hostd was down",
                 )
         if self._credentials.is_dir():
             for leftover in self._credentials.iterdir():
@@ -494,7 +502,7 @@ class SessionManager:
             async with self._locks[name]:
                 status = await self.systemd.unit_status(unit)
                 if status is None or status.active_state in ENDED:
-                    await self._finish(name, unit, status, reason="ended")
+                    await self._finish(name, unit, status, reason=_ended_reason(status))
                     continue
                 self.sampler.read(name, status.control_group)
                 self.oom.watch(name, self.sampler.memory_dir(status.control_group or ""))
@@ -713,6 +721,10 @@ class SessionManager:
             else None
         )
         ended = state in ("failed", "stopped")
+        reason = None
+        if ended:  # ended on its own, not yet recorded by the reaper: the same words it will use
+            oom = self.oom.killed.get(name) or status.result == "oom-kill"
+            reason = OOM_REASON if oom else _ended_reason(status)
         return SessionView(
             user=name,
             unit=unit,
@@ -722,6 +734,7 @@ class SessionManager:
             started_at=status.active_since,
             url=url,
             limits=Limits(status.memory_max, _cpu(status.cpu_quota_usec)),
+            reason=reason,
             profile=self._profiles.get(name),
         )
 
@@ -741,6 +754,13 @@ class SessionManager:
             reason=record.reason,
             profile=record.profile,
         )
+
+
+def _ended_reason(status: UnitStatus | None) -> str:
+    """Why a session ended on its own: "ended", or "crashed: exit status 3" and the like."""
+    if status is None or status.result in (None, "success"):
+        return "ended"
+    return f"crashed: {describe_end(status.result, status.exit_code, status.exit_status)}"
 
 
 def _prop(spec: UnitSpec, name: str) -> int | None:

@@ -1,8 +1,9 @@
 """Async client of systemd for the daemon (host layer), through hostd.bus_worker.
 
 The worker is a child process speaking JSON lines (see its docstring); this side never blocks
-the event loop. D-Bus errors become hostd.errors here, once. If the worker dies, pending calls
-fail with SystemdUnavailable and the next call starts a new one.
+the event loop. D-Bus errors become hostd.errors here, once. If the worker dies (it exits when
+its bus connection is lost: D-Bus restarted), pending calls fail with SystemdUnavailable and the
+next call starts a new one; a call that only reads is repeated once on the new one.
 """
 
 from __future__ import annotations
@@ -27,6 +28,19 @@ CALL_TIMEOUT_S = 30.0
 # How long a start or stop job may take before we call systemd unresponsive. A stop waits for
 # the unit's own TimeoutStopSec first, so this is above any sane stop timeout.
 JOB_TIMEOUT_S = 150.0
+# While systemd's D-Bus is missing at start-up, try again this often at most (doubling from
+# the first).
+CONNECT_RETRY_FIRST_S = 0.1
+CONNECT_RETRY_MAX_S = 2.0
+# Calls that only read: repeated once on a fresh worker when the bus went away under them
+# (D-Bus restarted). A start or a stop may have reached systemd: never repeated.
+RETRIABLE_OPS = frozenset({"get", "list", "ping"})
+# sd-bus's errors for a connection that is gone (ECONNRESET, ENOTCONN) or closed.
+BUS_LOST_ERRNOS = frozenset({-errno.ECONNRESET, -errno.ENOTCONN, -errno.ECONNREFUSED})
+
+
+class BusLost(SystemdUnavailable):
+    """The worker, or its connection to the bus, went away under a call."""
 
 
 @dataclass(frozen=True)
@@ -106,10 +120,24 @@ class SystemdClient:
 
     @classmethod
     async def connect(cls) -> SystemdClient:
+        """A client whose worker has reached systemd; waits for as long as that takes.
+
+        A daemon started while D-Bus is down or restarting becomes ready when it is back,
+        instead of exiting (issue 9: "recovers without a restart"); hostd.service's start
+        timeout bounds the wait, and systemd restarts it (Restart=on-failure) past that.
+        """
         client = cls()
-        await client._ensure_worker()
-        await client.call("ping")
-        return client
+        delay = CONNECT_RETRY_FIRST_S
+        while True:
+            try:
+                await client.call("ping")
+                return client
+            except SystemdUnavailable as exc:
+                log.warning(
+                    "waiting for systemd over D-Bus (%s); trying again in %.1f s", exc, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, CONNECT_RETRY_MAX_S)
 
     async def _ensure_worker(self) -> asyncio.subprocess.Process:
         async with self._lock:
@@ -149,9 +177,22 @@ class SystemdClient:
             self._pending.clear()
             for future in failures:
                 if not future.done():
-                    future.set_exception(SystemdUnavailable("the D-Bus worker exited"))
+                    future.set_exception(BusLost("the D-Bus worker exited"))
 
     async def call(self, op: str, timeout: float = CALL_TIMEOUT_S, **args: Any) -> Any:
+        try:
+            return await self._call_once(op, timeout, args)
+        except BusLost as exc:
+            if op not in RETRIABLE_OPS:
+                raise
+            log.info("D-Bus went away under %s (%s): once more on a fresh worker", op, exc)
+            old = self._proc
+            if old is not None and old.returncode is None:  # it exits on a lost bus: let it
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(old.wait(), 2)
+            return await self._call_once(op, timeout, args)
+
+    async def _call_once(self, op: str, timeout: float, args: dict[str, Any]) -> Any:
         proc = await self._ensure_worker()
         assert proc.stdin is not None
         self._next_id += 1
@@ -163,7 +204,7 @@ class SystemdClient:
             await proc.stdin.drain()
             return await asyncio.wait_for(future, timeout)
         except (BrokenPipeError, ConnectionResetError) as exc:
-            raise SystemdUnavailable("the D-Bus worker is gone") from exc
+            raise BusLost("the D-Bus worker is gone") from exc
         except TimeoutError as exc:
             raise SystemdUnavailable(f"systemd did not answer {op} within {timeout:.0f} s") from exc
         finally:
@@ -224,6 +265,8 @@ def _map_error(error: dict[str, Any]) -> Exception:
     name, message = str(error.get("name", "")), str(error.get("message", ""))
     if name == "org.freedesktop.systemd1.UnitExists" or error.get("errno") == -errno.EEXIST:
         return SessionConflict(f"systemd: {message}")
+    if error.get("errno") in BUS_LOST_ERRNOS:
+        return BusLost(f"the connection to D-Bus was lost: {message}")
     if name in (
         "org.freedesktop.DBus.Error.NoReply",
         "org.freedesktop.DBus.Error.Timeout",
