@@ -15,9 +15,11 @@ affinity).
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import select
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -334,8 +336,25 @@ def main() -> int:
         return 1
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PARENT_ENV = "HOSTD_BUS_WORKER_PARENT"  # the daemon's pid, set by hostd.systemd
+
+
+def die_with_the_daemon() -> None:
+    """SIGKILL this worker the moment the daemon dies: requests it read but had not sent
+    would otherwise still reach systemd after a ``kill -9`` of the daemon, behind the back of
+    the next daemon's start-up scan."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    parent = os.environ.get(PARENT_ENV)
+    if parent is not None and os.getppid() != int(parent):  # died before prctl took hold
+        os._exit(1)
+
+
 def serve() -> int:
     global _WORKER
+    die_with_the_daemon()
     bus = DBus()
     bus.open()
     worker = _WORKER = Worker(bus)

@@ -146,6 +146,8 @@ class SystemdClient:
             env = dict(os.environ)
             # Bound every D-Bus call: a hung systemd answers "timeout", not never.
             env.setdefault("SYSTEMD_BUS_TIMEOUT", "20s")
+            # hostd.bus_worker.PARENT_ENV (not imported: it would load pystemd in the daemon).
+            env["HOSTD_BUS_WORKER_PARENT"] = str(os.getpid())
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
