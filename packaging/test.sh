@@ -31,7 +31,8 @@ fi
 # --- the venv: Debian's python3, so that unprivileged users inside the testbed can run it -------
 # Tests run hostd as other users (the hub's own user, sessions): they must be able to read the
 # code. A checkout every user can traverse gets an editable .venv inside it; one they cannot
-# (under /root, say) gets a venv in /var/cache with a copy of the code, refreshed each run.
+# (under /root, say) gets a venv in /var/cache with a copy of the code, refreshed each run; so
+# does one under /tmp or /var/tmp, which sessions (PrivateTmp=) cannot see.
 readable_by_all() {
   local dir=$1
   while [ "$dir" != / ]; do
@@ -39,7 +40,8 @@ readable_by_all() {
     dir=$(dirname "$dir")
   done
 }
-if readable_by_all "$top"; then
+case "$top/" in /tmp/*|/var/tmp/*) seen_by_sessions=0 ;; *) seen_by_sessions=1 ;; esac
+if [ $seen_by_sessions = 1 ] && readable_by_all "$top"; then
   VENV="$top/.venv"; editable=1
 else
   VENV=/var/cache/hostd-test/venv; editable=0
