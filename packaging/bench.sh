@@ -4,15 +4,17 @@
 # tree, the hub and JupyterHub + HostdSpawner. Everything runs inside packaging/testbed (a
 # private, real systemd 252) and is torn down with it.
 #
-#   packaging/bench.sh            # the full run (~20 min on 2 cores): the README's table
-#   packaging/bench.sh --quick    # fewer repetitions, N=10 only (~5 min), for development
-#   packaging/bench.sh --only a,b # some rows (keys as the table prints them)
+#   packaging/bench.sh            # the full run (~18 min on 2 cores): the README's table
+#   packaging/bench.sh --quick    # fewer repetitions, N=10 only (~6 min), for development
+#   packaging/bench.sh --only a,b # some rows (keys as the table prints them; any mode's rows)
 #
 # Installs once (root, Debian 12), under .cache/bench/ (world-readable: the sessions' users
 # run the session environment):
 #   - apt: wrk (HTTP load for the proxy rows), npm if missing (configurable-http-proxy);
-#   - session/: JupyterLab 4 and jupyterhub-singleuser 6, made with Debian's python3, byte-compiled;
-#   - session-lean/: the same less rfc3987-syntax (the "lean" rows: see below);
+#   - session/: JupyterLab 4 and jupyterhub-singleuser 6, made with Debian's python3 as
+#     packaging/install.sh makes its session environment (less rfc3987-syntax and lark,
+#     byte-compiled, its Jupyter server config): what an install gives, in every main row;
+#   - session-pip/: the same exactly as pip installs it (the "pip" rows: see below);
 #   - anchor/:  JupyterHub 6 + jupyterhub-systemdspawner 1.0.2, the anchor (a venv of its own);
 #   - node/:    configurable-http-proxy from npm.
 # Prints one table and writes it, with every sample, to tests/bench/results/<time>-<mode>.json.
@@ -78,23 +80,45 @@ venv_once() {  # DIR REQUIREMENTS...
   "$dir/bin/python" -m compileall -q -j 0 "$dir/lib" >/dev/null 2>&1 || true
   echo "$want" > "$dir/.hostd-installed"
 }
-venv_once "$CACHE/session" "${SESSION_SPEC[@]}"
-# The same environment less rfc3987-syntax (nothing requires it: jsonschema's format-nongpl
-# extra pulls it in, through jupyter-events). Importing jsonschema then builds an RFC 3987
-# grammar with lark on every start: 2.5 s of CPU of JupyterLab's ~4 s (py-spy). The "lean"
-# rows measure what dropping it gives.
-if [ "$(cat "$CACHE/session-lean/.hostd-lean" 2>/dev/null)" != "$(cat "$CACHE/session/.hostd-installed")" ]; then
-  say "creating $CACHE/session-lean"
-  rm -rf "$CACHE/session-lean"
-  /usr/bin/python3 -m venv "$CACHE/session-lean"
-  pip_quiet "$CACHE/session-lean/bin/pip" install -q --disable-pip-version-check "${SESSION_SPEC[@]}"
-  pip_quiet "$CACHE/session-lean/bin/pip" uninstall -q -y rfc3987-syntax lark
-  "$CACHE/session-lean/bin/python" -m compileall -q -j 0 "$CACHE/session-lean/lib" >/dev/null 2>&1 || true
-  cp "$CACHE/session/.hostd-installed" "$CACHE/session-lean/.hostd-lean"
-fi
+# The session environments. "install": as packaging/install.sh makes $SESSION_ENV (keep the two
+# in step): nothing needs rfc3987-syntax (jsonschema's format-nongpl extra pulls it in, through
+# jupyter-events), yet with it every JupyterLab start builds an RFC 3987 grammar with lark, 2.5 s
+# of CPU of ~4 s (py-spy); then byte-compiled, and its Jupyter server config. "pip": JupyterLab
+# exactly as `pip install` leaves it (pip byte-compiles what it installs), for the "pip" rows:
+# what the install's recipe gains. The stamp holds the recipe: a change to it re-makes the venv.
+SESSION_DROP=(rfc3987-syntax lark)
+SESSION_CONFIG="$top/packaging/session/jupyter_server_config.py"
+session_env() {  # DIR install|pip
+  local dir=$1 kind=$2 want
+  want=$( {
+    echo "recipe 2: $kind"; printf '%s\n' "${SESSION_SPEC[@]}"
+    if [ "$kind" = install ]; then
+      printf 'drop %s\n' "${SESSION_DROP[@]}"
+      sha256sum < "$SESSION_CONFIG"
+    fi
+  } | sha256sum | cut -d' ' -f1)
+  [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.hostd-installed" 2>/dev/null)" = "$want" ] && return 0
+  say "creating $dir ($kind)"
+  rm -rf "$dir"
+  /usr/bin/python3 -m venv "$dir"
+  pip_quiet "$dir/bin/pip" install -q --disable-pip-version-check "${SESSION_SPEC[@]}"
+  if [ "$kind" = install ]; then
+    pip_quiet "$dir/bin/pip" uninstall -q -y --disable-pip-version-check "${SESSION_DROP[@]}"
+    "$dir/bin/python" -m compileall -q -j 0 "$dir/lib" >/dev/null 2>&1 || true
+    install -D -m 0644 "$SESSION_CONFIG" "$dir/etc/jupyter/jupyter_server_config.py"
+  fi
+  echo "$want" > "$dir/.hostd-installed"
+}
+session_env "$CACHE/session" install
+session_env "$CACHE/session-pip" pip
+rm -rf "$CACHE/session-lean"  # the "lean" rows' venv of before: session/ is that one now
 venv_once "$CACHE/anchor" "${ANCHOR_SPEC[@]}"
-(cd / && "$CACHE/session/bin/python" -c "import jupyterlab, jupyterhub.singleuser") \
-  || die "the session environment is incomplete: pip install failed above"
+for env in session session-pip; do
+  (cd / && "$CACHE/$env/bin/python" -c "import jupyterlab, jupyterhub.singleuser") \
+    || die "the session environment $CACHE/$env is incomplete: pip install failed above"
+done
+! "$CACHE/session/bin/python" -m pip show -q rfc3987-syntax >/dev/null 2>&1 \
+  || die "$CACHE/session still has rfc3987-syntax: pip uninstall failed above"
 (cd / && "$CACHE/anchor/bin/python" -c "import systemdspawner, jupyterhub") \
   || die "the anchor's environment is incomplete: pip install failed above"
 if [ "$(cat "$CACHE/node/.hostd-installed" 2>/dev/null)" != "$CHP_SPEC" ]; then

@@ -218,7 +218,7 @@ else
   # Nothing needs rfc3987-syntax (jsonschema's format-nongpl extra pulls it in through
   # jupyter-events), yet with it every JupyterLab start builds an RFC 3987 grammar with lark:
   # 2.5 s of the ~4 s of CPU a start costs, and half the stop time (packaging/bench.sh, the
-  # "lean" rows). Without it jsonschema skips that one format check.
+  # "pip" rows). Without it jsonschema skips that one format check.
   quiet "$SESSION_ENV/bin/pip" uninstall -y --disable-pip-version-check rfc3987-syntax lark
   # Byte-compiled once here, so no session pays for it (and none can write there).
   "$SESSION_ENV/bin/python" -m compileall -q "$SESSION_ENV/lib" >/dev/null || true

@@ -22,6 +22,7 @@ import psutil
 from tests.bench.context import TINY_PREFIX, Context
 from tests.bench.drivers import Driver, reasons, spawn_many, stop_many
 from tests.bench.env import (
+    JupyterHub,
     machine_busy_s,
     own_cpu_s,
     settle,
@@ -41,16 +42,16 @@ def per_session_memory(n: int) -> int:
     return per // (100 * MIB) * (100 * MIB)
 
 
-def cpu_floor(ctx: Context, n: int, *, tiny: bool = False, lean: bool = False) -> float | None:
-    """N x the single server's start CPU (median of row a, or a lean) / cores."""
+def cpu_floor(ctx: Context, n: int, *, tiny: bool = False, pip: bool = False) -> float | None:
+    """N x the single server's start CPU (median of row a, or a pip) / cores."""
     if tiny:
         return None
     phase = ctx.data.get("spawn", {})
-    floor = phase.get("a lean" if lean else "a")
+    floor = phase.get("a pip" if pip else "a")
     cpus = [c for c in (floor.extra.get("start_cpu_s", []) if floor else []) if c]
     if not cpus:
         return None
-    return n * statistics.median(cpus) / ctx.cores
+    return float(n * statistics.median(cpus) / ctx.cores)
 
 
 def concurrent(
@@ -62,7 +63,7 @@ def concurrent(
     rss: Any,
     control_pid: int,
     tiny: bool = False,
-    lean: bool = False,
+    pip: bool = False,
 ) -> Result:
     users = ctx.users.many(prefix, n)
     for user in users:
@@ -80,7 +81,7 @@ def concurrent(
     footprint = rss()
     stop_many(driver, users)
     left = wait_no_units(driver.unit_pattern, timeout=120)
-    floor = cpu_floor(ctx, n, tiny=tiny, lean=lean)
+    floor = cpu_floor(ctx, n, tiny=tiny, pip=pip)
     return Result(
         samples=[s.seconds for s in ok],
         attempts=n,
@@ -101,20 +102,24 @@ def concurrent(
     )
 
 
-def _hostd_row(n: int, *, tiny: bool = False, memory: int | None = None, lean: bool = False) -> Any:
+def _hostd_row(n: int, *, tiny: bool = False, memory: int | None = None, pip: bool = False) -> Any:
     def run(ctx: Context) -> Result:
         body: dict[str, Any] = {"mem_limit": memory or per_session_memory(n)}
         if tiny:
             body["command"] = "tiny"
-        if lean:
-            body["command"] = "lean"
+        if pip:
+            body["command"] = "pip"
         driver = ctx.hostd_driver(body)
         hostd = ctx.hostd()
-        prefix = "tb" if tiny else "lb" if lean else "cb"
+        prefix = "tb" if tiny else "pb" if pip else "cb"
         assert hostd.proc is not None
+
+        def footprint() -> dict[str, float]:
+            return {"daemon": hostd.rss_mib(), "daemon_pss": hostd.pss_mib()}
+
         result = concurrent(
-            ctx, driver, n, prefix, rss=hostd.rss_mib, control_pid=hostd.proc.pid, tiny=tiny,
-            lean=lean,
+            ctx, driver, n, prefix, rss=footprint, control_pid=hostd.proc.pid, tiny=tiny,
+            pip=pip,
         )  # fmt: skip
         result.extra["mem_limit_bytes"] = body["mem_limit"]
         ctx.data[f"hostd_rss_{n}{'_tiny' if tiny else ''}"] = result.extra["rss_mib_with_sessions"]
@@ -127,10 +132,15 @@ def _anchor_row(n: int, *, tiny: bool = False) -> Any:
     def run(ctx: Context) -> Result:
         driver = ctx.anchor()
         hub = driver.hub
+        assert isinstance(hub, JupyterHub)
         prefix = TINY_PREFIX if tiny else "cf"
 
         def footprint() -> dict[str, float]:
-            return {"hub_and_proxy": hub.rss_mib(), "proxy": hub.proxy_rss_mib()}
+            return {
+                "hub_and_proxy": hub.rss_mib(),
+                "hub_and_proxy_pss": hub.pss_mib(),
+                "proxy": hub.proxy_rss_mib(),
+            }
 
         assert hub.proc is not None
         result = concurrent(
@@ -146,9 +156,8 @@ for _n in (10, 20, 50):
     _modes = ("quick", "full") if _n == 10 else ("full",)
     row(f"b N={_n}", "concurrent", f"hostd API, {_n} at once", modes=_modes)(_hostd_row(_n))
     row(f"f N={_n}", "concurrent", f"anchor, {_n} at once", modes=_modes)(_anchor_row(_n))
-row("b N=20 lean", "concurrent", "hostd API, 20 at once, session-lean", modes=("full",))(
-    _hostd_row(20, lean=True)
-)
+row("b N=20 pip", "concurrent", "hostd API, 20 at once, JupyterLab as pip installs it",
+    modes=("full",))(_hostd_row(20, pip=True))  # fmt: skip
 row("b N=20 2G", "concurrent", "hostd API, 20 at once, seed 002's 2G each", modes=("full",))(
     _hostd_row(20, memory=2 * GIB)
 )

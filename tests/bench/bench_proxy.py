@@ -150,9 +150,9 @@ def proxy_phase(ctx: Context) -> dict[str, Result]:
         return dict(ctx.data["proxy"])
     why = ctx.our_hub_unavailable()
     if why is not None:
-        results = {key: Result.unavailable(why) for key in ("proxy small", "proxy 1MB", "proxy ws")}
-        ctx.data["proxy"] = results
-        return dict(results)
+        missing = {key: Result.unavailable(why) for key in ("proxy small", "proxy 1MB", "proxy ws")}
+        ctx.data["proxy"] = missing
+        return dict(missing)
     setup = ProxySetup(ctx)
     seconds = _duration(ctx)
     results: dict[str, Result] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tests.bench.context import Context
@@ -16,14 +17,14 @@ from tests.bench.drivers import Driver, RawDriver, Spawned
 from tests.bench.env import settle, sh
 from tests.bench.framework import Result, row
 
-ROW_DRIVERS = {
+ROW_DRIVERS: dict[str, tuple[str, Callable[[Context], Driver]]] = {
     "a tiny": ("ta", lambda ctx: RawDriver("tiny")),
     "b tiny": ("tb", lambda ctx: ctx.hostd_driver({"command": "tiny"})),
     "a": ("fa", lambda ctx: RawDriver()),
     "a su": ("fs", lambda ctx: RawDriver("singleuser", ctx.fake_hub_api())),
     "b": ("fb", lambda ctx: ctx.hostd_driver()),
-    "a lean": ("la", lambda ctx: RawDriver("lean")),
-    "b lean": ("lb", lambda ctx: ctx.hostd_driver({"command": "lean"})),
+    "a pip": ("pa", lambda ctx: RawDriver("pip")),
+    "b pip": ("pb", lambda ctx: ctx.hostd_driver({"command": "pip"})),
     "c": ("fc", lambda ctx: ctx.our_hub()),
     "d": ("fd", lambda ctx: ctx.spawner_hub()),
     "f": ("ff", lambda ctx: ctx.anchor()),
@@ -76,7 +77,7 @@ def spawn_phase(ctx: Context) -> dict[str, Any]:
             spawns[key].append(spawned)
             if spawned.ok:
                 stops[key].append(stop_s)
-    floors = {"b": "a", "c": "a", "b tiny": "a tiny", "d": "a su", "f": "a su", "b lean": "a lean"}
+    floors = {"b": "a", "c": "a", "b tiny": "a tiny", "d": "a su", "f": "a su", "b pip": "a pip"}
     for key, results in spawns.items():
         ok = [s for s in results if s.ok]
         extra: dict[str, Any] = {
@@ -143,8 +144,8 @@ SPAWN_TITLES = {
     "a": "floor: systemd-run of JupyterLab, polling until /api answers",
     "a su": "floor for JupyterHub's rows: systemd-run of jupyterhub-singleuser",
     "b": "hostd API: POST /v1/sessions/{user}?wait=true",
-    "a lean": "floor, session env without rfc3987-syntax (session-lean)",
-    "b lean": "hostd API, session env without rfc3987-syntax ([commands] lean)",
+    "a pip": "floor, JupyterLab as pip installs it (session-pip: with rfc3987-syntax)",
+    "b pip": "hostd API, JupyterLab as pip installs it ([commands] pip)",
     "c": "through hostd-hub: POST /hub/api/users/{name}/server",
     "d": "JupyterHub 6 + HostdSpawner",
     "f": "anchor: JupyterHub 6 + systemdspawner 1.0.2 (seed 002)",
@@ -154,8 +155,8 @@ STOP_TITLES = {
     "b tiny": "hostd: DELETE, tiny server",
     "a": "systemctl stop (floor)",
     "b": "hostd: DELETE /v1/sessions/{user}",
-    "a lean": "systemctl stop, session-lean",
-    "b lean": "hostd: DELETE, session-lean",
+    "a pip": "systemctl stop, JupyterLab as pip installs it (session-pip)",
+    "b pip": "hostd: DELETE, session-pip",
     "c": "hostd-hub: DELETE /hub/api/users/{name}/server",
     "d": "JupyterHub + HostdSpawner: DELETE .../server",
     "f": "JupyterHub + systemdspawner: DELETE .../server",

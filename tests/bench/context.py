@@ -41,6 +41,8 @@ PASSWORD = "bench-Pw-1"  # throwaway accounts in the testbed's overlay
 class OurHubDriver(HubDriver):
     """hostd-hub's users log in (PAM, through the daemon) and make a token: untimed."""
 
+    hub: HostdHub
+
     def prepare(self, user: str) -> None:
         sh("chpasswd", input=f"{user}:{PASSWORD}\n")
         self.hub.log_in(user, PASSWORD)
@@ -140,7 +142,7 @@ class Context:
             session = {**SEED_POLICY, "unit_extra_properties": {"RuntimeDirectoryPreserve": "no"}}
             commands = {
                 "tiny": TINY,
-                "lean": lab_argv("{PORT}", "{BASE_URL}", lean=True),
+                "pip": lab_argv("{PORT}", "{BASE_URL}", pip=True),
                 "singleuser": [str(SESSION_EXEC), SINGLEUSER, "--ip=127.0.0.1", "--port={PORT}"],
             }
             hostd = Hostd(WORK / "hostd", session, commands)
@@ -149,6 +151,7 @@ class Context:
             hostd.api("GET", "/v1/sessions")
             time.sleep(1.0)
             self.data["hostd_idle_rss"] = hostd.rss_mib()
+            self.data["hostd_idle_rss_pss"] = hostd.pss_mib()
         return self._hostd
 
     def hostd_driver(self, body: dict[str, Any] | None = None) -> HostdDriver:
@@ -167,6 +170,7 @@ class Context:
             self._hubs[key] = hub
             time.sleep(1.0)
             self.data[f"{key}_idle_rss"] = hub.rss_mib()
+            self.data[f"{key}_idle_rss_pss"] = hub.pss_mib()
             if isinstance(hub, JupyterHub):
                 self.data[f"{key}_idle_proxy_rss"] = hub.proxy_rss_mib()
         return self._hubs[key]
@@ -202,7 +206,7 @@ class Context:
             None if (HOSTD_BIN / "hostd-hub").exists() else "hostd-hub is not installed in the venv"
         )
 
-    def our_hub(self) -> HubDriver:
+    def our_hub(self) -> OurHubDriver:
         """(c) hostd-hub, as its own system user in group hostd; users log in with PAM."""
 
         def make() -> HostdHub:
@@ -228,7 +232,7 @@ class Context:
                 hub.stop()
         if self._hostd is not None:
             with contextlib.suppress(Exception):
-                for view in self._hostd.api("GET", "/v1/sessions")[1] or []:
+                for view in (self._hostd.api("GET", "/v1/sessions")[1] or {})["sessions"]:
                     self._hostd.api("DELETE", f"/v1/sessions/{view['user']}")
             self._hostd.stop()
         if self._fake_hub is not None:

@@ -71,11 +71,11 @@ class RawDriver(Driver):
     """(a) The floor: systemd-run of the JupyterLab command with seed 002's unit properties,
     then polling the port every 20 ms until ``/api`` answers.
 
-    ``server`` "lab" is hostd's JupyterLab command, "lean" the same from session-lean; "tiny"
-    Python's http.server (to see a
-    spawn path's own cost without JupyterLab's seconds of start); "singleuser" is
-    jupyterhub-singleuser of the same environment, as JupyterHub's rows run it, with the
-    variables JupyterHub would pass (its API URL a FakeHubAPI's: no hub needed).
+    ``server`` "lab" is hostd's JupyterLab command, "pip" the same from session-pip (JupyterLab
+    as pip installs it); "tiny" Python's http.server (to see a spawn path's own cost without
+    JupyterLab's seconds of start); "singleuser" is jupyterhub-singleuser of the same
+    environment, as JupyterHub's rows run it, with the variables JupyterHub would pass (its API
+    URL a FakeHubAPI's: no hub needed).
     """
 
     name = "systemd-run"
@@ -108,7 +108,7 @@ class RawDriver(Driver):
                 "JUPYTERHUB_USER": user,
             }
             return [*(f"--setenv={k}={v}" for k, v in hub.items()), SINGLEUSER]
-        return lab_argv(port, base, lean=self.server == "lean")
+        return lab_argv(port, base, pip=self.server == "pip")
 
     def spawn(self, user: str, t0: float | None = None) -> Spawned:
         port, base = free_port(), f"/user/{user}/"
@@ -316,7 +316,7 @@ def reasons(spawns: list[Spawned]) -> dict[str, int]:
 
     def general(reason: str) -> str:
         reason = re.sub(r"https?://\S+", "<url>", reason)
-        return re.sub(r"\b(?:cb|cf|tb|ft)\d{3}[0-9a-f]{4}\b", "<user>", reason)
+        return re.sub(r"\b(?:cb|cf|tb|ft|pb|hb)\d{3}[0-9a-f]{4}\b", "<user>", reason)
 
     return dict(collections.Counter(general(s.reason) for s in spawns if not s.ok))
 

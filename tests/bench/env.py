@@ -29,8 +29,8 @@ import psutil
 
 TOP = Path(__file__).resolve().parents[2]
 CACHE = TOP / ".cache" / "bench"
-SESSION_VENV = CACHE / "session"  # JupyterLab 4 + jupyterhub-singleuser, Debian's python3
-LEAN_VENV = CACHE / "session-lean"  # the same less rfc3987-syntax (see bench.sh)
+SESSION_VENV = CACHE / "session"  # JupyterLab 4 + jupyterhub-singleuser, as install.sh makes it
+PIP_VENV = CACHE / "session-pip"  # the same exactly as pip installs it (see bench.sh)
 ANCHOR_VENV = CACHE / "anchor"  # JupyterHub 6 + jupyterhub-systemdspawner 1.0.2
 CHP = CACHE / "node" / "node_modules" / ".bin" / "configurable-http-proxy"
 HUB6_VENV = TOP / ".venv"  # JupyterHub 6 with hostd installed: HostdSpawner (row d)
@@ -44,8 +44,8 @@ LAB = str(SESSION_VENV / "bin" / "jupyter")
 SINGLEUSER = str(SESSION_VENV / "bin" / "jupyterhub-singleuser")
 
 
-def lab_argv(port: int | str, base_url: str, *, lean: bool = False) -> list[str]:
-    lab = str(LEAN_VENV / "bin" / "jupyter") if lean else LAB
+def lab_argv(port: int | str, base_url: str, *, pip: bool = False) -> list[str]:
+    lab = str(PIP_VENV / "bin" / "jupyter") if pip else LAB
     return [lab, "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
             f"--ServerApp.base_url={base_url}"]  # fmt: skip
 
@@ -278,6 +278,44 @@ def tree_rss_mib(pid: int) -> float:
     return total / 2**20
 
 
+def pss_kib(pid: int) -> int:
+    """Proportional set size (/proc/PID/smaps_rollup): each shared page split among the
+    processes that map it. Information next to RSS: the footprint target is RSS."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
+def tree_pss_mib(pid: int) -> float:
+    """PSS of a process and all its descendants, MiB."""
+    try:
+        top = psutil.Process(pid)
+        procs = [top, *top.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    return sum(pss_kib(proc.pid) for proc in procs) / 1024
+
+
+def tree_processes(pid: int) -> list[dict[str, Any]]:
+    """Each process of the tree with its RSS and PSS (MiB): what a footprint is made of."""
+    out: list[dict[str, Any]] = []
+    with contextlib.suppress(psutil.Error):
+        top = psutil.Process(pid)
+        for proc in [top, *top.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                out.append(
+                    {
+                        "pid": proc.pid,
+                        "cmd": " ".join(proc.cmdline())[:160],
+                        "rss_mib": round(proc.memory_info().rss / 2**20, 1),
+                        "pss_mib": round(pss_kib(proc.pid) / 1024, 1),
+                    }
+                )
+    return out
+
+
 def tree_cpu_s(pid: int) -> float:
     """User + system CPU-seconds of a process and its living descendants."""
     total = 0.0
@@ -426,6 +464,10 @@ class Hostd:
         assert self.proc is not None
         return tree_rss_mib(self.proc.pid)
 
+    def pss_mib(self) -> float:
+        assert self.proc is not None
+        return tree_pss_mib(self.proc.pid)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -532,6 +574,10 @@ class JupyterHub:
         assert self.proc is not None
         return tree_rss_mib(self.proc.pid)
 
+    def pss_mib(self) -> float:
+        assert self.proc is not None
+        return tree_pss_mib(self.proc.pid)
+
     def proxy_rss_mib(self) -> float:
         assert self.proc is not None
         total = 0.0
@@ -634,6 +680,10 @@ class HostdHub:
     def rss_mib(self) -> float:
         assert self.proc is not None
         return tree_rss_mib(self.proc.pid)
+
+    def pss_mib(self) -> float:
+        assert self.proc is not None
+        return tree_pss_mib(self.proc.pid)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
