@@ -52,6 +52,16 @@ _T = TypeVar("_T")
 StartResult = StartOutcome
 
 
+# The daemon (uvicorn) closes a connection idle for 5 s, and httpx keeps an idle one as long
+# by default: a request could go out on a connection the daemon was closing and fail with
+# "Server disconnected without sending a response" (seen as a hub proxy's 500 under
+# tests/hub/test_load.py). Idle connections are let go well before the daemon does.
+DAEMON_KEEPALIVE_S: Final = 2.0
+DAEMON_LIMITS: Final = httpx.Limits(
+    max_connections=100, max_keepalive_connections=20, keepalive_expiry=DAEMON_KEEPALIVE_S
+)
+
+
 class DaemonUnreachable(HostdError):
     """Raised by the client when the daemon cannot be talked to: its socket is missing,
     refuses connections or may not be opened, or the connection broke or timed out."""
@@ -183,7 +193,9 @@ class HostdClient:
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            transport = self._transport or httpx.AsyncHTTPTransport(uds=self.socket_path)
+            transport = self._transport or httpx.AsyncHTTPTransport(
+                uds=self.socket_path, limits=DAEMON_LIMITS
+            )
             # trust_env=False: HTTP_PROXY and friends would route requests away from the socket.
             self._http = httpx.AsyncClient(
                 transport=transport,

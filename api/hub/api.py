@@ -3,7 +3,9 @@
 Authenticated by ``Authorization: token <hub API token>`` (or ``Bearer``), or by the browser's
 session cookie; with the cookie, every request that changes something also needs the
 ``X-XSRFToken`` header and must not come from another site. A user may act on their own
-server, an admin on anyone's. Errors are JupyterHub's body, ``{"status", "message"}``.
+server, an admin on anyone's (but makes someone a token, which opens their server, only with
+``admin_access``). Errors are JupyterHub's body, ``{"status", "message"}``; a body over its
+limit is 413.
 
     POST   /hub/api/users/{name}/server            201 ready, 202 pending, 400 running or
                                                    busy, 429 + Retry-After (capacity)
@@ -29,7 +31,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from api.client import DaemonUnreachable
 from api.hub.auth import XSRF_HEADER, Identity
 from api.hub.db import HubUser
-from api.hub.forms import read_json
+from api.hub.forms import TooLarge, read_json
 from api.hub.security import cross_site
 from api.hub.servers import NotPending, ServerBusy, ServerStatus
 from api.hub.state import Hub
@@ -54,6 +56,7 @@ _UNSAFE: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _NOTE_MAX: Final = 200
 # HTTP statuses of the errors the API passes on, nearest class first.
 _STATUS: Final[tuple[tuple[type[HostdError], int], ...]] = (
+    (TooLarge, 413),
     (ServerBusy, 400),
     (NotPending, 400),
     (InvalidInput, 400),
@@ -229,8 +232,15 @@ class HubAPI:
         )
 
     async def tokens(self, request: Request) -> Response:
-        _, user = await self._for_user(request)
+        identity, user = await self._for_user(request)
         if request.method == "POST":
+            # A token made for someone opens their server (/user/<name>/): only with the
+            # access to it that admin_access gives (JupyterHub: a token carries no more than
+            # its maker holds).
+            if identity.user != user and not self.hub.config.admin_access:
+                return api_error(
+                    403, f"{identity.user} may not make tokens for {user} (admin_access is off)"
+                )
             options = await read_json(request)
             note = options.get("note")
             if note is not None and (not isinstance(note, str) or len(note) > _NOTE_MAX):

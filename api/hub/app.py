@@ -192,8 +192,8 @@ def build_hub_app(
     async def bad_input(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, BadInput)
         if request.url.path.startswith("/hub/api"):
-            return api_error(400, exc.message)
-        return pages.error(request, 400, exc.message, await sessions.identify(request))
+            return api_error(exc.status, exc.message)
+        return pages.error(request, exc.status, exc.message, await sessions.identify(request))
 
     async def hostd_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HostdError)

@@ -2,20 +2,28 @@
 
 Every body is read with a limit, and every way it can be wrong (too big, not a form, not
 UTF-8, too many fields) is one BadInput with a message for people: a hostile or broken
-request gets a 400 page or body, never a 500.
+request gets a 400 page or body (413 for one over the limit: ``TooLarge``), never a 500.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
 from hostd.errors import InvalidInput
 
-__all__ = ["FORM_MAX_BYTES", "JSON_MAX_BYTES", "BadInput", "read_body", "read_form", "read_json"]
+__all__ = [
+    "FORM_MAX_BYTES",
+    "JSON_MAX_BYTES",
+    "BadInput",
+    "TooLarge",
+    "read_body",
+    "read_form",
+    "read_json",
+]
 
 FORM_MAX_BYTES: Final = 16 * 1024  # a login form is a few hundred bytes
 JSON_MAX_BYTES: Final = 64 * 1024
@@ -27,17 +35,25 @@ class BadInput(InvalidInput):
     """Raised for a body that cannot be used: too big, not the expected kind, or broken."""
 
     code = "bad-request"
+    status: ClassVar[int] = 400
+
+
+class TooLarge(BadInput):
+    """Raised for a body over its limit (a declared Content-Length, or the bytes that came)."""
+
+    code = "too-large"
+    status = 413
 
 
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise BadInput(f"the request is too big (over {limit} bytes)")
+        raise TooLarge(f"the request is too big (over {limit} bytes)")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise BadInput(f"the request is too big (over {limit} bytes)")
+            raise TooLarge(f"the request is too big (over {limit} bytes)")
     return bytes(body)
 
 

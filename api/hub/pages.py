@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from api.hub.auth import XSRF_FIELD, Identity
-from api.hub.forms import BadInput, read_form
+from api.hub.forms import BadInput, TooLarge, read_form
 from api.hub.security import DEFAULT_NEXT, cross_site, safe_next
 from api.hub.state import Hub
 from hostd.errors import (
@@ -101,6 +101,8 @@ class Pages:
         """The form of a state-changing POST, after the CSRF and same-site checks."""
         try:
             form = await read_form(request)
+        except TooLarge:
+            raise  # a 413 page (app.py): retrying the same form cannot help
         except BadInput:
             form = {}  # no form, no token: refused below like a missing token
         if cross_site(request.headers) or not self.hub.sessions.check_xsrf(
@@ -145,7 +147,7 @@ class Pages:
             form = await read_form(request)
         except BadInput as exc:
             return self._login_form(
-                request, next_url=None, username="", message=exc.message, status=400
+                request, next_url=None, username="", message=exc.message, status=exc.status
             )
         next_url = safe_next(form.get("next"))
         shown_name = form.get("username", "")[:64]

@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 # An upstream answer of known length up to this is read whole and sent at once; longer or
 # unsized ones (downloads, event streams) are streamed.
 BUFFERED_BODY_MAX_BYTES: Final = 256 * 1024
+# jupyter_server answers a kernel's WebSocket upgrade once the kernel is ready, giving up
+# after its kernel_info_timeout (60 s): the hub waits longer, so the server's answer decides.
+# (10 s was measured too short: 20 kernels starting at once on two cores, tests/hub/test_load.py.)
+WS_OPEN_TIMEOUT_S: Final = 75.0
 # Notebook outputs can be large (images); uvicorn's own default is 16 MiB.
 WS_MAX_BYTES: Final = 64 * 1024 * 1024
 _USER_PATH: Final = re.compile(rb"/user/([^/?#]{1,128})(/[^?#]*)?")
@@ -277,7 +281,7 @@ class UserProxy:
                 compression=None,  # loopback: deflate would only cost CPU
                 proxy=None,
                 user_agent_header=None,
-                open_timeout=10,
+                open_timeout=WS_OPEN_TIMEOUT_S,
             )
         except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
             self.routes.forget(user)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Final
 
 import uvicorn
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from api.client import DaemonUnreachable, HostdClient
 from api.hub.app import build_hub_app
@@ -24,7 +25,7 @@ from api.hub.proxy import WS_MAX_BYTES
 from api.hub.security import Secret, load_or_create_secret
 from hostd.errors import HostdError
 
-__all__ = ["SHADOW", "StartupError", "prepare", "serve", "uvicorn_config"]
+__all__ = ["SHADOW", "HubWebSocketProtocol", "StartupError", "prepare", "serve", "uvicorn_config"]
 
 log = logging.getLogger("hostd.hub")
 
@@ -58,6 +59,23 @@ def prepare(config: HubConfig) -> tuple[HubStore, Secret]:
     return store, secret
 
 
+class HubWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol, but a handshake that websockets refuses to parse (a
+    request line over 8 KiB: 414; headers too large: 431; not HTTP: 400) gets that answer
+    and is closed. uvicorn 0.54 leaves the answer unsent and the connection open, silent,
+    until the client gives up (found by tests/api/hub/test_fuzz.py)."""
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if (
+            self.conn.handshake_exc is not None
+            and not self.handshake_initiated
+            and not self.transport.is_closing()
+        ):
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.transport.close()
+
+
 def uvicorn_config(config: HubConfig, app: object) -> uvicorn.Config:
     return uvicorn.Config(
         app,  # type: ignore[arg-type]
@@ -65,7 +83,7 @@ def uvicorn_config(config: HubConfig, app: object) -> uvicorn.Config:
         port=config.port,
         ssl_certfile=str(config.ssl_cert) if config.ssl_cert else None,
         ssl_keyfile=str(config.ssl_key) if config.ssl_key else None,
-        ws="websockets-sansio",
+        ws=HubWebSocketProtocol,
         ws_max_size=WS_MAX_BYTES,
         proxy_headers=bool(config.trusted_proxies),
         forwarded_allow_ips=list(config.trusted_proxies) or None,

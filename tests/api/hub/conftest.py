@@ -19,6 +19,7 @@ from api.hub.app import build_hub_app
 from api.hub.config import HubConfig
 from api.hub.db import HubStore
 from api.hub.security import load_or_create_secret
+from api.hub.server import HubWebSocketProtocol
 from tests.api.fake import MEMBER, with_peer
 from tests.api.hub.fake import HubFake, start_server, stop_servers, upstream_app, url_of
 
@@ -86,7 +87,8 @@ async def hub(
         daemon=HostdClient(str(config.hostd_socket)),
         uid_of=server_owner,
     )
-    hub = await start_server(app, lifespan="on", **(tls or {}))
+    # The hub's own WebSocket protocol, as hostd-hub serves it (api.hub.server).
+    hub = await start_server(app, lifespan="on", ws=HubWebSocketProtocol, **(tls or {}))
     try:
         yield HubUnderTest(
             url=url_of(hub[0]), fake=fake, store=store, config=config, upstream_seen=upstream_seen

@@ -196,7 +196,7 @@ async def start_server(app: ASGIApp, **options: Any) -> tuple[uvicorn.Server, as
         app,
         **where,
         lifespan=options.pop("lifespan", "off"),
-        ws="websockets-sansio",
+        ws=options.pop("ws", "websockets-sansio"),
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=2,
