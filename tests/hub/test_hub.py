@@ -4,14 +4,11 @@ proxy, other users kept out, and the hub holding no privilege."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -21,10 +18,9 @@ from websockets.sync.client import connect
 from api.hub.auth import SESSION_COOKIE
 from tests.hostd.systemd.conftest import Daemon
 from tests.hub.conftest import HUB_USER, Hub, PamUser, hub_pid_uid, log_in, run, xsrf_of
+from tests.hub.lab import channels, cookie, run_code, start_lab, ws_url
 
 pytestmark = pytest.mark.systemd
-
-START_TIMEOUT_S = 90
 
 
 @pytest.fixture(scope="module")
@@ -48,35 +44,7 @@ def alice_browser(hub: Hub, alice: PamUser) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def alice_lab(hub: Hub, alice: PamUser, alice_browser: httpx.Client) -> str:
     """alice's server, started through the hub's API with her cookie; its URL."""
-    xsrf = xsrf_of(alice_browser.get("/hub/home").text)
-    response = alice_browser.post(
-        f"/hub/api/users/{alice.name}/server", headers={"X-XSRFToken": xsrf}
-    )
-    assert response.status_code in (201, 202), (response.text, hub.tail())
-    events = progress(alice_browser, alice.name)
-    assert events[-1].get("ready"), (events, hub.tail())
-    return str(events[-1]["url"])
-
-
-def progress(client: httpx.Client, user: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    path = f"/hub/api/users/{user}/server/progress"
-    with client.stream("GET", path, timeout=START_TIMEOUT_S) as stream:
-        assert stream.status_code == 200, stream.read()
-        for line in stream.iter_lines():
-            if line.startswith("data: "):
-                found.append(json.loads(line[6:]))
-                if found[-1].get("ready") or found[-1].get("failed"):
-                    break
-    return found
-
-
-def ws_url(hub: Hub, path: str) -> str:
-    return "ws" + hub.url.removeprefix("http") + path
-
-
-def cookie(client: httpx.Client) -> dict[str, str]:
-    return {"Cookie": f"{SESSION_COOKIE}={client.cookies[SESSION_COOKIE]}"}
+    return start_lab(hub, alice_browser, alice.name)
 
 
 # -- login -----------------------------------------------------------------------------
@@ -162,45 +130,8 @@ def test_code_runs_in_a_kernel_over_the_proxys_websocket(
 
 def execute(hub: Hub, client: httpx.Client, user: str, kernel_id: str, code: str) -> str:
     """Run code in the kernel over its channels WebSocket; what it printed."""
-    session = uuid.uuid4().hex
-    msg_id = uuid.uuid4().hex
-    request = {
-        "header": {
-            "msg_id": msg_id,
-            "username": user,
-            "session": session,
-            "msg_type": "execute_request",
-            "version": "5.3",
-            "date": datetime.now(UTC).isoformat(),
-        },
-        "parent_header": {},
-        "metadata": {},
-        "content": {
-            "code": code,
-            "silent": False,
-            "store_history": False,
-            "user_expressions": {},
-            "allow_stdin": False,
-            "stop_on_error": True,
-        },
-        "channel": "shell",
-        "buffers": [],
-    }
-    url = ws_url(hub, f"/user/{user}/api/kernels/{kernel_id}/channels?session_id={session}")
-    printed = ""
-    deadline = time.monotonic() + 60
-    with connect(url, additional_headers=cookie(client), open_timeout=30) as socket:
-        socket.send(json.dumps(request))
-        while time.monotonic() < deadline:
-            message = json.loads(socket.recv(timeout=60))
-            if message.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind = message["header"]["msg_type"]
-            if kind == "stream":
-                printed += message["content"]["text"]
-            if kind == "status" and message["content"]["execution_state"] == "idle":
-                return printed
-    raise AssertionError(f"no answer from the kernel; printed so far {printed!r}")
+    with channels(hub, client, user, kernel_id) as socket:
+        return run_code(socket, user, code)
 
 
 def test_bob_gets_403_on_alices_server_over_http_and_websocket(

@@ -12,14 +12,12 @@ Latencies and rates are printed (run with -s to see them).
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from api.hub.auth import SESSION_COOKIE
 from tests.hostd.systemd.conftest import Daemon
 from tests.hub.conftest import BASE, LAB_POLICY, Hub, PamUser, log_in, run, xsrf_of
+from tests.hub.lab import run_code_async
 
 pytestmark = pytest.mark.systemd
 
@@ -229,41 +228,6 @@ def lab_users(
     return found
 
 
-def execute_request(user: str, code: str) -> tuple[str, str]:
-    msg_id = uuid.uuid4().hex
-    header = {
-        "msg_id": msg_id,
-        "username": user,
-        "session": uuid.uuid4().hex,
-        "msg_type": "execute_request",
-        "version": "5.3",
-        "date": datetime.now(UTC).isoformat(),
-    }
-    content = {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-               "allow_stdin": False, "stop_on_error": True}  # fmt: skip
-    message = {"header": header, "parent_header": {}, "metadata": {}, "content": content,
-               "channel": "shell", "buffers": []}  # fmt: skip
-    return msg_id, json.dumps(message)
-
-
-async def run_code(socket: ClientConnection, user: str, code: str) -> str:
-    msg_id, request = execute_request(user, code)
-    await socket.send(request)
-    printed = ""
-    async with asyncio.timeout(90):
-        while True:
-            message = json.loads(await socket.recv())
-            if message.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind = message["header"]["msg_type"]
-            if kind == "stream":
-                printed += message["content"]["text"]
-            if kind == "error":
-                printed += "error: " + message["content"]["ename"]
-            if kind == "status" and message["content"]["execution_state"] == "idle":
-                return printed
-
-
 async def test_20_kernel_websockets_at_once_through_the_proxy(
     hub: Hub, lab_users: list[tuple[PamUser, str]]
 ) -> None:
@@ -315,10 +279,10 @@ async def test_20_kernel_websockets_at_once_through_the_proxy(
     async def work(number: int, socket: ClientConnection, user: str) -> None:
         try:
             # The first run waits for the kernel to be ready; it is not counted.
-            assert await run_code(socket, user, f"k = {number}; print('ready')") == "ready\n"
+            assert await run_code_async(socket, user, f"k = {number}; print('ready')") == "ready\n"
             for round_ in range(ROUNDS):
                 sent = time.perf_counter()
-                printed = await run_code(socket, user, f"print(k * 1000 + {round_})")
+                printed = await run_code_async(socket, user, f"print(k * 1000 + {round_})")
                 round_trips.append(time.perf_counter() - sent)
                 if printed != f"{number * 1000 + round_}\n":
                     errors.append(f"kernel {number}: printed {printed!r}")

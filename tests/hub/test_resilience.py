@@ -6,20 +6,17 @@ same kernel with its state intact (issue 9)."""
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 
 import httpx
 import pytest
 import websockets
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import ClientConnection
 
-from tests.hub.conftest import Hub, PamUser, log_in, run, xsrf_of
-from tests.hub.test_hub import cookie, progress, ws_url
+from tests.hub.conftest import Hub, PamUser, log_in, run
+from tests.hub.lab import channels, run_code, start_lab
 
 pytestmark = pytest.mark.systemd
 
@@ -40,57 +37,13 @@ def carol_browser(hub: Hub, carol: PamUser) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def carol_lab(hub: Hub, carol: PamUser, carol_browser: httpx.Client) -> str:
-    xsrf = xsrf_of(carol_browser.get("/hub/home").text)
-    response = carol_browser.post(
-        f"/hub/api/users/{carol.name}/server", headers={"X-XSRFToken": xsrf}
-    )
-    assert response.status_code in (201, 202), (response.text, hub.tail())
-    events = progress(carol_browser, carol.name)
-    assert events[-1].get("ready"), (events, hub.tail())
-    return str(events[-1]["url"])
+    return start_lab(hub, carol_browser, carol.name)
 
 
 def main_pid(unit: str) -> tuple[str, int]:
     shown = run("systemctl", "show", unit, "-p", "ActiveState", "-p", "MainPID").stdout
     values = dict(line.split("=", 1) for line in shown.split())
     return values["ActiveState"], int(values["MainPID"])
-
-
-def channels(hub: Hub, client: httpx.Client, user: str, kernel_id: str) -> ClientConnection:
-    session = uuid.uuid4().hex
-    url = ws_url(hub, f"/user/{user}/api/kernels/{kernel_id}/channels?session_id={session}")
-    return connect(url, additional_headers=cookie(client), open_timeout=30)
-
-
-def run_code(socket: ClientConnection, user: str, code: str) -> str:
-    """Run code over an open channels WebSocket; what it printed."""
-    msg_id = uuid.uuid4().hex
-    header = {
-        "msg_id": msg_id,
-        "username": user,
-        "session": uuid.uuid4().hex,
-        "msg_type": "execute_request",
-        "version": "5.3",
-        "date": datetime.now(UTC).isoformat(),
-    }
-    content = {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-               "allow_stdin": False, "stop_on_error": True}  # fmt: skip
-    socket.send(json.dumps({"header": header, "parent_header": {}, "metadata": {},
-                            "content": content, "channel": "shell", "buffers": []}))  # fmt: skip
-    printed = ""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        message = json.loads(socket.recv(timeout=60))
-        if message.get("parent_header", {}).get("msg_id") != msg_id:
-            continue
-        kind = message["header"]["msg_type"]
-        if kind == "stream":
-            printed += message["content"]["text"]
-        if kind == "error":
-            printed += "error: " + message["content"]["ename"]
-        if kind == "status" and message["content"]["execution_state"] == "idle":
-            return printed
-    raise AssertionError(f"no answer from the kernel; printed so far {printed!r}")
 
 
 def closed_by_peer(socket: ClientConnection) -> websockets.ConnectionClosed | None:

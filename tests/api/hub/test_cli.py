@@ -108,19 +108,6 @@ def test_hostd_hub_starts_makes_its_files_private_and_stops_on_sigterm(tmp_path:
     assert "the daemon is not reachable yet" in err
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "hub.crt", directory / "hub.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
-
-
 @pytest.fixture
 def hub_options(certificate: tuple[Path, Path]) -> dict[str, Any]:
     cert, key = certificate

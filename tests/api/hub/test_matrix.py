@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import subprocess
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -684,19 +683,6 @@ async def test_cookies_are_httponly_samesite_and_not_secure_over_http(hub: HubUn
     for cookie in await _cookies(hub):
         assert "httponly" in cookie and cookie["samesite"].lower() == "lax", cookie
         assert "secure" not in cookie  # a browser would drop a Secure cookie over HTTP
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "hub.crt", directory / "hub.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
 
 
 class TestUnderTLS:
