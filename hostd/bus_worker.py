@@ -216,6 +216,18 @@ class Worker:
     def op_get(self, request_id: int, name: str) -> None:
         self.reply(request_id, self.read_unit(name))
 
+    def op_state(self, request_id: int, name: str) -> None:
+        """ActiveState alone (None: no such unit). For polling: one Get costs about 0.1 ms of
+        this worker's CPU, where read_unit's two GetAll (400 properties) cost 5 ms here and
+        more in PID 1."""
+        path = self.unit_path(name)
+        state = None
+        if path is not None:
+            state = text(
+                self.call(path, PROPERTIES, b"Get", apply_signature(b"ss", [UNIT, b"ActiveState"]))
+            )
+        self.reply(request_id, state)
+
     def read_unit(self, name: str) -> dict[str, Any] | None:
         path = self.unit_path(name)
         if path is None:
@@ -286,6 +298,7 @@ class Worker:
             "start": self.op_start,
             "stop": self.op_stop,
             "get": self.op_get,
+            "state": self.op_state,
             "list": self.op_list,
             "set": self.op_set,
             "unref": self.op_unref,

@@ -610,8 +610,7 @@ class SessionManager:
                     await self._mark(name, state="running", invocation_id=status.invocation_id)
                     return await self._view(name, status, answering=True)
             if time.monotonic() >= next_state_check:
-                status = await self.systemd.unit_status(unit)
-                if status is None or status.active_state not in ACTIVE:
+                if await self.systemd.active_state(unit) not in ACTIVE:
                     raise await self._start_failed(name, unit, "the session ended while starting")
                 next_state_check = time.monotonic() + STATE_POLL_S
             if time.monotonic() >= deadline:

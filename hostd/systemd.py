@@ -34,7 +34,7 @@ CONNECT_RETRY_FIRST_S = 0.1
 CONNECT_RETRY_MAX_S = 2.0
 # Calls that only read: repeated once on a fresh worker when the bus went away under them
 # (D-Bus restarted). A start or a stop may have reached systemd: never repeated.
-RETRIABLE_OPS = frozenset({"get", "list", "ping"})
+RETRIABLE_OPS = frozenset({"get", "state", "list", "ping"})
 # sd-bus's errors for a connection that is gone (ECONNRESET, ENOTCONN) or closed.
 BUS_LOST_ERRNOS = frozenset({-errno.ECONNRESET, -errno.ENOTCONN, -errno.ECONNREFUSED})
 
@@ -241,6 +241,11 @@ class SystemdClient:
     async def unit_status(self, name: str) -> UnitStatus | None:
         found = await self.call("get", name=name)
         return None if found is None else UnitStatus.from_properties(found)
+
+    async def active_state(self, name: str) -> str | None:
+        """The unit's ActiveState, or None if systemd has no such unit: the cheap read."""
+        found = await self.call("state", name=name)
+        return None if found is None else str(found)
 
     async def list_units(self, pattern: str) -> list[UnitStatus]:
         return [UnitStatus.from_properties(p) for p in await self.call("list", patterns=[pattern])]
