@@ -32,7 +32,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
 
 from api.hub.auth import Identity, Sessions, hub_cookie_names
-from api.hub.routes import Activity, Route, Routes, checked_socket
+from api.hub.routes import UPSTREAM_TIMEOUT, Activity, Route, Routes, checked_socket
 from api.hub.security import cross_site
 from hostd.errors import HostdError, InvalidName
 from units import validate_username
@@ -143,7 +143,7 @@ class UserProxy:
         sessions: Sessions,
         routes: Routes,
         activity: Activity,
-        http: Callable[[], httpx.AsyncClient],
+        http: Callable[[], httpx.AsyncBaseTransport],
         admin_access: bool,
         not_running: Callable[[Request, Identity, str], Awaitable[Response]],
     ) -> None:
@@ -205,17 +205,17 @@ class UserProxy:
         headers = Headers(scope=scope)
         has_body = "transfer-encoding" in headers or headers.get("content-length", "0") != "0"
         content = _request_body(receive) if has_body else None
-        client = self.http()
-        request = client.build_request(
+        request = httpx.Request(
             scope["method"],
             route.origin
             + (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
             + _query(scope),
             headers=_request_headers(scope, route, _DROPPED_REQUEST),
             content=content,
+            extensions={"timeout": UPSTREAM_TIMEOUT.as_dict()},
         )
         try:
-            upstream = await client.send(request, stream=True)
+            upstream = await self.http().handle_async_request(request)
         except httpx.TransportError as exc:
             self.routes.forget(user)
             log.info("%s's server did not answer %s: %r", user, scope["path"], exc)

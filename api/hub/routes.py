@@ -7,7 +7,7 @@ the upstream refuses connections), so most proxied requests cost no call to the 
 Every new connection to a server is checked before a byte is sent (api.hub.peer): the server
 end must be owned by the user's account. A port on 127.0.0.1 is anyone's to bind once the
 session that had it is gone, and the hub sends the session's token with every request.
-``upstream_client`` is the proxy's one pooled HTTP client, with that check built into its
+``upstream_transport`` is the proxy's one pooled HTTP transport, with that check built into its
 connection pool; ``checked_socket`` does the same for a WebSocket. ``Activity`` reports
 users' activity to the daemon at most once per interval.
 """
@@ -42,7 +42,7 @@ __all__ = [
     "account_uid",
     "check_peer",
     "checked_socket",
-    "upstream_client",
+    "upstream_transport",
 ]
 
 log = logging.getLogger(__name__)
@@ -272,16 +272,13 @@ class Activity:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def upstream_client(routes: Routes) -> httpx.AsyncClient:
-    """The one client for every forwarded request: pooled keep-alive connections, a pool per
-    user's server (_PoolPerServer), each connection checked once, when made, to end at the
-    right user's server."""
+def upstream_transport(routes: Routes) -> httpx.AsyncBaseTransport:
+    """The one transport for every forwarded request: pooled keep-alive connections, a pool
+    per user's server (_PoolPerServer), each connection checked once, when made, to end at the
+    right user's server. A transport, not a client: a client keeps a cookie jar, and one jar
+    for every user would carry the cookies alice's server set to bob's server."""
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)  # per server
-    return httpx.AsyncClient(
-        transport=_PoolPerServer(routes, limits),  # trust_env=False: no HTTP_PROXY detour
-        timeout=UPSTREAM_TIMEOUT,
-        follow_redirects=False,
-    )
+    return _PoolPerServer(routes, limits)
 
 
 async def checked_socket(route: Route) -> socket.socket:

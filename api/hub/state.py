@@ -18,7 +18,7 @@ from api.client import HostdClient
 from api.hub.auth import Sessions
 from api.hub.config import HubConfig
 from api.hub.db import HubStore
-from api.hub.routes import Activity, Routes, upstream_client
+from api.hub.routes import Activity, Routes, upstream_transport
 from api.hub.servers import Servers
 from hostd.cli.hostctl import format_size
 
@@ -47,12 +47,12 @@ class Hub:
     routes: Routes
     activity: Activity
     templates: Jinja2Templates = field(default_factory=_templates)
-    upstream: httpx.AsyncClient | None = None
+    upstream: httpx.AsyncBaseTransport | None = None
 
-    def http(self) -> httpx.AsyncClient:
-        """The pooled client for the proxy, made on first use (not in a constructor)."""
+    def http(self) -> httpx.AsyncBaseTransport:
+        """The pooled transport for the proxy, made on first use (not in a constructor)."""
         if self.upstream is None:
-            self.upstream = upstream_client(self.routes)
+            self.upstream = upstream_transport(self.routes)
         return self.upstream
 
     async def aclose(self) -> None:

@@ -322,3 +322,24 @@ async def test_a_websocket_ends_when_the_server_goes_away(hub: HubUnderTest) -> 
     hub.fake.add_session("alice", url="http://127.0.0.1:9/user/alice/")
     async with logged_in(hub, "alice") as client:
         assert await _refused(hub, "/user/alice/api/x", additional_headers=cookie_of(client)) == 403
+
+
+async def test_a_cookie_one_users_server_sets_never_reaches_another_users_server(
+    hub: HubUnderTest,
+) -> None:
+    # The proxy's upstream client is shared by every user: a cookie jar in it would keep what
+    # alice's server set (jupyter_server's login cookie among them) and send it to bob's
+    # server with bob's next request that carries no cookie of its own (an API token's).
+    tokens = {}
+    for user in ("alice", "bob"):
+        hub.fake.add_session(user)
+        hub.store.record_login(user, ok=True)
+        tokens[user], _ = hub.store.create_token(user)
+    async with hub.client(headers={"Authorization": f"token {tokens['alice']}"}) as alice:
+        planted = await alice.get("/user/alice/cookies")
+        assert planted.status_code == 200
+        assert "lab-cookie=kept" in planted.headers.get("set-cookie", "")
+    async with hub.client(headers={"Authorization": f"token {tokens['bob']}"}) as bob:
+        response = await bob.get("/user/bob/api/contents")
+    assert response.status_code == 200
+    assert "cookie" not in response.json()["headers"]
