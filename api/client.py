@@ -19,9 +19,9 @@ from urllib.parse import quote
 
 import httpx
 
-from api.errors import error_from_wire
-from hostd.errors import HostdError
-from hostd.model import AuthResult, HostView, LogLine, SessionView, StartOutcome, UsageView
+from hostd.api.wire import error_from_wire
+from hostd.units.errors import HostdError
+from hostd.units.values import AuthResult, HostView, LogLine, SessionView, StartOutcome, UsageView
 
 __all__ = [
     "AUTH_TIMEOUT",

@@ -26,15 +26,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import (
-    BAD_REQUEST,
-    HTTP_CODES,
-    INTERNAL,
-    INTERNAL_MESSAGE,
-    error_response,
-    http_error_response,
-)
-from api.openapi import (
+from hostd.api.openapi import (
     AUTH_FIELDS,
     LIMIT_OPTIONS,
     LINES_DEFAULT,
@@ -44,9 +36,18 @@ from api.openapi import (
     START_OPTIONS,
     openapi_document,
 )
-from hostd.errors import HostdError, InvalidInput, InvalidOption
-from hostd.model import Caller, Credentials, LogLine, PeerCredentials, SessionService
-from units import SessionRequest, parse_cpu, parse_size
+from hostd.api.service import SessionService
+from hostd.api.wire import (
+    BAD_REQUEST,
+    HTTP_CODES,
+    INTERNAL,
+    INTERNAL_MESSAGE,
+    error_response,
+    http_error_response,
+)
+from hostd.units import SessionRequest, parse_cpu, parse_size
+from hostd.units.errors import HostdError, InvalidInput, InvalidOption
+from hostd.units.values import Caller, Credentials, LogLine, PeerCredentials
 
 __all__ = ["FIRST_LINE_WAIT_S", "NDJSON", "PEER_SCOPE_KEY", "build_daemon_app"]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from api.errors import all_codes
-from hostd.model import PASSWORD_MAX
-from units.names import USERNAME_MAX
+from hostd.api.wire import all_codes
+from hostd.units.names import USERNAME_MAX
+from hostd.units.values import PASSWORD_MAX
 
 __all__ = [
     "AUTH_FIELDS",

@@ -38,10 +38,11 @@ from tornado import web
 from traitlets import Bool, Dict, List, Unicode
 from traitlets.config import Configurable
 
-from api.client import DEFAULT_SOCKET, DaemonUnreachable, HostdClient
-from hostd.cli.hostctl import format_size
+from hostd.api.client import DEFAULT_SOCKET, DaemonUnreachable, HostdClient
 from hostd.config import DEFAULT_CONFIG_PATH, load_config
-from hostd.errors import (
+from hostd.units import SessionPolicy, convert_extra_properties, unit_name_for
+from hostd.units.environ import looks_secret
+from hostd.units.errors import (
     CapacityExceeded,
     ConfigError,
     HostdError,
@@ -53,9 +54,8 @@ from hostd.errors import (
     UnknownUser,
     UserRefused,
 )
-from hostd.model import SessionView
-from units import SessionPolicy, convert_extra_properties, unit_name_for
-from units.environ import looks_secret
+from hostd.units.sizes import format_size
+from hostd.units.values import SessionView
 
 __all__ = [
     "DEFAULT_COMMAND",

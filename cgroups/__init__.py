@@ -6,10 +6,10 @@ touches the filesystem. Nothing here talks to systemd: callers pass the unit's
 ControlGroup property. Host-wide memory is psutil's business, not this package's.
 """
 
-from cgroups.mounts import CgroupFiles, CgroupMount, CgroupMounts, parse_mountinfo
-from cgroups.parse import parse_flat_keyed, parse_int_file
-from cgroups.reader import CgroupReader, read_usage
-from cgroups.usage import (
+from hostd.cgroups.mounts import CgroupFiles, CgroupMount, CgroupMounts, parse_mountinfo
+from hostd.cgroups.parse import parse_flat_keyed, parse_int_file
+from hostd.cgroups.reader import CgroupReader, read_usage
+from hostd.cgroups.usage import (
     V1_FILES,
     V2_FILES,
     CgroupVersion,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from cgroups.usage import V1_FILES, V2_FILES, CgroupVersion
+from hostd.cgroups.usage import V1_FILES, V2_FILES, CgroupVersion
 
 __all__ = ["CgroupFiles", "CgroupMount", "CgroupMounts", "parse_mountinfo"]
 

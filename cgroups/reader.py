@@ -15,8 +15,8 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from cgroups.mounts import CgroupMounts, parse_mountinfo
-from cgroups.usage import (
+from hostd.cgroups.mounts import CgroupMounts, parse_mountinfo
+from hostd.cgroups.usage import (
     CgroupVersion,
     Usage,
     cpu_ns_from_proc_stats,

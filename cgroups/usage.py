@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final, Literal
 
-from cgroups.parse import parse_flat_keyed, parse_int_file
+from hostd.cgroups.parse import parse_flat_keyed, parse_int_file
 
 __all__ = [
     "V1_FILES",

@@ -342,7 +342,7 @@ where="(no hub in this version yet)"
 if [ $hub_present = 1 ]; then
   # "PORT https" (or http) as the hub will serve, from its config.
   read -r port scheme < <("$VENV/bin/python" -c 'import sys; from pathlib import Path
-from api.hub.config import load_hub_config
+from hostd.api.hub.settings import load_hub_config
 hub = load_hub_config(Path(sys.argv[1]))
 print(hub.port, "https" if hub.tls or Path(sys.argv[2]).exists() else "http")' "$HUB_CONFIG" "$HUB_DROPIN") \
     || { port=$HUB_PORT; scheme=http; }

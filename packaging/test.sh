@@ -101,7 +101,7 @@ if [ $editable = 0 ] || [ "$(cat "$HUB5/.hostd-project" 2>/dev/null)" != "$want"
   echo "$want" > "$HUB5/.hostd-project"
 fi
 # From /: python -c would import the checkout in the working directory.
-(cd / && "$HUB5/bin/python" -c "import api.spawner") \
+(cd / && "$HUB5/bin/python" -c "import hostd.api.spawner") \
   || die "the JupyterHub 5 venv is incomplete: pip install failed above"
 if [ "$(cat "$SPAWNER_CACHE/node/.hostd-installed" 2>/dev/null)" != "$CHP_SPEC" ]; then
   if ! command -v npm >/dev/null; then  # Debian's nodejs and npm, unless node is there already
@@ -162,7 +162,7 @@ export HOSTD_NO_SKIP=1
 
 say "tests without systemd (and the testbed's own tests), on the host"
 run coverage run -m pytest -q -m "not systemd" "$@"
-run coverage report --include='units/*,cgroups/*' --fail-under=100 --skip-covered --skip-empty
+run coverage report --include='hostd/units/*,hostd/cgroups/*' --fail-under=100 --skip-covered --skip-empty
 
 say "systemd tier, inside packaging/testbed"
 run packaging/testbed run --timeout 1500 -- "$VENV/bin/pytest" -q -m systemd "$@"

@@ -5,17 +5,17 @@ may set, and build_unit, which turns a policy, an account and a request into a U
 Nothing here reads files, the user database or the environment, or talks to systemd.
 """
 
-from units.build import build_unit
-from units.convert import INFINITY
-from units.directives import (
+from hostd.units.build import build_unit
+from hostd.units.convert import INFINITY
+from hostd.units.directives import (
     DIRECTIVES,
     HOSTD_OWNED,
     Directive,
     convert_extra_properties,
     directive_for,
 )
-from units.model import Property, UnitSpec, UserInfo
-from units.names import (
+from hostd.units.model import Property, UnitSpec, UserInfo
+from hostd.units.names import (
     SLICE,
     UNIT_PREFIX,
     UNIT_SUFFIX,
@@ -24,16 +24,16 @@ from units.names import (
     user_for_unit_name,
     validate_username,
 )
-from units.paths import expand_template, substitute_placeholders, validate_path
-from units.policy import SessionPolicy, SessionRequest
-from units.sizes import (
+from hostd.units.paths import expand_template, substitute_placeholders, validate_path
+from hostd.units.policy import SessionPolicy, SessionRequest
+from hostd.units.sizes import (
     cpu_quota_usec,
     parse_cpu,
     parse_percent_quota,
     parse_size,
     parse_timespan_usec,
 )
-from units.urls import validate_base_url, validate_default_url
+from hostd.units.urls import validate_base_url, validate_default_url
 
 __all__ = [
     "DIRECTIVES",

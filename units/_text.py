@@ -6,7 +6,7 @@ import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from hostd.errors import InvalidInput
+from hostd.units.errors import InvalidInput
 
 __all__ = ["has_unsafe_char", "prefixed", "show"]
 

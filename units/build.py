@@ -11,17 +11,22 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final, TypeVar, cast
 
-from hostd.errors import InvalidOption, UserRefused
-from units._text import prefixed, show
-from units.convert import MS_REC
-from units.directives import convert_extra_properties
-from units.environ import env_allowed, validate_environment
-from units.model import Property, UnitSpec, UserInfo
-from units.names import SLICE, syslog_identifier_for, unit_name_for, validate_username
-from units.paths import expand_template, substitute_placeholders, user_placeholders, validate_path
-from units.policy import SessionPolicy, SessionRequest
-from units.sizes import cpu_quota_usec
-from units.urls import validate_base_url
+from hostd.units._text import prefixed, show
+from hostd.units.convert import MS_REC
+from hostd.units.directives import convert_extra_properties
+from hostd.units.environ import env_allowed, validate_environment
+from hostd.units.errors import InvalidOption, UserRefused
+from hostd.units.model import Property, UnitSpec, UserInfo
+from hostd.units.names import SLICE, syslog_identifier_for, unit_name_for, validate_username
+from hostd.units.paths import (
+    expand_template,
+    substitute_placeholders,
+    user_placeholders,
+    validate_path,
+)
+from hostd.units.policy import SessionPolicy, SessionRequest
+from hostd.units.sizes import cpu_quota_usec
+from hostd.units.urls import validate_base_url
 
 __all__ = ["PORT_MAX", "PORT_MIN", "build_unit"]
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from hostd.errors import InvalidOption, InvalidPath
-from units._text import has_unsafe_char, show
-from units.paths import validate_path
-from units.sizes import parse_size, parse_timespan_usec
+from hostd.units._text import has_unsafe_char, show
+from hostd.units.errors import InvalidOption, InvalidPath
+from hostd.units.paths import validate_path
+from hostd.units.sizes import parse_size, parse_timespan_usec
 
 __all__ = [
     "DESCRIPTION_MAX",

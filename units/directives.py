@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from hostd.errors import InvalidOption, UnknownDirective
-from units import convert as c
-from units._text import prefixed, show
-from units.model import Property
-from units.paths import validate_path
-from units.sizes import parse_percent_quota
+from hostd.units import convert as c
+from hostd.units._text import prefixed, show
+from hostd.units.errors import InvalidOption, UnknownDirective
+from hostd.units.model import Property
+from hostd.units.paths import validate_path
+from hostd.units.sizes import parse_percent_quota
 
 __all__ = ["DIRECTIVES", "HOSTD_OWNED", "Directive", "convert_extra_properties", "directive_for"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from hostd.errors import InvalidOption
-from units._text import show
+from hostd.units._text import show
+from hostd.units.errors import InvalidOption
 
 __all__ = [
     "ENV_VALUE_MAX",

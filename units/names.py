@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from hostd.errors import InvalidName
-from units._text import show
+from hostd.units._text import show
+from hostd.units.errors import InvalidName
 
 __all__ = [
     "SLICE",

@@ -10,9 +10,9 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 
-from hostd.errors import InvalidInput, InvalidOption, InvalidPath
-from units._text import has_unsafe_char, show
-from units.names import validate_username
+from hostd.units._text import has_unsafe_char, show
+from hostd.units.errors import InvalidInput, InvalidOption, InvalidPath
+from hostd.units.names import validate_username
 
 __all__ = [
     "NAME_MAX",

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TypeVar
 
-from hostd.errors import InvalidOption, InvalidPath
-from units._text import has_unsafe_char, prefixed, show
-from units.directives import convert_extra_properties
-from units.environ import validate_env_pattern, validate_environment
-from units.paths import expand_template, substitute_placeholders, validate_path
-from units.sizes import TIMESPAN_MAX_USEC, parse_cpu, parse_size
-from units.urls import validate_default_url
+from hostd.units._text import has_unsafe_char, prefixed, show
+from hostd.units.directives import convert_extra_properties
+from hostd.units.environ import validate_env_pattern, validate_environment
+from hostd.units.errors import InvalidOption, InvalidPath
+from hostd.units.paths import expand_template, substitute_placeholders, validate_path
+from hostd.units.sizes import TIMESPAN_MAX_USEC, parse_cpu, parse_size
+from hostd.units.urls import validate_default_url
 
 __all__ = ["HOSTD_ENVIRONMENT", "SessionPolicy", "SessionRequest"]
 

@@ -10,8 +10,8 @@ import math
 import re
 from fractions import Fraction
 
-from hostd.errors import InvalidOption, InvalidSize
-from units._text import show
+from hostd.units._text import show
+from hostd.units.errors import InvalidOption, InvalidSize
 
 __all__ = [
     "CPU_MAX",
@@ -19,6 +19,7 @@ __all__ = [
     "SIZE_MAX",
     "TIMESPAN_MAX_USEC",
     "cpu_quota_usec",
+    "format_size",
     "parse_cpu",
     "parse_percent_quota",
     "parse_size",
@@ -170,3 +171,20 @@ def _sum_timespan(text: str) -> int | None:
         usec += math.floor(Fraction(match.group(1)) * _TIME_UNITS_USEC[match.group(2)])
         position = match.end()
     return usec
+
+
+_DISPLAY_UNITS = ("B", "K", "M", "G", "T", "P", "E")
+
+
+def format_size(size: int | None) -> str:
+    """Bytes for people, base 1024 like systemctl: 512B, 1.5K, 2.0G; "-" for none."""
+    if size is None:
+        return "-"
+    if size < 1024:
+        return f"{size}B"
+    value = float(size)
+    for unit in _DISPLAY_UNITS[1:]:
+        value /= 1024
+        if value < 1024 or unit == _DISPLAY_UNITS[-1]:
+            return f"{value:.1f}{unit}"
+    raise AssertionError("unreachable")  # pragma: no cover

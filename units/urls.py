@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from hostd.errors import InvalidOption
-from units._text import show
+from hostd.units._text import show
+from hostd.units.errors import InvalidOption
 
 __all__ = ["URL_MAX", "validate_base_url", "validate_default_url"]
 

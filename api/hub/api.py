@@ -28,14 +28,15 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from api.client import DaemonUnreachable
-from api.hub.auth import XSRF_HEADER, Identity
-from api.hub.db import HubUser
-from api.hub.forms import TooLarge, read_json
-from api.hub.security import cross_site
-from api.hub.servers import NotPending, ServerBusy, ServerStatus
-from api.hub.state import Hub
-from hostd.errors import (
+from hostd.api.client import DaemonUnreachable
+from hostd.api.hub.auth import XSRF_HEADER, Identity
+from hostd.api.hub.db import HubUser
+from hostd.api.hub.forms import TooLarge, read_json
+from hostd.api.hub.security import cross_site
+from hostd.api.hub.servers import NotPending, ServerBusy, ServerStatus
+from hostd.api.hub.state import Hub
+from hostd.units import validate_username
+from hostd.units.errors import (
     CapacityExceeded,
     HostdError,
     InvalidInput,
@@ -48,7 +49,6 @@ from hostd.errors import (
     UnknownUser,
     UserRefused,
 )
-from units import validate_username
 
 __all__ = ["HubAPI", "api_error", "status_of"]
 

@@ -27,19 +27,19 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.client import HostdClient
-from api.hub.api import HubAPI, api_error
-from api.hub.auth import Sessions
-from api.hub.config import HubConfig
-from api.hub.db import HubStore
-from api.hub.forms import BadInput
-from api.hub.pages import Forbidden, Pages
-from api.hub.proxy import UserProxy
-from api.hub.routes import Activity, Routes, account_uid
-from api.hub.security import Secret
-from api.hub.servers import Servers
-from api.hub.state import STATIC_DIR, Hub
-from hostd.errors import HostdError
+from hostd.api.client import HostdClient
+from hostd.api.hub.api import HubAPI, api_error
+from hostd.api.hub.auth import Sessions
+from hostd.api.hub.db import HubStore
+from hostd.api.hub.forms import BadInput
+from hostd.api.hub.pages import Forbidden, Pages
+from hostd.api.hub.proxy import UserProxy
+from hostd.api.hub.routes import Activity, Routes, account_uid
+from hostd.api.hub.security import Secret
+from hostd.api.hub.servers import Servers
+from hostd.api.hub.settings import HubConfig
+from hostd.api.hub.state import STATIC_DIR, Hub
+from hostd.units.errors import HostdError
 
 __all__ = ["build_hub_app"]
 

@@ -25,8 +25,8 @@ from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from api.hub.db import HubStore, SessionOwner, utcnow
-from api.hub.security import Secret, new_token
+from hostd.api.hub.db import HubStore, SessionOwner, utcnow
+from hostd.api.hub.security import Secret, new_token
 
 __all__ = [
     "CACHE_S",

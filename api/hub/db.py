@@ -25,7 +25,7 @@ from sqlalchemy import Engine, event, inspect
 from sqlalchemy.orm import registry
 from sqlmodel import Field, Session, SQLModel, col, create_engine, delete, select
 
-from api.hub.security import hash_token, new_token
+from hostd.api.hub.security import hash_token, new_token
 
 __all__ = [
     "EVENT_RETENTION",

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
-from hostd.errors import InvalidInput
+from hostd.units.errors import InvalidInput
 
 __all__ = [
     "FORM_MAX_BYTES",

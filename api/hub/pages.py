@@ -17,19 +17,19 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
-from api.hub.auth import XSRF_FIELD, Identity
-from api.hub.forms import BadInput, TooLarge, read_form
-from api.hub.security import DEFAULT_NEXT, cross_site, safe_next
-from api.hub.state import Hub
-from hostd.errors import (
+from hostd.api.hub.auth import XSRF_FIELD, Identity
+from hostd.api.hub.forms import BadInput, TooLarge, read_form
+from hostd.api.hub.security import DEFAULT_NEXT, cross_site, safe_next
+from hostd.api.hub.state import Hub
+from hostd.units import validate_username
+from hostd.units.errors import (
     HostdError,
     InvalidInput,
     LockedOut,
     LoginFailed,
     SessionNotFound,
 )
-from hostd.model import Credentials, LogLine, UsageView
-from units import validate_username
+from hostd.units.values import Credentials, LogLine, UsageView
 
 __all__ = ["Pages"]
 

@@ -31,11 +31,11 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
 
-from api.hub.auth import Identity, Sessions, hub_cookie_names
-from api.hub.routes import UPSTREAM_TIMEOUT, Activity, Route, Routes, checked_socket
-from api.hub.security import cross_site
-from hostd.errors import HostdError, InvalidName
-from units import validate_username
+from hostd.api.hub.auth import Identity, Sessions, hub_cookie_names
+from hostd.api.hub.routes import UPSTREAM_TIMEOUT, Activity, Route, Routes, checked_socket
+from hostd.api.hub.security import cross_site
+from hostd.units import validate_username
+from hostd.units.errors import HostdError, InvalidName
 
 __all__ = ["WS_MAX_BYTES", "UserProxy"]
 

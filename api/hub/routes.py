@@ -28,10 +28,10 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from api.client import HostdClient
-from api.hub.db import HubStore
-from api.hub.peer import WrongPeer, peer_uid
-from hostd.errors import HostdError, SessionNotFound
+from hostd.api.client import HostdClient
+from hostd.api.hub.db import HubStore
+from hostd.api.hub.peer import WrongPeer, peer_uid
+from hostd.units.errors import HostdError, SessionNotFound
 
 __all__ = [
     "ROUTE_TTL_S",

@@ -17,13 +17,13 @@ from typing import Final
 import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from api.client import DaemonUnreachable, HostdClient
-from api.hub.app import build_hub_app
-from api.hub.config import HubConfig
-from api.hub.db import HubStore
-from api.hub.proxy import WS_MAX_BYTES
-from api.hub.security import Secret, load_or_create_secret
-from hostd.errors import HostdError
+from hostd.api.client import DaemonUnreachable, HostdClient
+from hostd.api.hub.app import build_hub_app
+from hostd.api.hub.db import HubStore
+from hostd.api.hub.proxy import WS_MAX_BYTES
+from hostd.api.hub.security import Secret, load_or_create_secret
+from hostd.api.hub.settings import HubConfig
+from hostd.units.errors import HostdError
 
 __all__ = ["SHADOW", "HubWebSocketProtocol", "StartupError", "prepare", "serve", "uvicorn_config"]
 

@@ -28,10 +28,10 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from api.client import HostdClient
-from api.hub.db import HubStore
-from hostd.errors import HostdError, SessionNotFound, SpawnFailed
-from hostd.model import SessionView
+from hostd.api.client import HostdClient
+from hostd.api.hub.db import HubStore
+from hostd.units.errors import HostdError, SessionNotFound, SpawnFailed
+from hostd.units.values import SessionView
 
 __all__ = [
     "PROGRESS_INTERVAL_S",

@@ -14,13 +14,13 @@ from typing import Final
 import httpx
 from starlette.templating import Jinja2Templates
 
-from api.client import HostdClient
-from api.hub.auth import Sessions
-from api.hub.config import HubConfig
-from api.hub.db import HubStore
-from api.hub.routes import Activity, Routes, upstream_transport
-from api.hub.servers import Servers
-from hostd.cli.hostctl import format_size
+from hostd.api.client import HostdClient
+from hostd.api.hub.auth import Sessions
+from hostd.api.hub.db import HubStore
+from hostd.api.hub.routes import Activity, Routes, upstream_transport
+from hostd.api.hub.servers import Servers
+from hostd.api.hub.settings import HubConfig
+from hostd.units.sizes import format_size
 
 __all__ = ["STATIC_DIR", "TEMPLATES_DIR", "Hub"]
 

@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from hostd.config import DEFAULT_CONFIG_PATH, Config, load_config
-from hostd.errors import ConfigError
+from hostd.units.errors import ConfigError
 
 __all__ = ["main"]
 
@@ -71,7 +71,7 @@ def _serve(path: Path | None) -> int:
         return EXIT_CONFIG
     # Imported here: `hostd check-config` and `hostd --version` need none of the server's
     # imports (D-Bus, the web stack).
-    from hostd.server import serve
+    from hostd.daemon.server import serve
 
     return serve(config)
 

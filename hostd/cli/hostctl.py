@@ -22,10 +22,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from api.client import DEFAULT_SOCKET, DaemonUnreachable, HostdClient, StartResult
+from hostd.api.client import DEFAULT_SOCKET, DaemonUnreachable, HostdClient, StartResult
 from hostd.config import DEFAULT_CONFIG_PATH
-from hostd.errors import HostdError, SpawnFailed
-from hostd.model import HostView, LogLine, SessionView, UsageView
+from hostd.units.errors import HostdError, SpawnFailed
+from hostd.units.sizes import format_size
+from hostd.units.values import HostView, LogLine, SessionView, UsageView
 
 __all__ = [
     "EXIT_API_ERROR",
@@ -71,24 +72,9 @@ TABLE_COLUMNS: Final = (
 NONE: Final = "-"
 # Sessions that have a cgroup to measure (usage of any other is SessionNotFound).
 MEASURABLE: Final = frozenset({"starting", "running"})
-_SIZE_UNITS = ("B", "K", "M", "G", "T", "P", "E")
 
 
 # -- formatting ---------------------------------------------------------------------------
-
-
-def format_size(size: int | None) -> str:
-    """Bytes for people, base 1024 like systemctl: 512B, 1.5K, 2.0G; "-" for none."""
-    if size is None:
-        return NONE
-    if size < 1024:
-        return f"{size}B"
-    value = float(size)
-    for unit in _SIZE_UNITS[1:]:
-        value /= 1024
-        if value < 1024 or unit == _SIZE_UNITS[-1]:
-            return f"{value:.1f}{unit}"
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def format_cpu(cores: float | None) -> str:
@@ -314,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_local(args: argparse.Namespace, out: TextIO) -> int:
     """check-config and verify: a report of checks, exit status 1 if any failed."""
     # Imported here: the other commands need none of it.
-    from hostd import verify, verify_host
+    from hostd.cli import verify, verify_host
 
     if args.command == "check-config":
         checks = verify_host.check_config(args.path)

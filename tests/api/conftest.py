@@ -10,8 +10,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from api.daemon import build_daemon_app
-from hostd.model import PeerCredentials
+from hostd.api.daemon import build_daemon_app
+from hostd.units.values import PeerCredentials
 from tests.api.fake import ROOT, FakeSessionService, with_peer
 
 # Short, so a test of a follow whose first line is slow stays fast.

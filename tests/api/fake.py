@@ -26,10 +26,18 @@ import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.daemon import PEER_SCOPE_KEY
-from hostd.auth import LOGIN_FAILED_MESSAGE
-from hostd.errors import LockedOut, LoginFailed, PermissionDenied, SessionNotFound, UnknownUser
-from hostd.model import (
+from hostd.api.daemon import PEER_SCOPE_KEY
+from hostd.api.service import SessionService
+from hostd.daemon.login import LOGIN_FAILED_MESSAGE
+from hostd.units import SessionRequest, unit_name_for, validate_username
+from hostd.units.errors import (
+    LockedOut,
+    LoginFailed,
+    PermissionDenied,
+    SessionNotFound,
+    UnknownUser,
+)
+from hostd.units.values import (
     AuthResult,
     Caller,
     Credentials,
@@ -37,12 +45,10 @@ from hostd.model import (
     Limits,
     LogLine,
     PeerCredentials,
-    SessionService,
     SessionView,
     StartOutcome,
     UsageView,
 )
-from units import SessionRequest, unit_name_for, validate_username
 
 ROOT = PeerCredentials(pid=100, uid=0, gid=0)
 MEMBER_UID = 1000

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from api.client import HostdClient
-from hostd.auth import LOGIN_FAILED_MESSAGE
-from hostd.errors import (
+from hostd.api.client import HostdClient
+from hostd.daemon.login import LOGIN_FAILED_MESSAGE
+from hostd.units.errors import (
     HostdError,
     InvalidInput,
     InvalidName,
@@ -21,7 +21,7 @@ from hostd.errors import (
     LoginFailed,
     PermissionDenied,
 )
-from hostd.model import PASSWORD_MAX, AuthResult, PeerCredentials
+from hostd.units.values import PASSWORD_MAX, AuthResult, PeerCredentials
 from tests.api.fake import MEMBER, ROOT, STRANGER, FakeSessionService, with_peer
 
 HttpAs = Callable[[PeerCredentials | None], httpx.AsyncClient]

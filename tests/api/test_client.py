@@ -13,14 +13,14 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from api.client import (
+from hostd.api.client import (
     DaemonUnreachable,
     HostdClient,
     StartResult,
     host_from_dict,
     usage_from_dict,
 )
-from hostd.errors import (
+from hostd.units.errors import (
     CapacityExceeded,
     HostdError,
     InvalidName,
@@ -32,7 +32,7 @@ from hostd.errors import (
     SystemdUnavailable,
     UnknownUser,
 )
-from hostd.model import Caller, HostView, LogLine, PeerCredentials, SessionView, UsageView
+from hostd.units.values import Caller, HostView, LogLine, PeerCredentials, SessionView, UsageView
 from tests.api.fake import (
     MEMBER,
     ROOT,

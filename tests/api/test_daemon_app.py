@@ -10,8 +10,8 @@ import httpx
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
-from api.openapi import MAX_BODY_BYTES
-from hostd.errors import (
+from hostd.api.openapi import MAX_BODY_BYTES
+from hostd.units.errors import (
     CapacityExceeded,
     ConfigError,
     HostdError,
@@ -24,7 +24,7 @@ from hostd.errors import (
     UnknownUser,
     UserRefused,
 )
-from hostd.model import Caller, PeerCredentials, UsageView
+from hostd.units.values import Caller, PeerCredentials, UsageView
 from tests.api.fake import MEMBER, MEMBER_UID, STRANGER, FakeSessionService
 
 ROUTES = [
@@ -401,7 +401,7 @@ async def test_follow_unexpected_error_mid_stream_is_internal_and_logged(
 ) -> None:
     fake.add_session("alice", lines=1)
     fake.follow_error = RuntimeError("secret internals")
-    with caplog.at_level(logging.ERROR, logger="api.daemon"):
+    with caplog.at_level(logging.ERROR, logger="hostd.api.daemon"):
         response = await http.get("/v1/sessions/alice/logs?follow=1")
     last = ndjson(response)[-1]
     assert last == {
@@ -668,12 +668,12 @@ async def test_unexpected_exception_is_500_without_traceback_and_logged(
     http: httpx.AsyncClient, fake: FakeSessionService, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake.fail["list"] = ZeroDivisionError("the fake divided by zero")
-    with caplog.at_level(logging.ERROR, logger="api.daemon"):
+    with caplog.at_level(logging.ERROR, logger="hostd.api.daemon"):
         response = await http.get("/v1/sessions")
     body = assert_error(response, 500, "internal")
     assert body == {"code": "internal", "message": "internal error; see the daemon's journal"}
     assert "Traceback" not in response.text and "divided" not in response.text
-    [record] = [r for r in caplog.records if r.name == "api.daemon"]
+    [record] = [r for r in caplog.records if r.name == "hostd.api.daemon"]
     assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
     assert "GET /v1/sessions" in record.getMessage()
 

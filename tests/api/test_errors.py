@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from api.errors import (
+from hostd.api.wire import (
     ERROR_BY_CODE,
     HTTP_CODES,
     STATUS_BY_ERROR,
@@ -16,8 +16,8 @@ from api.errors import (
     http_error_response,
     status_for,
 )
-from hostd import errors
-from hostd.errors import (
+from hostd.units import errors
+from hostd.units.errors import (
     CapacityExceeded,
     ConfigError,
     HostdError,

@@ -13,9 +13,10 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from api.errors import all_codes
-from api.openapi import CPU_PATTERN, SIZE_PATTERN, openapi_document
-from hostd.errors import (
+from hostd.api.openapi import CPU_PATTERN, SIZE_PATTERN, openapi_document
+from hostd.api.wire import all_codes
+from hostd.units import parse_cpu, parse_size
+from hostd.units.errors import (
     CapacityExceeded,
     HostdError,
     InvalidSize,
@@ -25,10 +26,9 @@ from hostd.errors import (
     SpawnFailed,
     SystemdUnavailable,
 )
-from hostd.model import HostView, PeerCredentials, UsageView
+from hostd.units.values import HostView, PeerCredentials, UsageView
 from tests.api.fake import ROOT, FakeSessionService
 from tests.api.schema_check import KEYWORDS, errors, resolve, walk_schemas
-from units import parse_cpu, parse_size
 
 DOCUMENT = openapi_document()
 HttpAs = Callable[[PeerCredentials | None], httpx.AsyncClient]

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.result import Ok
 
-from api.daemon import build_daemon_app
-from hostd.model import PeerCredentials
+from hostd.api.daemon import build_daemon_app
+from hostd.units.values import PeerCredentials
 from tests.api.fake import MEMBER, ROOT, FakeSessionService, with_peer
 
 MINIMUM_REQUESTS = 1000

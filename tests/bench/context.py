@@ -185,7 +185,7 @@ class Context:
         return HubDriver(hub, "JupyterHub 6 + systemdspawner", "jupyter-{user}-singleuser.service")
 
     def spawner_unavailable(self) -> str | None:
-        return _importable("api.spawner")
+        return _importable("hostd.api.spawner")
 
     def spawner_hub(self) -> HubDriver:
         """(d) JupyterHub 6 + HostdSpawner, as an unprivileged user in group hostd."""
@@ -202,7 +202,7 @@ class Context:
         return HubDriver(hub, "JupyterHub 6 + HostdSpawner", "jupyter-{user}.service")
 
     def our_hub_unavailable(self) -> str | None:
-        return _importable("hostd.cli.hub") or (
+        return _importable("hostd.api.hub.cli") or (
             None if (HOSTD_BIN / "hostd-hub").exists() else "hostd-hub is not installed in the venv"
         )
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cgroups.mounts import CgroupFiles, CgroupMount, CgroupMounts, parse_mountinfo
-from cgroups.usage import V1_FILES, V2_FILES, CgroupVersion
+from hostd.cgroups.mounts import CgroupFiles, CgroupMount, CgroupMounts, parse_mountinfo
+from hostd.cgroups.usage import V1_FILES, V2_FILES, CgroupVersion
 
 SAMPLES = Path(__file__).parent / "samples"
 UNIT = "/jupyter.slice/jupyter-alice.service"

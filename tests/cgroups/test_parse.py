@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cgroups.parse import UNLIMITED_AT_LEAST, parse_flat_keyed, parse_int_file
+from hostd.cgroups.parse import UNLIMITED_AT_LEAST, parse_flat_keyed, parse_int_file
 
 # Captured on this machine kind (v1 memory controller, Linux 6.x).
 V1_OOM_CONTROL = "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-import cgroups
-from cgroups.reader import CgroupReader, read_usage
-from cgroups.usage import Usage
+from hostd import cgroups
+from hostd.cgroups.reader import CgroupReader, read_usage
+from hostd.cgroups.usage import Usage
 
 SAMPLES = Path(__file__).parent / "samples"
 UNIT = "/jupyter.slice/jupyter-alice.service"

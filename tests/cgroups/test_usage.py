@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 
 import pytest
 
-from cgroups.usage import (
+from hostd.cgroups.usage import (
     V1_FILES,
     V2_FILES,
     CpuSample,
@@ -160,7 +160,7 @@ def test_cpu_percent_none(earlier: CpuSample, later: CpuSample) -> None:
 
 
 def test_cpu_ns_from_proc_stats() -> None:
-    from cgroups.usage import cpu_ns_from_proc_stats
+    from hostd.cgroups.usage import cpu_ns_from_proc_stats
 
     odd_comm = "9 (we ird) comm)) S 1 9 9 0 -1 0 0 0 0 0 100 0 0 0 20 0 1 0 1 1 1\n"
     assert cpu_ns_from_proc_stats([odd_comm], 100) == 1_000_000_000

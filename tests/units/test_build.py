@@ -8,9 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hostd.errors import InvalidName, InvalidOption, InvalidPath, UserRefused
-from tests.units.dbus_types import conforms
-from units import (
+from hostd.units import (
     Property,
     SessionPolicy,
     SessionRequest,
@@ -19,8 +17,10 @@ from units import (
     build_unit,
     parse_size,
 )
-from units.convert import MS_REC
-from units.environ import looks_secret
+from hostd.units.convert import MS_REC
+from hostd.units.environ import looks_secret
+from hostd.units.errors import InvalidName, InvalidOption, InvalidPath, UserRefused
+from tests.units.dbus_types import conforms
 
 FAST = settings(database=None, max_examples=300)
 ALICE = UserInfo("alice", 1001, 1001, "/home/alice", "/bin/bash")

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from hostd.errors import InvalidInput, InvalidOption, InvalidPath, InvalidSize, UnknownDirective
-from tests.units.dbus_types import conforms
-from units.convert import INFINITY, MS_REC
-from units.directives import (
+from hostd.units.convert import INFINITY, MS_REC
+from hostd.units.directives import (
     DIRECTIVES,
     HOSTD_OWNED,
     convert_extra_properties,
     directive_for,
 )
-from units.model import Property
+from hostd.units.errors import (
+    InvalidInput,
+    InvalidOption,
+    InvalidPath,
+    InvalidSize,
+    UnknownDirective,
+)
+from hostd.units.model import Property
+from tests.units.dbus_types import conforms
 
 G = 1024**3
 REFS = {

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hostd.errors import InvalidOption
-from units.environ import (
+from hostd.units.environ import (
     ENV_VALUE_MAX,
     env_allowed,
     looks_secret,
@@ -14,6 +13,7 @@ from units.environ import (
     validate_env_value,
     validate_environment,
 )
+from hostd.units.errors import InvalidOption
 
 
 @pytest.mark.parametrize(

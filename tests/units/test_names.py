@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hostd.errors import InvalidName
-from units.names import (
+from hostd.units.errors import InvalidName
+from hostd.units.names import (
     SLICE,
     UNIT_PREFIX,
     UNIT_SUFFIX,

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hostd.errors import InvalidName, InvalidOption, InvalidPath
-from units.paths import expand_template, substitute_placeholders, validate_path
+from hostd.units.errors import InvalidName, InvalidOption, InvalidPath
+from hostd.units.paths import expand_template, substitute_placeholders, validate_path
 
 FAST = settings(database=None, max_examples=500)
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from hostd.errors import InvalidInput, InvalidOption, InvalidPath, InvalidSize
-from units.policy import SessionPolicy, SessionRequest
+from hostd.units.errors import InvalidInput, InvalidOption, InvalidPath, InvalidSize
+from hostd.units.policy import SessionPolicy, SessionRequest
 
 CMD = ("/usr/bin/jupyterhub-singleuser", "--port={PORT}", "--ServerApp.base_url={BASE_URL}")
 

@@ -14,9 +14,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hostd.errors import HostdError
-from tests.units.dbus_types import conforms
-from units import (
+from hostd.units import (
     DIRECTIVES,
     HOSTD_OWNED,
     SessionPolicy,
@@ -28,6 +26,8 @@ from units import (
     unit_name_for,
     user_for_unit_name,
 )
+from hostd.units.errors import HostdError
+from tests.units.dbus_types import conforms
 
 WIDE = settings(database=None, max_examples=400)
 ALLOWED = ("JUPYTERHUB_API_URL", "LANG")

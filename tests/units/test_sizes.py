@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hostd.errors import InvalidOption, InvalidSize
-from units.sizes import (
+from hostd.units.errors import InvalidOption, InvalidSize
+from hostd.units.sizes import (
     SIZE_MAX,
     cpu_quota_usec,
     parse_cpu,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hostd.errors import InvalidOption
-from units.urls import URL_MAX, validate_base_url, validate_default_url
+from hostd.units.errors import InvalidOption
+from hostd.units.urls import URL_MAX, validate_base_url, validate_default_url
 
 
 @pytest.mark.parametrize("url", ["/", "/user/alice/", "/user/mary-jane/lab%20x/", "/u/a.b~c/"])

@@ -14,13 +14,13 @@ from typing import Any
 import httpx
 import pytest
 
-from api.client import HostdClient
-from api.daemon import build_daemon_app
-from api.hub.app import build_hub_app
-from api.hub.config import HubConfig
-from api.hub.db import HubStore
-from api.hub.security import load_or_create_secret
-from api.hub.server import HubWebSocketProtocol
+from hostd.api.client import HostdClient
+from hostd.api.daemon import build_daemon_app
+from hostd.api.hub.app import build_hub_app
+from hostd.api.hub.db import HubStore
+from hostd.api.hub.security import load_or_create_secret
+from hostd.api.hub.server import HubWebSocketProtocol
+from hostd.api.hub.settings import HubConfig
 from tests.api.fake import MEMBER, with_peer
 from tests.api.hub.fake import HubFake, start_server, stop_servers, upstream_app, url_of
 

@@ -22,10 +22,10 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 
-from hostd.errors import HostdError, SpawnFailed
-from hostd.model import Caller, Limits, SessionView, StartOutcome
+from hostd.units import SessionRequest, unit_name_for
+from hostd.units.errors import HostdError, SpawnFailed
+from hostd.units.values import Caller, Limits, SessionView, StartOutcome
 from tests.api.fake import STARTED_AT, FakeSessionService
-from units import SessionRequest, unit_name_for
 
 PASSWORDS = {"alice": "wonderland", "bob": "b0b-secret", "carol": "c4r0l"}
 ADMINS = {"carol"}

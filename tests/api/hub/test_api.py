@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from hostd.errors import CapacityExceeded, SpawnFailed
+from hostd.units.errors import CapacityExceeded, SpawnFailed
 from tests.api.hub.conftest import HubUnderTest
 from tests.api.hub.fake import log_in, xsrf_of
 

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from api.hub.auth import SESSION_COOKIE
-from hostd.cli import hub as cli
+from hostd.api.hub import cli
+from hostd.api.hub.auth import SESSION_COOKIE
 from tests.api.hub.conftest import HubUnderTest
 from tests.api.hub.fake import log_in
 from tests.api.hub.test_login import set_cookie

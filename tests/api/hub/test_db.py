@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from api.hub.db import EVENT_RETENTION, HubStore, LoginEvent, utcnow
+from hostd.api.hub.db import EVENT_RETENTION, HubStore, LoginEvent, utcnow
 
 
 @pytest.fixture

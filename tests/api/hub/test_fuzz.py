@@ -29,13 +29,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 
-from api.hub.auth import SESSION_COOKIE
-from api.hub.forms import FORM_MAX_BYTES, JSON_MAX_BYTES
-from api.hub.security import DEFAULT_NEXT, safe_next
-from hostd.errors import InvalidName
+from hostd.api.hub.auth import SESSION_COOKIE
+from hostd.api.hub.forms import FORM_MAX_BYTES, JSON_MAX_BYTES
+from hostd.api.hub.security import DEFAULT_NEXT, safe_next
+from hostd.units import validate_username
+from hostd.units.errors import InvalidName
 from tests.api.hub.conftest import HubUnderTest
 from tests.api.hub.fake import PASSWORDS, log_in, xsrf_of
-from units import validate_username
 
 # One hub per test, shared by its examples; no example database (runs are reproducible from
 # the seed hypothesis prints on a failure).

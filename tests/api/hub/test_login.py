@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from api.client import DaemonUnreachable
-from api.hub.auth import LOGIN_COOKIE, SESSION_COOKIE
-from api.hub.forms import FORM_MAX_BYTES
+from hostd.api.client import DaemonUnreachable
+from hostd.api.hub.auth import LOGIN_COOKIE, SESSION_COOKIE
+from hostd.api.hub.forms import FORM_MAX_BYTES
 from tests.api.hub.conftest import HubUnderTest
 from tests.api.hub.fake import PASSWORDS, log_in, xsrf_of
 from tests.api.hub.test_security import OPEN_REDIRECTS

@@ -32,13 +32,13 @@ import websockets
 from starlette.routing import Mount, Route
 from websockets.asyncio.client import connect
 
-from api.client import HostdClient
-from api.hub.app import build_hub_app
-from api.hub.auth import LOGIN_COOKIE, SESSION_COOKIE, XSRF_HEADER
-from api.hub.config import HubConfig
-from api.hub.db import HubStore
-from api.hub.security import DEFAULT_NEXT, Secret
-from hostd.model import UsageView
+from hostd.api.client import HostdClient
+from hostd.api.hub.app import build_hub_app
+from hostd.api.hub.auth import LOGIN_COOKIE, SESSION_COOKIE, XSRF_HEADER
+from hostd.api.hub.db import HubStore
+from hostd.api.hub.security import DEFAULT_NEXT, Secret
+from hostd.api.hub.settings import HubConfig
+from hostd.units.values import UsageView
 from tests.api.hub.conftest import HubUnderTest
 from tests.api.hub.fake import PASSWORDS, log_in, xsrf_of
 from tests.api.hub.test_login import set_cookie

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from hostd.errors import CapacityExceeded
-from hostd.model import UsageView
+from hostd.units.errors import CapacityExceeded
+from hostd.units.values import UsageView
 from tests.api.hub.conftest import HubUnderTest
 from tests.api.hub.fake import log_in, xsrf_of
 

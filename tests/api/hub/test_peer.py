@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from api.hub.peer import WrongPeer, address_key, parse_socket_table, peer_uid
-from api.hub.routes import check_peer
+from hostd.api.hub.peer import WrongPeer, address_key, parse_socket_table, peer_uid
+from hostd.api.hub.routes import check_peer
 
 TABLE = """\
   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from starlette.datastructures import Headers
 
-from api.hub.security import Secret, cross_site, hash_token, new_token, safe_next
+from hostd.api.hub.security import Secret, cross_site, hash_token, new_token, safe_next
 
 # Each would leave the hub in some browser (or is not a path of the hub at all).
 OPEN_REDIRECTS = [

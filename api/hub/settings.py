@@ -1,0 +1,257 @@
+"""The hub's configuration: /etc/hostd/hub.toml, read and checked once at start-up (api layer).
+
+``load_hub_config`` reads the file (when it exists) and returns a frozen ``HubConfig``; command
+line options (``--ip``, ``--port``, ``--ssl-cert``, ``--ssl-key``) override it through
+``overrides``, checked by the same rules. A wrong file fails with one ConfigError that lists
+every problem by dotted TOML key (``hub.port``), as hostd.config does for the daemon.
+
+Nothing here is secret: the cookie key lives in its own 0600 file (``cookie_secret_file``),
+read by api.hub.security.load_or_create_secret into a ``Secret`` whose repr is masked.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Final, Literal, get_args
+
+from hostd.units import validate_path
+from hostd.units._text import has_unsafe_char, show
+from hostd.units.errors import ConfigError, InvalidInput, InvalidOption
+
+__all__ = [
+    "DEFAULT_HUB_CONFIG_PATH",
+    "DEFAULT_PORT",
+    "HubConfig",
+    "load_hub_config",
+    "parse_hub_config",
+]
+
+DEFAULT_HUB_CONFIG_PATH: Final = Path("/etc/hostd/hub.toml")
+DEFAULT_PORT: Final = 8000  # JupyterHub's
+_TIMEOUT_MAX_S: Final = 3600.0
+_COMMAND_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+_LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
+
+
+def _ip(value: object) -> str:
+    # "" is every interface, as JupyterHub's c.JupyterHub.ip = "" means.
+    if value == "":
+        return ""
+    if not isinstance(value, str):
+        raise InvalidOption(f'expected an IP address or "", not {show(value)}')
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise InvalidOption(
+            f'expected an IP address like 127.0.0.1 or "", not {show(value)}'
+        ) from None
+
+
+def _port(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise InvalidOption(f"expected a port number from 1 to 65535, not {show(value)}")
+    return value
+
+
+def _optional_path(value: object) -> Path | None:
+    if value is None or value == "":
+        return None
+    return Path(validate_path(str(value) if isinstance(value, Path) else value))
+
+
+def _path(value: object) -> Path:
+    return Path(validate_path(str(value) if isinstance(value, Path) else value))
+
+
+def _db_url(value: object) -> str:
+    if not isinstance(value, str) or has_unsafe_char(value) or len(value) > 1024:
+        raise InvalidOption(f"expected a database URL like sqlite:////path, not {show(value)}")
+    if value and "://" not in value:
+        raise InvalidOption(f"expected a database URL like sqlite:////path, not {show(value)}")
+    return value
+
+
+def _seconds(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidOption(f"expected a number of seconds, not {show(value)}")
+    if not 0 <= value <= _TIMEOUT_MAX_S:
+        raise InvalidOption(f"expected 0 to {_TIMEOUT_MAX_S:g} seconds, not {show(value)}")
+    return float(value)
+
+
+def _days(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 366:
+        raise InvalidOption(f"expected more than 0 and at most 366 days, not {show(value)}")
+    return float(value)
+
+
+def _bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidOption(f"expected true or false, not {show(value)}")
+    return value
+
+
+def _command(value: object) -> str | None:
+    # A name from the daemon's [commands]; the daemon checks that it exists.
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= 64 or set(value) - _COMMAND_CHARS:
+        raise InvalidOption(f"expected a name from the daemon's [commands], not {show(value)}")
+    return value
+
+
+def _addresses(value: object) -> tuple[str, ...]:
+    # uvicorn's forwarded_allow_ips; "*" believes every peer (only behind a firewall).
+    if not isinstance(value, list | tuple) or "" in value:
+        raise InvalidOption(f'expected a list of IP addresses (or "*"), not {show(value)}')
+    return tuple(item if item == "*" else _ip(item) for item in value)
+
+
+def _log_level(value: object) -> str:
+    if value not in _LOG_LEVELS:
+        raise InvalidOption(f"expected one of {', '.join(_LOG_LEVELS)}, not {show(value)}")
+    return str(value)
+
+
+# Field name -> check; each TOML key of [hub] is the field's name.
+_CHECKS: dict[str, Callable[[object], object]] = {
+    "ip": _ip,
+    "port": _port,
+    "ssl_cert": _optional_path,
+    "ssl_key": _optional_path,
+    "hostd_socket": _path,
+    "state_dir": _path,
+    "db_url": _db_url,
+    "cookie_secret_file": _optional_path,
+    "cookie_max_age_days": _days,
+    "admin_access": _bool,
+    "slow_spawn_timeout": _seconds,
+    "slow_stop_timeout": _seconds,
+    "activity_interval": _seconds,
+    "command": _command,
+    "trusted_proxies": _addresses,
+    "log_level": _log_level,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class HubConfig:
+    """The ``[hub]`` section, checked and normalised when made (ConfigError lists problems).
+
+    Paths left empty take their place under ``state_dir``: ``database_url`` and
+    ``cookie_secret_path`` say where.
+    """
+
+    ip: str = ""
+    port: int = DEFAULT_PORT
+    # Both or neither: HTTPS served directly by the hub (uvicorn's ssl), as seed 000's
+    # `jupyterhub --ssl-key ... --ssl-cert ...`. The session cookie is then Secure.
+    ssl_cert: Path | None = None
+    ssl_key: Path | None = None
+    hostd_socket: Path = Path("/run/hostd/hostd.sock")
+    # The hub's own directory, 0700 and owned by the hub's user (hostd-hub.service's
+    # StateDirectory=): not /var/lib/hostd, which is root's (the daemon's history); a user
+    # that may write a directory may also rename or delete every file in it.
+    state_dir: Path = Path("/var/lib/hostd-hub")
+    db_url: str = ""
+    cookie_secret_file: Path | None = None
+    cookie_max_age_days: float = 14.0  # JupyterHub's
+    # Admins may open other users' servers through /user/<name>/ (JupyterHub's admin_access).
+    admin_access: bool = False
+    # How long POST .../server waits for a start (or DELETE for a stop) before answering 202.
+    slow_spawn_timeout: float = 10.0
+    slow_stop_timeout: float = 10.0
+    # At most one activity report to the daemon per user in this many seconds.
+    activity_interval: float = 30.0
+    command: str | None = None
+    # Peers whose X-Forwarded-For/-Proto are believed (a TLS-terminating nginx on this host).
+    trusted_proxies: tuple[str, ...] = ()
+    log_level: LogLevel = "info"
+
+    def __post_init__(self) -> None:
+        problems: list[tuple[str, str]] = []
+        for name, check in _CHECKS.items():
+            try:
+                object.__setattr__(self, name, check(getattr(self, name)))
+            except InvalidInput as exc:
+                problems.append((f"hub.{name}", exc.message))
+        if (self.ssl_cert is None) != (self.ssl_key is None):
+            problems.append(
+                ("hub.ssl_cert", "ssl_cert and ssl_key go together: set both or neither")
+            )
+        if problems:
+            raise ConfigError(problems)
+
+    @property
+    def tls(self) -> bool:
+        return self.ssl_cert is not None
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.state_dir / 'hub.sqlite'}"
+
+    @property
+    def cookie_secret_path(self) -> Path:
+        return self.cookie_secret_file or self.state_dir / "cookie_secret"
+
+    @property
+    def cookie_max_age_s(self) -> int:
+        return int(self.cookie_max_age_days * 86400)
+
+
+_KEYS = tuple(f.name for f in fields(HubConfig))
+
+
+def parse_hub_config(
+    data: Mapping[str, Any], *, overrides: Mapping[str, Any] | None = None
+) -> HubConfig:
+    """The config from a parsed TOML document and command-line ``overrides`` (a value of
+    None: not given); ConfigError naming every problem."""
+    problems: list[tuple[str, str]] = []
+    for key, value in data.items():
+        if key != "hub":
+            problems.append((key, "unknown section: the hub's options go in [hub]"))
+        elif not isinstance(value, dict):
+            problems.append((key, "expected a table: [hub]"))
+    section = data.get("hub", {})
+    options: dict[str, Any] = {}
+    if isinstance(section, dict):
+        for key, value in section.items():
+            if key in _KEYS:
+                options[key] = value
+                continue
+            hints = difflib.get_close_matches(key, _KEYS, n=3)
+            hint = f"; did you mean {', '.join(hints)}?" if hints else ""
+            problems.append((f"hub.{key}", f"unknown key{hint}"))
+    options.update({key: value for key, value in (overrides or {}).items() if value is not None})
+    try:
+        config = HubConfig(**options)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def load_hub_config(path: Path | None = None, *, overrides: Mapping[str, Any] = {}) -> HubConfig:
+    """Read ``path`` (default: DEFAULT_HUB_CONFIG_PATH if it exists, else the defaults)."""
+    if path is None:
+        path = DEFAULT_HUB_CONFIG_PATH if DEFAULT_HUB_CONFIG_PATH.exists() else None
+    if path is None:
+        return parse_hub_config({}, overrides=overrides)
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError([(str(path), f"cannot read: {exc.strerror or exc}")]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([(str(path), f"not valid TOML: {exc}")]) from exc
+    return parse_hub_config(data, overrides=overrides)

@@ -1,0 +1,98 @@
+"""What the daemon's HTTP face is handed: the one interface it calls (api layer).
+
+hostd.daemon implements it against systemd; tests implement it with a fake
+(tests/api/fake.py). It names values of hostd.units only, so the HTTP face knows no host.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol
+
+from hostd.units import SessionRequest
+from hostd.units.values import (
+    AuthResult,
+    Caller,
+    Credentials,
+    HostView,
+    LogLine,
+    PeerCredentials,
+    SessionView,
+    StartOutcome,
+    UsageView,
+)
+
+__all__ = ["SessionService"]
+
+
+class SessionService(Protocol):
+    """What the daemon's API can ask of the daemon. Raises hostd.units.errors classes only."""
+
+    def authorize(self, peer: PeerCredentials | None) -> Caller:
+        """Root or a member of the configured group; else PermissionDenied."""
+        ...
+
+    async def start(
+        self,
+        user: str,
+        request: SessionRequest,
+        *,
+        caller: Caller,
+        wait: bool = True,
+        command: str | None = None,
+        secrets: Mapping[str, str] | None = None,
+    ) -> StartOutcome:
+        """Start (idempotently). With ``wait``, return once the server answers or failed.
+
+        ``command`` names one of the admin's [commands]; ``secrets`` reach the session as
+        files only its user can read, never in the unit's Environment= or argv."""
+        ...
+
+    async def stop(self, user: str, *, caller: Caller) -> SessionView:
+        """Stop (idempotently); returns the final view."""
+        ...
+
+    async def get(self, user: str) -> SessionView:
+        """SessionNotFound if the user has no session that systemd or the store knows of."""
+        ...
+
+    async def list(self) -> builtins.list[SessionView]: ...
+
+    async def logs(self, user: str, *, lines: int) -> builtins.list[LogLine]: ...
+
+    def follow(self, user: str, *, cursor: str | None) -> AsyncIterator[LogLine]:
+        """Log lines after ``cursor`` (or the last few), then new ones as they come."""
+        ...
+
+    async def health(self) -> dict[str, Any]: ...
+
+    async def usage(self, user: str) -> UsageView:
+        """SessionNotFound unless the session is starting or running."""
+        ...
+
+    async def host(self) -> HostView: ...
+
+    async def token(self, user: str) -> str:
+        """The running session's Jupyter token, for the hub's proxy (root and the group only,
+        as everything on the socket); SessionNotFound when there is none."""
+        ...
+
+    async def set_limits(
+        self, user: str, *, mem_limit: int | None, cpu_limit: float | None, caller: Caller
+    ) -> SessionView:
+        """Change a running session's limits live (SetUnitProperties); admins only."""
+        ...
+
+    async def activity(self, user: str, *, caller: Caller) -> None:
+        """The hub saw the user active now: resets the idle clock of the session."""
+        ...
+
+    async def metrics(self) -> tuple[bytes, str]:
+        """Prometheus exposition: (body, content type)."""
+        ...
+
+    async def authenticate(self, credentials: Credentials) -> AuthResult:
+        """Check a password for the hub (PAM, the account policy, the lockout): LoginFailed
+        for every refusal, LockedOut after too many failures of that user name."""
+        ...

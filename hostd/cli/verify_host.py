@@ -1,0 +1,330 @@
+"""`hostctl verify` and `hostctl check-config`: gather the facts, let hostd.verify judge them
+(hostd/ layer: the I/O half; every verdict is in hostd.verify).
+
+What it does to the machine: reads files and unit states, asks the daemon GET /v1/health,
+runs the session environment's Python as ``nobody``, and starts one short-lived probe unit in
+jupyter.slice (``hostd-verify-<random>.service``: ``sleep`` with a memory limit and a CPU
+quota) to read what the kernel made of them; the probe is stopped before it returns. It never
+changes a setting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import grp
+import os
+import pwd
+import secrets
+import subprocess
+from pathlib import Path
+from typing import Any, Final
+
+from hostd.cgroups.reader import CgroupReader
+from hostd.cli.verify import (
+    DAEMON_UNITS,
+    HUB_UNIT,
+    PROBE_CPU_PERCENT,
+    PROBE_MEMORY_MAX,
+    Check,
+    LimitProbe,
+    PathFacts,
+    judge_config,
+    judge_daemon_answer,
+    judge_hub_user,
+    judge_limits,
+    judge_pam,
+    judge_paths,
+    judge_programs,
+    judge_scratch,
+    judge_session_env,
+    judge_socket,
+    judge_tls,
+    judge_units,
+    parse_systemctl_show,
+)
+from hostd.config import Config, load_config, parse_config
+from hostd.units import SLICE
+from hostd.units.errors import ConfigError, HostdError
+
+__all__ = ["PREFIX", "check_config", "config_checks", "path_facts", "probe_limits", "verify"]
+
+PREFIX: Final = Path("/opt/hostd")
+HUB_USER: Final = "hostd-hub"
+PAM_DIR: Final = Path("/etc/pam.d")
+HUB_CONFIG: Final = Path("/etc/hostd/hub.toml")
+# Written by install.sh --self-signed: --ssl-cert/--ssl-key on the hub's command line.
+SELF_SIGNED_DROPIN: Final = Path("/etc/systemd/system/hostd-hub.service.d/self-signed.conf")
+SELF_SIGNED: Final = (Path("/etc/hostd/tls/hub.crt"), Path("/etc/hostd/tls/hub.key"))
+UNPRIVILEGED: Final = "nobody"
+_TIMEOUT_S: Final = 60.0
+
+
+def _run(argv: list[str], **options: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=_TIMEOUT_S, check=False, **options
+    )
+
+
+def path_facts(path: Path) -> PathFacts | None:
+    """lstat of path with owner and group names; None if it does not exist."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return None
+    try:
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = str(st.st_uid)
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    return PathFacts(path=str(path), mode=st.st_mode, owner=owner, group=group)
+
+
+def _group_exists(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _load(path: Path) -> tuple[Config, Check]:
+    """The config and its check; on problems, the defaults (so the other checks still run)."""
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        return parse_config(""), judge_config(str(path), description=None, problems=exc.problems)
+    where = str(config.source or f"{path} (missing: every default)")
+    return config, judge_config(where, description=config.describe(), problems=())
+
+
+def config_checks(config: Config) -> list[Check]:
+    """What the config names on this machine: programs, bound paths, the scratch directory."""
+    session = config.session
+    programs = {"session.cmd": session.cmd[0]} | {
+        f"commands.{name}": argv[0] for name, argv in config.commands.items()
+    }
+    # Templates ({USERNAME}) are per user; judge_paths leaves them out.
+    bound = {
+        "session.shared_paths": session.shared_paths,
+        "session.readonly_paths": session.readonly_paths,
+        "session.readwrite_paths": tuple(
+            path for path in session.readwrite_paths if Path(path) != config.shared.scratch
+        ),
+    }
+    existing = [path for paths in bound.values() for path in paths if Path(path).exists()]
+    scratch = config.shared.scratch
+    return [
+        *judge_programs({key: (path, path_facts(Path(path))) for key, path in programs.items()}),
+        *judge_paths(bound, existing),
+        judge_scratch(
+            None if scratch is None else str(scratch),
+            None if scratch is None else path_facts(scratch),
+            group=config.shared.scratch_group,
+            group_exists=_group_exists(config.shared.scratch_group),
+        ),
+    ]
+
+
+def check_config(path: Path) -> list[Check]:
+    """`hostctl check-config`: the file, and what it names on this machine."""
+    config, checked = _load(path)
+    if checked.status == "fail":
+        return [checked]
+    return [checked, *config_checks(config)]
+
+
+def _units(hub_installed: bool) -> list[Check]:
+    names = [*DAEMON_UNITS, HUB_UNIT]
+    shown = _run(
+        ["systemctl", "show", "-p", "Id,LoadState,ActiveState,SubState,UnitFileState", *names]
+    )
+    if shown.returncode != 0:
+        reason = shown.stderr.strip() or f"exit status {shown.returncode}"
+        return [Check("units", "fail", f"systemctl show failed: {reason}", "is systemd PID 1?")]
+    return judge_units(parse_systemctl_show(shown.stdout), hub_installed=hub_installed)
+
+
+async def _health(socket_path: str) -> dict[str, Any]:
+    # Imported here: the API client is not needed for check-config.
+    from hostd.api.client import HostdClient
+
+    async with HostdClient(socket_path) as client:
+        return await asyncio.wait_for(client.health(), timeout=_TIMEOUT_S)
+
+
+def _daemon_answer(socket_path: str) -> Check:
+    try:
+        health = asyncio.run(_health(socket_path))
+    except (HostdError, TimeoutError, OSError) as exc:
+        message = exc.message if isinstance(exc, HostdError) else str(exc) or type(exc).__name__
+        return judge_daemon_answer(socket_path, None, message)
+    return judge_daemon_answer(socket_path, health, None)
+
+
+def probe_limits() -> LimitProbe:
+    """Start a unit in jupyter.slice with a memory limit and a CPU quota, read what its cgroup
+    files say while it runs, and stop it."""
+    unit = f"hostd-verify-{secrets.token_hex(4)}.service"
+    started = _run(
+        [
+            "systemd-run",
+            "--quiet",
+            "--collect",
+            f"--unit={unit}",
+            f"--slice={SLICE}",
+            "--property=MemoryAccounting=yes",
+            "--property=CPUAccounting=yes",
+            f"--property=MemoryMax={PROBE_MEMORY_MAX}",
+            f"--property=CPUQuota={PROBE_CPU_PERCENT}%",
+            "/bin/sleep",
+            "120",
+        ]
+    )
+    if started.returncode != 0:
+        return LimitProbe(error=started.stderr.strip() or f"exit status {started.returncode}")
+    try:
+        shown = _run(["systemctl", "show", "-p", "ControlGroup", "--value", unit])
+        return _read_limits(shown.stdout.strip())
+    finally:
+        _run(["systemctl", "stop", unit])
+
+
+def _read(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return None
+
+
+def _read_limits(control_group: str) -> LimitProbe:
+    reader = CgroupReader.load()
+    mounts, version = reader.mounts, reader.version
+    if version == "v2":
+        directory = None if mounts.v2 is None else mounts.v2.path_of(control_group)
+        present = directory is not None and Path(directory).is_dir()
+        files = {
+            name: _read(None if directory is None else f"{directory}/{name}")
+            for name in ("memory.max", "cpu.max")
+        }
+        # A v2 cgroup lists the controllers it has (enabled in its parent) in cgroup.controllers.
+        listed = _read(f"{directory}/cgroup.controllers") if present else None
+        available = (listed or "").split()
+        controllers = {name: name in available for name in ("memory", "cpu")}
+        return LimitProbe(version=version, controllers=controllers, files=files)
+    directories: dict[str, str | None] = {}
+    for controller in ("memory", "cpu"):
+        mount = mounts.v1_mount(controller)
+        path = None if mount is None else mount.path_of(control_group)
+        directories[controller] = path if path is not None and Path(path).is_dir() else None
+    memory_dir, cpu_dir = directories["memory"], directories["cpu"]
+    files = {
+        "memory.limit_in_bytes": _read(memory_dir and f"{memory_dir}/memory.limit_in_bytes"),
+        "cpu.cfs_quota_us": _read(cpu_dir and f"{cpu_dir}/cpu.cfs_quota_us"),
+        "cpu.cfs_period_us": _read(cpu_dir and f"{cpu_dir}/cpu.cfs_period_us"),
+    }
+    controllers = {name: directory is not None for name, directory in directories.items()}
+    return LimitProbe(version=version, controllers=controllers, files=files)
+
+
+def _session_env(prefix: Path) -> Check:
+    python = prefix / "session" / "bin" / "python"
+    user = UNPRIVILEGED
+    options: dict[str, Any] = {"cwd": "/", "env": {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}}
+    try:
+        account = pwd.getpwnam(user)
+    except KeyError:
+        account = None
+    if os.geteuid() == 0 and account is not None:
+        options |= {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+    else:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    if not python.exists():
+        return judge_session_env(str(python), exists=False, returncode=None, output="", user=user)
+    code = "import jupyterlab; print(jupyterlab.__version__)"
+    result = _run([str(python), "-I", "-c", code], **options)
+    output = result.stdout if result.returncode == 0 else result.stderr
+    return judge_session_env(
+        str(python), exists=True, returncode=result.returncode, output=output, user=user
+    )
+
+
+def _hub_installed(prefix: Path) -> bool:
+    try:
+        return _run([str(prefix / "venv" / "bin" / "hostd-hub"), "--help"]).returncode == 0
+    except OSError:
+        return False
+
+
+def _hub_user(installed: bool, socket_group: str) -> Check:
+    try:
+        account = pwd.getpwnam(HUB_USER)
+    except KeyError:
+        return judge_hub_user(
+            installed=installed, user=HUB_USER, exists=False, groups=(), socket_group=socket_group
+        )
+    groups = {g.gr_name for g in grp.getgrall() if HUB_USER in g.gr_mem}
+    with contextlib.suppress(KeyError):
+        groups.add(grp.getgrgid(account.pw_gid).gr_name)
+    return judge_hub_user(
+        installed=installed, user=HUB_USER, exists=True, groups=groups, socket_group=socket_group
+    )
+
+
+def _pam(service: str) -> Check:
+    path = PAM_DIR / service
+    try:
+        text: str | None = path.read_text(errors="replace")
+    except OSError:
+        text = None
+    return judge_pam(str(path), text)
+
+
+def _hub_tls(installed: bool) -> list[Check]:
+    """The hub's config ([hub] in hub.toml) and its certificate and key."""
+    if not installed:
+        return []
+    from hostd.api.hub.settings import load_hub_config  # the hub's own rules; only when it is there
+
+    self_signed = SELF_SIGNED_DROPIN.exists()
+    try:
+        hub = load_hub_config(HUB_CONFIG)
+    except ConfigError as exc:
+        return [judge_config(str(HUB_CONFIG), description=None, problems=exc.problems, hub=True)]
+    scheme = "https" if self_signed or hub.tls else "http"
+    where = f"{scheme}://{hub.ip or '*'}:{hub.port}/"
+    checks = [judge_config(str(HUB_CONFIG), description=f"serves {where}", problems=(), hub=True)]
+    cert, key = SELF_SIGNED if self_signed else (hub.ssl_cert, hub.ssl_key)
+    checks.append(
+        judge_tls(
+            None if cert is None else (str(cert), path_facts(cert)),
+            None if key is None else (str(key), path_facts(key)),
+            hub_user=HUB_USER,
+            self_signed=self_signed,
+        )
+    )
+    return checks
+
+
+def verify(config_path: Path, *, prefix: Path = PREFIX) -> list[Check]:
+    """Every check of an installation, in the order the report shows them."""
+    config, config_check = _load(config_path)
+    hub_installed = _hub_installed(prefix)
+    socket_path = str(config.daemon.socket)
+    group = config.daemon.socket_group
+    checks = [config_check, *_units(hub_installed)]
+    checks.append(judge_socket(socket_path, path_facts(Path(socket_path)), group=group))
+    checks.append(_daemon_answer(socket_path))
+    checks.append(_pam(config.auth.pam_service))
+    checks.extend(judge_limits(probe_limits()))
+    checks.append(_session_env(prefix))
+    if config_check.status != "fail":
+        checks.extend(config_checks(config))
+    checks.append(_hub_user(hub_installed, group))
+    checks.extend(_hub_tls(hub_installed))
+    return checks

@@ -1,0 +1,465 @@
+"""Password checks for the hub, done by the root daemon (host layer).
+
+The hub runs unprivileged and never reads /etc/shadow: it sends a user name and password over
+the daemon's socket (POST /v1/auth) and gets the account's name and whether it is an admin, or
+LoginFailed, or LockedOut. In order, ``Authenticator.authenticate``:
+
+1. refuses a user name that is locked out (LockedOut; no password is checked meanwhile);
+2. applies the account policy, hostd.users.lookup_user: root, system accounts (below min_uid
+   or above UID_MAX) and users outside [daemon] allowed_groups never reach PAM, so PAM is
+   never an oracle for root's password;
+3. runs PAM (pam_authenticate, then pam_acct_mgmt: locked, expired and refused accounts)
+   under [auth] pam_service, in a short-lived helper process (hostd.pam_check) with a
+   minimal environment, killed after PAM_TIMEOUT_S;
+4. tells admins ([auth] admin_users, admin_groups) from the rest.
+
+Every refusal is the same LoginFailed, answered no sooner than FAILURE_FLOOR_S after the
+request came (about pam_unix's own delay), so neither the message nor the time tells an unknown
+name from a wrong password. The journal gets the real reason with HOSTD_USER; never the password.
+
+The lockout (``Lockout``) lives in this process's memory only: a restart of the daemon forgets
+it, as it forgets nothing else that matters (pam_faillock is there for a lockout on disk).
+What it remembers is bounded by MAX_TRACKED_NAMES.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import re
+import sys
+import time
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from hostd.daemon.users import lookup_user, user_in_group
+from hostd.units import validate_username
+from hostd.units._text import has_unsafe_char, show
+from hostd.units.errors import (
+    InvalidInput,
+    InvalidName,
+    LockedOut,
+    LoginFailed,
+    UnknownUser,
+    UserRefused,
+)
+from hostd.units.values import AuthResult, Credentials
+
+if TYPE_CHECKING:  # hostd.config imports this module for [auth]
+    from hostd.config import DaemonConfig
+
+__all__ = [
+    "FAILURE_FLOOR_S",
+    "LOGIN_FAILED_MESSAGE",
+    "MAX_TRACKED_NAMES",
+    "PAM_TIMEOUT_S",
+    "AuthConfig",
+    "Authenticator",
+    "Lockout",
+    "PamVerdict",
+    "parse_auth",
+    "run_pam_check",
+]
+
+log = logging.getLogger(__name__)
+
+LOGIN_FAILED_MESSAGE: Final = "login failed: wrong user name or password"
+# pam_unix asks libpam for a 2 s delay after a failure; refusals that never reach PAM wait
+# as long, so that the time of an answer does not tell them apart.
+FAILURE_FLOOR_S: Final = 2.0
+PAM_TIMEOUT_S: Final = 10.0
+MAX_CONCURRENT_CHECKS: Final = 8  # PAM helper processes at once; more logins wait their turn
+MAX_TRACKED_NAMES: Final = 10_000  # user names the lockout remembers failures of
+HELPER_ARGV: Final = (sys.executable, "-I", "-m", "hostd.pamhelper.check")
+# The helper runs as root: nothing of the daemon's environment goes with it.
+HELPER_ENV: Final = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+_STDERR_SHOWN = 300
+# A PAM service is a file name in /etc/pam.d.
+_PAM_SERVICE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+_TIME_MAX_S = 7 * 86400
+
+
+# -- [auth] --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """The ``[auth]`` section: how the daemon checks passwords for the hub."""
+
+    pam_service: str = "hostd"  # /etc/pam.d/<pam_service>
+    admin_users: tuple[str, ...] = ()
+    admin_groups: tuple[str, ...] = ()
+    lockout_failures: int = 5  # this many failures of one user name within lockout_window ...
+    lockout_window_s: float = 900.0
+    lockout_duration_s: float = 900.0  # ... lock it out for this long
+
+
+def _pam_service(value: object) -> str:
+    if not isinstance(value, str) or _PAM_SERVICE.fullmatch(value) is None:
+        raise InvalidInput(f"expected the name of a file in /etc/pam.d, not {show(value)}")
+    return value
+
+
+def _names(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise InvalidInput(f"expected a list of user names, not {show(value)}")
+    return tuple(validate_username(item) for item in value)
+
+
+def _group_names(value: object) -> tuple[str, ...]:
+    # As [daemon] allowed_groups takes them: sssd's "domain users" has a space.
+    if not isinstance(value, list) or not all(
+        isinstance(item, str)
+        and 1 <= len(item) <= 256
+        and ":" not in item
+        and item == item.strip()
+        and not has_unsafe_char(item)
+        for item in value
+    ):
+        raise InvalidInput(f"expected a list of group names, not {show(value)}")
+    return tuple(value)
+
+
+def _failures(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+        raise InvalidInput(f"expected a whole number from 1 to 1000, not {show(value)}")
+    return value
+
+
+def _seconds(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"expected a number of seconds, not {show(value)}")
+    if not 0 < value <= _TIME_MAX_S:
+        raise InvalidInput(f"expected more than 0 and at most {_TIME_MAX_S} seconds")
+    return float(value)
+
+
+# TOML key -> (AuthConfig field, check)
+_AUTH_KEYS: dict[str, tuple[str, Callable[[object], object]]] = {
+    "pam_service": ("pam_service", _pam_service),
+    "admin_users": ("admin_users", _names),
+    "admin_groups": ("admin_groups", _group_names),
+    "lockout_failures": ("lockout_failures", _failures),
+    "lockout_window": ("lockout_window_s", _seconds),
+    "lockout_duration": ("lockout_duration_s", _seconds),
+}
+
+
+def parse_auth(table: object, problems: list[tuple[str, str]]) -> AuthConfig:
+    """The [auth] section; every problem is added as (dotted key, message), as hostd.profiles'
+    parsers do, and what checked out is kept."""
+    if not isinstance(table, dict):
+        problems.append(("auth", "expected a table [auth]"))
+        return AuthConfig()
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in _AUTH_KEYS:
+            problems.append((f"auth.{key}", f"unknown option; known: {', '.join(_AUTH_KEYS)}"))
+            continue
+        name, check = _AUTH_KEYS[key]
+        try:
+            values[name] = check(value)
+        except InvalidInput as exc:
+            problems.append((f"auth.{key}", exc.message))
+    return AuthConfig(**values)
+
+
+# -- the lockout (pure) --------------------------------------------------------------------
+
+
+@dataclass
+class _Record:
+    failures: deque[float] = field(default_factory=deque)  # times, within the window
+    locked_until: float | None = None
+
+
+class Lockout:
+    """Failed logins per user name: ``failures`` within ``window_s`` lock the name out for
+    ``duration_s``. A success forgets the name's failures; the end of a lockout starts it
+    afresh. Names are compared case-folded ("Alice" is "alice"), and unknown names count
+    like known ones, or a lockout would tell which names exist.
+
+    In memory, for at most ``max_tracked`` names: past that, names whose failures are all
+    out of the window go first, then the oldest that are not locked out.
+    """
+
+    def __init__(
+        self,
+        *,
+        failures: int,
+        window_s: float,
+        duration_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_tracked: int = MAX_TRACKED_NAMES,
+    ) -> None:
+        self.failures = failures
+        self.window_s = window_s
+        self.duration_s = duration_s
+        self.max_tracked = max_tracked
+        self._clock = clock
+        self._records: dict[str, _Record] = {}  # in order of the last failure, oldest first
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @staticmethod
+    def _key(name: str) -> str:
+        return name.casefold()
+
+    def retry_after(self, name: str) -> float | None:
+        """Seconds until the name may try again, or None if it is not locked out."""
+        key = self._key(name)
+        record = self._records.get(key)
+        if record is None or record.locked_until is None:
+            return None
+        left = record.locked_until - self._clock()
+        if left > 0:
+            return left
+        del self._records[key]  # served its time: a clean slate
+        return None
+
+    def failed(self, name: str) -> bool:
+        """Count one failure of the name; True if it locked the name out just now."""
+        now, key = self._clock(), self._key(name)
+        record = self._records.pop(key, None) or _Record()
+        if record.locked_until is not None and record.locked_until <= now:
+            record = _Record()
+        while record.failures and record.failures[0] <= now - self.window_s:
+            record.failures.popleft()
+        record.failures.append(now)
+        locked = record.locked_until is None and len(record.failures) >= self.failures
+        if locked:
+            record.locked_until = now + self.duration_s
+            record.failures.clear()
+        self._records[key] = record
+        self._bound(now)
+        return locked
+
+    def succeeded(self, name: str) -> None:
+        """Forget the name's failures (a lockout is checked before, never lifted by this)."""
+        record = self._records.get(self._key(name))
+        if record is not None and record.locked_until is None:
+            del self._records[self._key(name)]
+
+    def _bound(self, now: float) -> None:
+        if len(self._records) <= self.max_tracked:
+            return
+
+        def stale(record: _Record) -> bool:
+            if record.locked_until is not None:
+                return record.locked_until <= now
+            return not record.failures or record.failures[-1] <= now - self.window_s
+
+        for key in [key for key, record in self._records.items() if stale(record)]:
+            del self._records[key]
+        for locked_too in (False, True):
+            for key in list(self._records):
+                if len(self._records) <= self.max_tracked:
+                    return
+                if locked_too or self._records[key].locked_until is None:
+                    del self._records[key]
+
+
+# -- PAM, in a helper process ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PamVerdict:
+    """What the PAM helper said. ``reason`` is for the journal; ``counts`` is False when the
+    helper itself failed (timeout, crash): not a guess of the user's, and no answer to one."""
+
+    ok: bool
+    reason: str
+    counts: bool = True
+
+
+def _helper_failed(returncode: int | None, out: bytes, err: bytes) -> PamVerdict:
+    status = f"killed by signal {-returncode}" if returncode and returncode < 0 else returncode
+    tail = err.decode("utf-8", errors="replace").strip()[-_STDERR_SHOWN:]
+    return PamVerdict(
+        ok=False,
+        reason=f"the PAM helper failed (exit status {status}, {len(out)} bytes out): {tail!r}",
+        counts=False,
+    )
+
+
+def _verdict(returncode: int | None, out: bytes, err: bytes) -> PamVerdict:
+    try:
+        reply = json.loads(out)
+    except ValueError:
+        return _helper_failed(returncode, out, err)
+    if returncode != 0 or not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
+        return _helper_failed(returncode, out, err)
+    if reply["ok"]:
+        return PamVerdict(ok=True, reason="PAM accepted the password and the account")
+    if "error" in reply:
+        return PamVerdict(ok=False, reason=f"PAM helper: {reply['error']}", counts=False)
+    return PamVerdict(ok=False, reason=f"PAM: {reply.get('reason')} (code {reply.get('code')})")
+
+
+async def run_pam_check(
+    service: str,
+    username: str,
+    password: str,
+    *,
+    timeout_s: float = PAM_TIMEOUT_S,
+    argv: tuple[str, ...] = HELPER_ARGV,
+) -> PamVerdict:
+    """PAM's answer for one login, from a helper process (hostd.pam_check) that gets the
+    request on stdin and is killed if it has not answered within ``timeout_s``."""
+    request = json.dumps({"service": service, "username": username, "password": password})
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=HELPER_ENV,
+        cwd="/",
+        start_new_session=True,  # a signal to the daemon's process group is not its business
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(request.encode()), timeout_s)
+    except TimeoutError:
+        return PamVerdict(
+            ok=False, reason=f"PAM did not answer within {timeout_s:g} s", counts=False
+        )
+    finally:
+        if proc.returncode is None:  # timed out, or the request was cancelled
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+    return _verdict(proc.returncode, out, err)
+
+
+# -- the whole check -------------------------------------------------------------------------
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, *, counts: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.counts = counts
+
+
+PamCheck = Callable[[str, str, str], Awaitable[PamVerdict]]
+
+
+class Authenticator:
+    """Checks logins for the hub: the lockout, the account policy, PAM, admins.
+
+    ``pam_check`` (run_pam_check), ``clock`` (the lockout's) and ``failure_floor_s`` are
+    parameters so that the policy and the lockout can be tested without PAM and without
+    waiting.
+    """
+
+    def __init__(
+        self,
+        auth: AuthConfig,
+        daemon: DaemonConfig,
+        *,
+        pam_check: PamCheck | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        failure_floor_s: float = FAILURE_FLOOR_S,
+    ) -> None:
+        self.auth = auth
+        self.daemon = daemon
+        self.lockout = Lockout(
+            failures=auth.lockout_failures,
+            window_s=auth.lockout_window_s,
+            duration_s=auth.lockout_duration_s,
+            clock=clock,
+        )
+        self._pam_check: PamCheck = pam_check or run_pam_check
+        self._failure_floor_s = failure_floor_s
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_CHECKS)
+        # One check at a time per name: parallel guesses cannot outrun the lockout.
+        self._turns: dict[str, asyncio.Lock] = {}
+        self._waiting: Counter[str] = Counter()
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, name: str) -> AsyncIterator[None]:
+        key = name.casefold()
+        lock = self._turns.setdefault(key, asyncio.Lock())
+        self._waiting[key] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
+                del self._waiting[key], self._turns[key]
+
+    async def authenticate(self, credentials: Credentials) -> AuthResult:
+        """The account's name and admin flag; LoginFailed or LockedOut."""
+        name = credentials.username
+        async with self._turn(name):
+            started = time.monotonic()  # for the floor: real time, whatever the lockout's clock
+            wait = self.lockout.retry_after(name)
+            if wait is not None:
+                seconds = max(1, math.ceil(wait))
+                log.warning(
+                    "login of %s refused: locked out for %d s more",
+                    name,
+                    seconds,
+                    extra={"HOSTD_USER": name},
+                )
+                raise LockedOut(
+                    f"too many failed logins: try again in {seconds} s", retry_after_s=seconds
+                )
+            try:
+                result = await self._check(credentials)
+            except _Refused as refused:
+                await self._refuse(name, refused, started)
+                raise LoginFailed(LOGIN_FAILED_MESSAGE) from None
+            self.lockout.succeeded(name)
+        log.info(
+            "login of %s%s",
+            result.user,
+            " (admin)" if result.admin else "",
+            extra={"HOSTD_USER": result.user},
+        )
+        return result
+
+    async def _refuse(self, name: str, refused: _Refused, started: float) -> None:
+        log.warning("login of %s failed: %s", name, refused.reason, extra={"HOSTD_USER": name})
+        if refused.counts and self.lockout.failed(name):
+            log.warning(
+                "%s is locked out for %g s after %d failed logins within %g s",
+                name,
+                self.auth.lockout_duration_s,
+                self.auth.lockout_failures,
+                self.auth.lockout_window_s,
+                extra={"HOSTD_USER": name},
+            )
+        left = self._failure_floor_s - (time.monotonic() - started)
+        if left > 0:
+            await asyncio.sleep(left)
+
+    async def _check(self, credentials: Credentials) -> AuthResult:
+        daemon = self.daemon
+        try:
+            info = await asyncio.to_thread(
+                lookup_user,
+                credentials.username,
+                min_uid=daemon.resolved_min_uid,
+                allowed_groups=daemon.allowed_groups,
+            )
+        except (UnknownUser, UserRefused, InvalidName) as exc:
+            # InvalidName: the database spells the name in a way hostd does not take.
+            raise _Refused(exc.message) from None
+        async with self._slots:
+            # The database's spelling: the name the hub gets back is the one PAM checked.
+            verdict = await self._pam_check(self.auth.pam_service, info.name, credentials.password)
+        if not verdict.ok:
+            raise _Refused(verdict.reason, counts=verdict.counts)
+        return AuthResult(user=info.name, admin=await asyncio.to_thread(self._is_admin, info.name))
+
+    def _is_admin(self, user: str) -> bool:
+        return user in self.auth.admin_users or any(
+            user_in_group(user, group) for group in self.auth.admin_groups
+        )

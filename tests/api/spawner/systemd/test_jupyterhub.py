@@ -1,0 +1,218 @@
+"""HostdSpawner in a real JupyterHub (5.x and 6.x), inside a real systemd: issue 6, by effect.
+
+JupyterHub runs as a non-root user in group hostd with seed 002's systemdspawner options; a
+PAM user logs in, and the test drives JupyterHub's REST API with a service token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from http.cookiejar import CookieJar
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
+
+from tests.api.spawner.systemd.conftest import (
+    BROKEN_PREFIX,
+    MISSING_PROGRAM,
+    OUTPUTS,
+    SHARED_DATA,
+    USERS_DIR,
+    JupyterHub,
+    NoRedirect,
+    PamUser,
+    http,
+    run,
+)
+from tests.hostd.daemon.systemd.conftest import unit_property, units_left
+
+pytestmark = pytest.mark.systemd
+
+
+def log_in(hub: JupyterHub, user: PamUser) -> int:
+    """PAM login through JupyterHub's form; the status of the POST (302: logged in)."""
+    jar = CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect())
+    page = http(f"{hub.url}/hub/login", opener=opener)
+    found = re.search(rb'name="_xsrf" value="([^"]+)"', page.body)
+    assert found, page.body[:500]
+    form = {"username": user.name, "password": user.password, "_xsrf": found.group(1).decode()}
+    answer = http(
+        f"{hub.url}/hub/login",
+        "POST",
+        data=urllib.parse.urlencode(form).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        opener=opener,
+    )
+    return answer.status
+
+
+def spawn(hub: JupyterHub, user: str) -> list[dict[str, Any]]:
+    """Ask JupyterHub for user's server; the progress events until ready or failed."""
+    known = hub.api("POST", f"/users/{user}")  # 409: known already (logged in)
+    assert known.status in (201, 409), (known.status, known.body)
+    answer = hub.api("POST", f"/users/{user}/server")
+    assert answer.status in (201, 202), (answer.status, answer.body, hub.tail())
+    return hub.progress(user)
+
+
+def server_model(hub: JupyterHub, user: str) -> dict[str, Any] | None:
+    answer = hub.api("GET", f"/users/{user}")
+    assert answer.status == 200, answer.body
+    servers: dict[str, Any] = answer.json()["servers"]
+    return servers.get("")
+
+
+def stop(hub: JupyterHub, user: str) -> None:
+    answer = hub.api("DELETE", f"/users/{user}/server")
+    assert answer.status in (202, 204), (answer.status, answer.body)
+    deadline = time.monotonic() + 30
+    while server_model(hub, user) is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert server_model(hub, user) is None
+
+
+async def run_in_kernel(hub: JupyterHub, user: str, code: str) -> str:
+    """Start a kernel through JupyterHub's proxy, run code over its websocket, return stdout."""
+    base = f"{hub.url}/user/{user}/api/kernels"
+    created = http(base, "POST", token=hub.token, data=json.dumps({"name": "python3"}).encode())
+    assert created.status == 201, (created.status, created.body)
+    kernel = created.json()["id"]
+    headers = {"Authorization": f"token {hub.token}"}
+    ws_url = f"{base.replace('http://', 'ws://')}/{kernel}/channels"
+    connection = await websocket_connect(HTTPRequest(ws_url, headers=headers))
+    msg_id = uuid.uuid4().hex
+    connection.write_message(
+        json.dumps(
+            {
+                "header": {
+                    "msg_id": msg_id,
+                    "msg_type": "execute_request",
+                    "username": user,
+                    "session": uuid.uuid4().hex,
+                    "version": "5.3",
+                    "date": "",
+                },
+                "parent_header": {},
+                "metadata": {},
+                "content": {"code": code, "silent": False, "store_history": False},
+                "channel": "shell",
+                "buffers": [],
+            }
+        )
+    )
+    out = ""
+    try:
+        async with asyncio.timeout(60):
+            while True:
+                raw = await connection.read_message()
+                assert raw is not None, "the kernel's websocket closed"
+                message = json.loads(raw)
+                if message.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                kind = message["header"]["msg_type"]
+                if kind == "stream":
+                    out += message["content"]["text"]
+                elif kind == "error":
+                    pytest.fail(f"the kernel raised: {message['content']}")
+                elif kind == "status" and message["content"]["execution_state"] == "idle":
+                    return out
+    finally:
+        connection.close()
+        http(f"{base}/{kernel}", "DELETE", token=hub.token)
+
+
+def proc_environ(pid: str) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def test_a_pam_user_gets_a_sandboxed_server_whose_kernel_answers_through_the_proxy(
+    hub: JupyterHub, make_pam_user: Any
+) -> None:
+    user = make_pam_user()
+    assert log_in(hub, user) == 302, hub.tail()
+    wrong = PamUser(user.name, "not-the-password")
+    assert log_in(hub, wrong) == 403  # PAM really decides
+
+    events = spawn(hub, user.name)
+    assert events[-1].get("ready"), (events, hub.tail())
+    messages = [event.get("message", "") for event in events]
+    assert len(events) > 2, messages  # JupyterHub's default is one event, then ready
+    unit = f"jupyter-{user.name}.service"
+    assert any(m.startswith(f"Asking hostd to start {unit}") for m in messages), messages
+    assert any(m.startswith(f"systemd started {unit} (memory 2.0G, 1 CPU)") for m in messages)
+
+    expected = {
+        "User": user.name,
+        "MemoryMax": str(2 * 1024**3),
+        "CPUQuotaPerSecUSec": "1s",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
+        "NoNewPrivileges": "yes",
+        "WorkingDirectory": f"{USERS_DIR}/{user.name}",
+        "ReadOnlyPaths": str(SHARED_DATA),
+        "ReadWritePaths": f"/tmp {OUTPUTS}",
+        "RuntimeDirectoryPreserve": "no",
+    }
+    assert {key: unit_property(unit, key) for key in expected} == expected
+
+    # The API token reached jupyterhub-singleuser, and nothing any local user can read.
+    pid = unit_property(unit, "MainPID")
+    token = proc_environ(pid)["JUPYTERHUB_API_TOKEN"]
+    assert len(token) >= 32
+    assert token not in run("systemctl", "show", unit).stdout
+    environment = unit_property(unit, "Environment")
+    assert "JUPYTERHUB_API_TOKEN" not in environment and "JPY_API_TOKEN" not in environment
+    assert token not in Path(f"/proc/{pid}/cmdline").read_text()
+
+    assert asyncio.run(run_in_kernel(hub, user.name, "print(6*7)")) == "42\n"
+
+    stop(hub, user.name)
+    assert units_left(f"jupyter-{user.name}") == []
+
+
+def test_a_spawn_whose_command_is_missing_fails_with_the_reason_within_seconds(
+    hub: JupyterHub, make_pam_user: Any
+) -> None:
+    user = make_pam_user(BROKEN_PREFIX)
+    started = time.monotonic()
+    events = spawn(hub, user.name)
+    took = time.monotonic() - started
+    assert events[-1].get("failed"), events
+    message = events[-1]["message"]
+    assert f"the session of {user.name} failed to start" in message, message
+    assert "exit status 127" in message, message
+    assert took < 10, f"{took:.1f} s: {message}"
+    answer = hub.api("GET", f"/users/{user.name}")
+    assert answer.json()["servers"] == {}
+    assert units_left(f"jupyter-{user.name}") == []
+    assert str(MISSING_PROGRAM) in hub.tail(200)  # the session's last log lines, logged
+
+
+def test_a_restarted_jupyterhub_finds_the_running_server_again(
+    hub: JupyterHub, make_pam_user: Any
+) -> None:
+    user = make_pam_user()
+    assert spawn(hub, user.name)[-1].get("ready")
+    unit = f"jupyter-{user.name}.service"
+    invocation = unit_property(unit, "InvocationID")
+
+    hub.restart()
+
+    model = server_model(hub, user.name)
+    assert model is not None and model["ready"], model
+    assert unit_property(unit, "InvocationID") == invocation  # the same server, not a new one
+    status = http(f"{hub.url}/user/{user.name}/api/status", token=hub.token)
+    assert status.status == 200, (status.status, status.body)
+    stop(hub, user.name)
+    assert units_left(f"jupyter-{user.name}") == []

@@ -1,0 +1,510 @@
+"""HostdSpawner against a fake daemon: the real API app on a Unix socket, over a fake service.
+
+The fake builds each start's unit with the real units.build_unit and the default policy, so a
+request the real daemon would refuse (a token in Environment=, a variable outside
+allowed_environment) fails here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import replace
+from datetime import timedelta
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from jupyterhub import spawner as jupyterhub_spawner
+from jupyterhub.objects import Hub, Server
+from tornado import web
+from traitlets.config import Config
+
+from hostd.api.daemon import build_daemon_app
+from hostd.api.spawner import (
+    HostdSpawner,
+    policy_conflicts,
+    spawn_exception,
+    split_environment,
+)
+from hostd.units import SessionPolicy, SessionRequest, UserInfo, build_unit
+from hostd.units.errors import (
+    CapacityExceeded,
+    InvalidOption,
+    PermissionDenied,
+    SpawnFailed,
+)
+from hostd.units.values import Caller, StartOutcome
+from tests.api.fake import ROOT, STARTED_AT, FakeSessionService, serving, with_peer
+
+TOKEN = "hub-made-api-token-0123456789"
+SpawnException = jupyterhub_spawner.SpawnException
+
+
+class Daemon(FakeSessionService):
+    """The fake service, plus: each start is built into a unit by the real build_unit, may wait
+    in "starting" until ``ready`` is set, and may end as a test says (``end_with``)."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.requests: list[tuple[SessionRequest, str | None, dict[str, str]]] = []
+        self.ready: asyncio.Event | None = None
+        self.policy = SessionPolicy(cmd=("/opt/hostd/bin/hostd-session-exec", "/bin/true"))
+
+    async def start(
+        self,
+        user: str,
+        request: SessionRequest,
+        *,
+        caller: Caller,
+        wait: bool = True,
+        command: str | None = None,
+        secrets: Mapping[str, str] | None = None,
+    ) -> StartOutcome:
+        self.requests.append((request, command, dict(secrets or {})))
+        info = UserInfo(user, 1000, 1000, f"/home/{user}", "/bin/bash")
+        build_unit(self.policy, info, request, port=20001, base_url=f"/user/{user}/")
+        if self.ready is None or user in self.sessions:
+            return await super().start(
+                user, request, caller=caller, wait=wait, command=command, secrets=secrets
+            )
+        self._check("start")
+        outcome = await super().start(user, request, caller=caller, wait=False)
+        await self.ready.wait()
+        self.sessions[user] = replace(outcome.session, state="running")
+        return StartOutcome(self.sessions[user], created=True)
+
+    def end_session(self, user: str, **changes: Any) -> None:
+        self.sessions[user] = replace(self.sessions[user], url=None, **changes)
+
+
+@pytest.fixture
+async def daemon(socket_path: Path) -> AsyncIterator[Daemon]:
+    fake = Daemon()
+    app = with_peer(build_daemon_app(fake, first_line_wait_s=0.2), ROOT)
+    async with serving(app, socket_path):
+        yield fake
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path) -> Callable[[str], Path]:
+    def write(session: str) -> Path:
+        path = tmp_path / "hostd.toml"
+        path.write_text(f'[session]\ncmd = ["/bin/true"]\n{session}\n')
+        return path
+
+    return write
+
+
+@pytest.fixture
+def make_spawner(socket_path: Path) -> Callable[..., HostdSpawner]:
+    def make(user: str = "alice", config: Config | None = None, **options: Any) -> HostdSpawner:
+        options.setdefault("hostd_socket", str(socket_path))
+        hub_user = SimpleNamespace(name=user, url=f"/user/{user}/", escaped_name=user, id=7)
+        spawner = HostdSpawner(
+            user=hub_user,
+            hub=Hub(base_url="/hub/"),
+            api_token=TOKEN,
+            oauth_client_id=f"jupyterhub-user-{user}",
+            config=config or Config(),
+            **options,
+        )
+        spawner.server = Server(base_url=f"/user/{user}/")
+        return spawner
+
+    return make
+
+
+async def start_refused(spawner: HostdSpawner) -> Any:
+    with pytest.raises(SpawnException) as caught:
+        await spawner.start()
+    return caught.value
+
+
+# -- registration and the environment -------------------------------------------------------
+
+
+def test_hostd_is_a_jupyterhub_spawner_entry_point() -> None:
+    (entry,) = entry_points(group="jupyterhub.spawners", name="hostd")
+    assert entry.load() is HostdSpawner
+
+
+def test_the_api_token_goes_in_secrets_and_the_rest_of_jupyterhubs_env_in_environment() -> None:
+    env = {
+        "JUPYTERHUB_API_TOKEN": "t",
+        "JPY_API_TOKEN": "t",
+        "JUPYTERHUB_SSL_KEYFILE": "/k",
+        "MY_PASSWORD": "p",
+        "JUPYTERHUB_USER": "alice",
+        "JUPYTERHUB_SERVICE_PREFIX": "/user/alice/",
+        "PATH": "/hub/venv/bin",
+        "JUPYTERHUB_SINGLEUSER_APP": "jupyter_server.serverapp.ServerApp",
+        "MEM_LIMIT": "1",
+        "CPU_LIMIT": "1.0",
+        "SITE": "x",
+    }
+    environment, secrets = split_environment(
+        env, hub_only=["PATH", "LANG", "JUPYTERHUB_SINGLEUSER_APP"]
+    )
+    assert secrets == {
+        "JUPYTERHUB_API_TOKEN": "t",
+        "JPY_API_TOKEN": "t",
+        "JUPYTERHUB_SSL_KEYFILE": "/k",
+        "MY_PASSWORD": "p",
+    }
+    assert environment == {
+        "JUPYTERHUB_USER": "alice",
+        "JUPYTERHUB_SERVICE_PREFIX": "/user/alice/",
+        "JUPYTERHUB_SINGLEUSER_APP": "jupyter_server.serverapp.ServerApp",
+        "SITE": "x",
+    }
+
+
+async def test_start_sends_limits_command_and_secrets_and_returns_the_url(
+    daemon: Daemon, make_spawner: Callable[..., HostdSpawner]
+) -> None:
+    spawner = make_spawner(mem_limit="2G", cpu_limit=1.0, default_url="/lab")
+    url = await spawner.start()
+    assert url == "http://127.0.0.1:8901/user/alice/"
+    (request, command, secrets) = daemon.requests[0]
+    assert command == "singleuser"
+    assert secrets == {"JUPYTERHUB_API_TOKEN": TOKEN, "JPY_API_TOKEN": TOKEN}
+    assert (request.mem_limit, request.cpu_limit) == (2 * 1024**3, 1.0)
+    assert request.default_url == "/lab"
+    environment = dict(request.environment)
+    assert environment["JUPYTERHUB_USER"] == "alice"
+    assert environment["JUPYTERHUB_SERVICE_PREFIX"] == "/user/alice/"
+    assert "JUPYTERHUB_SERVICE_URL" in environment  # jupyterhub-singleuser requires it
+    assert all(key.startswith("JUPYTERHUB_") for key in environment)
+    assert TOKEN not in repr(request)  # the unit's Environment= is built from the request
+
+
+async def test_a_hub_admins_variable_outside_the_allowlist_is_refused_by_the_daemon(
+    daemon: Daemon, make_spawner: Callable[..., HostdSpawner]
+) -> None:
+    error = await start_refused(make_spawner(environment={"SITE_NAME": "lab"}))
+    assert error.reason == "invalid-option"
+    assert "SITE_NAME is not allowed (allowed: JUPYTERHUB_*)" in error.message
+    daemon.policy = replace(daemon.policy, allowed_environment=("JUPYTERHUB_*", "SITE_*"))
+    await make_spawner(environment={"SITE_NAME": "lab"}).start()
+    assert daemon.requests[-1][0].environment["SITE_NAME"] == "lab"
+
+
+async def test_an_empty_hostd_command_means_the_sessions_own_cmd(
+    daemon: Daemon, make_spawner: Callable[..., HostdSpawner]
+) -> None:
+    await make_spawner(hostd_command="").start()
+    assert daemon.requests[0][1] is None
+
+
+# -- failures reach JupyterHub as SpawnException, with hostd's reason ------------------------
+
+
+async def test_a_failed_session_fails_the_start_at_once_with_the_daemons_reason(
+    daemon: Daemon, make_spawner: Callable[..., HostdSpawner]
+) -> None:
+    daemon.fail["start"] = SpawnFailed(
+        "the session of alice failed to start: exit status 203 (EXEC: no such program)",
+        details={"result": "exit-code", "exit_status": 203, "log": ["execve failed"]},
+    )
+    spawner = make_spawner()
+    started = time.monotonic()
+    error = await start_refused(spawner)
+    assert time.monotonic() - started < 2
+    assert (error.reason, error.status_code) == ("spawn-failed", 500)
+    assert "exit status 203 (EXEC" in error.message
+    assert error.jupyterhub_message == error.message  # what JupyterHub's pages show
+    assert "execve failed" in error.log_message
+    assert await spawner.poll() == 0  # nothing of ours to stop
+
+
+@pytest.mark.parametrize(
+    ("error", "reason", "status", "text"),
+    [
+        (InvalidOption("unknown command 'singleuser' (the admin defined: none)"),
+         "invalid-option", 400, "unknown command 'singleuser'"),
+        (CapacityExceeded("starting this session would promise too much"),
+         "capacity", 503, "promise too much"),
+        (PermissionDenied("uid 999 is neither root nor in group 'hostd'"),
+         "forbidden", 403, "socket_group"),
+    ],
+)  # fmt: skip
+async def test_daemon_refusals_become_spawn_exceptions(
+    daemon: Daemon,
+    make_spawner: Callable[..., HostdSpawner],
+    error: Exception,
+    reason: str,
+    status: int,
+    text: str,
+) -> None:
+    daemon.fail["start"] = error
+    refused = await start_refused(make_spawner())
+    assert (refused.reason, refused.status_code) == (reason, status)
+    assert text in refused.message
+
+
+async def test_an_unreachable_daemon_is_a_clear_failure(
+    make_spawner: Callable[..., HostdSpawner], tmp_path: Path
+) -> None:
+    spawner = make_spawner(hostd_socket=str(tmp_path / "nothing.sock"))
+    error = await start_refused(spawner)
+    assert (error.reason, error.status_code) == ("daemon-unreachable", 503)
+    assert f"cannot connect to hostd at {tmp_path}/nothing.sock" in error.message
+    assert await spawner.poll() is None  # unknown is not "ended": hostd may be restarting
+
+
+async def test_a_session_jupyterhub_did_not_start_is_refused_and_left_alone(
+    daemon: Daemon, make_spawner: Callable[..., HostdSpawner]
+) -> None:
+    daemon.add_session("alice")
+    spawner = make_spawner()
+    error = await start_refused(spawner)
+    assert (error.reason, error.status_code) == ("conflict", 409)
+    assert "hostctl stop alice" in error.message
+    assert await spawner.poll() == 0
+    await spawner.stop()
+    assert daemon.sessions["alice"].state == "running"
+
+
+def test_on_jupyterhub_5_an_http_error_carries_the_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delattr(jupyterhub_spawner, "SpawnException")
+    error = spawn_exception("memory 100% promised", reason="capacity", status_code=503)
+    assert type(error) is web.HTTPError
+    assert error.status_code == 503
+    assert "memory 100% promised" in str(error)
+    assert error.jupyterhub_message == "memory 100% promised"  # type: ignore[attr-defined]
+
+
+# -- options hostd does not take from JupyterHub ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "text"),
+    [
+        ({"cmd": ["jupyter-lab"]}, "cmd/args: the session's command is the admin's"),
+        ({"args": ["--debug"]}, "cmd/args"),
+        ({"slice": "big.slice"}, "slice: sessions always run in jupyter.slice"),
+        ({"dynamic_users": True}, "dynamic_users"),
+        ({"mem_guarantee": "1G"}, "mem_guarantee: hostd enforces limits, not guarantees"),
+    ],
+)
+async def test_what_hostd_cannot_do_is_refused_before_asking_it(
+    daemon: Daemon,
+    make_spawner: Callable[..., HostdSpawner],
+    options: dict[str, Any],
+    text: str,
+) -> None:
+    error = await start_refused(make_spawner(**options))
+    assert error.reason == "invalid-option"
+    assert text in error.message
+    assert daemon.requests == []
+
+
+async def test_named_servers_are_refused(
+    daemon: Daemon, make_spawner: Callable[..., HostdSpawner]
+) -> None:
+    # JupyterHub's orm record names a server of c.JupyterHub.allow_named_servers.
+    spawner = make_spawner(orm_spawner=SimpleNamespace(name="gpu", display_name="gpu", server=None))
+    error = await start_refused(spawner)
+    assert "named servers ('gpu'): hostd runs one server per user" in error.message
+    assert daemon.requests == []
+
+
+async def test_a_sandbox_option_the_policy_does_not_give_is_refused_naming_it_and_the_file(
+    daemon: Daemon,
+    make_spawner: Callable[..., HostdSpawner],
+    policy_file: Callable[[str], Path],
+) -> None:
+    path = policy_file("isolate_tmp = false\nreadonly_paths = []")
+    config = Config({"SystemdSpawner": {"isolate_tmp": True, "readonly_paths": ["/srv"]}})
+    error = await start_refused(make_spawner(config=config, hostd_config=str(path)))
+    assert error.reason == "invalid-option"
+    assert "isolate_tmp = true (hostd has false)" in error.message
+    assert "readonly_paths = ['/srv'] (hostd has [])" in error.message
+    assert f"{path} [session]" in error.message
+    assert daemon.requests == []
+
+
+async def test_sandbox_options_that_agree_with_the_policy_start(
+    daemon: Daemon,
+    make_spawner: Callable[..., HostdSpawner],
+    policy_file: Callable[[str], Path],
+) -> None:
+    path = policy_file(
+        "isolate_tmp = true\nisolate_devices = true\ndisable_user_sudo = true\n"
+        'user_workingdir = "/home/{USERNAME}"\nreadonly_paths = ["/", "/srv"]\n'
+        'readwrite_paths = ["/home/{USERNAME}"]\nunit_extra_properties = { TasksMax = 512 }'
+    )
+    config = Config(
+        {
+            "SystemdSpawner": {
+                "isolate_tmp": True,
+                "isolate_devices": True,
+                "disable_user_sudo": True,
+                "user_workingdir": "/home/{USERNAME}",
+                "readonly_paths": ["/srv", "/"],  # order does not matter
+                "readwrite_paths": ["/home/{USERNAME}"],
+                "unit_extra_properties": {"TasksMax": "512"},  # systemdspawner's strings
+            }
+        }
+    )
+    await make_spawner(config=config, hostd_config=str(path)).start()
+    assert len(daemon.requests) == 1
+
+
+async def test_an_unreadable_policy_or_a_bad_option_is_a_clear_refusal(
+    daemon: Daemon,
+    make_spawner: Callable[..., HostdSpawner],
+    policy_file: Callable[[str], Path],
+    tmp_path: Path,
+) -> None:
+    missing = make_spawner(isolate_tmp=True, hostd_config=str(tmp_path / "none.toml"))
+    error = await start_refused(missing)
+    assert error.reason == "invalid-config"
+    assert "cannot check isolate_tmp against hostd's policy" in error.message
+    relative = make_spawner(readonly_paths=["srv"], hostd_config=str(policy_file("")))
+    error = await start_refused(relative)
+    assert error.message.startswith("JupyterHub's config: readonly_paths")
+    assert daemon.requests == []
+
+
+def test_policy_conflicts_compare_what_is_set_and_nothing_else() -> None:
+    policy = SessionPolicy(cmd=("/bin/true",), isolate_tmp=True, default_shell="/bin/zsh")
+    assert policy_conflicts({}, policy) == []
+    assert policy_conflicts({"isolate_tmp": True}, policy) == []
+    assert policy_conflicts({"default_shell": "/bin/bash"}, policy) == [
+        "default_shell = '/bin/bash' (hostd has '/bin/zsh')"
+    ]
+    assert policy_conflicts({"unit_extra_properties": {"TasksMax": 5}}, policy) == [
+        "unit_extra_properties = {'TasksMax': 5} (hostd has {})"
+    ]
+
+
+# -- poll, stop, state ---------------------------------------------------------------------
+
+
+async def test_poll_reports_each_state_of_the_session(
+    daemon: Daemon, make_spawner: Callable[..., HostdSpawner]
+) -> None:
+    spawner = make_spawner()
+    assert await spawner.poll() == 0  # never started
+    daemon.ready = asyncio.Event()
+    start = asyncio.create_task(spawner.start())
+    await asyncio.sleep(0.1)
+    assert await spawner.poll() is None  # starting
+    daemon.ready.set()
+    await start
+    assert await spawner.poll() is None  # running
+    daemon.end_session("alice", state="failed", result="exit-code", exit_status=3)
+    assert await spawner.poll() == 3
+    daemon.end_session("alice", state="failed", result="signal", exit_status=None)
+    assert await spawner.poll() == 1
+    daemon.end_session("alice", state="stopped", result="success")
+    assert await spawner.poll() == 0
+    del daemon.sessions["alice"]
+    assert await spawner.poll() == 0
+
+
+async def test_state_survives_a_hub_restart_and_stop_is_idempotent(
+    daemon: Daemon, make_spawner: Callable[..., HostdSpawner]
+) -> None:
+    first = make_spawner()
+    url = await first.start()
+    state = first.get_state()
+    assert state["hostd"]["unit"] == "jupyter-alice.service"
+    restarted = make_spawner()
+    assert await restarted.poll() == 0  # before load_state: nothing of ours
+    restarted.load_state(state)
+    assert restarted.get_state() == state
+    assert await restarted.poll() is None
+    assert restarted.session_url == url
+    await restarted.stop()
+    await restarted.stop()
+    assert [call[0] for call in daemon.calls].count("stop") == 1
+    assert await restarted.poll() == 0
+    restarted.clear_state()
+    assert "hostd" not in restarted.get_state()
+    await restarted.stop()  # nothing left to stop: no call
+    assert [call[0] for call in daemon.calls].count("stop") == 1
+
+
+async def test_a_session_restarted_outside_jupyterhub_is_not_ours(
+    daemon: Daemon, make_spawner: Callable[..., HostdSpawner]
+) -> None:
+    spawner = make_spawner()
+    await spawner.start()
+    later = STARTED_AT + timedelta(hours=1)
+    daemon.sessions["alice"] = replace(daemon.sessions["alice"], started_at=later)
+    assert await spawner.poll() == 0
+    await spawner.stop()
+    assert daemon.sessions["alice"].state == "running"
+
+
+def test_load_state_of_another_spawner_or_of_nothing_leaves_it_unstarted(
+    make_spawner: Callable[..., HostdSpawner],
+) -> None:
+    spawner = make_spawner()
+    spawner.load_state({})
+    spawner.load_state({"unit_name": "jupyter-alice-singleuser"})  # systemdspawner's state
+    assert spawner.unit is None
+    spawner.load_state({"hostd": {"unit": "jupyter-alice.service", "started_at": "garbage"}})
+    assert (spawner.unit, spawner.started_at) == ("jupyter-alice.service", None)
+
+
+# -- progress --------------------------------------------------------------------------------
+
+
+async def test_progress_shows_the_daemons_steps_until_start_returns(
+    daemon: Daemon, make_spawner: Callable[..., HostdSpawner]
+) -> None:
+    spawner = make_spawner(mem_limit="2G", cpu_limit=1.0)
+    daemon.ready = asyncio.Event()
+    events: list[dict[str, Any]] = []
+
+    async def follow() -> None:
+        async with contextlib.aclosing(spawner.progress()) as progress:
+            async for event in progress:
+                events.append(event)
+                if "systemd started" in event["message"]:
+                    assert daemon.ready is not None
+                    daemon.ready.set()
+
+    watcher = asyncio.create_task(follow())
+    await asyncio.sleep(0.05)
+    await spawner.start()
+    await asyncio.wait_for(watcher, timeout=5)
+    messages = [event["message"] for event in events]
+    assert messages[0] == (
+        "Asking hostd to start jupyter-alice.service with the admin's command 'singleuser'"
+    )
+    assert messages[1] == (
+        "systemd started jupyter-alice.service (memory 2.0G, 1 CPU); "
+        "waiting for the server to answer on port 8901"
+    )
+    assert messages[-1].startswith("jupyter-alice.service answers at http://127.0.0.1:8901/")
+    progress = [event["progress"] for event in events]
+    assert progress == sorted(progress) and len(events) >= 3
+
+
+async def test_progress_of_a_failed_start_ends_with_it(
+    daemon: Daemon, make_spawner: Callable[..., HostdSpawner]
+) -> None:
+    daemon.fail["start"] = SpawnFailed("the session of alice failed to start: boom")
+    spawner = make_spawner()
+    events: list[dict[str, Any]] = []
+
+    async def follow() -> None:
+        async for event in spawner.progress():
+            events.append(event)
+
+    watcher = asyncio.create_task(follow())
+    await asyncio.sleep(0.05)
+    await start_refused(spawner)
+    await asyncio.wait_for(watcher, timeout=5)
+    assert [event["progress"] for event in events] == [10]

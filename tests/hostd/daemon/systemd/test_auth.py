@@ -1,0 +1,239 @@
+"""POST /v1/auth against real PAM: accounts made with useradd and chpasswd, checked by the daemon
+through /etc/pam.d/hostd (packaging/pam.d/hostd, installed in the testbed's overlay only).
+No mocks: pam_unix reads the overlay's /etc/shadow, as root, in hostd's helper process.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hostd.daemon.login import LOGIN_FAILED_MESSAGE
+from tests.hostd.daemon.systemd.conftest import BASE_POLICY, Daemon
+
+pytestmark = pytest.mark.systemd
+
+PAM_SOURCE = Path(__file__).parents[3] / "packaging" / "pam.d" / "hostd"
+PAM_FILE = Path("/etc/pam.d/hostd")
+ADMIN_GROUP = "hostd-test-admins"
+ALLOWED_GROUP = "hostd-test-allowed"
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path) -> None:
+        super().__init__("hostd", timeout=60)
+        self.unix_path = str(path)
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(60)
+        self.sock.connect(self.unix_path)
+
+
+def auth(d: Daemon, body: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+    """(status, headers, JSON body) of POST /v1/auth on the daemon's socket."""
+    conn = _UnixConnection(d.socket)
+    try:
+        conn.request(
+            "POST", "/v1/auth", json.dumps(body), headers={"Content-Type": "application/json"}
+        )
+        response = conn.getresponse()
+        data = response.read()
+        headers = {key.lower(): value for key, value in response.getheaders()}
+        return response.status, headers, json.loads(data)
+    finally:
+        conn.close()
+
+
+def login(d: Daemon, username: str, password: str) -> tuple[int, dict[str, str], Any]:
+    return auth(d, {"username": username, "password": password})
+
+
+def set_password(user: str, password: str) -> None:
+    subprocess.run(["chpasswd"], input=f"{user}:{password}\n", text=True, check=True)
+
+
+def new_password() -> str:
+    return f"Pw-{uuid.uuid4().hex}"
+
+
+def journal_text() -> bytes:
+    """Every field of every entry in the journal (the password must be in none)."""
+    subprocess.run(["journalctl", "--sync"], check=False, capture_output=True)
+    out = subprocess.run(
+        ["journalctl", "--no-pager", "-o", "export"], capture_output=True, check=True
+    )
+    return out.stdout
+
+
+def hostd_messages(user: str) -> list[str]:
+    """The daemon's journal messages about user (its HOSTD_USER field)."""
+    subprocess.run(["journalctl", "--sync"], check=False, capture_output=True)
+    out = subprocess.run(
+        ["journalctl", "--no-pager", "-o", "json", "SYSLOG_IDENTIFIER=hostd", f"HOSTD_USER={user}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [json.loads(line)["MESSAGE"] for line in out.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def pam_service() -> Iterator[None]:
+    """packaging/pam.d/hostd as /etc/pam.d/hostd: inside the testbed, whose / is an overlay."""
+    if "HOSTD_TESTBED" not in os.environ:
+        pytest.skip("installs /etc/pam.d/hostd and sets passwords: only inside packaging/testbed")
+    made = not PAM_FILE.exists()
+    if made:
+        shutil.copy(PAM_SOURCE, PAM_FILE)
+    for group in (ADMIN_GROUP, ALLOWED_GROUP):
+        subprocess.run(["groupadd", "-f", group], check=True)
+    yield
+    for group in (ADMIN_GROUP, ALLOWED_GROUP):
+        subprocess.run(["groupdel", group], check=False, capture_output=True)
+    if made:
+        PAM_FILE.unlink(missing_ok=True)  # the install tests may have purged it
+
+
+def auth_policy(**auth: Any) -> str:
+    lines = "".join(f"{key} = {json.dumps(value)}\n" for key, value in auth.items())
+    return BASE_POLICY + "\n[auth]\n" + lines
+
+
+def test_the_pam_file_is_debians_stacks() -> None:
+    lines = [line for line in PAM_FILE.read_text().splitlines() if not line.startswith("#")]
+    assert lines == ["@include common-auth", "@include common-account"]
+
+
+def test_a_user_logs_in_with_the_right_password_and_not_a_wrong_one(
+    daemon: Callable[..., Daemon], make_user: Callable[..., str]
+) -> None:
+    alice, boss, staff = make_user(), make_user(), make_user(groups=ADMIN_GROUP)
+    passwords = {user: new_password() for user in (alice, boss, staff)}
+    for user, password in passwords.items():
+        set_password(user, password)
+    d = daemon(auth_policy(admin_users=[boss], admin_groups=[ADMIN_GROUP]))
+
+    assert login(d, alice, passwords[alice])[::2] == (200, {"user": alice, "admin": False})
+    assert login(d, boss, passwords[boss])[::2] == (200, {"user": boss, "admin": True})
+    assert login(d, staff, passwords[staff])[::2] == (200, {"user": staff, "admin": True})
+
+    wrong = login(d, alice, passwords[boss])
+    unknown = login(d, f"nobody{uuid.uuid4().hex[:8]}", passwords[alice])
+    assert wrong[0] == unknown[0] == 401
+    assert wrong[2] == unknown[2] == {"code": "login-failed", "message": LOGIN_FAILED_MESSAGE}
+    assert "Authentication failure" in hostd_messages(alice)[-1]  # PAM's own reason, logged
+
+
+def test_root_system_accounts_and_users_outside_allowed_groups_are_refused(
+    daemon: Callable[..., Daemon], make_user: Callable[..., str]
+) -> None:
+    inside, outside = make_user(groups=ALLOWED_GROUP), make_user()
+    system = f"sys{uuid.uuid4().hex[:8]}"
+    subprocess.run(["useradd", "--system", "-s", "/bin/bash", system], check=True)
+    root_hash = subprocess.run(
+        ["getent", "shadow", "root"], capture_output=True, text=True, check=True
+    ).stdout.split(":")[1]
+    password = new_password()
+    try:
+        for user in ("root", system, inside, outside):
+            set_password(user, password)  # the right password, every time
+        d = daemon(auth_policy())
+        assert login(d, inside, password)[0] == 200
+        for user in ("root", system):
+            status, _, body = login(d, user, password)
+            assert (status, body) == (
+                401,
+                {"code": "login-failed", "message": LOGIN_FAILED_MESSAGE},
+            )
+        assert "root may not have a session" in hostd_messages("root")[-1]
+        assert "is a system account" in hostd_messages(system)[-1]
+
+        # Text before [session] is in [daemon]: the policy's first keys go there.
+        only_group = daemon(f'allowed_groups = ["{ALLOWED_GROUP}"]\n' + auth_policy())
+        assert login(only_group, inside, password)[0] == 200
+        assert login(only_group, outside, password)[0] == 401
+        assert "in none of the groups" in hostd_messages(outside)[-1]
+    finally:
+        subprocess.run(["usermod", "-p", root_hash, "root"], check=True)
+        subprocess.run(["userdel", "-r", "-f", system], capture_output=True, check=False)
+
+
+def test_locked_and_expired_accounts_are_refused(
+    daemon: Callable[..., Daemon], make_user: Callable[..., str]
+) -> None:
+    user, password = make_user(), new_password()
+    set_password(user, password)
+    d = daemon(auth_policy())
+    assert login(d, user, password)[0] == 200
+
+    subprocess.run(["usermod", "-L", user], check=True)  # "!" before the hash
+    assert login(d, user, password)[0] == 401
+    subprocess.run(["usermod", "-U", user], check=True)
+    assert login(d, user, password)[0] == 200
+
+    subprocess.run(["chage", "-E", "0", user], check=True)  # expired on 1 January 1970
+    assert login(d, user, password)[0] == 401
+    subprocess.run(["chage", "-E", "-1", user], check=True)
+    assert login(d, user, password)[0] == 200
+
+    # The password is right and pam_authenticate says so; pam_acct_mgmt refuses the account
+    # (PAM_NEW_AUTHTOK_REQD, 12): the account check runs, and the hub changes no password.
+    subprocess.run(["chage", "-d", "0", user], check=True)
+    assert login(d, user, password)[0] == 401
+    assert hostd_messages(user)[-1].endswith("(code 12)")
+
+
+def test_five_wrong_passwords_lock_the_right_one_out_until_the_lockout_ends(
+    daemon: Callable[..., Daemon], make_user: Callable[..., str]
+) -> None:
+    user, other = make_user(), make_user()
+    password = new_password()
+    for name in (user, other):
+        set_password(name, password)
+    d = daemon(auth_policy(lockout_duration=6))
+    for _ in range(5):
+        assert login(d, user, "wrong-" + password)[0] == 401
+    status, headers, body = login(d, user, password)
+    assert (status, body["code"]) == (429, "locked-out")
+    retry_after = int(headers["retry-after"])
+    assert 1 <= retry_after <= 6
+    assert body["details"] == {"retry_after_s": retry_after}
+    assert any("is locked out for 6 s" in message for message in hostd_messages(user))
+    assert login(d, other, password)[0] == 200  # one name's lockout is not another's
+
+    time.sleep(retry_after + 0.2)
+    assert login(d, user, password)[::2] == (200, {"user": user, "admin": False})
+
+
+def test_the_password_never_reaches_the_journal_or_the_log(
+    daemon: Callable[..., Daemon], make_user: Callable[..., str]
+) -> None:
+    user, password = make_user(), new_password()
+    set_password(user, password)
+    wrong = new_password()
+    d = daemon(auth_policy())
+    assert login(d, user, password)[0] == 200
+    assert login(d, user, wrong)[0] == 401
+    assert login(d, f"x{uuid.uuid4().hex[:8]}", wrong)[0] == 401  # an unknown user
+    assert login(d, "root", wrong)[0] == 401
+    assert auth(d, {"username": user, "password": wrong + "\0"})[0] == 422
+    assert auth(d, {"username": user, "password": wrong, "otp": 1})[0] == 422
+    messages = hostd_messages(user)
+    assert any("failed" in message for message in messages)  # failures are logged ...
+    assert f"login of {user}" in messages
+    d.terminate()
+    for text in (journal_text(), d.log.read_bytes()):  # ... without a password anywhere
+        assert password.encode() not in text
+        assert wrong.encode() not in text

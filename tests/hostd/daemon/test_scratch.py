@@ -1,0 +1,175 @@
+"""[shared]: the scratch directory in the config, in every session's ReadWritePaths=, and as the
+daemon makes it; plus `hostctl check-config`, which reports what the config names."""
+
+from __future__ import annotations
+
+import grp
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from hostd.cli import verify_host
+from hostd.cli.hostctl import main
+from hostd.config import parse_config
+from hostd.daemon import scratch as shared
+from hostd.daemon.scratch import SCRATCH_MODE, SharedConfig, ensure_scratch, parse_shared
+from hostd.units.errors import ConfigError
+
+
+def test_parse_shared() -> None:
+    problems: list[tuple[str, str]] = []
+    assert parse_shared({}, problems) == SharedConfig(scratch=None, scratch_group="users")
+    assert parse_shared({"scratch": "/srv/scratch", "scratch_group": "lab"}, problems) == (
+        SharedConfig(scratch=Path("/srv/scratch"), scratch_group="lab")
+    )
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ({"scratch": "srv"}, ("shared.scratch", "invalid path 'srv': must be absolute")),
+        (
+            {"scratch": "/srv/{USERNAME}"},
+            (
+                "shared.scratch",
+                "expected one directory without placeholders, not '/srv/{USERNAME}'",
+            ),
+        ),
+        ({"scratch": "/"}, ("shared.scratch", "expected a directory of its own, not /")),
+        (
+            {"scratch_group": "a:b"},
+            ("shared.scratch_group", "expected a group name like 'users', not 'a:b'"),
+        ),
+        (
+            {"scratch_dir": "/x"},
+            ("shared.scratch_dir", "unknown key; known: scratch, scratch_group"),
+        ),
+        ("nope", ("shared", "expected a table [shared], not 'nope'")),
+    ],
+)
+def test_parse_shared_problems(table: object, problem: tuple[str, str]) -> None:
+    problems: list[tuple[str, str]] = []
+    parse_shared(table, problems)
+    assert problems == [problem]
+
+
+def test_the_scratch_directory_is_writable_in_every_session() -> None:
+    config = parse_config(
+        '[session]\nreadonly_paths = ["/"]\nreadwrite_paths = ["/home/{USERNAME}"]\n'
+        '[shared]\nscratch = "/srv/scratch"\n'
+    )
+    assert config.session.readwrite_paths == ("/home/{USERNAME}", "/srv/scratch")
+    # Counted once, as what the admin wrote.
+    assert config.changed_options() == (
+        "session.readonly_paths",
+        "session.readwrite_paths",
+        "shared.scratch",
+    )
+    twice = parse_config(
+        '[session]\nreadwrite_paths = ["/srv/scratch"]\n[shared]\nscratch = "/srv/scratch"\n'
+    )
+    assert twice.session.readwrite_paths == ("/srv/scratch",)
+
+
+def test_a_bad_shared_section_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config('[shared]\nscratch = "relative"\n')
+    assert caught.value.problems == [
+        ("shared.scratch", "invalid path 'relative': must be absolute")
+    ]
+
+
+def test_ensure_scratch_makes_a_missing_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chowned: list[tuple[Path, int, int]] = []
+    monkeypatch.setattr(shared.os, "chown", lambda p, u, g: chowned.append((Path(p), u, g)))
+    group = grp.getgrgid(os.getgid()).gr_name
+    target = tmp_path / "srv" / "scratch"
+    ensure_scratch(SharedConfig(scratch=target, scratch_group=group))
+    assert stat.S_IMODE(target.stat().st_mode) == SCRATCH_MODE
+    assert chowned == [(target, 0, os.getgid())]
+    # An existing one is left as it is.
+    target.chmod(0o700)
+    ensure_scratch(SharedConfig(scratch=target, scratch_group=group))
+    assert stat.S_IMODE(target.stat().st_mode) == 0o700
+    ensure_scratch(SharedConfig())  # none configured: nothing to do
+
+
+def test_ensure_scratch_without_the_group(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    target = tmp_path / "scratch"
+    ensure_scratch(SharedConfig(scratch=target, scratch_group="no-such-group-hostd"))
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
+    assert "group 'no-such-group-hostd' does not exist" in caplog.text
+
+
+# -- hostctl check-config -------------------------------------------------------------------
+
+
+def test_check_config_reports_what_the_config_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    program = tmp_path / "jupyter"
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+    data = tmp_path / "data"
+    data.mkdir()
+    path = tmp_path / "hostd.toml"
+    path.write_text(
+        f'[session]\ncmd = ["{program}", "--port={{PORT}}"]\n'
+        f'shared_paths = ["{data}", "{tmp_path}/gone"]\n'
+        f'[commands]\nother = ["{tmp_path}/missing"]\n'
+        f'[shared]\nscratch = "{tmp_path}/scratch"\nscratch_group = "no-such-group-hostd"\n'
+    )
+    assert main(["check-config", str(path)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("ok    config")
+    assert [line.split()[:3] for line in lines if not line.startswith(" ")][1:] == [
+        ["ok", "program", "session.cmd"],
+        ["FAIL", "program", "commands.other"],
+        ["FAIL", "paths", "session.shared_paths"],
+        ["FAIL", "scratch", "group"],
+        ["hostctl", "check-config:", "3"],
+    ]
+
+
+def test_check_config_of_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "hostd.toml"
+    path.write_text('[session]\nmem_limit = "lots"\n')
+    assert main(["check-config", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"FAIL  config  {path}: session.mem_limit: invalid size 'lots'" in out
+    assert out.rstrip().endswith("hostctl check-config: 1 of 1 checks FAILED")
+
+
+def test_verify_needs_root(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert main(["verify"]) == 1
+    assert "verify needs root" in capsys.readouterr().err
+
+
+def test_verify_prints_the_report(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hostd.cli.verify import Check
+
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    seen: list[Path] = []
+
+    def fake_verify(path: Path) -> list[Check]:
+        seen.append(path)
+        return [Check("socket", "fail", "broken", "fix it")]
+
+    monkeypatch.setattr(verify_host, "verify", fake_verify)
+    assert main(["verify", "--config", "/etc/x.toml"]) == 1
+    assert seen == [Path("/etc/x.toml")]
+    assert capsys.readouterr().out.splitlines() == [
+        "FAIL  socket  broken",
+        "              fix: fix it",
+        "hostctl verify: 1 of 1 checks FAILED",
+    ]

@@ -1,0 +1,248 @@
+"""The values that cross the daemon's socket, both ways: typed, frozen, no I/O.
+
+Every process uses them: the daemon builds them, its HTTP face turns them into JSON
+(hostd.api.wire), the client, the hub and the spawner read them back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from hostd.units import validate_username
+from hostd.units.errors import InvalidInput, InvalidName
+
+SessionState = Literal["starting", "running", "stopping", "stopped", "failed"]
+SESSION_STATES: tuple[SessionState, ...] = ("starting", "running", "stopping", "stopped", "failed")
+# Longer is not a password a person types; PAM modules copy it around (pam_unix caps at 512).
+PASSWORD_MAX = 1024
+
+
+@dataclass(frozen=True)
+class PeerCredentials:
+    """Who is on the other end of the Unix socket (SO_PEERCRED): set by the server, not HTTP."""
+
+    pid: int
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authorised peer. ``privileged`` (root) may exceed the policy's per-request caps."""
+
+    uid: int
+    name: str
+    privileged: bool
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits a session runs with (what systemd enforces), for display."""
+
+    mem_limit_bytes: int | None
+    cpu_limit: float | None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Limits:
+        """The inverse of the "limits" part of SessionView.to_dict."""
+        cpu_limit = data["cpu_limit"]
+        return cls(
+            mem_limit_bytes=data["mem_limit_bytes"],
+            cpu_limit=None if cpu_limit is None else float(cpu_limit),
+        )
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """One user's session as the API shows it."""
+
+    user: str
+    unit: str
+    state: SessionState
+    result: str | None = None  # systemd's Result: success, exit-code, signal, oom-kill, ...
+    exit_status: int | None = None
+    started_at: datetime | None = None
+    url: str | None = None  # http://127.0.0.1:PORT/BASE/ once allocated
+    limits: Limits | None = None
+    log: tuple[str, ...] = ()  # last log lines, filled in when the session failed
+    details: Mapping[str, Any] = field(default_factory=dict)
+    reason: str | None = None  # why it ended: "out of memory ...", "stopped by root", "idle ..."
+    profile: str | None = None  # the limits profile it got: "user:alice", "group:staff"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user": self.user,
+            "unit": self.unit,
+            "state": self.state,
+            "result": self.result,
+            "exit_status": self.exit_status,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "url": self.url,
+            "limits": (
+                {"mem_limit_bytes": self.limits.mem_limit_bytes, "cpu_limit": self.limits.cpu_limit}
+                if self.limits
+                else None
+            ),
+            "log": list(self.log),
+            "reason": self.reason,
+            "profile": self.profile,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionView:
+        """The inverse of to_dict (what API clients read). KeyError for a missing field,
+        ValueError or TypeError for an unknown state or a timestamp that does not parse."""
+        state = data["state"]
+        if state not in SESSION_STATES:
+            raise ValueError(f"unknown session state {state!r}")
+        started_at, limits = data["started_at"], data["limits"]
+        return cls(
+            user=data["user"],
+            unit=data["unit"],
+            state=state,
+            result=data["result"],
+            exit_status=data["exit_status"],
+            started_at=None if started_at is None else datetime.fromisoformat(started_at),
+            url=data["url"],
+            limits=None if limits is None else Limits.from_dict(limits),
+            log=tuple(data["log"]),
+            reason=data.get("reason"),
+            profile=data.get("profile"),
+        )
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One journal entry of a session; ``cursor`` resumes a follow after it."""
+
+    cursor: str
+    timestamp: datetime
+    message: str
+    priority: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cursor": self.cursor,
+            "timestamp": self.timestamp.isoformat(),
+            "message": self.message,
+            "priority": self.priority,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LogLine:
+        """The inverse of to_dict. KeyError for a missing field, ValueError or TypeError for a
+        timestamp that does not parse."""
+        return cls(
+            cursor=data["cursor"],
+            timestamp=datetime.fromisoformat(data["timestamp"]),
+            message=data["message"],
+            priority=data["priority"],
+        )
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    """What a start did: ``created`` is False when the session was already running."""
+
+    session: SessionView
+    created: bool
+
+
+@dataclass(frozen=True)
+class UsageView:
+    """What a session uses now, read from its cgroup (v1 or v2). None: not measurable."""
+
+    user: str
+    memory_bytes: int | None = None
+    memory_peak_bytes: int | None = None
+    memory_limit_bytes: int | None = None
+    cpu_seconds: float | None = None  # CPU time used since the session started
+    cpu_percent: float | None = None  # over the last few seconds; 100.0 = one core busy
+    cpu_limit: float | None = None  # cores (1.0 = one core)
+    cpu_throttled_seconds: float | None = None
+    tasks: int | None = None
+    oom_kills: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class HostView:
+    """The machine and what the sessions ask of it together."""
+
+    memory_total_bytes: int
+    memory_available_bytes: int
+    cpus: int
+    sessions_running: int  # starting or running
+    memory_limits_bytes: int  # sum of the running sessions' memory limits
+    cpu_limits: float  # sum of their CPU limits, in cores
+    memory_capacity_bytes: int  # what all sessions together may be promised (share of RAM)
+    starts_waiting: int  # starts queued behind the concurrency limit
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A user name and password to check, valid when made (InvalidName, InvalidInput).
+
+    The name is one validate_username takes (1 to 32 characters); the password is 1 to
+    PASSWORD_MAX characters of text without NUL (which would cut it short in C). No message
+    and no repr ever shows the password.
+    """
+
+    username: str
+    password: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        _check_username(self.username)
+        _check_password(self.password)
+
+
+def _check_username(name: object) -> None:
+    if name is None:
+        raise InvalidName("username is required")
+    validate_username(name)
+
+
+def _check_password(password: object) -> None:
+    # The messages name the rule, never the value.
+    if password is None:
+        raise InvalidInput("password is required")
+    if not isinstance(password, str):
+        raise InvalidInput(f"password must be a string, not {type(password).__name__}")
+    if not password:
+        raise InvalidInput("password must not be empty")
+    if len(password) > PASSWORD_MAX:
+        raise InvalidInput(f"password is longer than {PASSWORD_MAX} characters")
+    if "\0" in password:
+        raise InvalidInput("password must not contain NUL")
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, as JSON's "\ud800" gives
+        raise InvalidInput("password is not valid Unicode text") from None
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    """A login that succeeded: the name as the account database spells it, and whether the
+    user is one of the hub's admins ([auth] admin_users, admin_groups)."""
+
+    user: str
+    admin: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"user": self.user, "admin": self.admin}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuthResult:
+        """The inverse of to_dict; KeyError for a missing field, TypeError for a wrong type."""
+        user, admin = data["user"], data["admin"]
+        if not isinstance(user, str) or not isinstance(admin, bool):
+            raise TypeError("user must be a string and admin a boolean")
+        return cls(user=user, admin=admin)
