@@ -1,1 +1,18 @@
+"""hostd.api: the daemon's HTTP protocol over its Unix socket, and the unprivileged processes
+that use it.
 
+Loaded by: the daemon (only `daemon`, `openapi`, `service`, `wire`: its HTTP face, which knows
+no host and is handed its service); the hub (`hub`, `client`, `wire`), JupyterHub
+(`spawner`, `client`, `wire`) and hostctl (`client`).
+As: root in the daemon; the hub's system user; JupyterHub's user; any member of the socket's
+group.
+Never: import the root side (hostd.daemon, hostd.config, hostd.cli, hostd.busworker,
+hostd.pamhelper), pystemd or PAM; the client, the wire and the spawner never load a server
+framework. Everything privileged is a request on the daemon's socket.
+
+Modules: wire (the contract both ends share: JSON of values and errors, codes, statuses,
+limits), service (what the HTTP face is handed), daemon (the HTTP face), openapi (its
+document), client (httpx over the socket), spawner (HostdSpawner), hub (the web hub).
+"""
+
+__all__: list[str] = []

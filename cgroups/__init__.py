@@ -1,9 +1,14 @@
-"""Usage readings of a systemd unit's cgroup, on cgroup v2 and on v1/hybrid.
+"""hostd.cgroups: usage readings of a systemd unit's cgroup, on cgroup v2 and on v1/hybrid
+(the pure ground floor).
 
-Layers: `parse` (text of one file), `usage` (texts of a unit's files → `Usage`) and
-`mounts` (mountinfo text → where the files are) are pure; `reader` is the only module that
-touches the filesystem. Nothing here talks to systemd: callers pass the unit's
-ControlGroup property. Host-wide memory is psutil's business, not this package's.
+Loaded by: the daemon (session usage) and hostctl verify (the host's shape).
+As: root there; reading cgroup files needs no privilege.
+Never: talk to systemd (callers pass the unit's ControlGroup property), write to a cgroup, or
+import anything of the project outside itself.
+
+Layers: `parse` (text of one file), `usage` (texts of a unit's files -> `Usage`) and `mounts`
+(mountinfo text -> where the files are) are pure; `reader` is the only module that reads the
+filesystem. Host-wide memory is psutil's business, not this package's.
 """
 
 from hostd.cgroups.mounts import CgroupFiles, CgroupMount, CgroupMounts, parse_mountinfo

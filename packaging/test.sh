@@ -157,6 +157,8 @@ say "ruff"
 run ruff check --quiet .
 say "mypy"
 run mypy --no-error-summary
+say "import contracts (lint-imports)"
+run lint-imports --no-cache
 # In this script nothing may skip: a skip of a root or systemd test becomes a failure.
 export HOSTD_NO_SKIP=1
 

@@ -1,8 +1,15 @@
-"""units: what a session's transient systemd unit looks like (pure layer; no I/O).
+"""hostd.units: what a session's transient systemd unit looks like; the error tree; the values
+that cross the daemon's socket (the pure ground floor).
 
-Data in, data out: validators for names, sizes and paths, the table of directives an admin
-may set, and build_unit, which turns a policy, an account and a request into a UnitSpec.
-Nothing here reads files, the user database or the environment, or talks to systemd.
+Loaded by: every process (the daemon, hostctl, the hub, the spawner in JupyterHub, the client).
+As: whoever runs it; it holds no privilege and needs none.
+Never: read files, the user database or the environment, talk to systemd or the network, or
+import anything of the project outside itself (nor starlette, httpx, pystemd, psutil, sqlmodel).
+
+Data in, data out: errors (the tree every process raises and matches), values (sessions, logs,
+usage, login results), failures (how a unit ended, in words), validators for names, sizes and
+paths, the table of directives an admin may set, and build_unit, which turns a policy, an
+account and a request into a UnitSpec.
 """
 
 from hostd.units.build import build_unit

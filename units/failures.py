@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import signal
 
+__all__ = [
+    "describe_end",
+    "exit_kind",
+]
+
 # ref: systemd.exec(5), "PROCESS EXIT CODES"
 SYSTEMD_EXIT_STATUS = {
     200: "CHDIR: the working directory is missing or not accessible",

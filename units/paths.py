@@ -19,6 +19,7 @@ __all__ = [
     "PATH_MAX",
     "expand_template",
     "substitute_placeholders",
+    "user_placeholders",
     "validate_path",
 ]
 

@@ -14,6 +14,19 @@ from typing import Any, Literal
 from hostd.units import validate_username
 from hostd.units.errors import InvalidInput, InvalidName
 
+__all__ = [
+    "AuthResult",
+    "Caller",
+    "Credentials",
+    "HostView",
+    "Limits",
+    "LogLine",
+    "PeerCredentials",
+    "SessionView",
+    "StartOutcome",
+    "UsageView",
+]
+
 SessionState = Literal["starting", "running", "stopping", "stopped", "failed"]
 SESSION_STATES: tuple[SessionState, ...] = ("starting", "running", "stopping", "stopped", "failed")
 # Longer is not a password a person types; PAM modules copy it around (pam_unix caps at 512).

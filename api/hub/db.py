@@ -36,6 +36,7 @@ __all__ = [
     "LoginEvent",
     "SessionOwner",
     "SpawnEvent",
+    "aware",
     "utcnow",
 ]
 

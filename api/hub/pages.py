@@ -31,7 +31,10 @@ from hostd.units.errors import (
 )
 from hostd.units.values import Credentials, LogLine, UsageView
 
-__all__ = ["Pages"]
+__all__ = [
+    "Forbidden",
+    "Pages",
+]
 
 log = logging.getLogger(__name__)
 

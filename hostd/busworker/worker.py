@@ -26,6 +26,18 @@ from typing import Any
 
 from pystemd.dbuslib import DBus, apply_signature
 
+__all__ = [
+    "BusError",
+    "Worker",
+    "die_with_the_daemon",
+    "error_name",
+    "main",
+    "properties_array",
+    "serve",
+    "text",
+    "wire_value",
+]
+
 
 def error_name(exc: Exception) -> str:
     """The D-Bus error name of a pystemd exception.

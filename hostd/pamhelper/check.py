@@ -25,7 +25,13 @@ import sys
 from collections.abc import Callable
 from typing import IO, Any, Final
 
-__all__ = ["REQUEST_MAX", "PamCheck", "check_with_pam", "main"]
+__all__ = [
+    "REQUEST_MAX",
+    "PamCheck",
+    "answer",
+    "check_with_pam",
+    "main",
+]
 
 # The password (at most hostd.model.PASSWORD_MAX characters, 4 bytes each in UTF-8, escaped
 # by JSON as up to 12) and a name fit well within this.
