@@ -66,7 +66,9 @@ _HOP_BY_HOP: Final = frozenset(
 )
 # Request headers the hub sets or checks itself, never passed on.
 _DROPPED_REQUEST: Final = _HOP_BY_HOP | {"host", "authorization", "origin", "cookie"}
-_UNSAFE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Methods that change nothing; every other one, in any case ("post" is POST to tornado) and
+# any name the hub does not know (PROPFIND), is a change and gets the cross-site check.
+_SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 _WS_DROPPED: Final = _DROPPED_REQUEST | {
     "sec-websocket-key",
     "sec-websocket-version",
@@ -112,6 +114,13 @@ def _request_headers(scope: Scope, route: Route, dropped: frozenset[str]) -> lis
     return out
 
 
+def _cookie_name(set_cookie: bytes) -> bytes:
+    """The name a Set-Cookie header sets, as browsers read it (RFC 6265bis 5.6): the text
+    before the first "=", stripped; empty when there is no "=" at all."""
+    pair = set_cookie.split(b";", 1)[0]
+    return pair.split(b"=", 1)[0].strip() if b"=" in pair else b""
+
+
 def _response_headers(raw: list[tuple[bytes, bytes]], route: Route) -> list[tuple[bytes, bytes]]:
     ours = {name.encode() for name in hub_cookie_names()}
     connection_listed = {
@@ -126,8 +135,10 @@ def _response_headers(raw: list[tuple[bytes, bytes]], route: Route) -> list[tupl
         name = key.lower()
         if name.decode("latin-1") in _HOP_BY_HOP or name in connection_listed or name == b"date":
             continue  # hop-by-hop; and Date, which the hub's server sets itself
-        if name == b"set-cookie" and value.split(b"=", 1)[0].strip() in ours:
-            continue  # a user's server may not set (or clear) the hub's own cookies
+        if name == b"set-cookie" and _cookie_name(value) in ours | {b""}:
+            # A user's server may not set (or clear) the hub's own cookies; nor a nameless
+            # one ("=NAME=V"), which a browser sends back as "NAME=V": any cookie's name.
+            continue
         if name == b"location" and value.startswith(origin):
             value = value[len(origin) :] or b"/"
         out.append((name, value))
@@ -184,7 +195,8 @@ class UserProxy:
         if not self.allowed(identity, user):
             await _json(403, f"{identity.user} may not use {user}'s server")(scope, receive, send)
             return
-        if method in _UNSAFE_METHODS and not identity.by_token and cross_site(request.headers):
+        changes = method.upper() not in _SAFE_METHODS
+        if changes and not identity.by_token and cross_site(request.headers):
             await _json(403, "refused: a request from another site")(scope, receive, send)
             return
         try:

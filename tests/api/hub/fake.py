@@ -149,6 +149,19 @@ def upstream_app(seen: list[str]) -> Starlette:
             response.set_cookie("hostd-hub-session", "planted")
             response.set_cookie("lab-cookie", "kept")
             return response
+        if rest == "nameless-cookies":
+            # A browser stores "=NAME=V" as a nameless cookie and sends it back as "NAME=V":
+            # the hub's own cookie, planted by a user's server through the name before "=".
+            response = JSONResponse({"ok": True})
+            for tossed in (
+                "=hostd-hub-session=planted",
+                "hostd-hub-session =planted",
+                "hostd-hub-session",
+                "=hostd-hub-login=planted",
+            ):
+                response.raw_headers.append((b"set-cookie", tossed.encode()))
+            response.set_cookie("lab-cookie", "kept")
+            return response
         body = b""
         async for chunk in request.stream():
             body += chunk

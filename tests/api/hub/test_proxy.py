@@ -3,6 +3,7 @@ credentials), streamed bodies, WebSockets both ways, the route cache and activit
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -136,6 +137,18 @@ async def test_redirects_stay_on_the_hub_and_its_cookies_stay_its_own(hub: HubUn
     assert len(set_cookies) == 1 and set_cookies[0].startswith("lab-cookie=kept")
 
 
+async def test_a_users_server_cannot_toss_the_hubs_cookie_in_without_a_name(
+    hub: HubUnderTest,
+) -> None:
+    # The attacker is alice's own server: it answers with Set-Cookie headers whose name is
+    # empty, so that a browser sends their value back as the hub's session cookie.
+    hub.fake.add_session("alice")
+    async with logged_in(hub, "alice") as client:
+        tossed = await client.get("/user/alice/nameless-cookies")
+    assert tossed.status_code == 200
+    assert tossed.headers.get_list("set-cookie") == ["lab-cookie=kept; Path=/; SameSite=lax"]
+
+
 async def test_another_user_gets_403_and_so_does_an_admin_without_admin_access(
     hub: HubUnderTest,
 ) -> None:
@@ -199,6 +212,37 @@ async def test_a_change_sent_from_another_site_is_refused(hub: HubUnderTest) -> 
         read = await client.get("/user/alice/api/kernels", headers={"sec-fetch-site": "cross-site"})
     assert cross.status_code == fetch.status_code == 403
     assert same.status_code == read.status_code == 200
+
+
+async def raw_request(hub: HubUnderTest, request: bytes) -> bytes:
+    """One request as typed, byte for byte (httpx would upper-case the method)."""
+    url = httpx.URL(hub.url)
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await reader.read(65536)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+@pytest.mark.parametrize("method", ["post", "Post", "pUT", "delete", "patch", "PROPFIND"])
+async def test_a_change_from_another_site_is_refused_whatever_the_methods_case(
+    hub: HubUnderTest, method: str
+) -> None:
+    # tornado (jupyter_server) serves "post" as POST: a method in another case, or one the
+    # hub does not know, must not slip past the cross-site check.
+    hub.fake.add_session("alice")
+    async with logged_in(hub, "alice") as client:
+        cookie = client.cookies[SESSION_COOKIE]
+    answer = await raw_request(
+        hub,
+        f"{method} /user/alice/api/kernels HTTP/1.1\r\nHost: {httpx.URL(hub.url).netloc.decode()}"
+        f"\r\nOrigin: http://evil.example\r\nCookie: {SESSION_COOKIE}={cookie}\r\n"
+        "Content-Length: 0\r\nConnection: close\r\n\r\n".encode(),
+    )
+    assert answer.startswith(b"HTTP/1.1 403 "), answer[:200]
 
 
 async def test_paths_without_a_server_or_with_a_bad_name(hub: HubUnderTest) -> None:
