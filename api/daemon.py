@@ -46,7 +46,7 @@ from hostd.api.wire import (
     http_error_response,
 )
 from hostd.units import SessionRequest, parse_cpu, parse_size
-from hostd.units.errors import HostdError, InvalidInput, InvalidOption
+from hostd.units.errors import HostdError, InvalidInput, InvalidOption, PermissionDenied
 from hostd.units.values import Caller, Credentials, LogLine, PeerCredentials
 
 __all__ = ["FIRST_LINE_WAIT_S", "NDJSON", "PEER_SCOPE_KEY", "build_daemon_app"]
@@ -115,6 +115,24 @@ def _raw_path(scope: Scope) -> bytes:
 def _caller(request: Request) -> Caller:
     caller: Caller = request.state.caller
     return caller
+
+
+def _own_user(request: Request) -> str:
+    """The path's user, when the caller may act for that user; PermissionDenied otherwise.
+
+    Membership of the socket's group lets a user reach the daemon, not act as anyone: only
+    root and the identities in [daemon] act_for_others (the hub) act for others."""
+    user = _user(request)
+    caller = _caller(request)
+    if not caller.may_act_for(user):
+        raise PermissionDenied(f"{caller.name} may act only for itself here, not for {user}")
+    return user
+
+
+def _for_others(request: Request, what: str) -> None:
+    caller = _caller(request)
+    if not caller.acts_for_others:
+        raise PermissionDenied(f"{caller.name} may not {what}: only root and the hub may")
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
@@ -255,11 +273,12 @@ class _Endpoints:
         self.openapi_body = json.dumps(openapi_document()).encode()
 
     async def sessions(self, request: Request) -> Response:
-        sessions = await self.service.list()
+        caller = _caller(request)
+        sessions = [s for s in await self.service.list() if caller.may_act_for(s.user)]
         return JSONResponse({"sessions": [session.to_dict() for session in sessions]})
 
     async def session(self, request: Request) -> Response:
-        user = _user(request)
+        user = _own_user(request)
         if request.method == "POST":
             return await self._start(request, user)
         if request.method == "DELETE":
@@ -289,7 +308,7 @@ class _Endpoints:
         return JSONResponse(outcome.session.to_dict(), status_code=201 if outcome.created else 200)
 
     async def logs(self, request: Request) -> Response:
-        user = _user(request)
+        user = _own_user(request)
         lines = _query_int(request, "lines", default=LINES_DEFAULT, low=1, high=LINES_MAX)
         if _query_bool(request, "follow", default=False):
             return await self._follow(user, request.query_params.get("cursor"))
@@ -310,19 +329,20 @@ class _Endpoints:
         return _FollowResponse(lines, first, f"{user}'s logs")
 
     async def token(self, request: Request) -> Response:
-        return JSONResponse({"token": await self.service.token(_user(request))})
+        return JSONResponse({"token": await self.service.token(_own_user(request))})
 
     async def usage(self, request: Request) -> Response:
-        return JSONResponse((await self.service.usage(_user(request))).to_dict())
+        return JSONResponse((await self.service.usage(_own_user(request))).to_dict())
 
     async def activity(self, request: Request) -> Response:
-        user = _user(request)
+        user = _own_user(request)
         _refuse_unknown(await _json_object(request), ())
         await self.service.activity(user, caller=_caller(request))
         return Response(status_code=204)
 
     async def auth(self, request: Request) -> Response:
         # The body holds a password: no message below quotes it (Credentials' never do).
+        _for_others(request, "check passwords")
         body = await _json_object(request)
         _refuse_unknown(body, AUTH_FIELDS)
         # Absent is None, which Credentials refuses as "required".
@@ -334,6 +354,7 @@ class _Endpoints:
         return JSONResponse((await self.service.host()).to_dict())
 
     async def metrics(self, request: Request) -> Response:
+        _for_others(request, "read every session's metrics")
         body, content_type = await self.service.metrics()
         return Response(body, media_type=content_type)
 

@@ -44,11 +44,18 @@ class PeerCredentials:
 
 @dataclass(frozen=True)
 class Caller:
-    """An authorised peer. ``privileged`` (root) may exceed the policy's per-request caps."""
+    """An authorised peer. ``privileged`` (root) may exceed the policy's per-request caps;
+    ``acts_for_others`` (root, and the identities the admin names in [daemon] act_for_others:
+    the hub's user) may act on any user's session. Every other member of the socket's group
+    acts only for itself: membership lets a user reach the daemon, not act as anyone."""
 
     uid: int
     name: str
     privileged: bool
+    acts_for_others: bool = False
+
+    def may_act_for(self, user: str) -> bool:
+        return self.acts_for_others or self.name == user
 
 
 @dataclass(frozen=True)

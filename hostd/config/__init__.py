@@ -105,6 +105,12 @@ def _groups(value: object) -> tuple[str, ...]:
     return tuple(_group(item) for item in value)
 
 
+def _user_names(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple):
+        raise InvalidOption(f"expected a list of user names, not {show(value)}")
+    return tuple(validate_username(item) for item in value)
+
+
 def _socket_mode(value: object) -> int:
     # The socket is the daemon's one door: root and socket_group, never everyone.
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0o770:
@@ -169,6 +175,7 @@ _DAEMON_FIELDS: dict[str, tuple[str | None, Callable[[object], object]]] = {
     "socket": ("socket", _path),
     "socket_group": ("socket_group", _group),
     "socket_mode": (None, _socket_mode),
+    "act_for_others": ("act_for_others", _user_names),
     "state_dir": ("state_dir", _path),
     "runtime_dir": ("runtime_dir", _path),
     "min_uid": ("min_uid", _min_uid),
@@ -205,6 +212,9 @@ class DaemonConfig:
     socket: Path = Path("/run/hostd/hostd.sock")
     socket_group: str = "hostd"
     socket_mode: int = 0o660
+    # Members of socket_group who may act for other users (the hub's own user); every other
+    # member acts only for itself. Root always acts for all.
+    act_for_others: tuple[str, ...] = ("hostd-hub",)
     state_dir: Path = Path("/var/lib/hostd")
     runtime_dir: Path = Path("/run/hostd")
     min_uid: int | None = None

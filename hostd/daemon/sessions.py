@@ -132,10 +132,14 @@ class SessionManager:
         if peer is None:
             raise PermissionDenied("no peer credentials: connect over the daemon's Unix socket")
         if peer.uid == 0:
-            return Caller(uid=0, name="root", privileged=True)
+            return Caller(uid=0, name="root", privileged=True, acts_for_others=True)
         group = self.config.daemon.socket_group
         if user_in_group(peer.uid, group):
-            return Caller(uid=peer.uid, name=name_for_uid(peer.uid), privileged=False)
+            name = name_for_uid(peer.uid)
+            acts_for_others = name in self.config.daemon.act_for_others
+            return Caller(
+                uid=peer.uid, name=name, privileged=False, acts_for_others=acts_for_others
+            )
         raise PermissionDenied(f"uid {peer.uid} is neither root nor in group {group!r}")
 
     async def start(

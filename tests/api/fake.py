@@ -52,7 +52,10 @@ from hostd.units.values import (
 
 ROOT = PeerCredentials(pid=100, uid=0, gid=0)
 MEMBER_UID = 1000
-MEMBER = PeerCredentials(pid=101, uid=MEMBER_UID, gid=1000)
+MEMBER = PeerCredentials(pid=101, uid=MEMBER_UID, gid=1000)  # the hub: acts for others
+# A member of the socket's group who is nobody's hub: acts only for itself, as "carol".
+SELF_ONLY_UID = 1001
+SELF_ONLY = PeerCredentials(pid=103, uid=SELF_ONLY_UID, gid=1001)
 STRANGER = PeerCredentials(pid=102, uid=2000, gid=2000)
 STARTED_AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 HOST_MEMORY_BYTES = 16 * 1024**3
@@ -130,9 +133,13 @@ class FakeSessionService:
         if peer is None:
             raise PermissionDenied("no peer credentials on this connection")
         if peer.uid == 0:
-            return Caller(uid=0, name="root", privileged=True)
+            return Caller(uid=0, name="root", privileged=True, acts_for_others=True)
+        if peer.uid == SELF_ONLY_UID:
+            return Caller(uid=peer.uid, name="carol", privileged=False)
         if peer.uid in self.allowed_uids:
-            return Caller(uid=peer.uid, name=f"uid{peer.uid}", privileged=False)
+            return Caller(
+                uid=peer.uid, name=f"uid{peer.uid}", privileged=False, acts_for_others=True
+            )
         raise PermissionDenied(f"uid {peer.uid} may not use hostd")
 
     async def start(

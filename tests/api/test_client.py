@@ -168,7 +168,7 @@ async def test_set_limits_sends_only_the_limits_given(
     assert (view.limits.mem_limit_bytes, view.limits.cpu_limit) == (1024**3, 1.5)
     await hostd.set_limits("alice", cpu_limit=0.25)
     await hostd.set_limits("alice", mem_limit=4096, cpu_limit="2")
-    root = Caller(uid=0, name="root", privileged=True)
+    root = Caller(uid=0, name="root", privileged=True, acts_for_others=True)
     assert [call for call in fake.calls if call[0] == "set_limits"] == [
         ("set_limits", "alice", 1024**3, None, root),
         ("set_limits", "alice", None, 0.25, root),

@@ -25,7 +25,7 @@ from hostd.units.errors import (
     UserRefused,
 )
 from hostd.units.values import Caller, PeerCredentials, UsageView
-from tests.api.fake import MEMBER, MEMBER_UID, STRANGER, FakeSessionService
+from tests.api.fake import MEMBER, MEMBER_UID, SELF_ONLY, STRANGER, FakeSessionService
 
 ROUTES = [
     ("GET", "/v1/sessions"),
@@ -87,7 +87,9 @@ async def test_the_caller_reaches_the_service(http_as: HttpAs, fake: FakeSession
     assert response.status_code == 201
     assert fake.calls[0] == ("authorize", MEMBER)
     start = fake.calls[1]
-    assert start[3] == Caller(uid=MEMBER_UID, name=f"uid{MEMBER_UID}", privileged=False)
+    assert start[3] == Caller(
+        uid=MEMBER_UID, name=f"uid{MEMBER_UID}", privileged=False, acts_for_others=True
+    )
 
 
 async def test_root_is_a_privileged_caller(
@@ -96,7 +98,8 @@ async def test_root_is_a_privileged_caller(
     fake.add_session("alice")
     response = await http.delete("/v1/sessions/alice")
     assert response.status_code == 200
-    assert fake.calls[-2] == ("stop", "alice", Caller(uid=0, name="root", privileged=True))
+    root = Caller(uid=0, name="root", privileged=True, acts_for_others=True)
+    assert fake.calls[-2] == ("stop", "alice", root)
 
 
 async def test_an_unexpected_failure_of_authorize_is_internal(
@@ -521,7 +524,7 @@ async def test_patch_sets_the_limits_given(
     fake.add_session("alice")  # 2G and 1.5 cores
     response = await http.patch("/v1/sessions/alice", json=body)
     assert response.status_code == 200, response.text
-    root = Caller(uid=0, name="root", privileged=True)
+    root = Caller(uid=0, name="root", privileged=True, acts_for_others=True)
     assert fake.calls[-1] == ("set_limits", "alice", mem_limit, cpu_limit, root)
     assert response.json() == fake.sessions["alice"].to_dict()
     assert response.json()["limits"] == {
@@ -582,7 +585,7 @@ async def test_patch_by_a_caller_who_is_not_root_is_403(
     async with http_as(MEMBER) as client:
         response = await client.patch("/v1/sessions/alice", json={"mem_limit": "8G"})
     assert_error(response, 403, "forbidden")
-    member = Caller(uid=MEMBER_UID, name=f"uid{MEMBER_UID}", privileged=False)
+    member = Caller(uid=MEMBER_UID, name=f"uid{MEMBER_UID}", privileged=False, acts_for_others=True)
     assert fake.calls[-1] == ("set_limits", "alice", 8 * 1024**3, None, member)
     assert fake.sessions["alice"] == before
 
@@ -606,7 +609,7 @@ async def test_activity_answers_204_without_a_body(
         response = await client.post("/v1/sessions/alice/activity", content=content)
     assert response.status_code == 204
     assert response.content == b""
-    member = Caller(uid=MEMBER_UID, name=f"uid{MEMBER_UID}", privileged=False)
+    member = Caller(uid=MEMBER_UID, name=f"uid{MEMBER_UID}", privileged=False, acts_for_others=True)
     assert fake.calls[-1] == ("activity", "alice", member)
 
 
@@ -782,3 +785,62 @@ async def test_token_of_a_running_session_and_404_otherwise(
     await http.post("/v1/sessions/alice")
     response = await http.get("/v1/sessions/alice/token")
     assert (response.status_code, response.json()) == (200, {"token": "token-of-alice"})
+
+
+# -- a member of the socket's group acts only for itself (the attacker is carol) -------------
+
+OTHERS_ROUTES = [
+    ("GET", "/v1/sessions/alice"),
+    ("POST", "/v1/sessions/alice"),
+    ("DELETE", "/v1/sessions/alice"),
+    ("PATCH", "/v1/sessions/alice"),
+    ("GET", "/v1/sessions/alice/logs"),
+    ("GET", "/v1/sessions/alice/logs?follow=1"),
+    ("GET", "/v1/sessions/alice/token"),
+    ("GET", "/v1/sessions/alice/usage"),
+    ("POST", "/v1/sessions/alice/activity"),
+    ("POST", "/v1/auth"),
+    ("GET", "/metrics"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), OTHERS_ROUTES)
+async def test_a_member_who_is_not_the_hub_cannot_act_for_another_user(
+    http_as: HttpAs, fake: FakeSessionService, method: str, path: str
+) -> None:
+    fake.add_session("alice")
+    async with http_as(SELF_ONLY) as carol:
+        response = await carol.request(method, path, json={} if method != "GET" else None)
+    body = assert_error(response, 403, "forbidden")
+    assert "carol" in str(body["message"])
+    called = {call[0] for call in fake.calls} - {"authorize"}
+    assert not called, f"the service was asked {called} for carol"
+
+
+async def test_a_member_acts_for_itself_and_sees_only_its_own_session(
+    http_as: HttpAs, fake: FakeSessionService
+) -> None:
+    fake.add_session("alice")
+    async with http_as(SELF_ONLY) as carol:
+        started = await carol.post("/v1/sessions/carol", json={})
+        own = await carol.get("/v1/sessions/carol")
+        token = await carol.get("/v1/sessions/carol/token")
+        listed = await carol.get("/v1/sessions")
+        stopped = await carol.delete("/v1/sessions/carol")
+    assert started.status_code == 201 and own.status_code == token.status_code == 200
+    assert [s["user"] for s in listed.json()["sessions"]] == ["carol"]
+    assert stopped.status_code == 200
+
+
+async def test_the_hub_and_root_act_for_everyone(
+    http_as: HttpAs, http: httpx.AsyncClient, fake: FakeSessionService
+) -> None:
+    fake.add_session("alice")
+    fake.add_session("bob")
+    async with http_as(MEMBER) as hub:
+        by_hub = await hub.get("/v1/sessions")
+        token = await hub.get("/v1/sessions/alice/token")
+    by_root = await http.get("/v1/sessions")
+    assert {s["user"] for s in by_hub.json()["sessions"]} == {"alice", "bob"}
+    assert {s["user"] for s in by_root.json()["sessions"]} == {"alice", "bob"}
+    assert token.status_code == 200

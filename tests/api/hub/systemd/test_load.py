@@ -26,7 +26,16 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from hostd.api.hub.auth import SESSION_COOKIE
-from tests.api.hub.systemd.conftest import BASE, LAB_POLICY, Hub, PamUser, log_in, run, xsrf_of
+from tests.api.hub.systemd.conftest import (
+    BASE,
+    HUB_USER,
+    LAB_POLICY,
+    Hub,
+    PamUser,
+    log_in,
+    run,
+    xsrf_of,
+)
 from tests.api.hub.systemd.lab import run_code_async
 from tests.hostd.daemon.systemd.conftest import Daemon
 
@@ -66,7 +75,7 @@ def lab_daemon(hub_machine: None) -> Iterator[Daemon]:
     """The conftest's daemon, with LOAD_POLICY."""
     root = BASE / f"daemon-{uuid.uuid4().hex[:8]}"
     root.mkdir(mode=0o700)
-    daemon = Daemon(root, LOAD_POLICY)
+    daemon = Daemon(root, LOAD_POLICY, act_for_others=(HUB_USER,))
     # JupyterLab on two busy cores can take longer than the Daemon's 20 s to answer.
     config = daemon.config.read_text()
     assert "start_timeout = 20\n" in config

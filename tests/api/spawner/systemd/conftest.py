@@ -26,9 +26,10 @@ from typing import Any
 
 import pytest
 
+from tests import REPO
 from tests.hostd.daemon.systemd.conftest import Daemon
 
-TOP = Path(__file__).resolve().parents[2]
+TOP = REPO
 # Where test.sh installed them: beside the venv, readable by every user.
 CACHE = Path(os.environ.get("HOSTD_SPAWNER_CACHE") or TOP / ".cache" / "spawner")
 SESSION_VENV = CACHE / "session"

@@ -21,12 +21,14 @@ from typing import Any
 
 import pytest
 
+from tests import REPO
+
 VENV_BIN = Path(sys.executable).parent
 PROBE_SOURCE = Path(__file__).with_name("session_probe.py")
 SANDBOX = Path("/srv/hostd-test")  # readonly_paths in the test policy
 PROBE = Path("/opt/hostd-test/session_probe.py")  # readable by every user, unlike a checkout
 SESSION_EXEC = Path("/opt/hostd-test/hostd-session-exec")
-SESSION_EXEC_SOURCE = Path(__file__).parents[3] / "packaging" / "hostd-session-exec"
+SESSION_EXEC_SOURCE = REPO / "packaging" / "hostd-session-exec"
 
 BASE_POLICY = f"""
 [session]
@@ -70,7 +72,7 @@ def raw_request(sock_path: str, method: str, path: str, body: bytes = b"") -> tu
 
 
 class Daemon:
-    def __init__(self, root: Path, policy: str) -> None:
+    def __init__(self, root: Path, policy: str, *, act_for_others: tuple[str, ...] = ()) -> None:
         self.root = root
         # Not under tmp_path (0700): members of the group must be able to reach the socket.
         # Nor the runtime directory: sessions have a private /tmp and must read their token.
@@ -79,7 +81,8 @@ class Daemon:
         self.config = root / "hostd.toml"
         self.config.write_text(
             f'[daemon]\nsocket = "{self.socket}"\nstate_dir = "{root}/state"\n'
-            f'runtime_dir = "{self.runtime}"\nstart_timeout = 20\n' + policy
+            f'runtime_dir = "{self.runtime}"\nstart_timeout = 20\n'
+            f"act_for_others = {json.dumps(list(act_for_others))}\n" + policy
         )
         self.log = root / "hostd.log"
         self.proc: subprocess.Popen[bytes] | None = None

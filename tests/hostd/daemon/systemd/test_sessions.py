@@ -172,6 +172,57 @@ def test_only_root_and_the_group_get_through_the_socket(daemon, make_user) -> No
     assert as_user(outsider).stdout.strip() == "403"
 
 
+def test_a_member_of_the_group_acts_only_for_itself(daemon, make_user) -> None:
+    # The attacker: carol, an ordinary account in group hostd (as the README once told admins
+    # to make every user). Before the fix she read alice's Jupyter token, started a session
+    # for bob (writing into his home as him) and stopped alice's.
+    d = daemon()
+    alice, bob = make_user({}), make_user({})
+    carol = make_user(groups="hostd")
+    start(d, alice)
+    sock = str(d.socket)
+    # Debian's python3 and the standard library only: carol cannot read our venv.
+    code = r"""
+import socket, sys
+c = socket.socket(socket.AF_UNIX)
+c.connect(sys.argv[1])
+c.sendall(f"{sys.argv[2]} {sys.argv[3]} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+          "Connection: close\r\n\r\n{}".encode())
+data = b""
+while chunk := c.recv(65536):
+    data += chunk
+head, _, body = data.partition(b"\r\n\r\n")
+print(head.split()[1].decode())
+print(body.decode())
+"""
+
+    def as_carol(method: str, path: str) -> tuple[int, str]:
+        done = subprocess.run(
+            ["runuser", "-u", carol, "--", "/usr/bin/python3", "-c", code, sock, method, path],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        status, _, body = done.stdout.partition("\n")
+        return int(status), body
+
+    for method, path in [
+        ("GET", f"/v1/sessions/{alice}/token"),
+        ("GET", f"/v1/sessions/{alice}"),
+        ("GET", f"/v1/sessions/{alice}/logs"),
+        ("POST", f"/v1/sessions/{bob}"),
+        ("DELETE", f"/v1/sessions/{alice}"),
+        ("POST", "/v1/auth"),
+    ]:
+        status, body = as_carol(method, path)
+        assert status == 403, (method, path, body)
+        assert "may" in json.loads(body)["message"]
+    status, body = as_carol("GET", "/v1/sessions")
+    assert status == 200 and json.loads(body) == {"sessions": []}
+    assert d.api("GET", f"/v1/sessions/{alice}")[1]["state"] == "running"
+    assert units_left(f"jupyter-{bob}") == []
+
+
 def test_the_token_never_shows_in_the_units_environment_or_argv(daemon, make_user) -> None:
     d = daemon()
     user = make_user({})
