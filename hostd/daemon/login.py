@@ -13,9 +13,10 @@ LoginFailed, or LockedOut. In order, ``Authenticator.authenticate``:
    minimal environment, killed after PAM_TIMEOUT_S;
 4. tells admins ([auth] admin_users, admin_groups) from the rest.
 
-Every refusal is the same LoginFailed, answered no sooner than FAILURE_FLOOR_S after the
-request came (about pam_unix's own delay), so neither the message nor the time tells an unknown
-name from a wrong password. The journal gets the real reason with HOSTD_USER; never the password.
+Every refusal is the same LoginFailed, answered at a whole multiple of FAILURE_FLOOR_S after the
+request came (the first one is above pam_unix's longest delay), so neither the message nor the
+time tells an unknown name from a wrong password. The journal gets the real reason with
+HOSTD_USER; never the password.
 
 The lockout (``Lockout``) lives in this process's memory only: a restart of the daemon forgets
 it, as it forgets nothing else that matters (pam_faillock is there for a lockout on disk).
@@ -69,9 +70,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 LOGIN_FAILED_MESSAGE: Final = "login failed: wrong user name or password"
-# pam_unix asks libpam for a 2 s delay after a failure; refusals that never reach PAM wait
-# as long, so that the time of an answer does not tell them apart.
-FAILURE_FLOOR_S: Final = 2.0
+# pam_unix asks libpam for a 2 s delay after a failure, which libpam randomises by up to 25 %
+# (so up to 2.5 s), and the helper process takes its own time: an unknown name, refused before
+# PAM, was answered in 2.00 s and a real account's wrong password in 2.0-2.5 s (median 2.23 s),
+# which told them apart. Every refusal is now answered on the same deadline, 3 s after the
+# request (or the next multiple of 3 s on a machine so slow that PAM took longer).
+FAILURE_FLOOR_S: Final = 3.0
 PAM_TIMEOUT_S: Final = 10.0
 MAX_CONCURRENT_CHECKS: Final = 8  # PAM helper processes at once; more logins wait their turn
 MAX_TRACKED_NAMES: Final = 10_000  # user names the lockout remembers failures of
@@ -436,9 +440,10 @@ class Authenticator:
                 self.auth.lockout_window_s,
                 extra={"HOSTD_USER": name},
             )
-        left = self._failure_floor_s - (time.monotonic() - started)
-        if left > 0:
-            await asyncio.sleep(left)
+        floor = self._failure_floor_s
+        if floor > 0:
+            elapsed = time.monotonic() - started
+            await asyncio.sleep(floor * max(1, math.ceil(elapsed / floor)) - elapsed)
 
     async def _check(self, credentials: Credentials) -> AuthResult:
         daemon = self.daemon

@@ -436,6 +436,34 @@ async def test_a_refusal_takes_at_least_the_floor_and_a_success_does_not() -> No
     assert time.monotonic() - started < 0.3
 
 
+async def test_every_refusal_is_answered_on_the_same_deadline_whatever_pam_took() -> None:
+    # An unknown name is refused before PAM; a wrong password after PAM's own delay, which
+    # varies (pam_unix: 2 s, randomised by libpam). Both answers come on the same deadline.
+    floor = 0.4
+    times: dict[str, list[float]] = {"unknown": [], "wrong": []}
+    for pam_takes in (0.0, 0.15, 0.3):
+        pam = FakePam()
+        pam.delay_s = pam_takes
+        check = authenticator(pam, floor_s=floor)
+        for kind, name in (("unknown", "zz-no-such-user"), ("wrong", "daemon")):
+            started = time.monotonic()
+            with pytest.raises(LoginFailed):
+                await check.authenticate(Credentials(name, "not the password"))
+            times[kind].append(time.monotonic() - started)
+    for taken in times["unknown"] + times["wrong"]:
+        assert floor <= taken < floor + 0.08, times
+
+
+async def test_a_pam_slower_than_the_deadline_is_answered_on_the_next_one() -> None:
+    pam = FakePam()
+    pam.delay_s = 0.25
+    check = authenticator(pam, floor_s=0.2)
+    started = time.monotonic()
+    with pytest.raises(LoginFailed):
+        await check.authenticate(Credentials("daemon", "not the password"))
+    assert 0.4 <= time.monotonic() - started < 0.48
+
+
 # -- the helper process's plumbing (stand-ins for hostd.pam_check) ----------------------------
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from hostd.daemon.login import LOGIN_FAILED_MESSAGE
+from hostd.daemon.login import FAILURE_FLOOR_S, LOGIN_FAILED_MESSAGE
 from tests import REPO
 from tests.hostd.daemon.systemd.conftest import BASE_POLICY, Daemon
 
@@ -194,6 +194,26 @@ def test_locked_and_expired_accounts_are_refused(
     subprocess.run(["chage", "-d", "0", user], check=True)
     assert login(d, user, password)[0] == 401
     assert hostd_messages(user)[-1].endswith("(code 12)")
+
+
+def test_the_time_of_a_refusal_does_not_tell_an_unknown_name_from_a_real_account(
+    daemon: Callable[..., Daemon], make_user: Callable[..., str]
+) -> None:
+    # The attacker times refused logins: before the fix an unknown name was answered in
+    # 2.00-2.03 s and a real account's wrong password after pam_unix's randomised delay
+    # (median 2.23 s, most over 2.10 s).
+    accounts = [make_user() for _ in range(4)]
+    for user in accounts:
+        set_password(user, new_password())
+    d = daemon()
+    taken: dict[str, list[float]] = {"unknown": [], "real": []}
+    for user in accounts:
+        for kind, name in (("unknown", f"nobody{uuid.uuid4().hex[:8]}"), ("real", user)):
+            started = time.monotonic()
+            assert login(d, name, "not-the-password")[0] == 401
+            taken[kind].append(time.monotonic() - started)
+    for seconds in taken["unknown"] + taken["real"]:
+        assert FAILURE_FLOOR_S <= seconds < FAILURE_FLOOR_S + 0.3, taken
 
 
 def test_five_wrong_passwords_lock_the_right_one_out_until_the_lockout_ends(
