@@ -1,7 +1,8 @@
 """units: what a session's transient systemd unit looks like (pure layer; no I/O).
 
-Data in, data out: validators for names, sizes and paths, the table of directives an admin
-may set, and build_unit, which turns a policy, an account and a request into a UnitSpec.
+Data in, data out: validators for names, sizes and paths, the value checks the config files
+share (units.checks: hostd.toml's sections and hub.toml alike), the table of directives an
+admin may set, and build_unit, which turns a policy, an account and a request into a UnitSpec.
 Nothing here reads files, the user database or the environment, or talks to systemd.
 """
 
