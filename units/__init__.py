@@ -8,8 +8,9 @@ import anything of the project outside itself (nor starlette, httpx, pystemd, ps
 
 Data in, data out: errors (the tree every process raises and matches), values (sessions, logs,
 usage, login results), failures (how a unit ended, in words), validators for names, sizes and
-paths, the table of directives an admin may set, and build_unit, which turns a policy, an
-account and a request into a UnitSpec.
+paths, the value checks the config files share (checks: hostd.toml and hub.toml alike), the
+table of directives an admin may set, and build_unit, which turns a policy, an account and a
+request into a UnitSpec.
 """
 
 from hostd.units.build import build_unit

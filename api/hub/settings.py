@@ -17,10 +17,17 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final
 
-from hostd.units import validate_path
 from hostd.units._text import has_unsafe_char, show
+from hostd.units.checks import (
+    LogLevel,
+    check_duration,
+    check_log_level,
+    check_optional_path,
+    check_path,
+    check_whole_number,
+)
 from hostd.units.errors import ConfigError, InvalidInput, InvalidOption
 
 __all__ = [
@@ -35,9 +42,6 @@ DEFAULT_HUB_CONFIG_PATH: Final = Path("/etc/hostd/hub.toml")
 DEFAULT_PORT: Final = 8000  # JupyterHub's
 _TIMEOUT_MAX_S: Final = 3600.0
 _COMMAND_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
-
-LogLevel = Literal["debug", "info", "warning", "error"]
-_LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 
 
 def _ip(value: object) -> str:
@@ -55,19 +59,15 @@ def _ip(value: object) -> str:
 
 
 def _port(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise InvalidOption(f"expected a port number from 1 to 65535, not {show(value)}")
-    return value
+    return check_whole_number(value, low=1, high=65535, what="a port number")
 
 
-def _optional_path(value: object) -> Path | None:
-    if value is None or value == "":
-        return None
-    return Path(validate_path(str(value) if isinstance(value, Path) else value))
+def _seconds(value: object) -> float:
+    return check_duration(value, at_most=_TIMEOUT_MAX_S, zero_ok=True)
 
 
-def _path(value: object) -> Path:
-    return Path(validate_path(str(value) if isinstance(value, Path) else value))
+def _days(value: object) -> float:
+    return check_duration(value, at_most=366, unit="days")
 
 
 def _db_url(value: object) -> str:
@@ -76,20 +76,6 @@ def _db_url(value: object) -> str:
     if value and "://" not in value:
         raise InvalidOption(f"expected a database URL like sqlite:////path, not {show(value)}")
     return value
-
-
-def _seconds(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidOption(f"expected a number of seconds, not {show(value)}")
-    if not 0 <= value <= _TIMEOUT_MAX_S:
-        raise InvalidOption(f"expected 0 to {_TIMEOUT_MAX_S:g} seconds, not {show(value)}")
-    return float(value)
-
-
-def _days(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 366:
-        raise InvalidOption(f"expected more than 0 and at most 366 days, not {show(value)}")
-    return float(value)
 
 
 def _bool(value: object) -> bool:
@@ -114,22 +100,16 @@ def _addresses(value: object) -> tuple[str, ...]:
     return tuple(item if item == "*" else _ip(item) for item in value)
 
 
-def _log_level(value: object) -> str:
-    if value not in _LOG_LEVELS:
-        raise InvalidOption(f"expected one of {', '.join(_LOG_LEVELS)}, not {show(value)}")
-    return str(value)
-
-
 # Field name -> check; each TOML key of [hub] is the field's name.
 _CHECKS: dict[str, Callable[[object], object]] = {
     "ip": _ip,
     "port": _port,
-    "ssl_cert": _optional_path,
-    "ssl_key": _optional_path,
-    "hostd_socket": _path,
-    "state_dir": _path,
+    "ssl_cert": check_optional_path,
+    "ssl_key": check_optional_path,
+    "hostd_socket": check_path,
+    "state_dir": check_path,
     "db_url": _db_url,
-    "cookie_secret_file": _optional_path,
+    "cookie_secret_file": check_optional_path,
     "cookie_max_age_days": _days,
     "admin_access": _bool,
     "slow_spawn_timeout": _seconds,
@@ -137,7 +117,7 @@ _CHECKS: dict[str, Callable[[object], object]] = {
     "activity_interval": _seconds,
     "command": _command,
     "trusted_proxies": _addresses,
-    "log_level": _log_level,
+    "log_level": check_log_level,
 }
 
 

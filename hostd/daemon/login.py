@@ -30,19 +30,17 @@ import contextlib
 import json
 import logging
 import math
-import re
 import sys
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import Final
 
+from hostd.config.auth import AuthConfig
+from hostd.config.daemon import DaemonConfig
 from hostd.daemon.users import lookup_user, user_in_group
-from hostd.units import validate_username
-from hostd.units._text import has_unsafe_char, show
 from hostd.units.errors import (
-    InvalidInput,
     InvalidName,
     LockedOut,
     LoginFailed,
@@ -51,19 +49,14 @@ from hostd.units.errors import (
 )
 from hostd.units.values import AuthResult, Credentials
 
-if TYPE_CHECKING:  # hostd.config imports this module for [auth]
-    from hostd.config import DaemonConfig
-
 __all__ = [
     "FAILURE_FLOOR_S",
     "LOGIN_FAILED_MESSAGE",
     "MAX_TRACKED_NAMES",
     "PAM_TIMEOUT_S",
-    "AuthConfig",
     "Authenticator",
     "Lockout",
     "PamVerdict",
-    "parse_auth",
     "run_pam_check",
 ]
 
@@ -83,94 +76,6 @@ HELPER_ARGV: Final = (sys.executable, "-I", "-m", "hostd.pamhelper.check")
 # The helper runs as root: nothing of the daemon's environment goes with it.
 HELPER_ENV: Final = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 _STDERR_SHOWN = 300
-# A PAM service is a file name in /etc/pam.d.
-_PAM_SERVICE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
-_TIME_MAX_S = 7 * 86400
-
-
-# -- [auth] --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AuthConfig:
-    """The ``[auth]`` section: how the daemon checks passwords for the hub."""
-
-    pam_service: str = "hostd"  # /etc/pam.d/<pam_service>
-    admin_users: tuple[str, ...] = ()
-    admin_groups: tuple[str, ...] = ()
-    lockout_failures: int = 5  # this many failures of one user name within lockout_window ...
-    lockout_window_s: float = 900.0
-    lockout_duration_s: float = 900.0  # ... lock it out for this long
-
-
-def _pam_service(value: object) -> str:
-    if not isinstance(value, str) or _PAM_SERVICE.fullmatch(value) is None:
-        raise InvalidInput(f"expected the name of a file in /etc/pam.d, not {show(value)}")
-    return value
-
-
-def _names(value: object) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise InvalidInput(f"expected a list of user names, not {show(value)}")
-    return tuple(validate_username(item) for item in value)
-
-
-def _group_names(value: object) -> tuple[str, ...]:
-    # As [daemon] allowed_groups takes them: sssd's "domain users" has a space.
-    if not isinstance(value, list) or not all(
-        isinstance(item, str)
-        and 1 <= len(item) <= 256
-        and ":" not in item
-        and item == item.strip()
-        and not has_unsafe_char(item)
-        for item in value
-    ):
-        raise InvalidInput(f"expected a list of group names, not {show(value)}")
-    return tuple(value)
-
-
-def _failures(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
-        raise InvalidInput(f"expected a whole number from 1 to 1000, not {show(value)}")
-    return value
-
-
-def _seconds(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidInput(f"expected a number of seconds, not {show(value)}")
-    if not 0 < value <= _TIME_MAX_S:
-        raise InvalidInput(f"expected more than 0 and at most {_TIME_MAX_S} seconds")
-    return float(value)
-
-
-# TOML key -> (AuthConfig field, check)
-_AUTH_KEYS: dict[str, tuple[str, Callable[[object], object]]] = {
-    "pam_service": ("pam_service", _pam_service),
-    "admin_users": ("admin_users", _names),
-    "admin_groups": ("admin_groups", _group_names),
-    "lockout_failures": ("lockout_failures", _failures),
-    "lockout_window": ("lockout_window_s", _seconds),
-    "lockout_duration": ("lockout_duration_s", _seconds),
-}
-
-
-def parse_auth(table: object, problems: list[tuple[str, str]]) -> AuthConfig:
-    """The [auth] section; every problem is added as (dotted key, message), as hostd.profiles'
-    parsers do, and what checked out is kept."""
-    if not isinstance(table, dict):
-        problems.append(("auth", "expected a table [auth]"))
-        return AuthConfig()
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in _AUTH_KEYS:
-            problems.append((f"auth.{key}", f"unknown option; known: {', '.join(_AUTH_KEYS)}"))
-            continue
-        name, check = _AUTH_KEYS[key]
-        try:
-            values[name] = check(value)
-        except InvalidInput as exc:
-            problems.append((f"auth.{key}", exc.message))
-    return AuthConfig(**values)
 
 
 # -- the lockout (pure) --------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""hostd.auth without PAM: the lockout on a fake clock, [auth], the policy around PAM (a fake
-check), the helper process's plumbing (stand-in helpers), and hostd.pam_check's protocol.
+"""hostd.daemon.login without PAM: the lockout on a fake clock, the policy around PAM (a fake
+check), the helper process's plumbing (stand-in helpers), and hostd.pamhelper's protocol; [auth]
+itself is tests/hostd/config/test_auth.py.
 
 Real PAM is proven in tests/hostd/systemd/test_auth.py, inside the testbed. The accounts here
 are Debian's own: root (uid 0) and daemon (uid 1, group daemon), looked up, never changed;
@@ -19,18 +20,16 @@ from pathlib import Path
 
 import pytest
 
-from hostd.config import DaemonConfig, parse_config
+from hostd.config import AuthConfig, DaemonConfig
 from hostd.daemon.login import (
     LOGIN_FAILED_MESSAGE,
-    AuthConfig,
     Authenticator,
     Lockout,
     PamVerdict,
-    parse_auth,
     run_pam_check,
 )
 from hostd.pamhelper import check as pam_check
-from hostd.units.errors import ConfigError, LockedOut, LoginFailed
+from hostd.units.errors import LockedOut, LoginFailed
 from hostd.units.values import AuthResult, Credentials
 
 PASSWORD = "Correct-Horse-7"
@@ -146,96 +145,6 @@ def test_what_it_remembers_is_bounded_and_lockouts_go_last() -> None:
         locks.failed(name)
         locks.failed(name)  # three lockouts, and room for three names
     assert len(locks) == 3
-
-
-# -- [auth] --------------------------------------------------------------------------------
-
-
-def test_auth_defaults() -> None:
-    problems: list[tuple[str, str]] = []
-    assert parse_auth({}, problems) == AuthConfig()
-    assert problems == []
-    assert AuthConfig() == AuthConfig(
-        pam_service="hostd",
-        admin_users=(),
-        admin_groups=(),
-        lockout_failures=5,
-        lockout_window_s=900.0,
-        lockout_duration_s=900.0,
-    )
-    assert parse_config("").auth == AuthConfig()
-
-
-def test_auth_section_of_the_config() -> None:
-    config = parse_config(
-        "[auth]\n"
-        'pam_service = "hostd-hub"\n'
-        'admin_users = ["alice", "bob"]\n'
-        'admin_groups = ["domain admins"]\n'
-        "lockout_failures = 3\n"
-        "lockout_window = 60\n"
-        "lockout_duration = 2.5\n"
-    )
-    assert config.auth == AuthConfig(
-        pam_service="hostd-hub",
-        admin_users=("alice", "bob"),
-        admin_groups=("domain admins",),
-        lockout_failures=3,
-        lockout_window_s=60.0,
-        lockout_duration_s=2.5,
-    )
-
-
-def test_every_auth_problem_is_reported_by_its_key() -> None:
-    with pytest.raises(ConfigError) as caught:
-        parse_config(
-            "[auth]\n"
-            'pam_service = "../shadow"\n'
-            'admin_users = ["-x"]\n'
-            'admin_groups = ["a:b"]\n'
-            "lockout_failures = 0\n"
-            "lockout_window = -1\n"
-            "lockout_duration = true\n"
-            "lockout = 5\n"
-        )
-    keys = [key for key, _ in caught.value.problems]
-    assert keys == [
-        "auth.pam_service",
-        "auth.admin_users",
-        "auth.admin_groups",
-        "auth.lockout_failures",
-        "auth.lockout_window",
-        "auth.lockout_duration",
-        "auth.lockout",
-    ]
-
-
-@pytest.mark.parametrize(
-    ("key", "value"),
-    [
-        ("pam_service", "''"),
-        ("pam_service", "'a/b'"),
-        ("pam_service", "5"),
-        ("admin_users", "'alice'"),
-        ("admin_groups", "'staff'"),
-        ("admin_groups", "[' staff']"),
-        ("lockout_failures", "1.5"),
-        ("lockout_failures", "1001"),
-        ("lockout_window", "0"),
-        ("lockout_duration", "'900'"),
-        ("lockout_duration", "604801"),
-    ],
-)
-def test_auth_values_that_do_not_check_out(key: str, value: str) -> None:
-    with pytest.raises(ConfigError) as caught:
-        parse_config(f"[auth]\n{key} = {value}\n")
-    assert [k for k, _ in caught.value.problems] == [f"auth.{key}"]
-
-
-def test_auth_must_be_a_table() -> None:
-    problems: list[tuple[str, str]] = []
-    assert parse_auth(5, problems) == AuthConfig()
-    assert problems == [("auth", "expected a table [auth]")]
 
 
 # -- the policy around PAM ------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""[shared]: the scratch directory in the config, in every session's ReadWritePaths=, and as the
-daemon makes it; plus `hostctl check-config`, which reports what the config names."""
+"""The scratch directory that [shared] names, as the daemon makes it; plus `hostctl
+check-config`, which reports what the config names (the section itself: tests/hostd/config/
+test_shared.py)."""
 
 from __future__ import annotations
 
@@ -12,74 +13,9 @@ import pytest
 
 from hostd.cli import verify_host
 from hostd.cli.hostctl import main
-from hostd.config import parse_config
+from hostd.config.shared import SharedConfig
 from hostd.daemon import scratch as shared
-from hostd.daemon.scratch import SCRATCH_MODE, SharedConfig, ensure_scratch, parse_shared
-from hostd.units.errors import ConfigError
-
-
-def test_parse_shared() -> None:
-    problems: list[tuple[str, str]] = []
-    assert parse_shared({}, problems) == SharedConfig(scratch=None, scratch_group="users")
-    assert parse_shared({"scratch": "/srv/scratch", "scratch_group": "lab"}, problems) == (
-        SharedConfig(scratch=Path("/srv/scratch"), scratch_group="lab")
-    )
-    assert problems == []
-
-
-@pytest.mark.parametrize(
-    ("table", "problem"),
-    [
-        ({"scratch": "srv"}, ("shared.scratch", "invalid path 'srv': must be absolute")),
-        (
-            {"scratch": "/srv/{USERNAME}"},
-            (
-                "shared.scratch",
-                "expected one directory without placeholders, not '/srv/{USERNAME}'",
-            ),
-        ),
-        ({"scratch": "/"}, ("shared.scratch", "expected a directory of its own, not /")),
-        (
-            {"scratch_group": "a:b"},
-            ("shared.scratch_group", "expected a group name like 'users', not 'a:b'"),
-        ),
-        (
-            {"scratch_dir": "/x"},
-            ("shared.scratch_dir", "unknown key; known: scratch, scratch_group"),
-        ),
-        ("nope", ("shared", "expected a table [shared], not 'nope'")),
-    ],
-)
-def test_parse_shared_problems(table: object, problem: tuple[str, str]) -> None:
-    problems: list[tuple[str, str]] = []
-    parse_shared(table, problems)
-    assert problems == [problem]
-
-
-def test_the_scratch_directory_is_writable_in_every_session() -> None:
-    config = parse_config(
-        '[session]\nreadonly_paths = ["/"]\nreadwrite_paths = ["/home/{USERNAME}"]\n'
-        '[shared]\nscratch = "/srv/scratch"\n'
-    )
-    assert config.session.readwrite_paths == ("/home/{USERNAME}", "/srv/scratch")
-    # Counted once, as what the admin wrote.
-    assert config.changed_options() == (
-        "session.readonly_paths",
-        "session.readwrite_paths",
-        "shared.scratch",
-    )
-    twice = parse_config(
-        '[session]\nreadwrite_paths = ["/srv/scratch"]\n[shared]\nscratch = "/srv/scratch"\n'
-    )
-    assert twice.session.readwrite_paths == ("/srv/scratch",)
-
-
-def test_a_bad_shared_section_is_a_config_error() -> None:
-    with pytest.raises(ConfigError) as caught:
-        parse_config('[shared]\nscratch = "relative"\n')
-    assert caught.value.problems == [
-        ("shared.scratch", "invalid path 'relative': must be absolute")
-    ]
+from hostd.daemon.scratch import SCRATCH_MODE, ensure_scratch
 
 
 def test_ensure_scratch_makes_a_missing_directory(
