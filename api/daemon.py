@@ -1,8 +1,10 @@
 """The daemon's local HTTP API, as a Starlette app over a SessionService (api layer).
 
-It translates HTTP into calls of hostd.model.SessionService and their results (or hostd.errors)
-back into JSON, and does nothing else: no pwd, no files, no systemd. Who the peer is comes from
-the server (``scope["hostd.peer"]``, SO_PEERCRED), never from the request.
+It translates HTTP into calls of hostd.api.service.SessionService and their results (or
+hostd.units.errors) back into JSON, and does nothing else: no pwd, no files, no systemd. What the
+JSON is, the limits of a request and the status of each error are hostd.api.wire's (the contract
+the client reads with); this module is its Starlette face. Who the peer is comes from the server
+(``scope["hostd.peer"]``, SO_PEERCRED), never from the request.
 
 Middleware, outermost first: _ErrorBoundary (an unexpected exception is logged with its
 traceback and answered 500 "internal"), _Authorize (every request, every route).
@@ -14,7 +16,14 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+)
 from typing import Any, Final, TypeVar
 
 import anyio
@@ -26,35 +35,48 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hostd.api.openapi import (
-    AUTH_FIELDS,
-    LIMIT_OPTIONS,
-    LINES_DEFAULT,
-    LINES_MAX,
-    MAX_BODY_BYTES,
-    START_EXTRAS,
-    START_OPTIONS,
-    openapi_document,
-)
+from hostd.api.openapi import openapi_document
 from hostd.api.service import SessionService
 from hostd.api.wire import (
+    AUTH_FIELDS,
     BAD_REQUEST,
     HTTP_CODES,
     INTERNAL,
     INTERNAL_MESSAGE,
-    error_response,
-    http_error_response,
+    LIMIT_OPTIONS,
+    LINES_DEFAULT,
+    LINES_MAX,
+    MAX_BODY_BYTES,
+    NDJSON,
+    START_EXTRAS,
+    START_OPTIONS,
+    error_body,
+    http_error_body,
+    lines_body,
+    ndjson_error_line,
+    ndjson_line,
+    policy_to_dict,
+    retry_after_headers,
+    sessions_body,
+    status_for,
+    token_body,
 )
 from hostd.units import SessionRequest, parse_cpu, parse_size
 from hostd.units.errors import HostdError, InvalidInput, InvalidOption
 from hostd.units.values import Caller, Credentials, LogLine, PeerCredentials
 
-__all__ = ["FIRST_LINE_WAIT_S", "NDJSON", "PEER_SCOPE_KEY", "build_daemon_app"]
+__all__ = [
+    "FIRST_LINE_WAIT_S",
+    "NDJSON",
+    "PEER_SCOPE_KEY",
+    "build_daemon_app",
+    "error_response",
+    "http_error_response",
+]
 
 logger = logging.getLogger(__name__)
 
 PEER_SCOPE_KEY: Final = "hostd.peer"
-NDJSON: Final = "application/x-ndjson"
 # How long a follow waits for its first line before it answers 200 and streams: an error in
 # that time (no such session, say) is still a JSON error response with its status.
 FIRST_LINE_WAIT_S: Final = 1.0
@@ -63,6 +85,20 @@ _TRUE = frozenset({"1", "true"})
 _FALSE = frozenset({"0", "false"})
 _DIGITS = re.compile(r"[0-9]{1,9}")
 _SHOWN_CHARS = 64
+
+
+def error_response(error: HostdError) -> JSONResponse:
+    """The JSON response for a deliberate error: its status, code, message and details."""
+    return JSONResponse(
+        error_body(error), status_code=status_for(error), headers=retry_after_headers(error)
+    )
+
+
+def http_error_response(
+    status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The JSON response for a failure at the HTTP level (no domain error class)."""
+    return JSONResponse(http_error_body(code, message), status_code=status, headers=headers)
 
 
 def _show(value: str) -> str:
@@ -207,24 +243,20 @@ async def _close(lines: AsyncIterator[LogLine], first: asyncio.Task[LogLine | No
             await aclose()
 
 
-def _ndjson_line(item: dict[str, Any]) -> bytes:
-    return json.dumps(item, separators=(",", ":")).encode() + b"\n"
-
-
 async def _ndjson(
     lines: AsyncIterator[LogLine], first: asyncio.Task[LogLine | None], where: str
 ) -> AsyncGenerator[bytes, None]:
     try:
         line = await first
         while line is not None:
-            yield _ndjson_line(line.to_dict())
+            yield ndjson_line(line)
             line = await _next_line(lines)
     except HostdError as exc:
         # The status line is gone already: the error becomes the stream's last line.
-        yield _ndjson_line({"error": exc.to_dict()})
+        yield ndjson_error_line(error_body(exc))
     except Exception:
         logger.exception("unexpected error while following %s", where)
-        yield _ndjson_line({"error": {"code": INTERNAL, "message": INTERNAL_MESSAGE}})
+        yield ndjson_error_line(http_error_body(INTERNAL, INTERNAL_MESSAGE))
 
 
 class _FollowResponse(StreamingResponse):
@@ -256,7 +288,7 @@ class _Endpoints:
 
     async def sessions(self, request: Request) -> Response:
         sessions = await self.service.list()
-        return JSONResponse({"sessions": [session.to_dict() for session in sessions]})
+        return JSONResponse(sessions_body(sessions))
 
     async def session(self, request: Request) -> Response:
         user = _user(request)
@@ -295,7 +327,7 @@ class _Endpoints:
             return await self._follow(user, request.query_params.get("cursor"))
         # Annotated: in SessionService, "list[LogLine]" names its own method list (mypy).
         entries: Iterable[LogLine] = await self.service.logs(user, lines=lines)
-        return JSONResponse({"lines": [entry.to_dict() for entry in entries]})
+        return JSONResponse(lines_body(entries))
 
     async def _follow(self, user: str, cursor: str | None) -> Response:
         lines = aiter(self.service.follow(user, cursor=cursor))
@@ -310,7 +342,7 @@ class _Endpoints:
         return _FollowResponse(lines, first, f"{user}'s logs")
 
     async def token(self, request: Request) -> Response:
-        return JSONResponse({"token": await self.service.token(_user(request))})
+        return JSONResponse(token_body(await self.service.token(_user(request))))
 
     async def usage(self, request: Request) -> Response:
         return JSONResponse((await self.service.usage(_user(request))).to_dict())
@@ -332,6 +364,9 @@ class _Endpoints:
 
     async def host(self, request: Request) -> Response:
         return JSONResponse((await self.service.host()).to_dict())
+
+    async def policy(self, request: Request) -> Response:
+        return JSONResponse(policy_to_dict(await self.service.policy()))
 
     async def metrics(self, request: Request) -> Response:
         body, content_type = await self.service.metrics()
@@ -432,6 +467,7 @@ def build_daemon_app(
         Route("/v1/auth", endpoints.auth, methods=["POST"]),
         Route("/v1/host", endpoints.host, methods=["GET"]),
         Route("/v1/health", endpoints.health, methods=["GET"]),
+        Route("/v1/policy", endpoints.policy, methods=["GET"]),
         Route("/metrics", endpoints.metrics, methods=["GET"]),
         Route("/openapi.json", endpoints.openapi, methods=["GET"]),
     ]
