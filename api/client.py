@@ -22,14 +22,17 @@ import httpx
 from hostd.api.wire import (
     DaemonUnreachable,
     auth_from_body,
+    credentials_body,
     error_from_body,
     health_from_body,
     host_from_dict,
+    limits_body,
     line_from_ndjson,
     lines_from_body,
     policy_from_dict,
     session_from_body,
     sessions_from_body,
+    start_body,
     token_from_body,
     usage_from_dict,
 )
@@ -208,19 +211,19 @@ class HostdClient:
         secrets: Mapping[str, str] | None = None,
     ) -> StartResult:
         """Start ``user``'s session (idempotently); with ``wait``, once it answers or failed."""
-        options = {
-            "mem_limit": mem_limit,
-            "cpu_limit": cpu_limit,
-            "environment": dict(environment) if environment is not None else None,
-            "default_url": default_url,
-            "command": command,
-            "secrets": dict(secrets) if secrets is not None else None,
-        }
+        body = start_body(
+            mem_limit=mem_limit,
+            cpu_limit=cpu_limit,
+            environment=environment,
+            default_url=default_url,
+            command=command,
+            secrets=secrets,
+        )
         response = await self._request(
             "POST",
             self._session_path(user),
             params=None if wait else {"wait": "false"},
-            body={key: value for key, value in options.items() if value is not None},
+            body=body,
             timeouts=START_TIMEOUT if wait else DEFAULT_TIMEOUT,
         )
         session = self._view(response)
@@ -287,11 +290,10 @@ class HostdClient:
     ) -> SessionView:
         """Change the limits of ``user``'s running session live (admins only); None leaves a
         limit as it is, and the daemon refuses a call that changes neither (InvalidOption)."""
-        options = {"mem_limit": mem_limit, "cpu_limit": cpu_limit}
         response = await self._request(
             "PATCH",
             self._session_path(user),
-            body={key: value for key, value in options.items() if value is not None},
+            body=limits_body(mem_limit=mem_limit, cpu_limit=cpu_limit),
         )
         return self._view(response)
 
@@ -320,7 +322,7 @@ class HostdClient:
         response = await self._request(
             "POST",
             "/v1/auth",
-            body={"username": username, "password": password},
+            body=credentials_body(username, password),
             timeouts=AUTH_TIMEOUT,
         )
         return self._read(response, auth_from_body)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -24,7 +23,7 @@ from collections.abc import (
     Iterable,
     Mapping,
 )
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import anyio
 from starlette.applications import Starlette
@@ -38,32 +37,34 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hostd.api.openapi import openapi_document
 from hostd.api.service import SessionService
 from hostd.api.wire import (
-    AUTH_FIELDS,
     BAD_REQUEST,
     HTTP_CODES,
     INTERNAL,
     INTERNAL_MESSAGE,
-    LIMIT_OPTIONS,
     LINES_DEFAULT,
     LINES_MAX,
     MAX_BODY_BYTES,
     NDJSON,
-    START_EXTRAS,
-    START_OPTIONS,
+    credentials_from_body,
+    empty_from_body,
     error_body,
     http_error_body,
+    limit_changes_from_body,
     lines_body,
     ndjson_error_line,
     ndjson_line,
     policy_to_dict,
+    query_bool,
+    query_int,
+    request_object,
     retry_after_headers,
     sessions_body,
+    start_from_body,
     status_for,
     token_body,
 )
-from hostd.units import SessionRequest, parse_cpu, parse_size
-from hostd.units.errors import HostdError, InvalidInput, InvalidOption
-from hostd.units.values import Caller, Credentials, LogLine, PeerCredentials
+from hostd.units.errors import HostdError
+from hostd.units.values import Caller, LogLine, PeerCredentials
 
 __all__ = [
     "FIRST_LINE_WAIT_S",
@@ -81,11 +82,6 @@ PEER_SCOPE_KEY: Final = "hostd.peer"
 # that time (no such session, say) is still a JSON error response with its status.
 FIRST_LINE_WAIT_S: Final = 1.0
 
-_TRUE = frozenset({"1", "true"})
-_FALSE = frozenset({"0", "false"})
-_DIGITS = re.compile(r"[0-9]{1,9}")
-_SHOWN_CHARS = 64
-
 
 def error_response(error: HostdError) -> JSONResponse:
     """The JSON response for a deliberate error: its status, code, message and details."""
@@ -101,37 +97,14 @@ def http_error_response(
     return JSONResponse(http_error_body(code, message), status_code=status, headers=headers)
 
 
-def _show(value: str) -> str:
-    text = repr(value)
-    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
-
-
 class _BadRequest(HTTPException):
     def __init__(self, message: str) -> None:
         super().__init__(status_code=400, detail=message)
 
 
-def _query_bool(request: Request, name: str, *, default: bool) -> bool:
-    value = request.query_params.get(name)
-    if value is None:
-        return default
-    if value.lower() in _TRUE:
-        return True
-    if value.lower() in _FALSE:
-        return False
-    raise InvalidOption(f"{name}: expected true, false, 1 or 0, not {_show(value)}")
-
-
-def _query_int(request: Request, name: str, *, default: int, low: int, high: int) -> int:
-    value = request.query_params.get(name)
-    if value is None:
-        return default
-    # Not int(): it also takes " 7", "+7" and "1_0".
-    if _DIGITS.fullmatch(value) is None or not low <= int(value) <= high:
-        raise InvalidOption(
-            f"{name}: expected a whole number from {low} to {high}, not {_show(value)}"
-        )
-    return int(value)
+def _query(request: Request, name: str) -> str | None:
+    value: str | None = request.query_params.get(name)
+    return value
 
 
 def _user(request: Request) -> str:
@@ -163,66 +136,10 @@ async def _json_object(request: Request) -> dict[str, Any]:
         body += chunk
         if len(body) > MAX_BODY_BYTES:
             raise _BadRequest(f"request body over {MAX_BODY_BYTES} bytes")
-    if not body.strip():
-        return {}
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested too deep
-        raise _BadRequest(f"request body is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise _BadRequest(f"request body must be a JSON object, not {type(data).__name__}")
-    return data
-
-
-def _refuse_unknown(options: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise InvalidOption(
-            f"unknown option {', '.join(map(repr, unknown))}; "
-            f"allowed: {', '.join(allowed) or 'none'}"
-        )
-
-
-def _session_request(options: dict[str, Any]) -> SessionRequest:
-    _refuse_unknown(options, START_OPTIONS + START_EXTRAS)
-    # null means "the policy's default", as if the key were absent.
-    return SessionRequest(
-        **{k: v for k, v in options.items() if v is not None and k in START_OPTIONS}
-    )
-
-
-def _start_extras(options: dict[str, Any]) -> tuple[str | None, dict[str, str]]:
-    command, secrets = options.get("command"), options.get("secrets") or {}
-    if command is not None and not isinstance(command, str):
-        raise InvalidOption(f"command: expected a name, not {command!r}")
-    if not isinstance(secrets, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in secrets.items()
-    ):
-        raise InvalidOption("secrets: expected an object of names to strings")
-    return command, secrets
-
-
-_T = TypeVar("_T")
-
-
-def _parsed(name: str, parse: Callable[[object], _T], value: object) -> _T | None:
-    """``parse(value)``, None for null; an error names the field, as SessionRequest's do."""
-    if value is None:
-        return None
-    try:
-        return parse(value)
-    except InvalidInput as exc:
-        raise type(exc)(f"{name}: {exc.message}") from exc
-
-
-def _limit_changes(options: dict[str, Any]) -> tuple[int | None, float | None]:
-    """(bytes, cores) from a PATCH body; None leaves that limit as it is."""
-    _refuse_unknown(options, LIMIT_OPTIONS)
-    mem_limit = _parsed("mem_limit", parse_size, options.get("mem_limit"))
-    cpu_limit = _parsed("cpu_limit", parse_cpu, options.get("cpu_limit"))
-    if mem_limit is None and cpu_limit is None:
-        raise InvalidOption(f"nothing to change: give {', '.join(LIMIT_OPTIONS)} or both")
-    return mem_limit, cpu_limit
+        return request_object(bytes(body))
+    except ValueError as exc:
+        raise _BadRequest(str(exc)) from exc
 
 
 async def _next_line(lines: AsyncIterator[LogLine]) -> LogLine | None:
@@ -298,7 +215,7 @@ class _Endpoints:
             view = await self.service.stop(user, caller=_caller(request))
             return JSONResponse(view.to_dict())
         if request.method == "PATCH":
-            mem_limit, cpu_limit = _limit_changes(await _json_object(request))
+            mem_limit, cpu_limit = limit_changes_from_body(await _json_object(request))
             view = await self.service.set_limits(
                 user, mem_limit=mem_limit, cpu_limit=cpu_limit, caller=_caller(request)
             )
@@ -306,10 +223,8 @@ class _Endpoints:
         return JSONResponse((await self.service.get(user)).to_dict())
 
     async def _start(self, request: Request, user: str) -> Response:
-        wait = _query_bool(request, "wait", default=True)
-        options = await _json_object(request)
-        session_request = _session_request(options)
-        command, secrets = _start_extras(options)
+        wait = query_bool("wait", _query(request, "wait"), default=True)
+        session_request, command, secrets = start_from_body(await _json_object(request))
         outcome = await self.service.start(
             user,
             session_request,
@@ -322,8 +237,10 @@ class _Endpoints:
 
     async def logs(self, request: Request) -> Response:
         user = _user(request)
-        lines = _query_int(request, "lines", default=LINES_DEFAULT, low=1, high=LINES_MAX)
-        if _query_bool(request, "follow", default=False):
+        lines = query_int(
+            "lines", _query(request, "lines"), default=LINES_DEFAULT, low=1, high=LINES_MAX
+        )
+        if query_bool("follow", _query(request, "follow"), default=False):
             return await self._follow(user, request.query_params.get("cursor"))
         # Annotated: in SessionService, "list[LogLine]" names its own method list (mypy).
         entries: Iterable[LogLine] = await self.service.logs(user, lines=lines)
@@ -349,17 +266,13 @@ class _Endpoints:
 
     async def activity(self, request: Request) -> Response:
         user = _user(request)
-        _refuse_unknown(await _json_object(request), ())
+        empty_from_body(await _json_object(request))
         await self.service.activity(user, caller=_caller(request))
         return Response(status_code=204)
 
     async def auth(self, request: Request) -> Response:
-        # The body holds a password: no message below quotes it (Credentials' never do).
-        body = await _json_object(request)
-        _refuse_unknown(body, AUTH_FIELDS)
-        # Absent is None, which Credentials refuses as "required".
-        fields: dict[str, Any] = {name: body.get(name) for name in AUTH_FIELDS}
-        credentials = Credentials(**fields)
+        # The body holds a password: no message quotes it (credentials_from_body's never do).
+        credentials = credentials_from_body(await _json_object(request))
         return JSONResponse((await self.service.authenticate(credentials)).to_dict())
 
     async def host(self, request: Request) -> Response:

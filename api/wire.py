@@ -1,7 +1,8 @@
 """The daemon's wire contract, for both ends of its socket (api layer: pure; no I/O).
 
 Everything that crosses the socket is defined here, once: the request limits, every error code
-and its HTTP status, the JSON of every error body and every value, to and from. The daemon's
+and its HTTP status, the JSON of every error body and every value, to and from, and how the
+bodies and query parameters of requests are written (client) and read (daemon). The daemon's
 HTTP face (hostd.api.daemon) encodes with it, the client (hostd.api.client) decodes with it,
 and the hub and the spawner derive their own status tables from ``STATUS_BY_ERROR``.
 
@@ -24,16 +25,18 @@ a newer daemon) are left out.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
-from hostd.units import errors
+from hostd.units import SessionRequest, errors, parse_cpu, parse_size
 from hostd.units.errors import (
     CapacityExceeded,
     ConfigError,
     HostdError,
     InvalidInput,
+    InvalidOption,
     LockedOut,
     LoginFailed,
     PermissionDenied,
@@ -48,6 +51,7 @@ from hostd.units.names import USERNAME_MAX
 from hostd.units.values import (
     PASSWORD_MAX,
     AuthResult,
+    Credentials,
     HostView,
     LogLine,
     PolicyView,
@@ -77,11 +81,16 @@ __all__ = [
     "DaemonUnreachable",
     "all_codes",
     "auth_from_body",
+    "credentials_body",
+    "credentials_from_body",
+    "empty_from_body",
     "error_body",
     "error_from_body",
     "error_from_wire",
     "health_from_body",
     "host_from_dict",
+    "limit_changes_from_body",
+    "limits_body",
     "line_from_ndjson",
     "lines_body",
     "lines_from_body",
@@ -89,10 +98,15 @@ __all__ = [
     "ndjson_line",
     "policy_from_dict",
     "policy_to_dict",
+    "query_bool",
+    "query_int",
+    "request_object",
     "retry_after_headers",
     "session_from_body",
     "sessions_body",
     "sessions_from_body",
+    "start_body",
+    "start_from_body",
     "status_for",
     "token_body",
     "token_from_body",
@@ -249,6 +263,157 @@ def error_from_body(body: object) -> HostdError:
     if not isinstance(details, Mapping):
         raise TypeError("details must be an object")
     return error_from_wire(code, message, details)
+
+
+# -- requests: what the client sends and the daemon reads ---------------------------------
+
+_TRUE: Final = frozenset({"1", "true"})
+_FALSE: Final = frozenset({"0", "false"})
+_DIGITS: Final = re.compile(r"[0-9]{1,9}")
+_SHOWN_CHARS: Final = 64
+_T = TypeVar("_T")
+
+
+def _show(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+
+
+def query_bool(name: str, value: str | None, *, default: bool) -> bool:
+    """A boolean query parameter (?wait=, ?follow=): true, false, 1 or 0; InvalidOption."""
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise InvalidOption(f"{name}: expected true, false, 1 or 0, not {_show(value)}")
+
+
+def query_int(name: str, value: str | None, *, default: int, low: int, high: int) -> int:
+    """A whole-number query parameter (?lines=) from ``low`` to ``high``; InvalidOption."""
+    if value is None:
+        return default
+    # Not int(): it also takes " 7", "+7" and "1_0".
+    if _DIGITS.fullmatch(value) is None or not low <= int(value) <= high:
+        raise InvalidOption(
+            f"{name}: expected a whole number from {low} to {high}, not {_show(value)}"
+        )
+    return int(value)
+
+
+def request_object(body: bytes) -> dict[str, Any]:
+    """A request's body (at most MAX_BODY_BYTES, which the reader enforces) as a JSON object,
+    {} when empty; ValueError, with a message for the caller, when it is not one."""
+    if not body.strip():
+        return {}
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested too deep
+        raise ValueError(f"request body is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"request body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def _refuse_unknown(options: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise InvalidOption(
+            f"unknown option {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(allowed) or 'none'}"
+        )
+
+
+def _without_nulls(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in options.items() if value is not None}
+
+
+def start_body(
+    *,
+    mem_limit: str | int | None = None,
+    cpu_limit: float | str | None = None,
+    environment: Mapping[str, str] | None = None,
+    default_url: str | None = None,
+    command: str | None = None,
+    secrets: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """POST /v1/sessions/{user}: the options given (None: the policy's default)."""
+    return _without_nulls(
+        {
+            "mem_limit": mem_limit,
+            "cpu_limit": cpu_limit,
+            "environment": dict(environment) if environment is not None else None,
+            "default_url": default_url,
+            "command": command,
+            "secrets": dict(secrets) if secrets is not None else None,
+        }
+    )
+
+
+def start_from_body(
+    options: Mapping[str, Any],
+) -> tuple[SessionRequest, str | None, dict[str, str]]:
+    """(the request, the named command, the secrets) of a start's body; InvalidInput."""
+    _refuse_unknown(options, START_OPTIONS + START_EXTRAS)
+    # null means "the policy's default", as if the key were absent.
+    request = SessionRequest(
+        **{k: v for k, v in _without_nulls(options).items() if k in START_OPTIONS}
+    )
+    command, secrets = options.get("command"), options.get("secrets") or {}
+    if command is not None and not isinstance(command, str):
+        raise InvalidOption(f"command: expected a name, not {command!r}")
+    if not isinstance(secrets, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in secrets.items()
+    ):
+        raise InvalidOption("secrets: expected an object of names to strings")
+    return request, command, secrets
+
+
+def limits_body(
+    *, mem_limit: str | int | None = None, cpu_limit: float | str | None = None
+) -> dict[str, Any]:
+    """PATCH /v1/sessions/{user}: the limits to change (None: leave it)."""
+    return _without_nulls({"mem_limit": mem_limit, "cpu_limit": cpu_limit})
+
+
+def _parsed(name: str, parse: Callable[[object], _T], value: object) -> _T | None:
+    """``parse(value)``, None for null; an error names the field, as SessionRequest's do."""
+    if value is None:
+        return None
+    try:
+        return parse(value)
+    except InvalidInput as exc:
+        raise type(exc)(f"{name}: {exc.message}") from exc
+
+
+def limit_changes_from_body(options: Mapping[str, Any]) -> tuple[int | None, float | None]:
+    """(bytes, cores) from a PATCH body; None leaves that limit as it is; InvalidInput."""
+    _refuse_unknown(options, LIMIT_OPTIONS)
+    mem_limit = _parsed("mem_limit", parse_size, options.get("mem_limit"))
+    cpu_limit = _parsed("cpu_limit", parse_cpu, options.get("cpu_limit"))
+    if mem_limit is None and cpu_limit is None:
+        raise InvalidOption(f"nothing to change: give {', '.join(LIMIT_OPTIONS)} or both")
+    return mem_limit, cpu_limit
+
+
+def credentials_body(username: str, password: str) -> dict[str, Any]:
+    """POST /v1/auth."""
+    return {"username": username, "password": password}
+
+
+def credentials_from_body(body: Mapping[str, Any]) -> Credentials:
+    """The login of a POST /v1/auth body; InvalidName, InvalidInput. No message quotes the
+    password (Credentials' never do)."""
+    _refuse_unknown(body, AUTH_FIELDS)
+    # Absent is None, which Credentials refuses as "required".
+    fields: dict[str, Any] = {name: body.get(name) for name in AUTH_FIELDS}
+    return Credentials(**fields)
+
+
+def empty_from_body(body: Mapping[str, Any]) -> None:
+    """A body that must be empty, or an empty object (POST .../activity); InvalidOption."""
+    _refuse_unknown(body, ())
 
 
 # -- values: what the daemon sends --------------------------------------------------------

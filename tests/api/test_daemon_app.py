@@ -484,8 +484,8 @@ async def test_policy_answers_the_sandbox_to_any_member_and_no_secret(
         readonly_paths=("/srv",),
         environment={"SITE_NAME": "admin-only"},  # the admin's: never shown
         unit_extra_properties={"TasksMax": 512},
-        mem_limit="1G",
-        max_mem_limit="2G",
+        mem_limit=1024**3,
+        max_mem_limit=2 * 1024**3,
     )
     fake.commands = ("singleuser", "lab")
     async with http_as(MEMBER) as client:
