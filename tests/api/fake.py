@@ -77,7 +77,7 @@ def log_lines(user: str, count: int) -> list[LogLine]:
 
 
 class FakeSessionService:
-    """hostd.model.SessionService in memory."""
+    """hostd.api.service.SessionService in memory."""
 
     def __init__(self) -> None:
         self.extras: tuple[str | None, dict[str, str]] = (None, {})
