@@ -1,8 +1,9 @@
 """The async client of the daemon's local API, over its Unix socket (api layer).
 
-Answers come back as hostd.model values; an error body is raised as the hostd.errors class of
-its code (api.errors.error_from_wire); a daemon that cannot be talked to is DaemonUnreachable.
-The socket is opened on the first request, never in the constructor.
+Answers come back as hostd.units.values; an error body is raised as the hostd.units.errors class
+of its code; a daemon that cannot be talked to is DaemonUnreachable. What crosses the socket,
+both ways, is hostd.api.wire's: this module only moves it (httpx), and loads no server
+framework. The socket is opened on the first request, never in the constructor.
 
     async with HostdClient("/run/hostd/hostd.sock") as hostd:
         result = await hostd.start("alice", mem_limit="2G")
@@ -11,7 +12,6 @@ The socket is opened on the first request, never in the constructor.
 from __future__ import annotations
 
 import builtins
-import json
 from collections.abc import AsyncGenerator, Callable, Mapping
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
@@ -19,9 +19,33 @@ from urllib.parse import quote
 
 import httpx
 
-from hostd.api.wire import error_from_wire
+from hostd.api.wire import (
+    DaemonUnreachable,
+    auth_from_body,
+    credentials_body,
+    error_from_body,
+    health_from_body,
+    host_from_dict,
+    limits_body,
+    line_from_ndjson,
+    lines_from_body,
+    policy_from_dict,
+    session_from_body,
+    sessions_from_body,
+    start_body,
+    token_from_body,
+    usage_from_dict,
+)
 from hostd.units.errors import HostdError
-from hostd.units.values import AuthResult, HostView, LogLine, SessionView, StartOutcome, UsageView
+from hostd.units.values import (
+    AuthResult,
+    HostView,
+    LogLine,
+    PolicyView,
+    SessionView,
+    StartOutcome,
+    UsageView,
+)
 
 __all__ = [
     "AUTH_TIMEOUT",
@@ -32,8 +56,6 @@ __all__ = [
     "DaemonUnreachable",
     "HostdClient",
     "StartResult",
-    "host_from_dict",
-    "usage_from_dict",
 ]
 
 DEFAULT_SOCKET: Final = "/run/hostd/hostd.sock"
@@ -62,17 +84,6 @@ DAEMON_LIMITS: Final = httpx.Limits(
 )
 
 
-class DaemonUnreachable(HostdError):
-    """Raised by the client when the daemon cannot be talked to: its socket is missing,
-    refuses connections or may not be opened, or the connection broke or timed out."""
-
-    code = "daemon-unreachable"
-
-    def __init__(self, message: str, *, socket_path: str) -> None:
-        super().__init__(message, details={"socket_path": socket_path})
-        self.socket_path = socket_path
-
-
 def _reason(exc: BaseException) -> str:
     """The OSError behind an httpx error ("[Errno 2] No such file or directory"), if any."""
     cause: BaseException | None = exc
@@ -93,73 +104,9 @@ def _malformed(response: httpx.Response, exc: Exception) -> HostdError:
 def _error_of(response: httpx.Response) -> HostdError:
     """The error an error response stands for; HostdError if its body is not an error body."""
     try:
-        body = response.json()
-        code, message = body["code"], body["message"]
-        details = body.get("details", {})
-        if not isinstance(code, str) or not isinstance(message, str):
-            raise TypeError("code and message must be strings")
-        if not isinstance(details, Mapping):
-            raise TypeError("details must be an object")
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        return error_from_body(response.json())
+    except (ValueError, KeyError, TypeError) as exc:
         return _malformed(response, exc)
-    return error_from_wire(code, message, details)
-
-
-def _int(data: Mapping[str, Any], name: str) -> int:
-    value = data[name]
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name}: expected an integer, not {type(value).__name__}")
-    return value
-
-
-def _float(data: Mapping[str, Any], name: str) -> float:
-    value = data[name]
-    # JSON has one kind of number: 2 and 2.0 are the same amount of cores or seconds.
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise TypeError(f"{name}: expected a number, not {type(value).__name__}")
-    return float(value)
-
-
-def _optional_int(data: Mapping[str, Any], name: str) -> int | None:
-    return None if data[name] is None else _int(data, name)
-
-
-def _optional_float(data: Mapping[str, Any], name: str) -> float | None:
-    return None if data[name] is None else _float(data, name)
-
-
-def usage_from_dict(data: Mapping[str, Any]) -> UsageView:
-    """The inverse of UsageView.to_dict. KeyError for a missing field, TypeError for a value
-    of the wrong type; keys it does not know (from a newer daemon) are left out."""
-    user = data["user"]
-    if not isinstance(user, str):
-        raise TypeError(f"user: expected a string, not {type(user).__name__}")
-    return UsageView(
-        user=user,
-        memory_bytes=_optional_int(data, "memory_bytes"),
-        memory_peak_bytes=_optional_int(data, "memory_peak_bytes"),
-        memory_limit_bytes=_optional_int(data, "memory_limit_bytes"),
-        cpu_seconds=_optional_float(data, "cpu_seconds"),
-        cpu_percent=_optional_float(data, "cpu_percent"),
-        cpu_limit=_optional_float(data, "cpu_limit"),
-        cpu_throttled_seconds=_optional_float(data, "cpu_throttled_seconds"),
-        tasks=_optional_int(data, "tasks"),
-        oom_kills=_optional_int(data, "oom_kills"),
-    )
-
-
-def host_from_dict(data: Mapping[str, Any]) -> HostView:
-    """The inverse of HostView.to_dict; errors as usage_from_dict's."""
-    return HostView(
-        memory_total_bytes=_int(data, "memory_total_bytes"),
-        memory_available_bytes=_int(data, "memory_available_bytes"),
-        cpus=_int(data, "cpus"),
-        sessions_running=_int(data, "sessions_running"),
-        memory_limits_bytes=_int(data, "memory_limits_bytes"),
-        cpu_limits=_float(data, "cpu_limits"),
-        memory_capacity_bytes=_int(data, "memory_capacity_bytes"),
-        starts_waiting=_int(data, "starts_waiting"),
-    )
 
 
 class HostdClient:
@@ -235,29 +182,17 @@ class HostdClient:
         return response
 
     @staticmethod
-    def _json(response: httpx.Response) -> Any:
+    def _read(response: httpx.Response, read: Callable[[object], _T]) -> _T:
+        """``read`` (a reader of hostd.api.wire) of the response's JSON; a HostdError if the
+        body is not what the contract says."""
         try:
-            return response.json()
-        except ValueError as exc:
-            raise _malformed(response, exc) from exc
-
-    @staticmethod
-    def _view(response: httpx.Response, data: Any) -> SessionView:
-        try:
-            return SessionView.from_dict(data)
+            return read(response.json())
         except (KeyError, TypeError, ValueError) as exc:
             raise _malformed(response, exc) from exc
 
     @staticmethod
-    def _read(response: httpx.Response, read: Callable[[Mapping[str, Any]], _T]) -> _T:
-        """``read`` of the response's JSON object; a HostdError if it cannot."""
-        data = HostdClient._json(response)
-        try:
-            if not isinstance(data, Mapping):
-                raise TypeError(f"expected an object, not {type(data).__name__}")
-            return read(data)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise _malformed(response, exc) from exc
+    def _view(response: httpx.Response) -> SessionView:
+        return HostdClient._read(response, session_from_body)
 
     @staticmethod
     def _session_path(user: str) -> str:
@@ -276,53 +211,43 @@ class HostdClient:
         secrets: Mapping[str, str] | None = None,
     ) -> StartResult:
         """Start ``user``'s session (idempotently); with ``wait``, once it answers or failed."""
-        options = {
-            "mem_limit": mem_limit,
-            "cpu_limit": cpu_limit,
-            "environment": dict(environment) if environment is not None else None,
-            "default_url": default_url,
-            "command": command,
-            "secrets": dict(secrets) if secrets is not None else None,
-        }
+        body = start_body(
+            mem_limit=mem_limit,
+            cpu_limit=cpu_limit,
+            environment=environment,
+            default_url=default_url,
+            command=command,
+            secrets=secrets,
+        )
         response = await self._request(
             "POST",
             self._session_path(user),
             params=None if wait else {"wait": "false"},
-            body={key: value for key, value in options.items() if value is not None},
+            body=body,
             timeouts=START_TIMEOUT if wait else DEFAULT_TIMEOUT,
         )
-        session = self._view(response, self._json(response))
+        session = self._view(response)
         return StartResult(session=session, created=response.status_code == 201)
 
     async def stop(self, user: str) -> SessionView:
         """Stop ``user``'s session (idempotently); the final view."""
         response = await self._request("DELETE", self._session_path(user))
-        return self._view(response, self._json(response))
+        return self._view(response)
 
     async def get(self, user: str) -> SessionView:
         response = await self._request("GET", self._session_path(user))
-        return self._view(response, self._json(response))
+        return self._view(response)
 
     async def list(self) -> builtins.list[SessionView]:
         response = await self._request("GET", "/v1/sessions")
-        data = self._json(response)
-        try:
-            sessions = data["sessions"]
-            if not isinstance(sessions, builtins.list):
-                raise TypeError("sessions is not a list")
-        except (KeyError, TypeError) as exc:
-            raise _malformed(response, exc) from exc
-        return [self._view(response, session) for session in sessions]
+        return self._read(response, sessions_from_body)
 
     async def logs(self, user: str, *, lines: int = 100) -> builtins.list[LogLine]:
         """The last ``lines`` log lines of ``user``'s session."""
         response = await self._request(
             "GET", f"{self._session_path(user)}/logs", params={"lines": str(lines)}
         )
-        try:
-            return [LogLine.from_dict(line) for line in self._json(response)["lines"]]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise _malformed(response, exc) from exc
+        return self._read(response, lines_from_body)
 
     async def follow(
         self, user: str, *, cursor: str | None = None
@@ -350,13 +275,10 @@ class HostdClient:
 
     @staticmethod
     def _log_line(response: httpx.Response, text: str) -> LogLine:
+        """A line of the stream; the error of a last line that stands for one is raised."""
         try:
-            item = json.loads(text)
-            if "error" in item:  # the daemon failed after the stream began
-                error = item["error"]
-                raise error_from_wire(error["code"], error["message"], error.get("details"))
-            return LogLine.from_dict(item)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            return line_from_ndjson(text)
+        except (KeyError, TypeError, ValueError) as exc:
             raise _malformed(response, exc) from exc
 
     async def set_limits(
@@ -368,13 +290,12 @@ class HostdClient:
     ) -> SessionView:
         """Change the limits of ``user``'s running session live (admins only); None leaves a
         limit as it is, and the daemon refuses a call that changes neither (InvalidOption)."""
-        options = {"mem_limit": mem_limit, "cpu_limit": cpu_limit}
         response = await self._request(
             "PATCH",
             self._session_path(user),
-            body={key: value for key, value in options.items() if value is not None},
+            body=limits_body(mem_limit=mem_limit, cpu_limit=cpu_limit),
         )
-        return self._view(response, self._json(response))
+        return self._view(response)
 
     async def usage(self, user: str) -> UsageView:
         """What ``user``'s starting or running session uses now."""
@@ -384,11 +305,10 @@ class HostdClient:
     async def token(self, user: str) -> str:
         """The running session's Jupyter token (for a proxy that adds it to requests)."""
         response = await self._request("GET", f"{self._session_path(user)}/token")
-        data = self._json(response)
-        token = data.get("token") if isinstance(data, dict) else None
-        if not isinstance(token, str):
-            raise HostdError("hostd answered without a token")
-        return token
+        try:
+            return token_from_body(response.json())
+        except (KeyError, TypeError, ValueError):
+            raise HostdError("hostd answered without a token") from None
 
     async def activity(self, user: str) -> None:
         """Tell the daemon ``user`` was active just now (restarts the session's idle clock)."""
@@ -402,10 +322,10 @@ class HostdClient:
         response = await self._request(
             "POST",
             "/v1/auth",
-            body={"username": username, "password": password},
+            body=credentials_body(username, password),
             timeouts=AUTH_TIMEOUT,
         )
-        return self._read(response, AuthResult.from_dict)
+        return self._read(response, auth_from_body)
 
     async def host(self) -> HostView:
         response = await self._request("GET", "/v1/host")
@@ -418,7 +338,10 @@ class HostdClient:
 
     async def health(self) -> dict[str, Any]:
         response = await self._request("GET", "/v1/health")
-        data = self._json(response)
-        if not isinstance(data, dict):
-            raise _malformed(response, TypeError("expected an object"))
-        return data
+        return self._read(response, health_from_body)
+
+    async def policy(self) -> PolicyView:
+        """The admin's sandbox, [commands] names and [session] limits, that a caller (the
+        spawner) must agree with; any member of the socket's group may read it."""
+        response = await self._request("GET", "/v1/policy")
+        return self._read(response, policy_from_dict)

@@ -1,8 +1,10 @@
 """The daemon's local HTTP API, as a Starlette app over a SessionService (api layer).
 
-It translates HTTP into calls of hostd.model.SessionService and their results (or hostd.errors)
-back into JSON, and does nothing else: no pwd, no files, no systemd. Who the peer is comes from
-the server (``scope["hostd.peer"]``, SO_PEERCRED), never from the request.
+It translates HTTP into calls of hostd.api.service.SessionService and their results (or
+hostd.units.errors) back into JSON, and does nothing else: no pwd, no files, no systemd. What the
+JSON is, the limits of a request and the status of each error are hostd.api.wire's (the contract
+the client reads with); this module is its Starlette face. Who the peer is comes from the server
+(``scope["hostd.peer"]``, SO_PEERCRED), never from the request.
 
 Middleware, outermost first: _ErrorBoundary (an unexpected exception is logged with its
 traceback and answered 500 "internal"), _Authorize (every request, every route).
@@ -13,9 +15,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, Final, TypeVar
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+)
+from typing import Any, Final
 
 import anyio
 from starlette.applications import Starlette
@@ -26,48 +34,67 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hostd.api.openapi import (
-    AUTH_FIELDS,
-    LIMIT_OPTIONS,
-    LINES_DEFAULT,
-    LINES_MAX,
-    MAX_BODY_BYTES,
-    START_EXTRAS,
-    START_OPTIONS,
-    openapi_document,
-)
+from hostd.api.openapi import openapi_document
 from hostd.api.service import SessionService
 from hostd.api.wire import (
     BAD_REQUEST,
     HTTP_CODES,
     INTERNAL,
     INTERNAL_MESSAGE,
-    error_response,
-    http_error_response,
+    LINES_DEFAULT,
+    LINES_MAX,
+    MAX_BODY_BYTES,
+    NDJSON,
+    credentials_from_body,
+    empty_from_body,
+    error_body,
+    http_error_body,
+    limit_changes_from_body,
+    lines_body,
+    ndjson_error_line,
+    ndjson_line,
+    policy_to_dict,
+    query_bool,
+    query_int,
+    request_object,
+    retry_after_headers,
+    sessions_body,
+    start_from_body,
+    status_for,
+    token_body,
 )
-from hostd.units import SessionRequest, parse_cpu, parse_size
-from hostd.units.errors import HostdError, InvalidInput, InvalidOption, PermissionDenied
-from hostd.units.values import Caller, Credentials, LogLine, PeerCredentials
+from hostd.units.errors import HostdError, PermissionDenied
+from hostd.units.values import Caller, LogLine, PeerCredentials
 
-__all__ = ["FIRST_LINE_WAIT_S", "NDJSON", "PEER_SCOPE_KEY", "build_daemon_app"]
+__all__ = [
+    "FIRST_LINE_WAIT_S",
+    "NDJSON",
+    "PEER_SCOPE_KEY",
+    "build_daemon_app",
+    "error_response",
+    "http_error_response",
+]
 
 logger = logging.getLogger(__name__)
 
 PEER_SCOPE_KEY: Final = "hostd.peer"
-NDJSON: Final = "application/x-ndjson"
 # How long a follow waits for its first line before it answers 200 and streams: an error in
 # that time (no such session, say) is still a JSON error response with its status.
 FIRST_LINE_WAIT_S: Final = 1.0
 
-_TRUE = frozenset({"1", "true"})
-_FALSE = frozenset({"0", "false"})
-_DIGITS = re.compile(r"[0-9]{1,9}")
-_SHOWN_CHARS = 64
+
+def error_response(error: HostdError) -> JSONResponse:
+    """The JSON response for a deliberate error: its status, code, message and details."""
+    return JSONResponse(
+        error_body(error), status_code=status_for(error), headers=retry_after_headers(error)
+    )
 
 
-def _show(value: str) -> str:
-    text = repr(value)
-    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+def http_error_response(
+    status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The JSON response for a failure at the HTTP level (no domain error class)."""
+    return JSONResponse(http_error_body(code, message), status_code=status, headers=headers)
 
 
 class _BadRequest(HTTPException):
@@ -75,27 +102,9 @@ class _BadRequest(HTTPException):
         super().__init__(status_code=400, detail=message)
 
 
-def _query_bool(request: Request, name: str, *, default: bool) -> bool:
-    value = request.query_params.get(name)
-    if value is None:
-        return default
-    if value.lower() in _TRUE:
-        return True
-    if value.lower() in _FALSE:
-        return False
-    raise InvalidOption(f"{name}: expected true, false, 1 or 0, not {_show(value)}")
-
-
-def _query_int(request: Request, name: str, *, default: int, low: int, high: int) -> int:
-    value = request.query_params.get(name)
-    if value is None:
-        return default
-    # Not int(): it also takes " 7", "+7" and "1_0".
-    if _DIGITS.fullmatch(value) is None or not low <= int(value) <= high:
-        raise InvalidOption(
-            f"{name}: expected a whole number from {low} to {high}, not {_show(value)}"
-        )
-    return int(value)
+def _query(request: Request, name: str) -> str | None:
+    value: str | None = request.query_params.get(name)
+    return value
 
 
 def _user(request: Request) -> str:
@@ -145,66 +154,10 @@ async def _json_object(request: Request) -> dict[str, Any]:
         body += chunk
         if len(body) > MAX_BODY_BYTES:
             raise _BadRequest(f"request body over {MAX_BODY_BYTES} bytes")
-    if not body.strip():
-        return {}
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested too deep
-        raise _BadRequest(f"request body is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise _BadRequest(f"request body must be a JSON object, not {type(data).__name__}")
-    return data
-
-
-def _refuse_unknown(options: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise InvalidOption(
-            f"unknown option {', '.join(map(repr, unknown))}; "
-            f"allowed: {', '.join(allowed) or 'none'}"
-        )
-
-
-def _session_request(options: dict[str, Any]) -> SessionRequest:
-    _refuse_unknown(options, START_OPTIONS + START_EXTRAS)
-    # null means "the policy's default", as if the key were absent.
-    return SessionRequest(
-        **{k: v for k, v in options.items() if v is not None and k in START_OPTIONS}
-    )
-
-
-def _start_extras(options: dict[str, Any]) -> tuple[str | None, dict[str, str]]:
-    command, secrets = options.get("command"), options.get("secrets") or {}
-    if command is not None and not isinstance(command, str):
-        raise InvalidOption(f"command: expected a name, not {command!r}")
-    if not isinstance(secrets, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in secrets.items()
-    ):
-        raise InvalidOption("secrets: expected an object of names to strings")
-    return command, secrets
-
-
-_T = TypeVar("_T")
-
-
-def _parsed(name: str, parse: Callable[[object], _T], value: object) -> _T | None:
-    """``parse(value)``, None for null; an error names the field, as SessionRequest's do."""
-    if value is None:
-        return None
-    try:
-        return parse(value)
-    except InvalidInput as exc:
-        raise type(exc)(f"{name}: {exc.message}") from exc
-
-
-def _limit_changes(options: dict[str, Any]) -> tuple[int | None, float | None]:
-    """(bytes, cores) from a PATCH body; None leaves that limit as it is."""
-    _refuse_unknown(options, LIMIT_OPTIONS)
-    mem_limit = _parsed("mem_limit", parse_size, options.get("mem_limit"))
-    cpu_limit = _parsed("cpu_limit", parse_cpu, options.get("cpu_limit"))
-    if mem_limit is None and cpu_limit is None:
-        raise InvalidOption(f"nothing to change: give {', '.join(LIMIT_OPTIONS)} or both")
-    return mem_limit, cpu_limit
+        return request_object(bytes(body))
+    except ValueError as exc:
+        raise _BadRequest(str(exc)) from exc
 
 
 async def _next_line(lines: AsyncIterator[LogLine]) -> LogLine | None:
@@ -225,24 +178,20 @@ async def _close(lines: AsyncIterator[LogLine], first: asyncio.Task[LogLine | No
             await aclose()
 
 
-def _ndjson_line(item: dict[str, Any]) -> bytes:
-    return json.dumps(item, separators=(",", ":")).encode() + b"\n"
-
-
 async def _ndjson(
     lines: AsyncIterator[LogLine], first: asyncio.Task[LogLine | None], where: str
 ) -> AsyncGenerator[bytes, None]:
     try:
         line = await first
         while line is not None:
-            yield _ndjson_line(line.to_dict())
+            yield ndjson_line(line)
             line = await _next_line(lines)
     except HostdError as exc:
         # The status line is gone already: the error becomes the stream's last line.
-        yield _ndjson_line({"error": exc.to_dict()})
+        yield ndjson_error_line(error_body(exc))
     except Exception:
         logger.exception("unexpected error while following %s", where)
-        yield _ndjson_line({"error": {"code": INTERNAL, "message": INTERNAL_MESSAGE}})
+        yield ndjson_error_line(http_error_body(INTERNAL, INTERNAL_MESSAGE))
 
 
 class _FollowResponse(StreamingResponse):
@@ -275,7 +224,7 @@ class _Endpoints:
     async def sessions(self, request: Request) -> Response:
         caller = _caller(request)
         sessions = [s for s in await self.service.list() if caller.may_act_for(s.user)]
-        return JSONResponse({"sessions": [session.to_dict() for session in sessions]})
+        return JSONResponse(sessions_body(sessions))
 
     async def session(self, request: Request) -> Response:
         user = _own_user(request)
@@ -285,7 +234,7 @@ class _Endpoints:
             view = await self.service.stop(user, caller=_caller(request))
             return JSONResponse(view.to_dict())
         if request.method == "PATCH":
-            mem_limit, cpu_limit = _limit_changes(await _json_object(request))
+            mem_limit, cpu_limit = limit_changes_from_body(await _json_object(request))
             view = await self.service.set_limits(
                 user, mem_limit=mem_limit, cpu_limit=cpu_limit, caller=_caller(request)
             )
@@ -293,10 +242,8 @@ class _Endpoints:
         return JSONResponse((await self.service.get(user)).to_dict())
 
     async def _start(self, request: Request, user: str) -> Response:
-        wait = _query_bool(request, "wait", default=True)
-        options = await _json_object(request)
-        session_request = _session_request(options)
-        command, secrets = _start_extras(options)
+        wait = query_bool("wait", _query(request, "wait"), default=True)
+        session_request, command, secrets = start_from_body(await _json_object(request))
         outcome = await self.service.start(
             user,
             session_request,
@@ -309,12 +256,14 @@ class _Endpoints:
 
     async def logs(self, request: Request) -> Response:
         user = _own_user(request)
-        lines = _query_int(request, "lines", default=LINES_DEFAULT, low=1, high=LINES_MAX)
-        if _query_bool(request, "follow", default=False):
+        lines = query_int(
+            "lines", _query(request, "lines"), default=LINES_DEFAULT, low=1, high=LINES_MAX
+        )
+        if query_bool("follow", _query(request, "follow"), default=False):
             return await self._follow(user, request.query_params.get("cursor"))
         # Annotated: in SessionService, "list[LogLine]" names its own method list (mypy).
         entries: Iterable[LogLine] = await self.service.logs(user, lines=lines)
-        return JSONResponse({"lines": [entry.to_dict() for entry in entries]})
+        return JSONResponse(lines_body(entries))
 
     async def _follow(self, user: str, cursor: str | None) -> Response:
         lines = aiter(self.service.follow(user, cursor=cursor))
@@ -329,29 +278,28 @@ class _Endpoints:
         return _FollowResponse(lines, first, f"{user}'s logs")
 
     async def token(self, request: Request) -> Response:
-        return JSONResponse({"token": await self.service.token(_own_user(request))})
+        return JSONResponse(token_body(await self.service.token(_own_user(request))))
 
     async def usage(self, request: Request) -> Response:
         return JSONResponse((await self.service.usage(_own_user(request))).to_dict())
 
     async def activity(self, request: Request) -> Response:
         user = _own_user(request)
-        _refuse_unknown(await _json_object(request), ())
+        empty_from_body(await _json_object(request))
         await self.service.activity(user, caller=_caller(request))
         return Response(status_code=204)
 
     async def auth(self, request: Request) -> Response:
-        # The body holds a password: no message below quotes it (Credentials' never do).
+        # The body holds a password: no message quotes it (credentials_from_body's never do).
         _for_others(request, "check passwords")
-        body = await _json_object(request)
-        _refuse_unknown(body, AUTH_FIELDS)
-        # Absent is None, which Credentials refuses as "required".
-        fields: dict[str, Any] = {name: body.get(name) for name in AUTH_FIELDS}
-        credentials = Credentials(**fields)
+        credentials = credentials_from_body(await _json_object(request))
         return JSONResponse((await self.service.authenticate(credentials)).to_dict())
 
     async def host(self, request: Request) -> Response:
         return JSONResponse((await self.service.host()).to_dict())
+
+    async def policy(self, request: Request) -> Response:
+        return JSONResponse(policy_to_dict(await self.service.policy()))
 
     async def metrics(self, request: Request) -> Response:
         _for_others(request, "read every session's metrics")
@@ -453,6 +401,7 @@ def build_daemon_app(
         Route("/v1/auth", endpoints.auth, methods=["POST"]),
         Route("/v1/host", endpoints.host, methods=["GET"]),
         Route("/v1/health", endpoints.health, methods=["GET"]),
+        Route("/v1/policy", endpoints.policy, methods=["GET"]),
         Route("/metrics", endpoints.metrics, methods=["GET"]),
         Route("/openapi.json", endpoints.openapi, methods=["GET"]),
     ]

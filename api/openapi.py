@@ -2,37 +2,25 @@
 
 Kept next to api/daemon.py and checked against it by tests/api/test_openapi.py: every route and
 method, every parameter, and the bodies the app really sends validate against these schemas.
-Limits (MAX_BODY_BYTES, LINES_MAX, ...) are imported, not copied, so the two cannot drift.
+Limits (MAX_BODY_BYTES, LINES_MAX, ...) and error codes are hostd.api.wire's, imported, not
+copied, so the document and the contract cannot drift.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-from hostd.api.wire import all_codes
-from hostd.units.names import USERNAME_MAX
-from hostd.units.values import PASSWORD_MAX
+from hostd.api.wire import (
+    AUTH_FIELDS,
+    LINES_DEFAULT,
+    LINES_MAX,
+    MAX_BODY_BYTES,
+    PASSWORD_MAX,
+    USERNAME_MAX,
+    all_codes,
+)
 
-__all__ = [
-    "AUTH_FIELDS",
-    "CPU_PATTERN",
-    "LIMIT_OPTIONS",
-    "LINES_DEFAULT",
-    "LINES_MAX",
-    "MAX_BODY_BYTES",
-    "SIZE_PATTERN",
-    "START_OPTIONS",
-    "openapi_document",
-]
-
-MAX_BODY_BYTES: Final = 64 * 1024
-LINES_DEFAULT: Final = 100
-LINES_MAX: Final = 10_000
-START_OPTIONS: Final = ("mem_limit", "cpu_limit", "environment", "default_url")
-# Not SessionRequest fields: the daemon itself handles these (a named command, secret files).
-START_EXTRAS: Final = ("command", "secrets")
-LIMIT_OPTIONS: Final = ("mem_limit", "cpu_limit")  # what a PATCH of a session may change
-AUTH_FIELDS: Final = ("username", "password")  # the body of POST /v1/auth
+__all__ = ["CPU_PATTERN", "SIZE_PATTERN", "openapi_document"]
 
 # What units.parse_size and units.parse_cpu take as strings (they have the last word; these
 # patterns are no stricter, so a value the schema refuses is one the daemon refuses too).
@@ -50,7 +38,10 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 _ERROR_DESCRIPTIONS = {
-    400: "The body is not JSON, not an object, or over 64 KiB (code bad-request).",
+    400: (
+        f"The body is not JSON, not an object, or over {MAX_BODY_BYTES // 1024} KiB "
+        "(code bad-request)."
+    ),
     401: (
         "The login is refused (login-failed): a wrong password, an unknown user, or an "
         "account that may not log in. One message for every reason; the journal has it."
@@ -374,6 +365,40 @@ def _schemas() -> dict[str, Any]:
                 },
             },
         ),
+        "Policy": _every_key_required(
+            "What the admin decided for every session that a caller must agree with: the "
+            "sandbox ([session], systemdspawner's option names), the names of the [commands], "
+            "and [session]'s limits and caps before any [profiles]. No secrets.",
+            {
+                "config_file": {
+                    "type": ["string", "null"],
+                    "description": "The file the daemon loaded; null: the built-in defaults.",
+                },
+                "isolate_tmp": {"type": "boolean", "description": "A private /tmp."},
+                "isolate_devices": {"type": "boolean", "description": "A /dev without disks."},
+                "disable_user_sudo": {"type": "boolean", "description": "NoNewPrivileges."},
+                "user_workingdir": {
+                    "type": ["string", "null"],
+                    "description": "A template: {USERNAME}, {USERID}; null: the home.",
+                },
+                "readonly_paths": {"type": "array", "items": {"type": "string"}},
+                "readwrite_paths": {"type": "array", "items": {"type": "string"}},
+                "default_shell": {"type": "string"},
+                "unit_extra_properties": {
+                    "type": "object",
+                    "description": "Extra unit directives, as the admin wrote them.",
+                },
+                "commands": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "The names a start may give as its command, sorted.",
+                },
+                "mem_limit_bytes": {"type": ["integer", "null"], "minimum": 1},
+                "cpu_limit": {"type": ["number", "null"], "description": "Cores."},
+                "max_mem_limit_bytes": {"type": ["integer", "null"], "minimum": 1},
+                "max_cpu_limit": {"type": ["number", "null"], "description": "Cores."},
+            },
+        ),
         "Health": {
             "type": "object",
             "description": "The daemon's own report; its keys belong to hostd.sessions.",
@@ -598,6 +623,16 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": _json(_ref("Host"), "The machine."),
                         **_errors(*_ANY, 503),
+                    },
+                }
+            },
+            "/v1/policy": {
+                "get": {
+                    "operationId": "policy",
+                    "summary": "The admin's sandbox and limits, which a caller must agree with.",
+                    "responses": {
+                        "200": _json(_ref("Policy"), "The policy."),
+                        **_errors(*_ANY),
                     },
                 }
             },

@@ -18,6 +18,7 @@ from hostd.units.values import (
     HostView,
     LogLine,
     PeerCredentials,
+    PolicyView,
     SessionView,
     StartOutcome,
     UsageView,
@@ -72,6 +73,11 @@ class SessionService(Protocol):
         ...
 
     async def host(self) -> HostView: ...
+
+    async def policy(self) -> PolicyView:
+        """The admin's sandbox, [commands] names and [session] limits, which a caller must
+        agree with (the spawner checks JupyterHub's options against it). No secrets."""
+        ...
 
     async def token(self, user: str) -> str:
         """The running session's Jupyter token, for the hub's proxy (root and the group only,

@@ -5,14 +5,15 @@ the daemon (root) makes ``jupyter-<user>.service`` with the admin's policy::
 
     c.JupyterHub.spawner_class = "hostd"
     c.SystemdSpawner.mem_limit = "2G"        # systemdspawner's option names keep working
-    c.SystemdSpawner.isolate_tmp = True      # ... and must agree with /etc/hostd/hostd.toml
+    c.SystemdSpawner.isolate_tmp = True      # ... and must agree with the daemon's policy
 
 Who decides what. Limits (``mem_limit``, ``cpu_limit``) are asked for in each start; the daemon
 caps them. The sandbox (``isolate_tmp``, ``isolate_devices``, ``disable_user_sudo``,
 ``user_workingdir``, ``readonly_paths``, ``readwrite_paths``, ``default_shell``,
 ``unit_extra_properties``) is the daemon admin's ``[session]`` policy: JupyterHub cannot change
-it. An option set here is checked against that policy (read from ``hostd_config``) and a start
-that asks for something else is refused with a message naming the option, never ignored.
+it. An option set here is checked against that policy, which the daemon answers on GET
+/v1/policy (this process never reads hostd.toml, nor loads anything of the root side), and a
+start that asks for something else is refused with a message naming the option, never ignored.
 The command is the admin's too (``[commands] singleuser``, picked by ``hostd_command``).
 
 Secrets never reach the unit's Environment= or argv (every local user can read those): the API
@@ -29,7 +30,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
-from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final, Literal
 from urllib.parse import urlparse
 
@@ -39,27 +40,25 @@ from traitlets import Bool, Dict, List, Unicode
 from traitlets.config import Configurable
 
 from hostd.api.client import DEFAULT_SOCKET, DaemonUnreachable, HostdClient
-from hostd.config import DEFAULT_CONFIG_PATH, load_config
+from hostd.api.wire import STATUS_BY_ERROR, status_for
 from hostd.units import SessionPolicy, convert_extra_properties, unit_name_for
 from hostd.units.environ import looks_secret
 from hostd.units.errors import (
     CapacityExceeded,
-    ConfigError,
     HostdError,
     InvalidInput,
     PermissionDenied,
-    SessionConflict,
     SessionNotFound,
     SpawnFailed,
-    UnknownUser,
-    UserRefused,
 )
 from hostd.units.sizes import format_size
-from hostd.units.values import SessionView
+from hostd.units.values import SANDBOX_OPTIONS, PolicyView, SessionView
 
 __all__ = [
     "DEFAULT_COMMAND",
+    "DEFAULT_HOSTD_CONFIG",
     "POLICY_OPTIONS",
+    "SPAWN_STATUS",
     "HostdSpawner",
     "SystemdSpawner",
     "from_hostd_error",
@@ -71,16 +70,12 @@ __all__ = [
 
 DEFAULT_COMMAND: Final = "singleuser"
 # The sandbox options of systemdspawner that are the daemon admin's ([session] in hostd.toml).
-POLICY_OPTIONS: Final = (
-    "isolate_tmp",
-    "isolate_devices",
-    "disable_user_sudo",
-    "user_workingdir",
-    "readonly_paths",
-    "readwrite_paths",
-    "default_shell",
-    "unit_extra_properties",
-)
+POLICY_OPTIONS: Final = SANDBOX_OPTIONS
+# hostd.config.DEFAULT_CONFIG_PATH, written out: this process never loads the root side. Only
+# named in messages (when the daemon runs on its built-in defaults); never read.
+DEFAULT_HOSTD_CONFIG: Final = "/etc/hostd/hostd.toml"
+# A stand-in for [session] cmd, which SessionPolicy needs and the sandbox options do not touch.
+_ANY_CMD: Final = ("/bin/true",)
 # JupyterHub's Spawner.get_env adds these from the limits; hostd sets them itself from the
 # limits it really enforces (units.build), and refuses a request that sets them again.
 _SET_BY_HOSTD: Final = frozenset({"MEM_LIMIT", "CPU_LIMIT", "SHELL"})
@@ -88,16 +83,10 @@ _SET_BY_HOSTD: Final = frozenset({"MEM_LIMIT", "CPU_LIMIT", "SHELL"})
 _SECRET_NAMES: Final = frozenset({"JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN"})
 _JUPYTERHUB_DEFAULT_CMD: Final = ["jupyterhub-singleuser"]
 _PROGRESS_POLL_S: Final = 0.25
-# HTTP statuses JupyterHub answers a refused start with, by hostd error class.
-_STATUS: Final[tuple[tuple[type[HostdError], int], ...]] = (
-    (InvalidInput, 400),
-    (UserRefused, 403),
-    (PermissionDenied, 403),
-    (UnknownUser, 404),
-    (SessionConflict, 409),
-    (CapacityExceeded, 503),
-    (DaemonUnreachable, 503),
-    (SpawnFailed, 500),
+# The wire's table, as JupyterHub answers a refused start (SpawnException.status_code): a
+# request it cannot use is 400, a full machine 503 (try later), a failed spawn 500.
+SPAWN_STATUS: Final[Mapping[type[HostdError], int]] = MappingProxyType(
+    {**STATUS_BY_ERROR, InvalidInput: 400, CapacityExceeded: 503, SpawnFailed: 500}
 )
 
 StartPhase = Literal["idle", "requested", "done"]
@@ -123,7 +112,7 @@ def spawn_exception(
 
 def from_hostd_error(exc: HostdError) -> web.HTTPError:
     """The SpawnException for an error of the daemon: its message, its stable code."""
-    status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
+    status = status_for(exc, SPAWN_STATUS)
     message = exc.message
     if isinstance(exc, PermissionDenied):
         message += " (JupyterHub's user must be root or in the daemon's socket_group, 'hostd')"
@@ -163,13 +152,13 @@ def split_environment(
     return environment, secrets
 
 
-def policy_conflicts(asked: Mapping[str, object], policy: SessionPolicy) -> list[str]:
+def policy_conflicts(asked: Mapping[str, object], policy: PolicyView) -> list[str]:
     """The options JupyterHub's config sets (``asked``) that hostd's policy does not match.
 
     Each value is checked as hostd checks its own config (InvalidInput otherwise); lists of
     paths compare as sets, unit_extra_properties as the D-Bus properties they become.
     """
-    wanted = SessionPolicy(cmd=policy.cmd, **asked)  # type: ignore[arg-type]
+    wanted = SessionPolicy(cmd=_ANY_CMD, **asked)  # type: ignore[arg-type]
     conflicts = []
     for name in asked:
         hub_value, daemon_value = getattr(wanted, name), getattr(policy, name)
@@ -266,9 +255,10 @@ class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[
         [session] cmd.""",
     ).tag(config=True)
     hostd_config = Unicode(
-        str(DEFAULT_CONFIG_PATH),
-        help="""The daemon's config file, read (never written) to check the sandbox options
-        set here against its [session] policy. Only read when one of them is set.""",
+        DEFAULT_HOSTD_CONFIG,
+        help="""The daemon's config file, named in messages when the daemon does not say which
+        file it loaded. Never read: the sandbox options set here are checked against the
+        policy the daemon answers (GET /v1/policy), asked only when one of them is set.""",
     ).tag(config=True)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -489,16 +479,18 @@ class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[
         asked = self._asked_policy()
         if not asked:
             return
-        where = self.hostd_config
         try:
-            config = await asyncio.to_thread(load_config, Path(where))
-            conflicts = policy_conflicts(asked, config.session)
-        except ConfigError as exc:
+            async with HostdClient(self.hostd_socket) as hostd:
+                policy = await hostd.policy()
+        except HostdError as exc:
             raise spawn_exception(
                 f"cannot check {', '.join(asked)} against hostd's policy: {exc.message}",
                 reason=exc.code,
                 status_code=500,
             ) from exc
+        where = policy.config_file or self.hostd_config
+        try:
+            conflicts = policy_conflicts(asked, policy)
         except InvalidInput as exc:
             raise spawn_exception(f"JupyterHub's config: {exc.message}", reason=exc.code) from exc
         if conflicts:

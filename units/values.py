@@ -6,13 +6,14 @@ Every process uses them: the daemon builds them, its HTTP face turns them into J
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 from hostd.units import validate_username
 from hostd.units.errors import InvalidInput, InvalidName
+from hostd.units.policy import SessionPolicy
 
 __all__ = [
     "AuthResult",
@@ -22,6 +23,7 @@ __all__ = [
     "Limits",
     "LogLine",
     "PeerCredentials",
+    "PolicyView",
     "SessionView",
     "StartOutcome",
     "UsageView",
@@ -29,6 +31,18 @@ __all__ = [
 
 SessionState = Literal["starting", "running", "stopping", "stopped", "failed"]
 SESSION_STATES: tuple[SessionState, ...] = ("starting", "running", "stopping", "stopped", "failed")
+# The [session] options that make a session's sandbox: systemdspawner's names, which a
+# JupyterHub config may set and must then agree with the admin's (PolicyView).
+SANDBOX_OPTIONS: tuple[str, ...] = (
+    "isolate_tmp",
+    "isolate_devices",
+    "disable_user_sudo",
+    "user_workingdir",
+    "readonly_paths",
+    "readwrite_paths",
+    "default_shell",
+    "unit_extra_properties",
+)
 # Longer is not a password a person types; PAM modules copy it around (pam_unix caps at 512).
 PASSWORD_MAX = 1024
 
@@ -266,3 +280,57 @@ class AuthResult:
         if not isinstance(user, str) or not isinstance(admin, bool):
             raise TypeError("user must be a string and admin a boolean")
         return cls(user=user, admin=admin)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicyView:
+    """What the admin decided for every session that a caller must agree with (the sandbox,
+    the names of the [commands], the [session] limits and their caps), for GET /v1/policy.
+
+    Any member of the socket's group may read it: it holds no secret, no path of one, no
+    token and nothing of PAM; not the [session] environment (an admin may put a secret
+    there) nor the commands' argv. ``config_file`` is the file the daemon loaded (None: the
+    built-in defaults), which messages name so a person knows where to change it. Limits are
+    [session]'s, before any [profiles] raises or lowers them for a user.
+    """
+
+    config_file: str | None
+    isolate_tmp: bool
+    isolate_devices: bool
+    disable_user_sudo: bool
+    user_workingdir: str | None
+    readonly_paths: tuple[str, ...]
+    readwrite_paths: tuple[str, ...]
+    default_shell: str
+    unit_extra_properties: Mapping[str, Any]
+    commands: tuple[str, ...]  # the names of [commands], sorted
+    mem_limit_bytes: int | None
+    cpu_limit: float | None
+    max_mem_limit_bytes: int | None
+    max_cpu_limit: float | None
+
+    @classmethod
+    def of(
+        cls,
+        policy: SessionPolicy,
+        *,
+        commands: Iterable[str] = (),
+        config_file: str | None = None,
+    ) -> PolicyView:
+        """The view of an admin's checked [session] policy and [commands] names."""
+        return cls(
+            config_file=config_file,
+            isolate_tmp=policy.isolate_tmp,
+            isolate_devices=policy.isolate_devices,
+            disable_user_sudo=policy.disable_user_sudo,
+            user_workingdir=policy.user_workingdir,
+            readonly_paths=policy.readonly_paths,
+            readwrite_paths=policy.readwrite_paths,
+            default_shell=policy.default_shell,
+            unit_extra_properties=dict(policy.unit_extra_properties),
+            commands=tuple(sorted(commands)),
+            mem_limit_bytes=policy.mem_limit,
+            cpu_limit=policy.cpu_limit,
+            max_mem_limit_bytes=policy.max_mem_limit,
+            max_cpu_limit=policy.max_cpu_limit,
+        )

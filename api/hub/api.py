@@ -20,61 +20,51 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
+from types import MappingProxyType
 from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from hostd.api.client import DaemonUnreachable
 from hostd.api.hub.auth import XSRF_HEADER, Identity
 from hostd.api.hub.db import HubUser
 from hostd.api.hub.forms import TooLarge, read_json
 from hostd.api.hub.security import cross_site
 from hostd.api.hub.servers import NotPending, ServerBusy, ServerStatus
 from hostd.api.hub.state import Hub
+from hostd.api.wire import STATUS_BY_ERROR, retry_after_headers, status_for
 from hostd.units import validate_username
-from hostd.units.errors import (
-    CapacityExceeded,
-    HostdError,
-    InvalidInput,
-    LockedOut,
-    PermissionDenied,
-    SessionConflict,
-    SessionNotFound,
-    SpawnFailed,
-    SystemdUnavailable,
-    UnknownUser,
-    UserRefused,
-)
+from hostd.units.errors import HostdError, InvalidInput, SpawnFailed
 
-__all__ = ["HubAPI", "api_error", "status_of"]
+__all__ = [
+    "HUB_STATUS",
+    "HubAPI",
+    "api_error",
+    "error_response",
+    "status_of",
+]
 
 _UNSAFE: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _NOTE_MAX: Final = 200
-# HTTP statuses of the errors the API passes on, nearest class first.
-_STATUS: Final[tuple[tuple[type[HostdError], int], ...]] = (
-    (TooLarge, 413),
-    (ServerBusy, 400),
-    (NotPending, 400),
-    (InvalidInput, 400),
-    (CapacityExceeded, 429),
-    (LockedOut, 429),
-    (PermissionDenied, 403),
-    (UserRefused, 403),
-    (UnknownUser, 404),
-    (SessionNotFound, 404),
-    (SessionConflict, 409),
-    (SpawnFailed, 500),
-    (DaemonUnreachable, 503),
-    (SystemdUnavailable, 503),
+# The wire's table, in JupyterHub's shape: a request it cannot use is 400 (not 422) and a
+# failed spawn 500 (not 502); plus the hub's own errors. Looked up along the MRO (status_for).
+HUB_STATUS: Final[Mapping[type[HostdError], int]] = MappingProxyType(
+    {
+        **STATUS_BY_ERROR,
+        InvalidInput: 400,
+        SpawnFailed: 500,
+        TooLarge: 413,
+        ServerBusy: 400,
+        NotPending: 400,
+    }
 )
 
 
 def status_of(exc: HostdError) -> int:
-    return next((status for cls, status in _STATUS if isinstance(exc, cls)), 500)
+    return status_for(exc, HUB_STATUS)
 
 
 def api_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -82,10 +72,7 @@ def api_error(status: int, message: str, headers: dict[str, str] | None = None) 
 
 
 def error_response(exc: HostdError) -> JSONResponse:
-    headers = None
-    if isinstance(exc, CapacityExceeded | LockedOut):
-        headers = {"Retry-After": str(max(0, int(exc.retry_after_s)))}
-    return api_error(status_of(exc), exc.message, headers)
+    return api_error(status_of(exc), exc.message, retry_after_headers(exc))
 
 
 def _iso(value: datetime | None) -> str | None:

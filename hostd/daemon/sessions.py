@@ -63,6 +63,7 @@ from hostd.units.values import (
     Limits,
     LogLine,
     PeerCredentials,
+    PolicyView,
     SessionState,
     SessionView,
     StartOutcome,
@@ -373,6 +374,14 @@ class SessionManager:
             cpu_limits=round(sum(_cpu(s.cpu_quota_usec) or 0.0 for s in active), 3),
             memory_capacity_bytes=self._memory_capacity(),
             starts_waiting=self._waiting,
+        )
+
+    async def policy(self) -> PolicyView:
+        source = self.config.source
+        return PolicyView.of(
+            self.config.session,
+            commands=self.config.commands,
+            config_file=None if source is None else str(source),
         )
 
     async def set_limits(

@@ -5,8 +5,10 @@ in ``fail`` (method name -> exception). Authorisation: no peer is refused, uid 0
 privileged, uids in ``allowed_uids`` are callers, anyone else is refused. Only a privileged
 caller may set limits. Usage is what a test puts in ``usages`` (else a default from the
 session's limits); the host view is computed from the sessions on a HOST_MEMORY_BYTES,
-HOST_CPUS machine. Logins: ``passwords`` (name -> password) are the accounts that may log in,
-``admins`` the admins among them, ``locked_out`` (name -> seconds) the names locked out.
+HOST_CPUS machine. The policy is what a test puts in ``session_policy`` (default: every
+default of SessionPolicy), ``commands`` and ``config_file``. Logins: ``passwords`` (name ->
+password) are the accounts that may log in, ``admins`` the admins among them, ``locked_out``
+(name -> seconds) the names locked out.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from hostd.api.daemon import PEER_SCOPE_KEY
 from hostd.api.service import SessionService
 from hostd.daemon.login import LOGIN_FAILED_MESSAGE
-from hostd.units import SessionRequest, unit_name_for, validate_username
+from hostd.units import SessionPolicy, SessionRequest, unit_name_for, validate_username
 from hostd.units.errors import (
     LockedOut,
     LoginFailed,
@@ -45,6 +47,7 @@ from hostd.units.values import (
     Limits,
     LogLine,
     PeerCredentials,
+    PolicyView,
     SessionView,
     StartOutcome,
     UsageView,
@@ -77,7 +80,7 @@ def log_lines(user: str, count: int) -> list[LogLine]:
 
 
 class FakeSessionService:
-    """hostd.model.SessionService in memory."""
+    """hostd.api.service.SessionService in memory."""
 
     def __init__(self) -> None:
         self.extras: tuple[str | None, dict[str, str]] = (None, {})
@@ -102,6 +105,9 @@ class FakeSessionService:
         self.passwords = {"alice": "wonderland", "carol": "c4r0l"}
         self.admins = {"carol"}
         self.locked_out: dict[str, int] = {}
+        self.session_policy = SessionPolicy(cmd=("/bin/true",))
+        self.commands: tuple[str, ...] = ("singleuser",)
+        self.config_file: str | None = "/etc/hostd/hostd.toml"
 
     def _check(self, method: str) -> None:
         error = self.fail.get(method)
@@ -272,6 +278,13 @@ class FakeSessionService:
             cpu_limits=sum(limit.cpu_limit or 0.0 for limit in limits),
             memory_capacity_bytes=HOST_MEMORY_BYTES * 3 // 4,
             starts_waiting=self.starts_waiting,
+        )
+
+    async def policy(self) -> PolicyView:
+        self.calls.append(("policy",))
+        self._check("policy")
+        return PolicyView.of(
+            self.session_policy, commands=self.commands, config_file=self.config_file
         )
 
     async def set_limits(

@@ -13,13 +13,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from hostd.api.client import (
-    DaemonUnreachable,
-    HostdClient,
-    StartResult,
-    host_from_dict,
-    usage_from_dict,
-)
+from hostd.api.client import DaemonUnreachable, HostdClient, StartResult
+from hostd.api.wire import host_from_dict, usage_from_dict
+from hostd.units import SessionPolicy
 from hostd.units.errors import (
     CapacityExceeded,
     HostdError,
@@ -156,6 +152,17 @@ async def test_host(hostd: HostdClient, fake: FakeSessionService) -> None:
     host = await hostd.host()
     assert host == await fake.host()
     assert (host.sessions_running, host.starts_waiting) == (1, 2)
+
+
+async def test_policy(hostd: HostdClient, fake: FakeSessionService) -> None:
+    fake.session_policy = SessionPolicy(
+        cmd=("/bin/true",), isolate_devices=True, readwrite_paths=("/home/{USERNAME}",)
+    )
+    fake.config_file = None
+    policy = await hostd.policy()
+    assert policy == await fake.policy()
+    assert (policy.isolate_devices, policy.readwrite_paths) == (True, ("/home/{USERNAME}",))
+    assert (policy.config_file, policy.commands) == (None, ("singleuser",))
 
 
 async def test_set_limits_sends_only_the_limits_given(

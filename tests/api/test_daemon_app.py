@@ -10,7 +10,8 @@ import httpx
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
-from hostd.api.openapi import MAX_BODY_BYTES
+from hostd.api.wire import MAX_BODY_BYTES, policy_from_dict, policy_to_dict
+from hostd.units import SessionPolicy
 from hostd.units.errors import (
     CapacityExceeded,
     ConfigError,
@@ -475,6 +476,32 @@ async def test_host_answers_the_view(http: httpx.AsyncClient, fake: FakeSessionS
     assert response.status_code == 200
     assert response.json() == (await fake.host()).to_dict()
     assert response.json()["sessions_running"] == 1
+
+
+async def test_policy_answers_the_sandbox_to_any_member_and_no_secret(
+    http_as: Callable[[PeerCredentials | None], httpx.AsyncClient], fake: FakeSessionService
+) -> None:
+    fake.session_policy = SessionPolicy(
+        cmd=("/bin/true",),
+        isolate_tmp=True,
+        readonly_paths=("/srv",),
+        environment={"SITE_NAME": "admin-only"},  # the admin's: never shown
+        unit_extra_properties={"TasksMax": 512},
+        mem_limit=1024**3,
+        max_mem_limit=2 * 1024**3,
+    )
+    fake.commands = ("singleuser", "lab")
+    async with http_as(MEMBER) as client:
+        response = await client.get("/v1/policy")
+    assert response.status_code == 200
+    body = response.json()
+    assert body == policy_to_dict(await fake.policy())
+    assert (body["isolate_tmp"], body["readonly_paths"]) == (True, ["/srv"])
+    assert body["unit_extra_properties"] == {"TasksMax": 512}
+    assert body["commands"] == ["lab", "singleuser"]
+    assert (body["mem_limit_bytes"], body["max_mem_limit_bytes"]) == (1024**3, 2 * 1024**3)
+    assert "admin-only" not in response.text and "/bin/true" not in response.text
+    assert policy_from_dict(body) == await fake.policy()
 
 
 async def test_metrics_are_the_service_text_with_its_content_type(

@@ -1,4 +1,5 @@
-"""api.errors: the one table from hostd.errors to HTTP statuses, and its reverse."""
+"""hostd.api.wire: the one table from hostd.units.errors to HTTP statuses, its reverse, and
+the tables of the hub and the spawner, derived from it."""
 
 from __future__ import annotations
 
@@ -6,14 +7,20 @@ import json
 
 import pytest
 
+from hostd.api.daemon import error_response, http_error_response
+from hostd.api.hub.api import HUB_STATUS
+from hostd.api.hub.forms import BadInput, TooLarge
+from hostd.api.hub.servers import NotPending, ServerBusy
+from hostd.api.spawner import SPAWN_STATUS
 from hostd.api.wire import (
     ERROR_BY_CODE,
     HTTP_CODES,
     STATUS_BY_ERROR,
+    DaemonUnreachable,
     all_codes,
+    error_body,
+    error_from_body,
     error_from_wire,
-    error_response,
-    http_error_response,
     status_for,
 )
 from hostd.units import errors
@@ -172,3 +179,58 @@ def test_http_error_response() -> None:
         "code": "method-not-allowed",
         "message": "PUT is not allowed",
     }
+
+
+def test_an_error_body_reads_back_and_a_body_that_is_not_one_is_refused() -> None:
+    error = SpawnFailed("it failed", details={"log": ["x"]})
+    back = error_from_body(json.loads(json.dumps(error_body(error))))
+    assert (type(back), back.message, back.details) == (SpawnFailed, "it failed", {"log": ["x"]})
+    bodies: list[object] = [
+        [],
+        {"code": "x"},
+        {"code": 1, "message": "m"},
+        {"code": "x", "message": "m", "details": []},
+    ]
+    for body in bodies:
+        with pytest.raises((KeyError, TypeError)):
+            error_from_body(body)
+
+
+# -- the tables derived from the wire's ------------------------------------------------------
+
+EVERY_ERROR = [*ERROR_BY_CODE.values(), DaemonUnreachable]
+# Where JupyterHub's shape differs from the wire's: (the wire's status, the derived table's).
+HUB_DIFFERS = {InvalidInput: (422, 400), SpawnFailed: (502, 500)}
+SPAWN_DIFFERS = {InvalidInput: (422, 400), SpawnFailed: (502, 500), CapacityExceeded: (429, 503)}
+
+
+@pytest.mark.parametrize(
+    "table", [STATUS_BY_ERROR, HUB_STATUS, SPAWN_STATUS], ids=["wire", "hub", "spawner"]
+)
+@pytest.mark.parametrize("cls", EVERY_ERROR, ids=lambda cls: cls.code)
+def test_every_error_code_has_a_status_in_each_table(
+    table: dict[type[HostdError], int], cls: type[HostdError]
+) -> None:
+    assert set(STATUS_BY_ERROR) <= set(table)  # derived: nothing of the wire's is left out
+    assert 400 <= status_for(cls, table) <= 599
+
+
+@pytest.mark.parametrize(
+    ("table", "differs"), [(HUB_STATUS, HUB_DIFFERS), (SPAWN_STATUS, SPAWN_DIFFERS)]
+)
+def test_the_hub_and_the_spawner_differ_from_the_wire_only_where_jupyterhub_does(
+    table: dict[type[HostdError], int],
+    differs: dict[type[HostdError], tuple[int, int]],
+) -> None:
+    changed = {
+        cls: (status, table[cls]) for cls, status in STATUS_BY_ERROR.items() if table[cls] != status
+    }
+    assert changed == differs
+
+
+def test_the_hubs_own_errors_have_jupyterhubs_statuses() -> None:
+    assert status_for(TooLarge, HUB_STATUS) == 413
+    assert status_for(BadInput, HUB_STATUS) == 400
+    assert status_for(ServerBusy, HUB_STATUS) == 400
+    assert status_for(NotPending, HUB_STATUS) == 400
+    assert status_for(DaemonUnreachable("gone", socket_path="/x"), HUB_STATUS) == 503

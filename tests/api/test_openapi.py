@@ -26,7 +26,7 @@ from hostd.units.errors import (
     SpawnFailed,
     SystemdUnavailable,
 )
-from hostd.units.values import HostView, PeerCredentials, UsageView
+from hostd.units.values import HostView, PeerCredentials, PolicyView, UsageView
 from tests.api.fake import ROOT, FakeSessionService
 from tests.api.schema_check import KEYWORDS, errors, resolve, walk_schemas
 
@@ -150,7 +150,9 @@ def test_limit_changes_refuse_what_the_daemon_refuses(body: Any) -> None:
     assert valid("LimitChanges", body) != []
 
 
-@pytest.mark.parametrize(("name", "view"), [("Usage", UsageView), ("Host", HostView)])
+@pytest.mark.parametrize(
+    ("name", "view"), [("Usage", UsageView), ("Host", HostView), ("Policy", PolicyView)]
+)
 def test_usage_and_host_schemas_have_every_field_of_their_view(name: str, view: type) -> None:
     schema = DOCUMENT["components"]["schemas"][name]
     names = [item.name for item in dataclasses.fields(view)]
@@ -197,6 +199,7 @@ SERVICE_METHOD = {
     ("/v1/sessions/{user}/token", "get"): "token",
     ("/v1/sessions/{user}/activity", "post"): "activity",
     ("/v1/host", "get"): "host",
+    ("/v1/policy", "get"): "policy",
     ("/v1/health", "get"): "health",
     ("/metrics", "get"): "metrics",
     ("/openapi.json", "get"): "authorize",

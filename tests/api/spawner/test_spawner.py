@@ -1,8 +1,9 @@
 """HostdSpawner against a fake daemon: the real API app on a Unix socket, over a fake service.
 
-The fake builds each start's unit with the real units.build_unit and the default policy, so a
-request the real daemon would refuse (a token in Environment=, a variable outside
-allowed_environment) fails here too.
+The fake builds each start's unit with the real units.build_unit and its ``session_policy``, so
+a request the real daemon would refuse (a token in Environment=, a variable outside
+allowed_environment) fails here too; the same policy is what its GET /v1/policy answers, which
+the spawner checks JupyterHub's sandbox options against.
 """
 
 from __future__ import annotations
@@ -26,19 +27,22 @@ from traitlets.config import Config
 
 from hostd.api.daemon import build_daemon_app
 from hostd.api.spawner import (
+    DEFAULT_HOSTD_CONFIG,
     HostdSpawner,
     policy_conflicts,
     spawn_exception,
     split_environment,
 )
+from hostd.config import DEFAULT_CONFIG_PATH
 from hostd.units import SessionPolicy, SessionRequest, UserInfo, build_unit
 from hostd.units.errors import (
     CapacityExceeded,
     InvalidOption,
     PermissionDenied,
     SpawnFailed,
+    SystemdUnavailable,
 )
-from hostd.units.values import Caller, StartOutcome
+from hostd.units.values import Caller, PolicyView, StartOutcome
 from tests.api.fake import ROOT, STARTED_AT, FakeSessionService, serving, with_peer
 
 TOKEN = "hub-made-api-token-0123456789"
@@ -53,7 +57,7 @@ class Daemon(FakeSessionService):
         super().reset()
         self.requests: list[tuple[SessionRequest, str | None, dict[str, str]]] = []
         self.ready: asyncio.Event | None = None
-        self.policy = SessionPolicy(cmd=("/opt/hostd/bin/hostd-session-exec", "/bin/true"))
+        self.session_policy = SessionPolicy(cmd=("/opt/hostd/bin/hostd-session-exec", "/bin/true"))
 
     async def start(
         self,
@@ -67,7 +71,7 @@ class Daemon(FakeSessionService):
     ) -> StartOutcome:
         self.requests.append((request, command, dict(secrets or {})))
         info = UserInfo(user, 1000, 1000, f"/home/{user}", "/bin/bash")
-        build_unit(self.policy, info, request, port=20001, base_url=f"/user/{user}/")
+        build_unit(self.session_policy, info, request, port=20001, base_url=f"/user/{user}/")
         if self.ready is None or user in self.sessions:
             return await super().start(
                 user, request, caller=caller, wait=wait, command=command, secrets=secrets
@@ -88,16 +92,6 @@ async def daemon(socket_path: Path) -> AsyncIterator[Daemon]:
     app = with_peer(build_daemon_app(fake, first_line_wait_s=0.2), ROOT)
     async with serving(app, socket_path):
         yield fake
-
-
-@pytest.fixture
-def policy_file(tmp_path: Path) -> Callable[[str], Path]:
-    def write(session: str) -> Path:
-        path = tmp_path / "hostd.toml"
-        path.write_text(f'[session]\ncmd = ["/bin/true"]\n{session}\n')
-        return path
-
-    return write
 
 
 @pytest.fixture
@@ -189,7 +183,9 @@ async def test_a_hub_admins_variable_outside_the_allowlist_is_refused_by_the_dae
     error = await start_refused(make_spawner(environment={"SITE_NAME": "lab"}))
     assert error.reason == "invalid-option"
     assert "SITE_NAME is not allowed (allowed: JUPYTERHUB_*)" in error.message
-    daemon.policy = replace(daemon.policy, allowed_environment=("JUPYTERHUB_*", "SITE_*"))
+    daemon.session_policy = replace(
+        daemon.session_policy, allowed_environment=("JUPYTERHUB_*", "SITE_*")
+    )
     await make_spawner(environment={"SITE_NAME": "lab"}).start()
     assert daemon.requests[-1][0].environment["SITE_NAME"] == "lab"
 
@@ -317,29 +313,37 @@ async def test_named_servers_are_refused(
 
 
 async def test_a_sandbox_option_the_policy_does_not_give_is_refused_naming_it_and_the_file(
-    daemon: Daemon,
-    make_spawner: Callable[..., HostdSpawner],
-    policy_file: Callable[[str], Path],
+    daemon: Daemon, make_spawner: Callable[..., HostdSpawner]
 ) -> None:
-    path = policy_file("isolate_tmp = false\nreadonly_paths = []")
+    daemon.config_file = "/srv/admin/hostd.toml"
     config = Config({"SystemdSpawner": {"isolate_tmp": True, "readonly_paths": ["/srv"]}})
-    error = await start_refused(make_spawner(config=config, hostd_config=str(path)))
+    error = await start_refused(make_spawner(config=config))
     assert error.reason == "invalid-option"
     assert "isolate_tmp = true (hostd has false)" in error.message
     assert "readonly_paths = ['/srv'] (hostd has [])" in error.message
-    assert f"{path} [session]" in error.message
+    assert "/srv/admin/hostd.toml [session]" in error.message
     assert daemon.requests == []
+    daemon.config_file = None  # the daemon runs on its defaults: the usual file is named
+    error = await start_refused(make_spawner(config=config))
+    assert f"{DEFAULT_HOSTD_CONFIG} [session]" in error.message
+
+
+def test_the_config_file_named_by_default_is_the_daemons_default() -> None:
+    assert str(DEFAULT_CONFIG_PATH) == DEFAULT_HOSTD_CONFIG
 
 
 async def test_sandbox_options_that_agree_with_the_policy_start(
-    daemon: Daemon,
-    make_spawner: Callable[..., HostdSpawner],
-    policy_file: Callable[[str], Path],
+    daemon: Daemon, make_spawner: Callable[..., HostdSpawner]
 ) -> None:
-    path = policy_file(
-        "isolate_tmp = true\nisolate_devices = true\ndisable_user_sudo = true\n"
-        'user_workingdir = "/home/{USERNAME}"\nreadonly_paths = ["/", "/srv"]\n'
-        'readwrite_paths = ["/home/{USERNAME}"]\nunit_extra_properties = { TasksMax = 512 }'
+    daemon.session_policy = replace(
+        daemon.session_policy,
+        isolate_tmp=True,
+        isolate_devices=True,
+        disable_user_sudo=True,
+        user_workingdir="/home/{USERNAME}",
+        readonly_paths=("/", "/srv"),
+        readwrite_paths=("/home/{USERNAME}",),
+        unit_extra_properties={"TasksMax": 512},
     )
     config = Config(
         {
@@ -354,28 +358,39 @@ async def test_sandbox_options_that_agree_with_the_policy_start(
             }
         }
     )
-    await make_spawner(config=config, hostd_config=str(path)).start()
+    await make_spawner(config=config).start()
     assert len(daemon.requests) == 1
+    assert daemon.calls.count(("policy",)) == 1
 
 
-async def test_an_unreadable_policy_or_a_bad_option_is_a_clear_refusal(
-    daemon: Daemon,
-    make_spawner: Callable[..., HostdSpawner],
-    policy_file: Callable[[str], Path],
-    tmp_path: Path,
+async def test_the_policy_is_asked_only_when_a_sandbox_option_is_set(
+    daemon: Daemon, make_spawner: Callable[..., HostdSpawner]
 ) -> None:
-    missing = make_spawner(isolate_tmp=True, hostd_config=str(tmp_path / "none.toml"))
-    error = await start_refused(missing)
-    assert error.reason == "invalid-config"
-    assert "cannot check isolate_tmp against hostd's policy" in error.message
-    relative = make_spawner(readonly_paths=["srv"], hostd_config=str(policy_file("")))
-    error = await start_refused(relative)
+    await make_spawner().start()
+    assert ("policy",) not in daemon.calls
+
+
+async def test_an_unanswered_policy_or_a_bad_option_is_a_clear_refusal(
+    daemon: Daemon, make_spawner: Callable[..., HostdSpawner], tmp_path: Path
+) -> None:
+    nowhere = str(tmp_path / "nothing.sock")
+    error = await start_refused(make_spawner(isolate_tmp=True, hostd_socket=nowhere))
+    assert (error.reason, error.status_code) == ("daemon-unreachable", 500)
+    assert "cannot check isolate_tmp against hostd's policy: cannot connect" in error.message
+    daemon.fail["policy"] = SystemdUnavailable("no answer")
+    error = await start_refused(make_spawner(isolate_tmp=True))
+    assert error.reason == "systemd-unavailable"
+    assert error.message == "cannot check isolate_tmp against hostd's policy: no answer"
+    del daemon.fail["policy"]
+    error = await start_refused(make_spawner(readonly_paths=["srv"]))
     assert error.message.startswith("JupyterHub's config: readonly_paths")
     assert daemon.requests == []
 
 
 def test_policy_conflicts_compare_what_is_set_and_nothing_else() -> None:
-    policy = SessionPolicy(cmd=("/bin/true",), isolate_tmp=True, default_shell="/bin/zsh")
+    policy = PolicyView.of(
+        SessionPolicy(cmd=("/bin/true",), isolate_tmp=True, default_shell="/bin/zsh")
+    )
     assert policy_conflicts({}, policy) == []
     assert policy_conflicts({"isolate_tmp": True}, policy) == []
     assert policy_conflicts({"default_shell": "/bin/bash"}, policy) == [

@@ -300,7 +300,7 @@ def daemon(spawner_paths: None) -> Iterator[Daemon]:
     root = BASE / f"daemon-{uuid.uuid4().hex[:8]}"
     root.mkdir(mode=0o755)
     d = Daemon(root, DAEMON_POLICY)
-    d.config.chmod(0o644)  # JupyterHub reads the policy to check its options
+    d.config.chmod(0o644)  # as an admin's hostd.toml; JupyterHub asks GET /v1/policy
     d.start()
     yield d
     d.terminate()

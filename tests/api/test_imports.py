@@ -1,0 +1,62 @@
+"""What the client side loads: the daemon's client, its wire contract and JupyterHub's spawner
+run in processes that are not the daemon's (the hub, JupyterHub), so they must not drag in a
+server framework, systemd's bindings, PAM, the hub's database or anything of the root side."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# Prefixes of module names: "pam" is the python-pam package, not "pamela" or "hostd.pamhelper".
+FORBIDDEN = ("starlette", "uvicorn", "pystemd", "pam", "sqlmodel", "hostd.daemon", "hostd.config")
+
+_PROBE = """
+import json, sys
+for name in sys.argv[1:]:
+    __import__(name)
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def loaded_by(*modules: str) -> list[str]:
+    """The modules a fresh interpreter holds after importing ``modules`` from this tree."""
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, *modules],
+        cwd=ROOT,  # "-c" puts the working directory first on sys.path: this tree's code
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    names: list[str] = json.loads(result.stdout)
+    return names
+
+
+def forbidden(names: list[str]) -> list[str]:
+    return [name for name in names if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)]
+
+
+@pytest.mark.parametrize(
+    "modules",
+    [("hostd.api.wire",), ("hostd.api.client",), ("hostd.api.client", "hostd.api.spawner")],
+)
+def test_the_client_side_loads_no_server_framework_and_nothing_of_the_root_side(
+    modules: tuple[str, ...],
+) -> None:
+    names = loaded_by(*modules)
+    assert set(modules) <= set(names)
+    assert forbidden(names) == []
+
+
+def test_the_wire_contract_loads_no_http_library_at_all() -> None:
+    names = loaded_by("hostd.api.wire")
+    assert [name for name in names if name.split(".")[0] in ("httpx", "starlette")] == []
+
+
+def test_the_probe_does_see_what_the_daemon_loads() -> None:
+    assert {"starlette", "hostd.api.daemon"} <= set(loaded_by("hostd.api.daemon"))
