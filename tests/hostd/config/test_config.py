@@ -51,6 +51,9 @@ environment = {}
 allowed_environment = ["JUPYTERHUB_*"]
 # max_mem_limit = "4G"        # unset: a request may only ask for less than mem_limit
 # max_cpu_limit = 2.0
+oom_policy = "continue"
+allow_swap = false
+ip_address_deny = ["169.254.169.254"]
 unit_extra_properties = {}
 """
 
@@ -129,6 +132,8 @@ def test_the_session_keys_are_systemdspawners_names() -> None:
         "user_workingdir", "readonly_paths", "readwrite_paths", "shared_paths", "default_shell",
         "environment", "allowed_environment", "max_mem_limit", "max_cpu_limit",
         "unit_extra_properties",
+        # hostd's own: safe defaults systemdspawner does not have
+        "oom_policy", "allow_swap", "ip_address_deny",
     }  # fmt: skip
     session_fields = {field.name for field in dataclasses.fields(SessionPolicy)}
     assert session_fields - {"stop_timeout_usec"} == keys
