@@ -138,6 +138,8 @@ class OomWatcher:
         self._inotify: _Inotify | None = None
         self._events: dict[str, Path] = {}  # user -> its v2 memory.events
         self._counts: dict[str, int] = {}  # user -> oom_kill last read there
+        # The parent's (jupyter.slice's) memory.events and its oom_kill last read: see _gone.
+        self._parent_counts: dict[Path, int] = {}
 
     def watch(self, user: str, memory_dir: Path | None) -> None:
         if memory_dir is None:
@@ -204,19 +206,24 @@ class OomWatcher:
         self._events[user] = events
         # Kills before hostd watched (a reattach) are history, not news.
         self._counts[user] = self._read_oom_kills(events) or 0
+        self._parent_count(events)
 
     def _changed(self, user: str) -> None:
         if user in self._events:
             self._read_count(user)
 
     def _read_count(self, user: str) -> None:
-        count = self._read_oom_kills(self._events[user])
+        events = self._events[user]
+        count = self._read_oom_kills(events)
         if count is None:
-            return  # the cgroup is going: what was counted stays
-        new = count - self._counts.get(user, 0)
-        self._counts[user] = count
+            new = self._gone(events)
+        else:
+            new = count - self._counts.get(user, 0)
+            self._counts[user] = count
+            self._parent_count(events)  # these kills are explained
         if new <= 0:
             return
+        count = self._counts[user] = self._counts.get(user, 0) + new
         self._count(user, new)
         log.warning(
             "kernel killed %d process(es) in %s's session: out of memory (MemoryMax reached); "
@@ -226,6 +233,27 @@ class OomWatcher:
             count,
             extra={"HOSTD_USER": user},
         )
+
+    def _parent_count(self, events: Path) -> int | None:
+        """Read the parent's oom_kill (it counts its whole subtree) and remember it; returns
+        the increase since the last reading."""
+        parent = events.parent.parent / events.name
+        count = self._read_oom_kills(parent)
+        if count is None:
+            return None
+        last = self._parent_counts.get(parent, count)
+        self._parent_counts[parent] = count
+        return count - last
+
+    def _gone(self, events: Path) -> int:
+        """Kills of a session whose cgroup went before its memory.events could be read.
+
+        An OOM-killed main process ends the unit, and systemd removes the cgroup within
+        milliseconds: the change event arrives, the file is gone. The parent slice's count
+        still holds the kill; what it gained since it was last read (after every reading of
+        a session's, and every few seconds) is this session's.
+        """
+        return max(self._parent_count(events) or 0, 0)
 
     @staticmethod
     def _read_oom_kills(events: Path) -> int | None:

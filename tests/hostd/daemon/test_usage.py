@@ -125,3 +125,41 @@ def test_memory_dir_is_the_cgroup_of_the_oom_counter(tmp_path: Path) -> None:
     assert sampler.memory_dir(UNIT) == tmp_path / f"sys/fs/cgroup{UNIT}"
     assert sampler.memory_dir("") is None
     assert UsageSampler(None).memory_dir(UNIT) is None
+
+
+async def test_a_kill_whose_cgroup_went_at_once_is_found_in_the_slice(tmp_path: Path) -> None:
+    """An OOM-killed main process: systemd removes the cgroup before hostd reads it; the
+    slice's memory.events (which counts its whole subtree) still holds the kill."""
+    directory = v2_session(tmp_path)
+    slice_events = directory.parent / "memory.events"
+    slice_events.write_text(EVENTS.format(5))  # kills of sessions long gone
+    watcher = OomWatcher()
+    watcher.watch("alice", directory)
+    slice_events.write_text(EVENTS.format(6))
+    shutil.rmtree(directory)
+    watcher._changed("alice")  # the change event, processed after the removal
+    assert watcher.killed == {"alice": 1}
+    assert watcher.ended_by_oom("alice", "signal", SIGKILL)
+    watcher._changed("alice")  # nothing new in the slice: nothing more
+    watcher._changed("bob")  # not watched
+    assert watcher.killed == {"alice": 1}
+    watcher.close()
+
+
+async def test_kills_read_in_the_session_are_not_counted_again_from_the_slice(
+    tmp_path: Path,
+) -> None:
+    directory = v2_session(tmp_path)
+    slice_events = directory.parent / "memory.events"
+    slice_events.write_text(EVENTS.format(0))
+    watcher = OomWatcher()
+    watcher.watch("alice", directory)
+    (directory / "memory.events").write_text(EVENTS.format(1))
+    slice_events.write_text(EVENTS.format(1))
+    watcher._changed("alice")
+    assert watcher.killed == {"alice": 1}
+    shutil.rmtree(directory)  # then the session ends by a stop
+    watcher._changed("alice")
+    assert watcher.killed == {"alice": 1}
+    assert not watcher.ended_by_oom("alice", "success", 0)
+    watcher.close()
