@@ -36,7 +36,7 @@ from tests.hostd.daemon.systemd.session_probe import block_devices
 
 pytestmark = pytest.mark.systemd
 
-REPO = Path(__file__).parents[3]
+REPO = Path(__file__).parents[4]
 # README's sandbox: the whole tree read-only but the user's home (and the test's rw path).
 HARDENED_POLICY = BASE_POLICY.replace(
     f'readonly_paths = ["{SANDBOX}"]', 'readonly_paths = ["/"]'
@@ -105,8 +105,8 @@ def hub_state() -> Iterator[Path]:
         state.mkdir(mode=0o700)
         shutil.chown(state, hub_user, hub_user)
         code = (
-            "from pathlib import Path; from api.hub.config import HubConfig; "
-            "from api.hub.server import prepare; "
+            "from pathlib import Path; from hostd.api.hub.settings import HubConfig; "
+            "from hostd.api.hub.server import prepare; "
             f"prepare(HubConfig(state_dir=Path('{state}')))[0].close()"
         )
         subprocess.run(
