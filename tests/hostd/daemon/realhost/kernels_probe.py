@@ -31,8 +31,8 @@ def load_plan() -> dict[str, object]:
 def kernel(number: int) -> None:
     plan = load_plan()
     if plan.get("hog_kernel") == number:
-        time.sleep(float(plan.get("hog_after_s", 1)))  # type: ignore[arg-type]
-        hog = b"x" * (int(plan["hog_mib"]) * 1024 * 1024)  # type: ignore[call-overload]
+        time.sleep(float(plan.get("hog_after_s", 1)))
+        hog = b"x" * (int(plan["hog_mib"]) * 1024 * 1024)
         print(f"kernel {number} allocated {len(hog) >> 20} MiB", flush=True)
     while True:
         time.sleep(3600)
@@ -54,7 +54,7 @@ def report() -> dict[str, object]:
     return {
         "main_pid": os.getpid(),
         "kernels": [{"pid": k.pid, "returncode": k.poll()} for k in KERNELS],
-        "connect": {f"{host}:{port}": attempt_connect(host, port) for host, port in connects},  # type: ignore[union-attr]
+        "connect": {f"{host}:{port}": attempt_connect(host, port) for host, port in connects},
     }
 
 
@@ -76,7 +76,7 @@ def main() -> None:
         kernel(int(sys.argv[2]))
         return
     plan = load_plan()
-    for number in range(int(plan.get("kernels", 0))):  # type: ignore[call-overload]
+    for number in range(int(plan.get("kernels", 0))):
         KERNELS.append(subprocess.Popen([sys.executable, __file__, "--kernel", str(number)]))
     HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 

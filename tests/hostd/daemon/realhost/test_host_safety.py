@@ -56,6 +56,15 @@ def wait_for(what: Callable[[], Any], why: str) -> Any:
     pytest.fail(f"not within {WAIT_S:g} s: {why}")
 
 
+def journal(unit: str) -> str:
+    return subprocess.run(
+        ["journalctl", "-u", unit, "-o", "cat", "--no-pager"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+
+
 def session(d: Daemon, user: str) -> dict[str, Any]:
     status, view = d.api("GET", f"/v1/sessions/{user}")
     assert status == 200, view
@@ -155,10 +164,16 @@ def test_with_allow_swap_the_same_allocation_swaps_and_lives(
 ) -> None:
     """The control: the swap file works, and only MemorySwapMax=0 made the difference."""
     d = daemon(policy(PROBE, "64M", "allow_swap = true\n"))
-    user = make_user({"sleep_s": 1, "hog_mib": 256})
-    view = start(d, user)
-    assert view["state"] == "running", view
-    assert unit_property(f"jupyter-{user}.service", "MemorySwapMax") == "infinity"
+    # After the server is up, so that slow swapping (TCG) is not counted in the start.
+    user = make_user({"hog_after_s": 1, "hog_mib": 256})
+    unit = f"jupyter-{user}.service"
+    assert start(d, user)["state"] == "running"
+    assert unit_property(unit, "MemorySwapMax") == "infinity"
+    wait_for(lambda: "allocated 256 MiB" in journal(unit), "the 256 MiB allocation succeeds")
+    control_group = unit_property(unit, "ControlGroup")
+    swapped = int(Path(f"/sys/fs/cgroup{control_group}/memory.swap.current").read_text())
+    assert swapped > 128 * 1024**2, swapped  # most of it went to swap
+    assert session(d, user)["state"] == "running"
     assert d.api("DELETE", f"/v1/sessions/{user}")[0] == 200
 
 
