@@ -659,8 +659,8 @@ class SessionManager:
     ) -> None:
         """Record the end, let systemd collect the unit, free the port and the token."""
         record_id = self._records.pop(name, None)
-        result = (
-            None if status is None else self.oom.result_of(name, status.result, status.exit_status)
+        result = self.oom.result_of(
+            name, status.result if status else None, status.exit_status if status else None
         )
         if result == "oom-kill":
             reason, failed = OOM_REASON, True

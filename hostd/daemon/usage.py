@@ -273,11 +273,15 @@ class OomWatcher:
         OOMPolicy=continue, and always on v1, an OOM-killed main process ends as
         signal/SIGKILL: it counts when an OOM kill was seen in the session within
         OOM_CAUSE_WINDOW_S (hostd's own kill on a lowered limit has no time and always
-        counts). A kernel killed earlier, in a session that then stops, is not its end.
+        counts). A kernel killed earlier, in a session that then stops, is not its end. A
+        unit systemd already collected (result and exit status None) ended by an OOM kill
+        seen in that window, as before OOMPolicy=continue.
         """
         if result == "oom-kill":
             return True
-        if result != "signal" or exit_status != signal.SIGKILL or not self.killed.get(user):
+        unknown = result is None and exit_status is None
+        killed = result == "signal" and exit_status == signal.SIGKILL
+        if not (unknown or killed) or not self.killed.get(user):
             return False
         seen_at = self._last_at.get(user)
         return seen_at is None or time.monotonic() - seen_at <= OOM_CAUSE_WINDOW_S

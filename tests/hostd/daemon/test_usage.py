@@ -91,7 +91,9 @@ async def test_unwatchable_and_absent_directories_are_ignored(tmp_path: Path) ->
         (1, "success", 0, False),  # a kernel died earlier; the session was then stopped
         (1, "exit-code", 1, False),
         (1, "signal", int(signal.SIGTERM), False),
-        (1, None, None, False),
+        (1, None, None, True),  # the unit was collected: the OOM kill just seen ended it
+        (0, None, None, False),
+        (1, None, int(signal.SIGKILL), False),
     ],
 )
 def test_ended_by_oom(seen: int, result: str | None, exit_status: int | None, ended: bool) -> None:
