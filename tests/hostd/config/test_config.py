@@ -602,3 +602,22 @@ def test_no_path_and_no_default_file_means_defaults(
     config = load_config(login_defs=tmp_path / "missing")
     assert config.source == tmp_path / "hostd.toml"
     assert config.daemon.log_level == "error"
+
+
+def test_host_safety_options_are_checked_with_clear_errors() -> None:
+    text = '[session]\nip_address_deny = ["300.0.0.1"]\noom_policy = "panic"\nallow_swap = "no"\n'
+    assert problems_of(text) == [
+        (
+            "session.ip_address_deny",
+            "invalid IP address or prefix '300.0.0.1': '300.0.0.1' does not appear to be an "
+            "IPv4 or IPv6 network; expected an address (169.254.169.254), a prefix "
+            "(10.0.0.0/8) or any, localhost, link-local, multicast",
+        ),
+        ("session.oom_policy", "invalid value 'panic': expected one of continue, stop, kill"),
+        ("session.allow_swap", "expected true or false, not 'no'"),
+    ]
+    config = parse_config(
+        '[session]\nip_address_deny = []\noom_policy = "stop"\nallow_swap = true\n'
+    )
+    assert (config.session.ip_address_deny, config.session.oom_policy) == ((), "stop")
+    assert config.session.allow_swap is True
