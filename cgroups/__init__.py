@@ -15,6 +15,7 @@ from hostd.cgroups.mounts import CgroupFiles, CgroupMount, CgroupMounts, parse_m
 from hostd.cgroups.parse import parse_flat_keyed, parse_int_file
 from hostd.cgroups.reader import CgroupReader, read_usage
 from hostd.cgroups.usage import (
+    OOM_FILES,
     V1_FILES,
     V2_FILES,
     CgroupVersion,
@@ -22,11 +23,13 @@ from hostd.cgroups.usage import (
     Usage,
     cpu_ns_from_proc_stats,
     cpu_percent,
+    oom_kills_from,
     usage_from_v1,
     usage_from_v2,
 )
 
 __all__ = [
+    "OOM_FILES",
     "V1_FILES",
     "V2_FILES",
     "CgroupFiles",
@@ -38,6 +41,7 @@ __all__ = [
     "Usage",
     "cpu_ns_from_proc_stats",
     "cpu_percent",
+    "oom_kills_from",
     "parse_flat_keyed",
     "parse_int_file",
     "parse_mountinfo",

@@ -17,9 +17,11 @@ from pathlib import Path
 
 from hostd.cgroups.mounts import CgroupMounts, parse_mountinfo
 from hostd.cgroups.usage import (
+    OOM_FILES,
     CgroupVersion,
     Usage,
     cpu_ns_from_proc_stats,
+    oom_kills_from,
     usage_from_v1,
     usage_from_v2,
 )
@@ -80,6 +82,21 @@ class CgroupReader:
         if usage.cpu_usage_ns is None:
             usage = replace(usage, cpu_usage_ns=self._cpu_ns_of_processes(control_group))
         return usage
+
+    def oom_file(self, control_group: str) -> Path | None:
+        """The file that counts `control_group`'s OOM kills (OOM_FILES), whether or not it
+        exists yet; None without cgroups or for a ControlGroup outside the mounts."""
+        if self.version is None:
+            return None
+        name = OOM_FILES[self.version]
+        path = dict(self.mounts.files_for(control_group, self.version).files).get(name)
+        return None if path is None else _under(self.fs_root, path)
+
+    def read_oom_kills(self, control_group: str) -> int | None:
+        """OOM kills in `control_group` so far (one small file), or None if not readable."""
+        path = self.oom_file(control_group)
+        text = None if path is None else _read_text(path)
+        return None if self.version is None else oom_kills_from(self.version, text)
 
     def _cpu_ns_of_processes(self, control_group: str) -> int | None:
         """v1 without cpuacct.usage: the CPU time of the processes in the unit's cgroup."""

@@ -15,6 +15,7 @@ from typing import Final, Literal
 from hostd.cgroups.parse import parse_flat_keyed, parse_int_file
 
 __all__ = [
+    "OOM_FILES",
     "V1_FILES",
     "V2_FILES",
     "CgroupVersion",
@@ -22,6 +23,7 @@ __all__ = [
     "Usage",
     "cpu_ns_from_proc_stats",
     "cpu_percent",
+    "oom_kills_from",
     "usage_from_v1",
     "usage_from_v2",
 ]
@@ -51,6 +53,14 @@ V1_FILES: Final[Mapping[str, str]] = MappingProxyType(
         "pids.current": "pids",
     }
 )
+
+# The one file that counts a cgroup's OOM kills, per version, and the key of its count. On
+# v2 memory.events counts the whole subtree (memory.events.local only the cgroup itself)
+# and changing it raises a file-modified event (inotify), which hostd/ watches.
+OOM_FILES: Final[Mapping[CgroupVersion, str]] = MappingProxyType(
+    {"v2": "memory.events", "v1": "memory.oom_control"}
+)
+_OOM_KILL_KEY = "oom_kill"
 
 _NS_PER_USEC = 1_000
 _NS_PER_S = 1_000_000_000
@@ -107,7 +117,7 @@ def usage_from_v2(files: Mapping[str, str]) -> Usage:
         cpu_usage_ns=_keyed(files, "cpu.stat", "usage_usec", scale=_NS_PER_USEC),
         cpu_throttled_ns=_keyed(files, "cpu.stat", "throttled_usec", scale=_NS_PER_USEC),
         tasks=_int(files, "pids.current"),
-        oom_kills=_keyed(files, "memory.events", "oom_kill"),
+        oom_kills=oom_kills_from("v2", files.get(OOM_FILES["v2"])),
     )
 
 
@@ -124,8 +134,19 @@ def usage_from_v1(files: Mapping[str, str]) -> Usage:
         tasks=_int(files, "pids.current"),
         # systemd 252 cannot report oom-kill on v1 (the unit ends as signal/KILL): this
         # counter is what tells an OOM kill apart there.
-        oom_kills=_keyed(files, "memory.oom_control", "oom_kill"),
+        oom_kills=oom_kills_from("v1", files.get(OOM_FILES["v1"])),
     )
+
+
+def oom_kills_from(version: CgroupVersion, text: str | None) -> int | None:
+    """Processes the kernel OOM-killed in the cgroup, from the text of OOM_FILES[version].
+
+    None without the file, or on v1 before Linux 4.13 (memory.oom_control had no oom_kill
+    line then: only the notification tells an OOM there).
+    """
+    if text is None:
+        return None
+    return parse_flat_keyed(text).get(_OOM_KILL_KEY)
 
 
 def cpu_ns_from_proc_stats(stats: Iterable[str], clock_ticks: int) -> int | None:

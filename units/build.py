@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Final, TypeVar, cast
 
 from hostd.units._text import prefixed, show
-from hostd.units.convert import MS_REC
+from hostd.units.convert import MS_REC, ip_prefixes
 from hostd.units.directives import convert_extra_properties
 from hostd.units.environ import env_allowed, validate_environment
 from hostd.units.errors import InvalidOption, UserRefused
@@ -102,12 +102,19 @@ def build_unit(
         Property("TasksAccounting", "b", True),
         Property("TimeoutStopUSec", "t", policy.stop_timeout_usec),
         Property("KillMode", "s", "control-group"),
+        # ref: systemd.service(5) OOMPolicy=; see SessionPolicy.oom_policy.
+        Property("OOMPolicy", "s", policy.oom_policy),
     ]
     loads = _load_credentials(credentials)
     if loads:
         properties.append(Property("LoadCredential", "a(ss)", loads))
     if mem is not None:
         properties.append(Property("MemoryMax", "t", mem))
+        if not policy.allow_swap:
+            # ref: systemd.resource-control(5) MemorySwapMax=. With swap on the host, a
+            # 256 MiB allocation under MemoryMax=64M succeeded by swapping (measured on
+            # Debian 12): mem_limit caps memory and swap together. Ignored on cgroup v1.
+            properties.append(Property("MemorySwapMax", "t", 0))
     if cpu is not None:
         properties.append(Property("CPUQuotaPerSecUSec", "t", cpu_quota_usec(cpu)))
     if policy.isolate_tmp:
@@ -135,6 +142,11 @@ def build_unit(
         # ProtectSystem=, ProtectHome= or ReadWritePaths= an admin adds (systemd.exec(5)).
         binds = [(path, path, False, MS_REC) for path in policy.shared_paths]
         properties.append(Property("BindReadOnlyPaths", "a(ssbt)", binds))
+    if policy.ip_address_deny:
+        # ref: systemd.resource-control(5) IPAddressDeny= (eBPF, cgroup v2): connect() and
+        # sendmsg() to these fail with EPERM. The admin's list was checked by SessionPolicy.
+        deny = ip_prefixes(list(policy.ip_address_deny))
+        properties.append(Property("IPAddressDeny", "a(iayu)", deny))
     return UnitSpec(unit_name_for(name), tuple(_overlay(properties, policy)))
 
 

@@ -7,6 +7,7 @@ the value. directives.py adds the directive's name to the message.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 
@@ -25,6 +26,7 @@ __all__ = [
     "count_or_infinity",
     "description",
     "int_range",
+    "ip_prefixes",
     "must_stay_on",
     "path_list",
     "size",
@@ -182,6 +184,41 @@ def bind_paths(value: object) -> list[tuple[str, str, bool, int]]:
             )
         )
     return binds
+
+
+# linux/socket.h address families, as IPAddressDeny='s a(iayu) carries them.
+AF_INET = 2
+AF_INET6 = 10
+# systemd.resource-control(5) IPAddressAllow=: the symbolic names and what they stand for.
+_IP_NAMES = {
+    "any": ("0.0.0.0/0", "::/0"),
+    "localhost": ("127.0.0.0/8", "::1/128"),
+    "link-local": ("169.254.0.0/16", "fe80::/64"),
+    "multicast": ("224.0.0.0/4", "ff00::/8"),
+}
+
+
+def ip_prefixes(value: object) -> list[tuple[int, bytes, int]]:
+    """IPAddressDeny=/IPAddressAllow= entries: addresses ("169.254.169.254", "fd00::1"),
+    prefixes ("10.0.0.0/8") or systemd's names (any, localhost, link-local, multicast), as
+    the a(iayu) of address family, address bytes and prefix length. A prefix with host
+    bits set ("10.0.0.1/8") is refused: it is a typo more often than a wish."""
+    prefixes: list[tuple[int, bytes, int]] = []
+    for entry in _entries(value):
+        for text in _IP_NAMES.get(entry, (entry,)):
+            try:
+                network = ipaddress.ip_network(text, strict=True)
+            except ValueError as exc:
+                raise InvalidOption(
+                    f"invalid IP address or prefix {show(entry)}: {exc}; expected an address "
+                    "(169.254.169.254), a prefix (10.0.0.0/8) or any, localhost, link-local, "
+                    "multicast"
+                ) from None
+            family = AF_INET if network.version == 4 else AF_INET6
+            prefix = (family, network.network_address.packed, network.prefixlen)
+            if prefix not in prefixes:
+                prefixes.append(prefix)
+    return prefixes
 
 
 def umask(value: object) -> int:

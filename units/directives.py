@@ -84,6 +84,9 @@ DIRECTIVES: Mapping[str, Directive] = _table(
     ("CPUWeight", "CPUWeight", "t", c.int_range(1, 10000), _RC),
     ("IOWeight", "IOWeight", "t", c.int_range(1, 10000), _RC),
     ("TasksMax", "TasksMax", "t", c.count_or_infinity, _RC),
+    # eBPF on the unit's cgroup (cgroup v2); Allow= wins over Deny= for an address in both.
+    ("IPAddressDeny", "IPAddressDeny", "a(iayu)", c.ip_prefixes, _RC),
+    ("IPAddressAllow", "IPAddressAllow", "a(iayu)", c.ip_prefixes, _RC),
     ("PrivateTmp", "PrivateTmp", "b", c.to_bool, _EXEC),
     ("PrivateDevices", "PrivateDevices", "b", c.to_bool, _EXEC),
     ("PrivateNetwork", "PrivateNetwork", "b", c.to_bool, _EXEC),

@@ -10,7 +10,12 @@ from __future__ import annotations
 import signal
 
 __all__ = [
+    "CLD_DUMPED",
+    "CLD_EXITED",
+    "CLD_KILLED",
+    "SYSTEMD_EXIT_STATUS",
     "describe_end",
+    "describe_oom_kills",
     "exit_kind",
 ]
 
@@ -88,3 +93,12 @@ def describe_end(result: str | None, exit_code: int | None, exit_status: int | N
 
 def exit_kind(exit_code: int | None) -> str | None:
     return {CLD_EXITED: "exited", CLD_KILLED: "killed", CLD_DUMPED: "dumped"}.get(exit_code or 0)
+
+
+def describe_oom_kills(kills: int | None) -> str | None:
+    """What a session's OOM kill count means, for people: "kernel killed: out of memory
+    (2 processes)"; None for none or unknown. Under OOMPolicy=continue a kernel over
+    mem_limit dies alone, and this is how its user learns why."""
+    if not kills or kills < 0:
+        return None
+    return f"kernel killed: out of memory ({kills} process{'' if kills == 1 else 'es'})"

@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from hostd.units._text import has_unsafe_char, prefixed, show
+from hostd.units.convert import choice, ip_prefixes
 from hostd.units.directives import convert_extra_properties
 from hostd.units.environ import validate_env_pattern, validate_environment
 from hostd.units.errors import InvalidOption, InvalidPath
@@ -20,14 +21,27 @@ from hostd.units.paths import expand_template, substitute_placeholders, validate
 from hostd.units.sizes import TIMESPAN_MAX_USEC, parse_cpu, parse_size
 from hostd.units.urls import validate_default_url
 
-__all__ = ["HOSTD_ENVIRONMENT", "SessionPolicy", "SessionRequest"]
+__all__ = [
+    "HOSTD_ENVIRONMENT",
+    "METADATA_ADDRESS",
+    "OOM_POLICIES",
+    "SessionPolicy",
+    "SessionRequest",
+]
 
 # Variables hostd derives from the policy (default_shell, mem_limit, cpu_limit); JupyterHub's
 # Spawner.get_env sets MEM_LIMIT and CPU_LIMIT, and jupyter-resource-usage reads them.
 HOSTD_ENVIRONMENT = frozenset({"SHELL", "MEM_LIMIT", "CPU_LIMIT"})
 # These directives have an option of their own, which request caps and the daemon's
 # capacity check read; setting them again in unit_extra_properties would bypass both.
-_FIRST_CLASS = {"MemoryMax": "mem_limit", "CPUQuota": "cpu_limit"}
+_FIRST_CLASS = {"MemoryMax": "mem_limit", "CPUQuota": "cpu_limit", "OOMPolicy": "oom_policy"}
+# ref: systemd.service(5) OOMPolicy=: "stop" (systemd's default) ends the whole session when
+# any one process in it is OOM-killed, so one kernel over mem_limit took the user's JupyterLab
+# and every other kernel (measured on Debian 12, cgroup v2); "continue" lets only it die.
+OOM_POLICIES = ("continue", "stop", "kill")
+# The cloud metadata service (AWS, GCP, Azure, OpenStack): it hands out the machine's
+# credentials to any process that asks.
+METADATA_ADDRESS = "169.254.169.254"
 # The placeholders of cmd, with stand-ins to check templates once at start-up; build_unit
 # checks the real values.
 _SAMPLE = {"USERNAME": "user", "USERID": "1000", "PORT": "8888", "BASE_URL": "/user/user/"}
@@ -87,6 +101,14 @@ def _cap(default: float | None, maximum: float | None, what: str) -> None:
         raise InvalidOption(f"max_{what} {maximum} is below {what} {default}")
 
 
+def _ip_addresses(value: object) -> tuple[str, ...]:
+    # A bare string is refused as for every list option; each entry must parse.
+    entries = _strings(value)
+    for entry in entries:
+        ip_prefixes([entry])
+    return entries
+
+
 def _stop_timeout(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= TIMESPAN_MAX_USEC:
         raise InvalidOption(f"expected a positive number of microseconds, not {show(value)}")
@@ -128,7 +150,10 @@ class SessionPolicy:
     Templates (user_workingdir, readonly_paths, readwrite_paths) expand {USERNAME} and
     {USERID}; cmd also expands {PORT} and {BASE_URL}. cmd[0] must be an absolute path.
     max_mem_limit/max_cpu_limit cap what a caller may request; None means a caller may ask
-    for mem_limit/cpu_limit or less.
+    for mem_limit/cpu_limit or less. oom_policy is OOMPolicy= (continue: a process over the
+    limit dies alone); allow_swap lets a session swap beyond its memory limit (otherwise
+    MemorySwapMax=0 with any limit); ip_address_deny are addresses and prefixes the session
+    cannot reach (IPAddressDeny=; an empty list for none).
     """
 
     cmd: tuple[str, ...]
@@ -148,6 +173,9 @@ class SessionPolicy:
     max_mem_limit: int | None = None
     max_cpu_limit: float | None = None
     stop_timeout_usec: int = 10_000_000
+    oom_policy: str = "continue"
+    allow_swap: bool = False
+    ip_address_deny: tuple[str, ...] = (METADATA_ADDRESS,)
     unit_extra_properties: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -170,6 +198,9 @@ class SessionPolicy:
             "max_mem_limit": lambda value: _optional(parse_size, value),
             "max_cpu_limit": lambda value: _optional(parse_cpu, value),
             "stop_timeout_usec": _stop_timeout,
+            "oom_policy": choice(*OOM_POLICIES),
+            "allow_swap": _flag,
+            "ip_address_deny": _ip_addresses,
             "unit_extra_properties": _extra_properties,
         }
         _check_fields(self, checks)

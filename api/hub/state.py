@@ -20,6 +20,7 @@ from hostd.api.hub.db import HubStore
 from hostd.api.hub.routes import Activity, Routes, upstream_transport
 from hostd.api.hub.servers import Servers
 from hostd.api.hub.settings import HubConfig
+from hostd.units.failures import describe_oom_kills
 from hostd.units.sizes import format_size
 
 __all__ = ["STATIC_DIR", "TEMPLATES_DIR", "Hub"]
@@ -34,6 +35,8 @@ def _templates() -> Jinja2Templates:
     templates.env.filters["when"] = lambda value: (
         "–" if value is None else f"{value:%Y-%m-%d %H:%M} UTC"
     )
+    # "kernel killed: out of memory (2 processes)", or None: a kernel that died alone.
+    templates.env.filters["oom"] = describe_oom_kills
     return templates
 
 

@@ -25,6 +25,7 @@ from typing import Any, Final, TextIO
 from hostd.api.client import DEFAULT_SOCKET, DaemonUnreachable, HostdClient, StartResult
 from hostd.config import DEFAULT_CONFIG_PATH
 from hostd.units.errors import HostdError, SpawnFailed
+from hostd.units.failures import describe_oom_kills
 from hostd.units.sizes import format_size
 from hostd.units.values import HostView, LogLine, SessionView, UsageView
 
@@ -47,6 +48,7 @@ __all__ = [
     "format_table",
     "format_time",
     "main",
+    "oom_notes",
     "session_rows",
 ]
 
@@ -124,6 +126,18 @@ def session_rows(
         )
         for session in sessions
     ]
+
+
+def oom_notes(sessions: Sequence[SessionView], usage: Mapping[str, UsageView]) -> list[str]:
+    """A line under the table for each session in which the kernel OOM-killed processes that
+    it outlived (OOMPolicy=continue): "alice: kernel killed: out of memory (2 processes)"."""
+    notes = []
+    for session in sessions:
+        seen = usage.get(session.user)
+        note = None if seen is None else describe_oom_kills(seen.oom_kills)
+        if note is not None:
+            notes.append(f"{session.user}: {note}")
+    return notes
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -371,6 +385,7 @@ async def _status(client: HostdClient, args: argparse.Namespace, out: TextIO) ->
             _print_json(_with_usage(session, usage), out)
         else:
             print(format_table(TABLE_COLUMNS, session_rows([session], usage)), file=out)
+            _print_lines(oom_notes([session], usage), out)
         return
     sessions = await client.list()
     usage = await _usage_of(client, sessions)
@@ -378,8 +393,14 @@ async def _status(client: HostdClient, args: argparse.Namespace, out: TextIO) ->
         _print_json({"sessions": [_with_usage(session, usage) for session in sessions]}, out)
     elif sessions:
         print(format_table(TABLE_COLUMNS, session_rows(sessions, usage)), file=out)
+        _print_lines(oom_notes(sessions, usage), out)
     else:
         print("no sessions", file=out)
+
+
+def _print_lines(lines: Sequence[str], out: TextIO) -> None:
+    for line in lines:
+        print(line, file=out)
 
 
 async def _set(client: HostdClient, args: argparse.Namespace, out: TextIO) -> None:

@@ -56,7 +56,10 @@ class Metrics:
         )
         self.tasks = Gauge("hostd_session_tasks", "tasks (threads)", labels, registry=r)
         self.oom_kills = Gauge(
-            "hostd_session_oom_kills", "OOM kills in the session", labels, registry=r
+            "hostd_session_oom_kills",
+            "processes the kernel OOM-killed in the session (cgroup oom_kill)",
+            labels,
+            registry=r,
         )
 
     def render(self, sessions: Iterable[SessionSample], waiting: int) -> tuple[bytes, str]:

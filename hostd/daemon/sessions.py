@@ -642,10 +642,12 @@ class SessionManager:
         await asyncio.sleep(0.2)
         lines = [entry.message for entry in await journal.tail(unit, FAILURE_LOG_LINES)]
         end = describe_end(status.result, status.exit_code, status.exit_status) if status else ""
-        if self.oom.killed.get(name) or (status is not None and status.result == "oom-kill"):
+        if status is not None and self.oom.ended_by_oom(name, status.result, status.exit_status):
             end = OOM_REASON
         details = {
-            "result": status.result if status else None,
+            "result": self.oom.result_of(name, status.result, status.exit_status)
+            if status
+            else None,
             "exit_status": status.exit_status if status else None,
             "exit": exit_kind(status.exit_code) if status else None,
             "log": lines,
@@ -670,8 +672,12 @@ class SessionManager:
     ) -> None:
         """Record the end, let systemd collect the unit, free the port and the token."""
         record_id = self._records.pop(name, None)
-        if self.oom.pop_killed(name) or (status is not None and status.result == "oom-kill"):
+        result = self.oom.result_of(
+            name, status.result if status else None, status.exit_status if status else None
+        )
+        if result == "oom-kill":
             reason, failed = OOM_REASON, True
+        self.oom.pop_killed(name)
         self.oom.unwatch(name)
         self.sampler.forget(name)
         self._activity.pop(name, None)
@@ -688,7 +694,7 @@ class SessionManager:
                 ended_at=now(),
                 state=state,
                 reason=reason,
-                result=status.result if status else None,
+                result=result,
                 exit_status=status.exit_status if status else None,
             )
         if status is not None:
@@ -733,15 +739,15 @@ class SessionManager:
             else None
         )
         ended = state in ("failed", "stopped")
-        reason = None
+        reason = result = None
         if ended:  # ended on its own, not yet recorded by the reaper: the same words it will use
-            oom = self.oom.killed.get(name) or status.result == "oom-kill"
-            reason = OOM_REASON if oom else _ended_reason(status)
+            result = self.oom.result_of(name, status.result, status.exit_status)
+            reason = OOM_REASON if result == "oom-kill" else _ended_reason(status)
         return SessionView(
             user=name,
             unit=unit,
             state=state,
-            result=status.result if ended else None,
+            result=result,
             exit_status=status.exit_status if ended else None,
             started_at=status.active_since,
             url=url,

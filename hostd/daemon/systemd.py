@@ -104,8 +104,20 @@ def _to_wire(properties: tuple[Property, ...]) -> list[list[Any]]:
         value = prop.value
         if prop.signature == "aay":
             value = [bytes(v).decode() for v in value]  # type: ignore[attr-defined]
+        else:
+            value = _bytes_as_lists(value)
         wire.append([prop.name, prop.signature, value])
     return wire
+
+
+def _bytes_as_lists(value: Any) -> Any:
+    """JSON has no bytes: an `ay` inside a struct (IPAddressDeny's a(iayu)) travels as a list
+    of ints, which apply_signature takes as it takes bytes."""
+    if isinstance(value, bytes):
+        return list(value)
+    if isinstance(value, list | tuple):
+        return [_bytes_as_lists(item) for item in value]
+    return value
 
 
 class SystemdClient:

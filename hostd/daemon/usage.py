@@ -4,26 +4,39 @@ The sampler keeps the last two readings of each running session, so "recent CPU 
 share of one core used between them. On cgroup v1 (hybrid, this machine kind) systemd cannot
 tell an OOM kill from any SIGKILL (its Result is "signal"), so the OOM watcher registers an
 eventfd on each session's memory.oom_control (cgroup v1's notification API) and remembers the
-sessions the kernel OOM-killed in; on v2 memory.events carries oom_kill and systemd reports
-Result=oom-kill itself.
+sessions the kernel OOM-killed in. On v2 sessions run with OOMPolicy=continue (a kernel over
+mem_limit dies alone), so systemd says Result=oom-kill only if told to stop: the watcher
+follows memory.events' oom_kill through inotify, to log each kill and to know an OOM-killed
+main process (Result=signal) for what it is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
+import signal
+import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hostd.cgroups import CgroupReader, CpuSample, Usage, cpu_percent
+from hostd.cgroups import OOM_FILES, CgroupReader, CpuSample, Usage, cpu_percent, oom_kills_from
 from hostd.units.values import UsageView
 
 log = logging.getLogger(__name__)
 
 FRESH_S = 10.0  # an older sample does not say what "recent" CPU use is
+# An OOM kill seen this long before a session's main process died of SIGKILL is its cause.
+# The v1 event comes before the kill, the v2 one just after; the reaper looks every 2 s.
+OOM_CAUSE_WINDOW_S = 30.0
+# linux/inotify.h
+_IN_MODIFY = 0x00000002
+_IN_IGNORED = 0x00008000
+_EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then the name)
 
 
 @dataclass(frozen=True)
@@ -96,26 +109,53 @@ class UsageSampler:
         )
 
     def memory_dir(self, control_group: str) -> Path | None:
-        """The session's v1 memory cgroup directory (None on v2 or without one)."""
-        if self.reader is None or self.reader.version != "v1":
+        """The directory of the session's OOM counter: its v1 memory cgroup, or its v2 cgroup
+        (None without one). OomWatcher tells the two apart by their files."""
+        if self.reader is None:
             return None
-        mount = self.reader.mounts.v1_mount("memory")
-        if mount is None:
-            return None
-        relative = mount.path_of(control_group)
-        return None if relative is None else self.reader.fs_root / relative.lstrip("/")
+        oom_file = self.reader.oom_file(control_group)
+        return None if oom_file is None else oom_file.parent
 
 
 class OomWatcher:
-    """cgroup v1 OOM notifications: which sessions the kernel OOM-killed in."""
+    """Which sessions the kernel OOM-killed in, as it happens (cgroup v1 and v2).
+
+    v1: an eventfd on memory.oom_control (the notification API), which fires when the cgroup
+    is out of memory, before a victim is picked. v2: inotify(7) on memory.events, which the
+    kernel marks modified when its counters change; the oom_kill count is read then, and
+    again each time ``watch`` is called for a watched session (the reaper does every few
+    seconds), so a missed event costs a delay, not the count.
+
+    ``killed`` counts per user what was seen (hostd's own kill on a lowered limit adds one).
+    Under OOMPolicy=continue a kernel that passes the limit dies alone and the session goes
+    on: only ``ended_by_oom`` says whether the session itself ended by it.
+    """
 
     def __init__(self) -> None:
         self.killed: dict[str, int] = {}  # user -> OOM kills seen
+        self._last_at: dict[str, float] = {}  # user -> monotonic time of the last one
         self._fds: dict[str, tuple[int, int]] = {}  # user -> (eventfd, memory.oom_control fd)
+        self._inotify: _Inotify | None = None
+        self._events: dict[str, Path] = {}  # user -> its v2 memory.events
+        self._counts: dict[str, int] = {}  # user -> oom_kill last read there
+        # The parent's (jupyter.slice's) memory.events and its oom_kill last read: see _gone.
+        self._parent_counts: dict[Path, int] = {}
 
     def watch(self, user: str, memory_dir: Path | None) -> None:
-        if memory_dir is None or user in self._fds:
+        if memory_dir is None:
             return
+        if user in self._events:
+            self._read_count(user)  # the backstop: a missed event is caught here
+            return
+        if user in self._fds:
+            return
+        events = memory_dir / OOM_FILES["v2"]
+        if events.exists():
+            self._watch_v2(user, events)
+            return
+        self._watch_v1(user, memory_dir)
+
+    def _watch_v1(self, user: str, memory_dir: Path) -> None:
         try:
             efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         except OSError:
@@ -148,14 +188,112 @@ class OomWatcher:
             return
         # The kernel notifies when the cgroup hits OOM, before it picks and kills a victim:
         # the oom_kill counter may still read 0 here, so the event itself is what counts.
-        self.killed[user] = self.killed.get(user, 0) + 1
+        self._count(user, 1)
         log.warning(
             "out of memory in %s's session: the kernel kills in it",
             user,
             extra={"HOSTD_USER": user},
         )
 
+    def _watch_v2(self, user: str, events: Path) -> None:
+        try:
+            if self._inotify is None:
+                self._inotify = _Inotify(self._changed)
+            self._inotify.add(user, events)
+        except OSError as exc:
+            log.warning("cannot watch %s for OOM kills: %s", events, exc)
+            return
+        self._events[user] = events
+        # Kills before hostd watched (a reattach) are history, not news.
+        self._counts[user] = self._read_oom_kills(events) or 0
+        self._parent_count(events)
+
+    def _changed(self, user: str) -> None:
+        if user in self._events:
+            self._read_count(user)
+
+    def _read_count(self, user: str) -> None:
+        events = self._events[user]
+        count = self._read_oom_kills(events)
+        if count is None:
+            new = self._gone(events)
+        else:
+            new = count - self._counts.get(user, 0)
+            self._counts[user] = count
+            self._parent_count(events)  # these kills are explained
+        if new <= 0:
+            return
+        count = self._counts[user] = self._counts.get(user, 0) + new
+        self._count(user, new)
+        log.warning(
+            "kernel killed %d process(es) in %s's session: out of memory (MemoryMax reached); "
+            "%d so far",
+            new,
+            user,
+            count,
+            extra={"HOSTD_USER": user},
+        )
+
+    def _parent_count(self, events: Path) -> int | None:
+        """Read the parent's oom_kill (it counts its whole subtree) and remember it; returns
+        the increase since the last reading."""
+        parent = events.parent.parent / events.name
+        count = self._read_oom_kills(parent)
+        if count is None:
+            return None
+        last = self._parent_counts.get(parent, count)
+        self._parent_counts[parent] = count
+        return count - last
+
+    def _gone(self, events: Path) -> int:
+        """Kills of a session whose cgroup went before its memory.events could be read.
+
+        An OOM-killed main process ends the unit, and systemd removes the cgroup within
+        milliseconds: the change event arrives, the file is gone. The parent slice's count
+        still holds the kill; what it gained since it was last read (after every reading of
+        a session's, and every few seconds) is this session's.
+        """
+        return max(self._parent_count(events) or 0, 0)
+
+    @staticmethod
+    def _read_oom_kills(events: Path) -> int | None:
+        try:
+            return oom_kills_from("v2", events.read_text())
+        except OSError:
+            return None
+
+    def _count(self, user: str, kills: int) -> None:
+        self.killed[user] = self.killed.get(user, 0) + kills
+        self._last_at[user] = time.monotonic()
+
+    def ended_by_oom(self, user: str, result: str | None, exit_status: int | None) -> bool:
+        """Whether a session that ended with this Result and exit status was OOM-killed.
+
+        systemd says so itself ("oom-kill") on v2 under OOMPolicy=stop/kill. Under
+        OOMPolicy=continue, and always on v1, an OOM-killed main process ends as
+        signal/SIGKILL: it counts when an OOM kill was seen in the session within
+        OOM_CAUSE_WINDOW_S (hostd's own kill on a lowered limit has no time and always
+        counts). A kernel killed earlier, in a session that then stops, is not its end. A
+        unit systemd already collected (result and exit status None) ended by an OOM kill
+        seen in that window, as before OOMPolicy=continue.
+        """
+        if result == "oom-kill":
+            return True
+        unknown = result is None and exit_status is None
+        killed = result == "signal" and exit_status == signal.SIGKILL
+        if not (unknown or killed) or not self.killed.get(user):
+            return False
+        seen_at = self._last_at.get(user)
+        return seen_at is None or time.monotonic() - seen_at <= OOM_CAUSE_WINDOW_S
+
+    def result_of(self, user: str, result: str | None, exit_status: int | None) -> str | None:
+        """systemd's Result, with "oom-kill" where ended_by_oom knows better than "signal"."""
+        return "oom-kill" if self.ended_by_oom(user, result, exit_status) else result
+
     def unwatch(self, user: str) -> None:
+        if self._events.pop(user, None) is not None and self._inotify is not None:
+            self._inotify.remove(user)
+        self._counts.pop(user, None)
         fds = self._fds.pop(user, None)
         if fds is None:
             return
@@ -166,11 +304,74 @@ class OomWatcher:
                 os.close(fd)
 
     def pop_killed(self, user: str) -> int:
+        self._last_at.pop(user, None)
         return self.killed.pop(user, 0)
 
     def close(self) -> None:
-        for user in list(self._fds):
+        for user in list(self._fds) + list(self._events):
             self.unwatch(user)
+        if self._inotify is not None:
+            self._inotify.close()
+            self._inotify = None
+
+
+class _Inotify:
+    """inotify(7) through libc (the standard library has no binding): one descriptor on the
+    event loop, one watch per session's memory.events; calls ``on_change(user)``."""
+
+    def __init__(self, on_change: Callable[[str], None]) -> None:
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            raise _os_error(ctypes.get_errno(), "inotify_init1")
+        self.fd: int = fd
+        self._on_change = on_change
+        self._users: dict[int, str] = {}  # watch descriptor -> user
+        self._wds: dict[str, int] = {}
+        asyncio.get_running_loop().add_reader(fd, self._read)
+
+    def add(self, user: str, path: Path) -> None:
+        wd = self._libc.inotify_add_watch(self.fd, os.fsencode(path), _IN_MODIFY)
+        if wd < 0:
+            raise _os_error(ctypes.get_errno(), str(path))
+        self._users[wd] = user
+        self._wds[user] = wd
+
+    def remove(self, user: str) -> None:
+        wd = self._wds.pop(user, None)
+        # A watch whose file went (IN_IGNORED) is the kernel's to drop, and its number may
+        # come back for another file.
+        if wd is not None and self._users.get(wd) == user:
+            del self._users[wd]
+            self._libc.inotify_rm_watch(self.fd, wd)
+
+    def _read(self) -> None:
+        try:
+            data = os.read(self.fd, 64 * 1024)
+        except OSError:
+            return
+        changed: list[str] = []
+        offset = 0
+        while offset + _EVENT.size <= len(data):
+            wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
+            offset += _EVENT.size + length
+            user = self._users.get(wd)
+            if mask & _IN_IGNORED:  # the file went with its cgroup
+                self._users.pop(wd, None)
+            if user is not None and mask & _IN_MODIFY and user not in changed:
+                changed.append(user)
+        for user in changed:
+            self._on_change(user)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_reader(self.fd)
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+def _os_error(number: int, what: str) -> OSError:
+    return OSError(number, os.strerror(number), what)
 
 
 def established_connections(proc_net_tcp: str, port: int) -> int:

@@ -332,3 +332,42 @@ def test_no_memory_or_pids_hierarchy_means_no_process_fallback(tmp_path: Path) -
     reader = CgroupReader.load(mountinfo_path=mountinfo, fs_root=tmp_path)
     usage = reader.read_usage(UNIT)
     assert usage is not None and usage.cpu_usage_ns is None
+
+
+# -- the OOM kill counter alone --------------------------------------------------------
+
+
+def test_read_oom_kills_on_v1_and_v2(tmp_path: Path) -> None:
+    (tmp_path / "hybrid").mkdir()
+    reader = hybrid(tmp_path / "hybrid")
+    assert (
+        reader.oom_file(UNIT) == tmp_path / f"hybrid/sys/fs/cgroup/memory{UNIT}/memory.oom_control"
+    )
+    assert reader.read_oom_kills(UNIT) == 1
+    shutil.copyfile(SAMPLES / "memory.oom_control-v1.txt", reader.oom_file(UNIT))  # type: ignore[arg-type]
+    assert reader.read_oom_kills(UNIT) == 3
+    assert reader.read_oom_kills("/jupyter.slice/jupyter-bob.service") is None  # no cgroup
+    assert reader.oom_file("relative") is None
+    assert reader.read_oom_kills("relative") is None
+
+    root = tmp_path / "v2"
+    root.mkdir()
+    mountinfo = machine(root, "v2")
+    write_files(root / "sys/fs/cgroup", {"cgroup.controllers": "cpu memory pids\n"})
+    write_files(root / f"sys/fs/cgroup{UNIT}", V2_UNIT)
+    v2 = CgroupReader.load(mountinfo_path=mountinfo, fs_root=root)
+    assert v2.oom_file(UNIT) == root / f"sys/fs/cgroup{UNIT}/memory.events"
+    assert v2.read_oom_kills(UNIT) == 0
+    shutil.copyfile(
+        SAMPLES / "memory.events-v2-after-oom.txt", root / f"sys/fs/cgroup{UNIT}/memory.events"
+    )
+    assert v2.read_oom_kills(UNIT) == 2
+
+
+def test_read_oom_kills_without_cgroups(tmp_path: Path) -> None:
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text("")
+    reader = CgroupReader.load(mountinfo_path=mountinfo, fs_root=tmp_path)
+    assert reader.version is None
+    assert reader.oom_file(UNIT) is None
+    assert reader.read_oom_kills(UNIT) is None

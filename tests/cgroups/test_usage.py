@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import pytest
 
 from hostd.cgroups.usage import (
+    OOM_FILES,
     V1_FILES,
     V2_FILES,
+    CgroupVersion,
     CpuSample,
     Usage,
     cpu_percent,
+    oom_kills_from,
     usage_from_v1,
     usage_from_v2,
 )
@@ -169,3 +173,29 @@ def test_cpu_ns_from_proc_stats() -> None:
     assert cpu_ns_from_proc_stats(["1 (x) S 1 2"], 100) is None  # too short
     assert cpu_ns_from_proc_stats(["1 (x) S " + "a " * 20], 100) is None  # not numbers
     assert cpu_ns_from_proc_stats([odd_comm], 0) is None
+
+
+# -- OOM kills, from sample files -------------------------------------------------------
+
+SAMPLES = Path(__file__).parent / "samples"
+
+
+@pytest.mark.parametrize(
+    ("version", "sample", "kills"),
+    [
+        ("v2", "memory.events-v2-after-oom.txt", 2),
+        ("v1", "memory.oom_control-v1.txt", 3),
+        ("v1", "memory.oom_control-v1-before-4.13.txt", None),
+    ],
+)
+def test_oom_kills_from_samples(version: CgroupVersion, sample: str, kills: int | None) -> None:
+    text = (SAMPLES / sample).read_text()
+    assert oom_kills_from(version, text) == kills
+    build = usage_from_v2 if version == "v2" else usage_from_v1
+    assert build({OOM_FILES[version]: text}).oom_kills == kills
+
+
+def test_oom_kills_without_the_file_or_with_garbage() -> None:
+    assert oom_kills_from("v2", None) is None
+    assert oom_kills_from("v2", "oom_kill lots\n") is None
+    assert oom_kills_from("v1", "") is None

@@ -17,7 +17,7 @@ from hostd.units import (
     build_unit,
     parse_size,
 )
-from hostd.units.convert import MS_REC
+from hostd.units.convert import AF_INET, AF_INET6, MS_REC
 from hostd.units.environ import looks_secret
 from hostd.units.errors import InvalidName, InvalidOption, InvalidPath, UserRefused
 from tests.units.dbus_types import conforms
@@ -25,6 +25,8 @@ from tests.units.dbus_types import conforms
 FAST = settings(database=None, max_examples=300)
 ALICE = UserInfo("alice", 1001, 1001, "/home/alice", "/bin/bash")
 SINGLEUSER = "/opt/jupyterhub/bin/jupyterhub-singleuser"
+# IPAddressDeny=169.254.169.254, the default: the cloud metadata service.
+METADATA = [(AF_INET, bytes([169, 254, 169, 254]), 32)]
 CMD = (SINGLEUSER, "--port={PORT}", "--ServerApp.base_url={BASE_URL}")
 
 # The configuration of Anaconda's SystemdSpawner guide (seed 002), option for option.
@@ -100,12 +102,14 @@ def test_golden_seed_002() -> None:
         Property("TasksAccounting", "b", True),
         Property("TimeoutStopUSec", "t", 10_000_000),
         Property("KillMode", "s", "control-group"),
+        Property("OOMPolicy", "s", "continue"),
         Property(
             "LoadCredential",
             "a(ss)",
             [("jupyterhub-api-token", "/run/hostd/credentials/alice/api-token")],
         ),
         Property("MemoryMax", "t", 2147483648),
+        Property("MemorySwapMax", "t", 0),
         Property("CPUQuotaPerSecUSec", "t", 1_000_000),
         Property("PrivateTmp", "b", True),
         Property("TemporaryFileSystem", "a(ss)", [("/dev/shm", "rw,nosuid,nodev,mode=1777")]),
@@ -114,6 +118,7 @@ def test_golden_seed_002() -> None:
         Property("RestrictSUIDSGID", "b", True),
         Property("ReadOnlyPaths", "as", ["/opt/shared-data"]),
         Property("ReadWritePaths", "as", ["/tmp", "/shared/notebook-outputs"]),
+        Property("IPAddressDeny", "a(iayu)", METADATA),
         Property("RuntimeDirectoryPreserve", "s", "no"),
     )
     assert_dbus_types(spec)
@@ -155,6 +160,8 @@ def test_golden_minimal() -> None:
             Property("TasksAccounting", "b", True),
             Property("TimeoutStopUSec", "t", 10_000_000),
             Property("KillMode", "s", "control-group"),
+            Property("OOMPolicy", "s", "continue"),
+            Property("IPAddressDeny", "a(iayu)", METADATA),
         ),
     )
     assert_dbus_types(spec)
@@ -220,7 +227,9 @@ def test_golden_locked_down() -> None:
         "TasksAccounting": True,
         "TimeoutStopUSec": 30_000_000,
         "KillMode": "mixed",
+        "OOMPolicy": "continue",
         "MemoryMax": 3221225472,
+        "MemorySwapMax": 0,
         "CPUQuotaPerSecUSec": 2_000_000,
         "NoNewPrivileges": True,
         "RestrictSUIDSGID": True,
@@ -230,6 +239,7 @@ def test_golden_locked_down() -> None:
             ("/srv/datasets", "/srv/datasets", False, MS_REC),
             ("/srv/models", "/srv/models", False, MS_REC),
         ],
+        "IPAddressDeny": METADATA,
         "ProtectSystem": "strict",
         "TasksMax": 512,
     }
@@ -482,3 +492,61 @@ def test_environment_outside_the_allowlist_never_passes(environment: dict[str, s
     for name, value in environment.items():
         assert name.startswith("JUPYTERHUB_")
         assert f"{name}={value}" in passed
+
+
+class TestHostSafety:
+    """OOMPolicy=, MemorySwapMax= and IPAddressDeny=, by default and as the admin sets them."""
+
+    def test_defaults(self) -> None:
+        spec = build(SessionPolicy(cmd=CMD, mem_limit="64M"))
+        assert spec.get("OOMPolicy") == Property("OOMPolicy", "s", "continue")
+        # mem_limit caps swap too: MemorySwapMax=0 next to MemoryMax=.
+        assert spec.get("MemoryMax") == Property("MemoryMax", "t", 64 * 1024**2)
+        assert spec.get("MemorySwapMax") == Property("MemorySwapMax", "t", 0)
+        assert spec.get("IPAddressDeny") == Property("IPAddressDeny", "a(iayu)", METADATA)
+        assert_dbus_types(spec)
+
+    def test_no_memory_limit_means_no_swap_limit(self) -> None:
+        spec = build(SessionPolicy(cmd=CMD))
+        assert spec.get("MemoryMax") is None
+        assert spec.get("MemorySwapMax") is None
+
+    def test_a_requested_limit_also_caps_swap(self) -> None:
+        spec = build(SessionPolicy(cmd=CMD), SessionRequest(mem_limit="1G"))
+        assert spec.get("MemorySwapMax") == Property("MemorySwapMax", "t", 0)
+
+    def test_the_admin_switches(self) -> None:
+        policy = SessionPolicy(
+            cmd=CMD,
+            mem_limit="1G",
+            oom_policy="stop",
+            allow_swap=True,
+            ip_address_deny=("10.0.0.0/8", "fd00:ec2::254"),
+        )
+        spec = build(policy)
+        assert spec.get("OOMPolicy") == Property("OOMPolicy", "s", "stop")
+        assert spec.get("MemorySwapMax") is None
+        assert spec.get("IPAddressDeny") == Property(
+            "IPAddressDeny",
+            "a(iayu)",
+            [
+                (AF_INET, bytes([10, 0, 0, 0]), 8),
+                (AF_INET6, bytes.fromhex("fd000ec2000000000000000000000254"), 128),
+            ],
+        )
+        assert_dbus_types(spec)
+
+    def test_an_empty_deny_list_turns_the_firewall_off(self) -> None:
+        assert build(SessionPolicy(cmd=CMD, ip_address_deny=())).get("IPAddressDeny") is None
+
+    def test_extras_extend_the_deny_list_and_may_set_a_swap_cap(self) -> None:
+        policy = SessionPolicy(
+            cmd=CMD,
+            mem_limit="1G",
+            unit_extra_properties={"IPAddressDeny": "10.0.0.0/8", "MemorySwapMax": "512M"},
+        )
+        spec = build(policy)
+        assert spec.get("IPAddressDeny") == Property(
+            "IPAddressDeny", "a(iayu)", [*METADATA, (AF_INET, bytes([10, 0, 0, 0]), 8)]
+        )
+        assert spec.get("MemorySwapMax") == Property("MemorySwapMax", "t", 512 * 1024**2)

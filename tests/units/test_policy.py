@@ -27,6 +27,11 @@ def test_defaults_are_systemdspawners() -> None:
     assert made.default_shell == "/bin/bash"
     assert made.allowed_environment == ("JUPYTERHUB_*",)
     assert made.stop_timeout_usec == 10_000_000
+    # Not systemdspawner's: one process over mem_limit dies alone, mem_limit holds swap too,
+    # and the cloud metadata service is out of reach.
+    assert made.oom_policy == "continue"
+    assert made.allow_swap is False
+    assert made.ip_address_deny == ("169.254.169.254",)
     assert dict(made.environment) == dict(made.unit_extra_properties) == {}
 
 
@@ -109,6 +114,22 @@ def test_caps() -> None:
         ({"unit_extra_properties": {"CPUQuota": "50%"}}, InvalidOption, "set cpu_limit instead"),
         ({"unit_extra_properties": {"TasksMax": 0}}, InvalidOption,
          "unit_extra_properties: TasksMax: "),
+        ({"unit_extra_properties": {"OOMPolicy": "stop"}}, InvalidOption,
+         "set oom_policy instead"),
+        ({"oom_policy": "panic"}, InvalidOption,
+         "oom_policy: invalid value 'panic': expected one of continue, stop, kill"),
+        ({"oom_policy": None}, InvalidOption, "oom_policy: "),
+        ({"allow_swap": "yes"}, InvalidOption, "allow_swap: expected true or false"),
+        ({"ip_address_deny": "169.254.169.254"}, InvalidOption,
+         "ip_address_deny: expected a list of strings"),
+        ({"ip_address_deny": ["169.254.169.254", 5]}, InvalidOption,
+         "ip_address_deny: expected a list of strings"),
+        ({"ip_address_deny": ["169.254.169.256"]}, InvalidOption,
+         "ip_address_deny: invalid IP address or prefix '169.254.169.256'"),
+        ({"ip_address_deny": ["10.0.0.1/8"]}, InvalidOption, "has host bits set"),
+        ({"ip_address_deny": ["fd00::/129"]}, InvalidOption, "ip_address_deny: "),
+        ({"ip_address_deny": ["metadata.google.internal"]}, InvalidOption,
+         "expected an address (169.254.169.254), a prefix (10.0.0.0/8) or any, localhost"),
     ],
 )  # fmt: skip
 def test_policy_refuses(options: dict[str, Any], error: type[InvalidInput], text: str) -> None:
@@ -157,3 +178,14 @@ def test_request_refuses(options: dict[str, Any], error: type[InvalidInput], tex
     with pytest.raises(error) as caught:
         SessionRequest(**options)
     assert text in caught.value.message
+
+
+def test_admin_switches() -> None:
+    made = policy(
+        oom_policy="stop",
+        allow_swap=True,
+        ip_address_deny=["169.254.0.0/16", "fd00:ec2::254", "link-local"],
+    )
+    assert (made.oom_policy, made.allow_swap) == ("stop", True)
+    assert made.ip_address_deny == ("169.254.0.0/16", "fd00:ec2::254", "link-local")
+    assert policy(ip_address_deny=[]).ip_address_deny == ()

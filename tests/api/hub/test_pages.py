@@ -80,6 +80,22 @@ async def test_home_shows_state_usage_logs_and_the_lab_link(hub: HubUnderTest) -
     assert 'id="stop"' in home and 'id="start"' not in home
 
 
+async def test_home_and_admin_say_when_the_kernel_killed_in_a_session(hub: HubUnderTest) -> None:
+    hub.fake.add_session("alice")
+    hub.fake.add_session("dave")
+    hub.fake.usages["alice"] = UsageView(user="alice", memory_bytes=1024, oom_kills=2)
+    async with hub.client() as client:
+        await log_in(client, "alice")
+        home = (await client.get("/hub/home")).text
+    assert '<dd class="error" id="usage-oom">kernel killed: out of memory (2 processes)' in home
+    async with hub.client() as client:
+        await log_in(client, "carol")
+        page = (await client.get("/hub/admin")).text
+    alice_row = page[page.index('id="user-alice"') : page.index('id="user-carol"')]
+    assert "kernel killed: out of memory (2 processes)" in alice_row
+    assert "kernel killed" not in page[page.index('id="user-dave"') :]
+
+
 async def test_start_from_the_form_shows_progress_then_the_running_server(
     hub: HubUnderTest,
 ) -> None:

@@ -33,6 +33,7 @@ from hostd.cli.hostctl import (
     format_table,
     format_time,
     main,
+    oom_notes,
     session_rows,
 )
 from hostd.units.errors import CapacityExceeded, SessionNotFound, SpawnFailed, SystemdUnavailable
@@ -283,6 +284,36 @@ def test_status_shows_the_usage_it_reads(
     assert hostctl_at(daemon, "status") == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
     assert [row[4:6] for row in rows] == [["256.0M/2.0G", "37%"], ["412.3M/-", "150%"]]
+
+
+def test_status_says_when_the_kernel_killed_in_a_session(
+    daemon: Path, fake: FakeSessionService, capsys: Capture
+) -> None:
+    fake.add_session("alice")
+    fake.add_session("bob")
+    fake.add_session("carol", state="failed", result="oom-kill")
+    fake.usages["bob"] = UsageView(user="bob", memory_bytes=1024, oom_kills=2)
+    assert hostctl_at(daemon, "status") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 5
+    assert [line.split()[0] for line in out[1:4]] == ["alice", "bob", "carol"]
+    assert out[4] == "bob: kernel killed: out of memory (2 processes)"
+    assert hostctl_at(daemon, "status", "bob") == 0
+    assert capsys.readouterr().out.splitlines()[2:] == [
+        "bob: kernel killed: out of memory (2 processes)"
+    ]
+    assert hostctl_at(daemon, "status", "alice") == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2  # no kills, no note
+    assert hostctl_at(daemon, "status", "bob", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["usage"]["oom_kills"] == 2
+
+
+def test_oom_notes() -> None:
+    alice = SessionView(user="alice", unit="jupyter-alice.service", state="running")
+    assert oom_notes([alice], {}) == []
+    assert oom_notes([alice], {"alice": UsageView(user="alice", oom_kills=1)}) == [
+        "alice: kernel killed: out of memory (1 process)"
+    ]
 
 
 def test_status_reads_usage_concurrently(

@@ -41,6 +41,9 @@ environment = {}
 allowed_environment = ["JUPYTERHUB_*"]
 # max_mem_limit = "4G"        # unset: a request may only ask for less than mem_limit
 # max_cpu_limit = 2.0
+oom_policy = "continue"
+allow_swap = false
+ip_address_deny = ["169.254.169.254"]
 unit_extra_properties = {}
 """
 

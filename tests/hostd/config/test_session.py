@@ -28,6 +28,8 @@ def test_the_session_keys_are_systemdspawners_names() -> None:
         "user_workingdir", "readonly_paths", "readwrite_paths", "shared_paths", "default_shell",
         "environment", "allowed_environment", "max_mem_limit", "max_cpu_limit",
         "unit_extra_properties",
+        # hostd's own: safe defaults systemdspawner does not have
+        "oom_policy", "allow_swap", "ip_address_deny",
     }  # fmt: skip
     session_fields = {field.name for field in dataclasses.fields(SessionPolicy)}
     assert session_fields - {"stop_timeout_usec"} == keys
@@ -131,3 +133,23 @@ def test_a_bad_stop_timeout_is_one_problem() -> None:
         "daemon.stop_timeout",
         "session.mem_limit",
     ]
+
+
+def test_host_safety_options_are_checked_with_clear_errors() -> None:
+    text = '[session]\nip_address_deny = ["300.0.0.1"]\noom_policy = "panic"\nallow_swap = "no"\n'
+    assert problems_of(text) == [
+        (
+            "session.ip_address_deny",
+            "invalid IP address or prefix '300.0.0.1': '300.0.0.1' does not appear to be an "
+            "IPv4 or IPv6 network; expected an address (169.254.169.254), a prefix "
+            "(10.0.0.0/8) or any, localhost, link-local, multicast",
+        ),
+        ("session.oom_policy", "invalid value 'panic': expected one of continue, stop, kill"),
+        ("session.allow_swap", "expected true or false, not 'no'"),
+    ]
+    config = parse_config(
+        '[session]\nip_address_deny = []\noom_policy = "stop"\nallow_swap = true\n'
+    )
+    assert (config.session.ip_address_deny, config.session.oom_policy) == ((), "stop")
+    assert config.session.allow_swap is True
+
