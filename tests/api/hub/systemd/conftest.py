@@ -27,7 +27,7 @@ import pytest
 
 from tests.hostd.daemon.systemd.conftest import Daemon
 
-TOP = Path(__file__).resolve().parents[1].parent
+TOP = Path(__file__).resolve().parents[4]
 VENV_BIN = Path(sys.executable).parent
 # Made by test.sh (HOSTD_HUB_CACHE): .cache/hub in a checkout every user can read.
 HUB_CACHE = Path(os.environ.get("HOSTD_HUB_CACHE", TOP / ".cache" / "hub"))
@@ -105,7 +105,13 @@ class Hub:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(self.root)}
+        # PYTHONPATH: the hub runs this checkout's code, whichever checkout the venv was made from.
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "HOME": str(self.root),
+            "PYTHONPATH": str(TOP),
+        }
         argv = [
             "setpriv", f"--reuid={HUB_USER}", f"--regid={HUB_USER}", "--init-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--",
@@ -125,6 +131,7 @@ class Hub:
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
+        self.stop()  # no fixture teardown follows a failed start: no process left behind
         pytest.fail(f"hostd-hub did not answer within 30 s:\n{self.tail()}")
 
     def stop(self) -> None:

@@ -28,7 +28,7 @@ import pytest
 
 from tests.hostd.daemon.systemd.conftest import Daemon
 
-TOP = Path(__file__).resolve().parents[2]
+TOP = Path(__file__).resolve().parents[4]
 # Where test.sh installed them: beside the venv, readable by every user.
 CACHE = Path(os.environ.get("HOSTD_SPAWNER_CACHE") or TOP / ".cache" / "spawner")
 SESSION_VENV = CACHE / "session"
@@ -195,6 +195,8 @@ class JupyterHub:
             "PATH": f"{self.venv}/bin:/usr/local/bin:/usr/bin:/bin",
             "HOME": str(self.home),
             "LANG": "C.UTF-8",
+            # HostdSpawner from this checkout, whichever checkout the venvs were made from.
+            "PYTHONPATH": str(TOP),
         }
         argv = [
             "setpriv",
