@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 BUFFERED_BODY_MAX_BYTES: Final = 256 * 1024
 # jupyter_server answers a kernel's WebSocket upgrade once the kernel is ready, giving up
 # after its kernel_info_timeout (60 s): the hub waits longer, so the server's answer decides.
-# (10 s was measured too short: 20 kernels starting at once on two cores, tests/hub/test_load.py.)
+# (10 s was measured too short: 20 kernels starting at once on two cores,
+# tests/api/hub/systemd/test_load.py.)
 WS_OPEN_TIMEOUT_S: Final = 75.0
 # Notebook outputs can be large (images); uvicorn's own default is 16 MiB.
 WS_MAX_BYTES: Final = 64 * 1024 * 1024
