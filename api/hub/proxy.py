@@ -46,10 +46,20 @@ log = logging.getLogger(__name__)
 BUFFERED_BODY_MAX_BYTES: Final = 256 * 1024
 # jupyter_server answers a kernel's WebSocket upgrade once the kernel is ready, giving up
 # after its kernel_info_timeout (60 s): the hub waits longer, so the server's answer decides.
-# (10 s was measured too short: 20 kernels starting at once on two cores, tests/hub/test_load.py.)
+# (10 s was measured too short: 20 kernels starting at once on two cores,
+# tests/api/hub/systemd/test_load.py.)
 WS_OPEN_TIMEOUT_S: Final = 75.0
 # Notebook outputs can be large (images); uvicorn's own default is 16 MiB.
 WS_MAX_BYTES: Final = 64 * 1024 * 1024
+# No keepalive pings to the user's server. jupyter_server (tornado) answers a kernel's upgrade
+# and then reads no frame, pongs included, until the kernel is responsive: its open() waits
+# up to kernel_info_timeout (60 s), and tornado's frame loop starts after open() returns.
+# websockets' default (a ping after 20 s, given up 20 s later) cut such a kernel's WebSocket
+# with 20 kernels starting at once on two cores (tests/api/hub/systemd/test_load.py). The
+# upstream is on loopback, where a server that dies closes its connections (no silent drops
+# for pings to find), and it pings the hub itself; the browser's side keeps uvicorn's
+# keepalive. configurable-http-proxy, JupyterHub's, sends no pings of its own either.
+UPSTREAM_PING_INTERVAL_S: Final = None
 _USER_PATH: Final = re.compile(rb"/user/([^/?#]{1,128})(/[^?#]*)?")
 _HOP_BY_HOP: Final = frozenset(
     {
@@ -76,7 +86,12 @@ _WS_DROPPED: Final = _DROPPED_REQUEST | {
     "sec-websocket-protocol",
     "content-length",
 }
-_WS_UNSENDABLE: Final = frozenset({1005, 1006, 1015})
+# Close codes that only report what happened and may not be sent (RFC 6455 7.4.1), and
+# what the browser is sent in their place: the upstream closed without a code (1005: tornado's
+# close() with no code) is a normal end; one that broke off (1006: no close frame, a proxy's
+# failed keepalive among them; 1015: TLS) is the gateway's failure (1014, Bad Gateway), never
+# passed on as a normal close.
+_WS_SENT_FOR: Final = {1005: 1000, 1006: 1014, 1015: 1014}
 
 
 def _wants_html(headers: Headers, method: str) -> bool:
@@ -290,6 +305,7 @@ class UserProxy:
                 additional_headers=_request_headers(scope, route, _WS_DROPPED),
                 subprotocols=scope.get("subprotocols") or None,
                 max_size=WS_MAX_BYTES,
+                ping_interval=UPSTREAM_PING_INTERVAL_S,
                 compression=None,  # loopback: deflate would only cost CPU
                 proxy=None,
                 user_agent_header=None,
@@ -331,11 +347,12 @@ async def _pump(websocket: WebSocket, upstream: ClientConnection, seen: Callable
                     await websocket.send_text(data)
                 else:
                     await websocket.send_bytes(data)
-        except websockets.ConnectionClosed:
-            pass
+        except websockets.ConnectionClosed as exc:
+            if exc.rcvd is None:  # broke off, or failed by this side: worth a line in the log
+                log.info("the WebSocket to a user's server ended without a close: %s", exc)
         code = upstream.close_code or 1000
         with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
-            await websocket.close(code=1000 if code in _WS_UNSENDABLE else code)
+            await websocket.close(code=_WS_SENT_FOR.get(code, code))
 
     tasks = [asyncio.create_task(client_to_upstream()), asyncio.create_task(upstream_to_client())]
     try:

@@ -152,4 +152,3 @@ def test_host_safety_options_are_checked_with_clear_errors() -> None:
     )
     assert (config.session.ip_address_deny, config.session.oom_policy) == ((), "stop")
     assert config.session.allow_swap is True
-

@@ -106,7 +106,13 @@ class Hub:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(self.root)}
+        # PYTHONPATH: the hub runs this checkout's code, whichever checkout the venv was made from.
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "HOME": str(self.root),
+            "PYTHONPATH": str(TOP),
+        }
         argv = [
             "setpriv", f"--reuid={HUB_USER}", f"--regid={HUB_USER}", "--init-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--",
@@ -126,6 +132,7 @@ class Hub:
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
+        self.stop()  # no fixture teardown follows a failed start: no process left behind
         pytest.fail(f"hostd-hub did not answer within 30 s:\n{self.tail()}")
 
     def stop(self) -> None:

@@ -1,7 +1,7 @@
 """The hub's proxy under load on a real machine (inside packaging/testbed), issue 9.
 
 100 real PAM users log in through the hub (each with a cookie of their own) and start a server
-through the hub's API; each server is a tiny HTTP server (tests/hub/load_server.py, the
+through the hub's API; each server is a tiny HTTP server (load_server.py beside this file, the
 daemon's named command ``tiny``: 100 JupyterLabs are too much for two cores) that answers with
 the name of the account it runs as. 100 requests per user go through /user/<name>/ at once
 (bounded concurrency): no error, and every answer from the user's own server. Then 20 kernel

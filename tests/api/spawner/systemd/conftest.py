@@ -196,6 +196,8 @@ class JupyterHub:
             "PATH": f"{self.venv}/bin:/usr/local/bin:/usr/bin:/bin",
             "HOME": str(self.home),
             "LANG": "C.UTF-8",
+            # HostdSpawner from this checkout, whichever checkout the venvs were made from.
+            "PYTHONPATH": str(TOP),
         }
         argv = [
             "setpriv",

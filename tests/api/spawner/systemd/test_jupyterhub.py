@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tornado.httpclient import HTTPRequest
-from tornado.websocket import websocket_connect
+from websockets.asyncio.client import connect
 
 from tests.api.spawner.systemd.conftest import (
     BROKEN_PREFIX,
@@ -87,47 +86,46 @@ async def run_in_kernel(hub: JupyterHub, user: str, code: str) -> str:
     created = http(base, "POST", token=hub.token, data=json.dumps({"name": "python3"}).encode())
     assert created.status == 201, (created.status, created.body)
     kernel = created.json()["id"]
-    headers = {"Authorization": f"token {hub.token}"}
     ws_url = f"{base.replace('http://', 'ws://')}/{kernel}/channels"
-    connection = await websocket_connect(HTTPRequest(ws_url, headers=headers))
     msg_id = uuid.uuid4().hex
-    connection.write_message(
-        json.dumps(
-            {
-                "header": {
-                    "msg_id": msg_id,
-                    "msg_type": "execute_request",
-                    "username": user,
-                    "session": uuid.uuid4().hex,
-                    "version": "5.3",
-                    "date": "",
-                },
-                "parent_header": {},
-                "metadata": {},
-                "content": {"code": code, "silent": False, "store_history": False},
-                "channel": "shell",
-                "buffers": [],
-            }
-        )
-    )
+    request = {
+        "header": {
+            "msg_id": msg_id,
+            "msg_type": "execute_request",
+            "username": user,
+            "session": uuid.uuid4().hex,
+            "version": "5.3",
+            "date": "",
+        },
+        "parent_header": {},
+        "metadata": {},
+        "content": {"code": code, "silent": False, "store_history": False},
+        "channel": "shell",
+        "buffers": [],
+    }
     out = ""
     try:
-        async with asyncio.timeout(60):
-            while True:
-                raw = await connection.read_message()
-                assert raw is not None, "the kernel's websocket closed"
-                message = json.loads(raw)
-                if message.get("parent_header", {}).get("msg_id") != msg_id:
-                    continue
-                kind = message["header"]["msg_type"]
-                if kind == "stream":
-                    out += message["content"]["text"]
-                elif kind == "error":
-                    pytest.fail(f"the kernel raised: {message['content']}")
-                elif kind == "status" and message["content"]["execution_state"] == "idle":
-                    return out
+        # Leaving the block waits for the closing handshake and closes the socket, before
+        # asyncio.run() ends the loop. (tornado's close() only sends the close frame and leaves
+        # the socket to its loop: once asyncio.run() had returned, the socket stayed open until
+        # the garbage collector found it, a ResourceWarning in whichever test ran then.)
+        async with connect(
+            ws_url, additional_headers={"Authorization": f"token {hub.token}"}
+        ) as connection:
+            await connection.send(json.dumps(request))
+            async with asyncio.timeout(60):
+                while True:
+                    message = json.loads(await connection.recv())
+                    if message.get("parent_header", {}).get("msg_id") != msg_id:
+                        continue
+                    kind = message["header"]["msg_type"]
+                    if kind == "stream":
+                        out += message["content"]["text"]
+                    elif kind == "error":
+                        pytest.fail(f"the kernel raised: {message['content']}")
+                    elif kind == "status" and message["content"]["execution_state"] == "idle":
+                        return out
     finally:
-        connection.close()
         http(f"{base}/{kernel}", "DELETE", token=hub.token)
 
 

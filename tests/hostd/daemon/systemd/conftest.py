@@ -105,6 +105,7 @@ class Daemon:
                 except OSError:
                     pass
             time.sleep(0.05)
+        self.terminate()  # no fixture teardown follows a failed start: no process left behind
         pytest.fail(f"hostd did not come up: {self.log.read_text()}")
 
     def kill9(self) -> None:
