@@ -25,7 +25,7 @@ from hostd.units.paths import (
     validate_path,
 )
 from hostd.units.policy import SessionPolicy, SessionRequest
-from hostd.units.sizes import cpu_quota_usec
+from hostd.units.resources import limit_properties
 from hostd.units.urls import validate_base_url
 
 __all__ = ["PORT_MAX", "PORT_MIN", "build_unit"]
@@ -106,10 +106,7 @@ def build_unit(
     loads = _load_credentials(credentials)
     if loads:
         properties.append(Property("LoadCredential", "a(ss)", loads))
-    if mem is not None:
-        properties.append(Property("MemoryMax", "t", mem))
-    if cpu is not None:
-        properties.append(Property("CPUQuotaPerSecUSec", "t", cpu_quota_usec(cpu)))
+    properties.extend(limit_properties(mem, cpu))
     if policy.isolate_tmp:
         properties.append(Property("PrivateTmp", "b", True))
         # PrivateTmp= leaves /dev/shm the host's, even under PrivateDevices= (bound into the
