@@ -19,6 +19,7 @@ from hostd.daemon.views import (
     view_from_record,
     view_from_status,
 )
+from hostd.units.errors import SessionNotFound
 from hostd.units.values import Limits, SessionView
 from tests.hostd.daemon.fake_systemd import unit_status
 from tests.hostd.daemon.parts import GIB, make_manager
@@ -160,4 +161,21 @@ async def test_views_try_the_port_of_an_active_unit(tmp_path: Path) -> None:
         assert (await manager.views.session("alice", status)).state == "running"
     assert (await manager.views.session("alice", status)).state == "starting"
     assert (await manager.views.session("alice", None)).state == "stopped"
+    await manager.close()
+
+
+async def test_the_host_health_and_metrics_count_the_running_sessions(tmp_path: Path) -> None:
+    manager, fake = make_manager(tmp_path, memory_total=4 * GIB)
+    fake.units[UNIT] = unit_status(UNIT, port=20001, memory_max=GIB, cpu_quota_usec=500_000)
+    fake.units["jupyter-bob.service"] = unit_status("jupyter-bob.service", "inactive")
+    host = await manager.host()
+    assert (host.sessions_running, host.memory_limits_bytes, host.cpu_limits) == (1, GIB, 0.5)
+    assert host.memory_capacity_bytes == int(4 * GIB * 0.9)
+    health = await manager.health()
+    assert health["systemd"] == "252"
+    body, content_type = await manager.metrics()
+    assert content_type.startswith("text/plain") and b"alice" in body
+    with pytest.raises(SessionNotFound):
+        await manager.usage("bob")
+    assert (await manager.usage("alice")).user == "alice"
     await manager.close()
