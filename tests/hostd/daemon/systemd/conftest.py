@@ -26,7 +26,7 @@ PROBE_SOURCE = Path(__file__).with_name("session_probe.py")
 SANDBOX = Path("/srv/hostd-test")  # readonly_paths in the test policy
 PROBE = Path("/opt/hostd-test/session_probe.py")  # readable by every user, unlike a checkout
 SESSION_EXEC = Path("/opt/hostd-test/hostd-session-exec")
-SESSION_EXEC_SOURCE = Path(__file__).parents[3] / "packaging" / "hostd-session-exec"
+SESSION_EXEC_SOURCE = Path(__file__).parents[4] / "packaging" / "hostd-session-exec"
 
 BASE_POLICY = f"""
 [session]

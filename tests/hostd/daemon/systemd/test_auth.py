@@ -24,7 +24,7 @@ from tests.hostd.daemon.systemd.conftest import BASE_POLICY, Daemon
 
 pytestmark = pytest.mark.systemd
 
-PAM_SOURCE = Path(__file__).parents[3] / "packaging" / "pam.d" / "hostd"
+PAM_SOURCE = Path(__file__).parents[4] / "packaging" / "pam.d" / "hostd"
 PAM_FILE = Path("/etc/pam.d/hostd")
 ADMIN_GROUP = "hostd-test-admins"
 ALLOWED_GROUP = "hostd-test-allowed"
