@@ -34,6 +34,13 @@ from hostd.units.names import (
 )
 from hostd.units.paths import expand_template, substitute_placeholders, validate_path
 from hostd.units.policy import SessionPolicy, SessionRequest
+from hostd.units.resources import (
+    cpu_limit_of,
+    keep_loaded,
+    limit_properties,
+    slice_cap_properties,
+    spec_limits,
+)
 from hostd.units.sizes import (
     cpu_quota_usec,
     parse_cpu,
@@ -58,13 +65,18 @@ __all__ = [
     "UserInfo",
     "build_unit",
     "convert_extra_properties",
+    "cpu_limit_of",
     "cpu_quota_usec",
     "directive_for",
     "expand_template",
+    "keep_loaded",
+    "limit_properties",
     "parse_cpu",
     "parse_percent_quota",
     "parse_size",
     "parse_timespan_usec",
+    "slice_cap_properties",
+    "spec_limits",
     "substitute_placeholders",
     "syslog_identifier_for",
     "unit_name_for",

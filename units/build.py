@@ -25,7 +25,7 @@ from hostd.units.paths import (
     validate_path,
 )
 from hostd.units.policy import SessionPolicy, SessionRequest
-from hostd.units.sizes import cpu_quota_usec
+from hostd.units.resources import limit_properties
 from hostd.units.urls import validate_base_url
 
 __all__ = ["PORT_MAX", "PORT_MIN", "build_unit"]
@@ -108,15 +108,7 @@ def build_unit(
     loads = _load_credentials(credentials)
     if loads:
         properties.append(Property("LoadCredential", "a(ss)", loads))
-    if mem is not None:
-        properties.append(Property("MemoryMax", "t", mem))
-        if not policy.allow_swap:
-            # ref: systemd.resource-control(5) MemorySwapMax=. With swap on the host, a
-            # 256 MiB allocation under MemoryMax=64M succeeded by swapping (measured on
-            # Debian 12): mem_limit caps memory and swap together. Ignored on cgroup v1.
-            properties.append(Property("MemorySwapMax", "t", 0))
-    if cpu is not None:
-        properties.append(Property("CPUQuotaPerSecUSec", "t", cpu_quota_usec(cpu)))
+    properties.extend(limit_properties(mem, cpu, allow_swap=policy.allow_swap))
     if policy.isolate_tmp:
         properties.append(Property("PrivateTmp", "b", True))
         # PrivateTmp= leaves /dev/shm the host's, even under PrivateDevices= (bound into the

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from hostd.units import validate_username
 from hostd.units.errors import InvalidInput, InvalidName
+from hostd.units.names import validate_username
 from hostd.units.policy import SessionPolicy
 
 __all__ = [

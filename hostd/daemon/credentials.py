@@ -21,6 +21,14 @@ from pathlib import Path
 
 from hostd.units.errors import InvalidOption
 
+__all__ = [
+    "check_secrets",
+    "read_token",
+    "remove",
+    "write_secrets",
+    "write_token",
+]
+
 TOKEN_FILE_NAME = "jupyter-token"  # the file, not a secret  # noqa: S105
 SECRETS_MAX = 32
 SECRET_VALUE_MAX = 8192

@@ -18,6 +18,12 @@ from typing import Any
 
 from hostd.units.values import LogLine
 
+__all__ = [
+    "follow",
+    "parse_entry",
+    "tail",
+]
+
 JOURNALCTL = "journalctl"
 FIELDS = "MESSAGE,PRIORITY,__CURSOR,__REALTIME_TIMESTAMP"
 MAX_LINES = 10_000

@@ -14,6 +14,11 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from hostd.units.values import UsageView
 
+__all__ = [
+    "Metrics",
+    "SessionSample",
+]
+
 # jupyterhub/metrics.py: SERVER_SPAWN_DURATION_SECONDS, same buckets, same status label.
 SPAWN_BUCKETS = (0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 180, 300, 600, float("inf"))
 

@@ -10,6 +10,12 @@ from collections.abc import Collection
 
 from hostd.units.errors import CapacityExceeded
 
+__all__ = [
+    "allocate_port",
+    "port_free",
+    "port_open",
+]
+
 TRIES = 200
 
 

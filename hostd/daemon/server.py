@@ -30,6 +30,18 @@ from hostd.daemon.scratch import ensure_scratch
 from hostd.daemon.sessions import SessionManager
 from hostd.units.values import PeerCredentials
 
+__all__ = [
+    "JournalHandler",
+    "PeerCredentialsApp",
+    "PeerCredentialsProtocol",
+    "listening_socket",
+    "notify",
+    "peer_credentials",
+    "run",
+    "serve",
+    "setup_logging",
+]
+
 log = logging.getLogger("hostd")
 
 SD_LISTEN_FDS_START = 3

@@ -14,6 +14,12 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
+__all__ = [
+    "SessionRecord",
+    "Store",
+    "now",
+]
+
 
 class SessionRecord(SQLModel, table=True):
     __tablename__ = "sessions"

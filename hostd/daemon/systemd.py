@@ -17,10 +17,18 @@ import os
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from hostd.units import Property, UnitSpec
 from hostd.units.errors import InvalidOption, SessionConflict, SystemdUnavailable
+
+__all__ = [
+    "BusLost",
+    "SystemdClient",
+    "SystemdSeam",
+    "UnitStatus",
+    "utcnow",
+]
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +126,27 @@ def _bytes_as_lists(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_bytes_as_lists(item) for item in value]
     return value
+
+
+class SystemdSeam(Protocol):
+    """What the daemon's parts ask of systemd: SystemdClient, or a fake of it in tests.
+
+    The parts of hostd.daemon (lifecycle, admission, reaper) are typed against this, not the
+    client, so each can be tested in memory (tests/hostd/daemon/fake_systemd.py); the real
+    client is proven against a booted systemd in tests/hostd/daemon/systemd/.
+    """
+
+    async def start_unit(self, spec: UnitSpec) -> str: ...
+    async def stop_unit(self, name: str) -> str: ...
+    async def unit_status(self, name: str) -> UnitStatus | None: ...
+    async def active_state(self, name: str) -> str | None: ...
+    async def list_units(self, pattern: str) -> list[UnitStatus]: ...
+    async def set_properties(self, name: str, properties: tuple[Property, ...]) -> None: ...
+    async def unref(self, name: str) -> None: ...
+    async def kill_unit(self, name: str, signal: int = 9) -> None: ...
+    async def reset_failed(self, name: str) -> None: ...
+    async def version(self) -> str: ...
+    async def close(self) -> None: ...
 
 
 class SystemdClient:

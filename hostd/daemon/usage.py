@@ -27,6 +27,14 @@ from pathlib import Path
 from hostd.cgroups import OOM_FILES, CgroupReader, CpuSample, Usage, cpu_percent, oom_kills_from
 from hostd.units.values import UsageView
 
+__all__ = [
+    "OomWatcher",
+    "Sample",
+    "UsageSampler",
+    "established_connections",
+    "open_connections",
+]
+
 log = logging.getLogger(__name__)
 
 FRESH_S = 10.0  # an older sample does not say what "recent" CPU use is

@@ -1,0 +1,145 @@
+"""The reaper: take over sessions at start-up, record those that end, cull idle ones (host).
+
+At start-up reattach() lists ``jupyter-*.service`` and rebuilds the SessionTable from what
+systemd runs and the store's open records (a daemon killed with -9 loses nothing). Every
+REAP_INTERVAL_S, reap() records sessions that ended on their own (crash, OOM kill) and frees
+what they held, samples the running ones and stops those idle for longer than
+capacity.idle_timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import time
+
+from hostd.config import Config
+from hostd.daemon.lifecycle import Lifecycle
+from hostd.daemon.store import Store, now
+from hostd.daemon.systemd import SystemdSeam, UnitStatus
+from hostd.daemon.table import SessionTable
+from hostd.daemon.usage import OomWatcher, UsageSampler, open_connections
+from hostd.daemon.views import ENDED, ended_reason, session_port
+from hostd.units import unit_name_for, user_for_unit_name
+
+__all__ = ["CUT_OFF_REASON", "REAP_INTERVAL_S", "Reaper"]
+
+log = logging.getLogger(__name__)
+
+REAP_INTERVAL_S = 2.0  # how often ended sessions are recorded and their leftovers removed
+CUT_OFF_REASON = "hostd stopped before the session was running; start it again"
+
+
+class Reaper:
+    """Reattach once, then reap every REAP_INTERVAL_S (start() .. close())."""
+
+    def __init__(
+        self,
+        config: Config,
+        systemd: SystemdSeam,
+        store: Store,
+        *,
+        table: SessionTable,
+        lifecycle: Lifecycle,
+        sampler: UsageSampler,
+        oom: OomWatcher,
+    ) -> None:
+        self.config = config
+        self.systemd = systemd
+        self.store = store
+        self.table = table
+        self.lifecycle = lifecycle
+        self.sampler = sampler
+        self.oom = oom
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._reap_forever())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def reattach(self) -> None:
+        """Take over what systemd runs (after a restart or a kill -9) and tidy what ended."""
+        active: set[str] = set()
+        for status in await self.lifecycle.session_units():
+            name = user_for_unit_name(status.name)
+            if name is None or status.active_state in ENDED:
+                continue
+            active.add(status.name)
+            entry = self.table[name]
+            entry.promised = status.memory_max or 0
+            entry.active_at = time.monotonic()
+            self.oom.watch(name, self.sampler.memory_dir(status.control_group or ""))
+            port = session_port(status)
+            if port is not None:
+                entry.port = port
+        for record in await asyncio.to_thread(self.store.open_records):
+            if record.unit in active and record.id is not None:
+                self.table[record.user].record_id = record.id
+                if record.profile:
+                    self.table[record.user].profile = record.profile
+            elif record.id is not None:
+                # A start that hostd's death cut off (queued, or its unit gone) never ran for
+                # its user: a failure to report, with a reason, not a quiet stop (issue 9).
+                cut_off = record.state == "starting"
+                await asyncio.to_thread(
+                    self.store.update,
+                    record.id,
+                    ended_at=now(),
+                    state="failed" if cut_off else "stopped",
+                    reason=CUT_OFF_REASON if cut_off else "ended while hostd was down",
+                )
+        credentials_dir = self.lifecycle.credentials_dir
+        if credentials_dir.is_dir():
+            for leftover in credentials_dir.iterdir():
+                if leftover.name not in active:
+                    shutil.rmtree(leftover, ignore_errors=True)
+        log.info("reattached to %d running sessions", len(active))
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(REAP_INTERVAL_S)
+            try:
+                await self.reap()
+            except Exception:
+                log.exception("reaping ended sessions failed; trying again")
+
+    async def reap(self) -> None:
+        """Record sessions that ended on their own (crash, OOM kill) and free what they held;
+        sample the running ones; stop those idle for longer than capacity.idle_timeout."""
+        idle_timeout = self.config.capacity.idle_timeout_s
+        for name in self.table.recorded():
+            unit = unit_name_for(name)
+            lock = self.table.lock(name)
+            if lock.locked():
+                continue
+            async with lock:
+                status = await self.systemd.unit_status(unit)
+                if status is None or status.active_state in ENDED:
+                    await self.lifecycle.finish(name, unit, status, reason=ended_reason(status))
+                    continue
+                self.sampler.read(name, status.control_group)
+                self.oom.watch(name, self.sampler.memory_dir(status.control_group or ""))
+                if idle_timeout > 0 and status.active_state == "active":
+                    idle_s = self.idle_seconds(name, status)
+                    if idle_s > idle_timeout:
+                        reason = f"idle for {idle_s:.0f} s (culled)"
+                        await self.lifecycle.stop_locked(name, unit, reason, requested=False)
+
+    def idle_seconds(self, name: str, status: UnitStatus) -> float:
+        """Seconds since the last activity: the hub's report, CPU use or an open connection."""
+        now_s = time.monotonic()
+        busy = (
+            self.sampler.recent_cpu_percent(name) or 0.0
+        ) > self.config.capacity.idle_cpu_percent
+        port = session_port(status)
+        entry = self.table[name]
+        if busy or (port is not None and open_connections(port) > 0):
+            entry.active_at = now_s
+        return now_s - (entry.active_at if entry.active_at is not None else now_s)

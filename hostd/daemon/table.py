@@ -1,0 +1,75 @@
+"""What the daemon keeps in memory about each user's session (host layer; no I/O).
+
+State lives in systemd and the store; this is the little that is cheap to rebuild at start-up
+(the reaper's reattach does): the lock that keeps a start and a stop of one user from
+interleaving, the port the session holds (also in its unit's HOSTD_PORT), the store record
+not yet closed, the memory it was promised, when it was last active and its profile. One
+entry per user, in one table, instead of one dictionary per field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+__all__ = ["SessionTable", "UserEntry"]
+
+
+@dataclass
+class UserEntry:
+    """One user's session as the daemon tracks it; a field is None while it does not apply."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    port: int | None = None  # held by a session that is not over
+    record_id: int | None = None  # the store's record of the session not yet ended
+    promised: int | None = None  # memory limit counted against capacity
+    active_at: float | None = None  # monotonic time of its last activity
+    profile: str | None = None  # the profile its running session got
+
+
+class SessionTable:
+    """Entries by user name. An entry, like its lock, stays once made (one per user seen)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, UserEntry] = {}
+
+    def __getitem__(self, name: str) -> UserEntry:
+        entry = self._entries.get(name)
+        if entry is None:
+            entry = self._entries[name] = UserEntry()
+        return entry
+
+    def lock(self, name: str) -> asyncio.Lock:
+        return self[name].lock
+
+    def record_id(self, name: str) -> int | None:
+        entry = self._entries.get(name)
+        return None if entry is None else entry.record_id
+
+    def profile(self, name: str) -> str | None:
+        entry = self._entries.get(name)
+        return None if entry is None else entry.profile
+
+    def recorded(self) -> list[str]:
+        """Users whose session has a store record not yet closed."""
+        return [name for name, entry in self._entries.items() if entry.record_id is not None]
+
+    def ports(self) -> set[int]:
+        """Ports held by sessions that are not over."""
+        return {entry.port for entry in self._entries.values() if entry.port is not None}
+
+    def promised_except(self, name: str) -> int:
+        """Memory promised to every session but name's."""
+        return sum(entry.promised or 0 for user, entry in self._entries.items() if user != name)
+
+    def close_record(self, name: str) -> int | None:
+        """Forget the session's record, activity and profile; the record's id, if any."""
+        entry = self[name]
+        record_id = entry.record_id
+        entry.record_id = entry.active_at = entry.profile = None
+        return record_id
+
+    def release(self, name: str) -> None:
+        """Free the port and the promised memory of a session that is over."""
+        entry = self[name]
+        entry.port = entry.promised = None

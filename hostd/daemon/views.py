@@ -1,0 +1,178 @@
+"""The views the daemon answers with, built from a unit's status and the store (host layer).
+
+A session that systemd still knows is described from its unit (one GetAll); one that systemd
+has forgotten, from its last record in the store. The building is pure functions over those
+values; Views adds the two reads they need (is the port answering, the last record).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+
+from hostd.config import Config
+from hostd.daemon.ports import port_open
+from hostd.daemon.store import SessionRecord, Store
+from hostd.daemon.systemd import UnitStatus
+from hostd.daemon.table import SessionTable
+from hostd.daemon.usage import OomWatcher
+from hostd.units import cpu_limit_of, unit_name_for
+from hostd.units.failures import describe_end
+from hostd.units.values import HostView, Limits, SessionState, SessionView
+
+__all__ = [
+    "ACTIVE",
+    "ENDED",
+    "OOM_REASON",
+    "Views",
+    "ended_reason",
+    "host_view",
+    "session_port",
+    "session_state",
+    "view_from_record",
+    "view_from_status",
+]
+
+ACTIVE = ("active", "activating", "reloading")
+ENDED = ("inactive", "failed")
+OOM_REASON = "killed: out of memory (MemoryMax reached)"
+
+
+def ended_reason(status: UnitStatus | None) -> str:
+    """Why a session ended on its own: "ended", or "crashed: exit status 3" and the like."""
+    if status is None or status.result in (None, "success"):
+        return "ended"
+    return f"crashed: {describe_end(status.result, status.exit_code, status.exit_status)}"
+
+
+def session_port(status: UnitStatus) -> int | None:
+    """The port the daemon gave the session (its unit's HOSTD_PORT)."""
+    text = status.env("HOSTD_PORT")
+    return int(text) if text and text.isdigit() else None
+
+
+def session_state(status: UnitStatus, *, answering: bool) -> SessionState:
+    """The session's state from its unit's; an active unit whose server does not answer yet
+    is starting."""
+    if status.active_state in ("active", "reloading"):
+        return "running" if answering else "starting"
+    if status.active_state == "activating":
+        return "starting"
+    if status.active_state == "deactivating":
+        return "stopping"
+    if status.active_state == "failed" or status.result not in (None, "success"):
+        return "failed"
+    return "stopped"
+
+
+def view_from_status(
+    name: str,
+    status: UnitStatus,
+    *,
+    answering: bool,
+    base_url: str,
+    result_of: Callable[[str | None, int | None], str | None],
+    profile: str | None,
+) -> SessionView:
+    """The view of a session whose unit systemd knows."""
+    port = session_port(status)
+    state = session_state(status, answering=answering)
+    url = (
+        f"http://127.0.0.1:{port}{base_url}"
+        if port is not None and state in ("starting", "running")
+        else None
+    )
+    ended = state in ("failed", "stopped")
+    reason = result = None
+    if ended:  # ended on its own, not yet recorded by the reaper: the same words it will use
+        # result_of: systemd's Result, or "oom-kill" where the OOM watcher saw the main
+        # process die of the kernel's OOM kill (OOMPolicy=continue reports it as "signal").
+        result = result_of(status.result, status.exit_status)
+        reason = OOM_REASON if result == "oom-kill" else ended_reason(status)
+    return SessionView(
+        user=name,
+        unit=unit_name_for(name),
+        state=state,
+        result=result,
+        exit_status=status.exit_status if ended else None,
+        started_at=status.active_since,
+        url=url,
+        limits=Limits(status.memory_max, cpu_limit_of(status.cpu_quota_usec)),
+        reason=reason,
+        profile=profile,
+    )
+
+
+def view_from_record(name: str, unit: str, record: SessionRecord | None) -> SessionView:
+    """The view of a session systemd no longer knows, from its last record (if any)."""
+    if record is None:
+        return SessionView(user=name, unit=unit, state="stopped")
+    state: SessionState = "failed" if record.state == "failed" else "stopped"
+    if record.ended_at is None:
+        state = "stopped"
+    return replace(
+        SessionView(user=name, unit=unit, state=state),
+        result=record.result,
+        exit_status=record.exit_status,
+        started_at=record.started_at,
+        limits=Limits(record.mem_limit_bytes, record.cpu_limit),
+        reason=record.reason,
+        profile=record.profile,
+    )
+
+
+def host_view(
+    active: Iterable[UnitStatus],
+    *,
+    memory_total: int,
+    memory_available: int,
+    cpus: int,
+    memory_capacity: int,
+    waiting: int,
+) -> HostView:
+    """The host's totals over the active session units."""
+    units = list(active)
+    return HostView(
+        memory_total_bytes=memory_total,
+        memory_available_bytes=memory_available,
+        cpus=cpus,
+        sessions_running=len(units),
+        memory_limits_bytes=sum(s.memory_max or 0 for s in units),
+        cpu_limits=round(sum(cpu_limit_of(s.cpu_quota_usec) or 0.0 for s in units), 3),
+        memory_capacity_bytes=memory_capacity,
+        starts_waiting=waiting,
+    )
+
+
+class Views:
+    """Session views with what they need read: the port (answering?) and the store."""
+
+    def __init__(self, config: Config, store: Store, table: SessionTable, oom: OomWatcher) -> None:
+        self.config = config
+        self.store = store
+        self.table = table
+        self.oom = oom
+
+    async def session(
+        self, name: str, status: UnitStatus | None, *, answering: bool | None = None
+    ) -> SessionView:
+        """From the unit if systemd knows it, else from the store. answering=None: try the
+        port (only for an active unit, where it tells starting from running)."""
+        if status is None:
+            return await self.stored(name, unit_name_for(name))
+        if answering is None and status.active_state in ("active", "reloading"):
+            port = session_port(status)
+            answering = port is not None and await port_open(port)
+        return view_from_status(
+            name,
+            status,
+            answering=bool(answering),
+            base_url=self.config.daemon.base_url_for(name),
+            result_of=lambda result, exit_status: self.oom.result_of(name, result, exit_status),
+            profile=self.table.profile(name),
+        )
+
+    async def stored(self, name: str, unit: str) -> SessionView:
+        record = await asyncio.to_thread(self.store.last_for, name)
+        return view_from_record(name, unit, record)

@@ -1,0 +1,183 @@
+"""hostd.daemon.lifecycle: start, stop, get, list, set_limits and the recorded ends, over a
+fake of the daemon's systemd seam and a real store (no systemd).
+
+Sessions run as the account "daemon" (uid 1 on every Debian; the test config's min_uid is 1):
+nothing runs as it, the fake only records the unit, and a real socket stands in for the
+server answering on its port.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hostd.daemon.sessions import SessionManager
+from hostd.units import Property, SessionRequest, UnitSpec, keep_loaded, limit_properties
+from hostd.units.errors import (
+    CapacityExceeded,
+    InvalidOption,
+    PermissionDenied,
+    SessionNotFound,
+    SpawnFailed,
+    SystemdUnavailable,
+)
+from hostd.units.values import Caller
+from tests.hostd.daemon.fake_systemd import FakeSystemd
+from tests.hostd.daemon.parts import GIB, ROOT, make_manager
+
+UNIT = "jupyter-daemon.service"
+MEMBER = Caller(uid=1000, name="member", privileged=False)
+
+
+@pytest.fixture
+async def parts(tmp_path: Path) -> tuple[SessionManager, FakeSystemd]:
+    manager, fake = make_manager(tmp_path)
+    fake.serve = True
+    yield manager, fake  # type: ignore[misc]
+    await manager.close()
+
+
+async def test_a_start_runs_the_built_unit_and_records_it(
+    parts: tuple[SessionManager, FakeSystemd],
+) -> None:
+    manager, fake = parts
+    outcome = await manager.start("daemon", SessionRequest(), caller=ROOT)
+    assert outcome.created and outcome.session.state == "running"
+    (spec,) = fake.started
+    assert spec.properties[-1] == Property("AddRef", "b", True)  # keep_loaded, last
+    assert keep_loaded(UnitSpec(spec.name, spec.properties[:-1])) == spec
+    assert Property("MemoryMax", "t", GIB) in spec.properties
+    entry = manager.table["daemon"]
+    assert entry.port is not None and entry.record_id is not None and entry.promised == GIB
+    assert outcome.session.url == f"http://127.0.0.1:{entry.port}/user/daemon/"
+    record = manager.store.last_for("daemon")
+    assert record is not None
+    assert (record.state, record.mem_limit_bytes, record.cpu_limit) == ("running", GIB, 0.5)
+    assert len(await manager.token("daemon")) > 20  # written for the session's user
+
+    again = await manager.start("daemon", SessionRequest(), caller=ROOT)
+    assert not again.created and again.session.state == "running"
+    assert len(fake.started) == 1
+
+
+async def test_a_start_without_waiting_answers_starting(
+    parts: tuple[SessionManager, FakeSystemd],
+) -> None:
+    manager, fake = parts
+    fake.serve = False
+    outcome = await manager.start("daemon", SessionRequest(), caller=ROOT, wait=False)
+    assert outcome.created and outcome.session.state == "starting"
+
+
+async def test_a_unit_systemd_refuses_is_recorded_as_failed_and_frees_its_port(
+    parts: tuple[SessionManager, FakeSystemd],
+) -> None:
+    manager, fake = parts
+    fake.start_error = SystemdUnavailable("systemd: no")
+    with pytest.raises(SystemdUnavailable):
+        await manager.start("daemon", SessionRequest(), caller=ROOT)
+    record = manager.store.last_for("daemon")
+    assert record is not None
+    assert (record.state, record.reason) == ("failed", "systemd refused the unit")
+    assert manager.table["daemon"].port is None and manager.table.ports() == set()
+    assert not (manager.lifecycle.credentials_dir / UNIT).exists()
+
+
+async def test_a_failed_start_job_is_a_spawn_failure(
+    parts: tuple[SessionManager, FakeSystemd],
+) -> None:
+    manager, fake = parts
+    fake.start_job = "failed"
+    with pytest.raises(SpawnFailed) as caught:
+        await manager.start("daemon", SessionRequest(), caller=ROOT)
+    assert "systemd's start job ended 'failed'" in caught.value.message
+    assert caught.value.details["result"] == "exit-code"
+    record = manager.store.last_for("daemon")
+    assert record is not None and record.state == "failed"
+    assert UNIT not in fake.units  # unref'd and reset: systemd may collect it
+
+
+async def test_a_session_that_never_answers_is_stopped_at_the_deadline(
+    parts: tuple[SessionManager, FakeSystemd],
+) -> None:
+    manager, fake = parts
+    fake.serve = False
+    with pytest.raises(SpawnFailed) as caught:
+        await manager.start("daemon", SessionRequest(), caller=ROOT)
+    assert "did not answer on port" in caught.value.message
+    assert ("stop", UNIT) in fake.calls
+
+
+async def test_a_session_that_ends_while_starting_is_reported_at_once(
+    parts: tuple[SessionManager, FakeSystemd],
+) -> None:
+    manager, fake = parts
+    fake.serve = False
+    fake.start_job = "done"
+    original = fake.start_unit
+
+    async def start_and_crash(spec):  # type: ignore[no-untyped-def]
+        job = await original(spec)
+        fake.end(spec.name, result="exit-code", exit_status=3)
+        return job
+
+    fake.start_unit = start_and_crash  # type: ignore[method-assign]
+    with pytest.raises(SpawnFailed) as caught:
+        await manager.start("daemon", SessionRequest(), caller=ROOT)
+    assert "ended while starting; exit status 3" in caught.value.message
+
+
+async def test_memory_over_capacity_starts_nothing(tmp_path: Path) -> None:
+    manager, fake = make_manager(tmp_path, memory_total=GIB)  # 0.9 GiB for a 1 GiB session
+    with pytest.raises(CapacityExceeded):
+        await manager.start("daemon", SessionRequest(), caller=ROOT)
+    assert fake.started == [] and manager.table.ports() == set()
+    await manager.close()
+
+
+async def test_an_unknown_command_is_refused(parts: tuple[SessionManager, FakeSystemd]) -> None:
+    manager, _ = parts
+    with pytest.raises(InvalidOption, match="unknown command 'lab'"):
+        await manager.start("daemon", SessionRequest(), caller=ROOT, command="lab")
+
+
+async def test_stop_records_who_stopped_it(parts: tuple[SessionManager, FakeSystemd]) -> None:
+    manager, fake = parts
+    await manager.start("daemon", SessionRequest(), caller=ROOT)
+    view = await manager.stop("daemon", caller=ROOT)
+    assert (view.state, view.reason) == ("stopped", "stopped by root")
+    assert UNIT not in fake.units
+    entry = manager.table["daemon"]
+    assert (entry.port, entry.record_id, entry.promised, entry.active_at) == (None,) * 4
+    assert (await manager.get("daemon")).reason == "stopped by root"
+    assert (await manager.stop("daemon", caller=ROOT)).state == "stopped"  # idempotent
+
+
+async def test_get_and_list(parts: tuple[SessionManager, FakeSystemd]) -> None:
+    manager, _ = parts
+    with pytest.raises(SessionNotFound):
+        await manager.get("daemon")
+    assert await manager.list() == []
+    await manager.start("daemon", SessionRequest(), caller=ROOT)
+    assert (await manager.get("daemon")).state == "running"
+    assert [v.user for v in await manager.list()] == ["daemon"]
+
+
+async def test_set_limits(parts: tuple[SessionManager, FakeSystemd]) -> None:
+    manager, fake = parts
+    with pytest.raises(PermissionDenied):
+        await manager.set_limits("daemon", mem_limit=GIB, cpu_limit=None, caller=MEMBER)
+    with pytest.raises(InvalidOption):
+        await manager.set_limits("daemon", mem_limit=None, cpu_limit=None, caller=ROOT)
+    with pytest.raises(SessionNotFound):
+        await manager.set_limits("daemon", mem_limit=GIB, cpu_limit=None, caller=ROOT)
+    await manager.start("daemon", SessionRequest(), caller=ROOT)
+    view = await manager.set_limits("daemon", mem_limit=GIB // 2, cpu_limit=1.5, caller=ROOT)
+    assert fake.set[-1] == (UNIT, limit_properties(GIB // 2, 1.5))
+    assert (view.limits.mem_limit_bytes, view.limits.cpu_limit) == (GIB // 2, 1.5)
+    assert manager.table["daemon"].promised == GIB // 2
+    record = manager.store.last_for("daemon")
+    assert record is not None and (record.mem_limit_bytes, record.cpu_limit) == (GIB // 2, 1.5)
+    with pytest.raises(CapacityExceeded):
+        await manager.set_limits("daemon", mem_limit=100 * GIB, cpu_limit=None, caller=ROOT)

@@ -1,0 +1,187 @@
+"""hostd.daemon.views: session, record and host views from plain values (no systemd)."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from hostd.daemon.store import SessionRecord
+from hostd.daemon.views import (
+    OOM_REASON,
+    ended_reason,
+    host_view,
+    session_port,
+    session_state,
+    view_from_record,
+    view_from_status,
+)
+from hostd.units.errors import SessionNotFound
+from hostd.units.values import Limits, SessionView
+from tests.hostd.daemon.fake_systemd import unit_status
+from tests.hostd.daemon.parts import GIB, make_manager
+
+UNIT = "jupyter-alice.service"
+WHEN = datetime(2026, 12, 6, tzinfo=UTC)
+
+
+def view(status_state: str = "active", *, answering: bool = True, **more: object) -> SessionView:
+    status = unit_status(UNIT, status_state, port=20001, **more)  # type: ignore[arg-type]
+    return view_from_status(
+        "alice",
+        status,
+        answering=answering,
+        base_url="/user/alice/",
+        result_of=lambda result, exit_status: result,
+        profile="group:staff",
+    )
+
+
+@pytest.mark.parametrize(
+    ("active_state", "result", "answering", "state"),
+    [
+        ("active", "success", True, "running"),
+        ("reloading", "success", True, "running"),
+        ("active", "success", False, "starting"),
+        ("activating", "success", True, "starting"),
+        ("deactivating", "success", True, "stopping"),
+        ("failed", "exit-code", False, "failed"),
+        ("inactive", "signal", False, "failed"),
+        ("inactive", "success", False, "stopped"),
+        ("inactive", None, False, "stopped"),
+    ],
+)
+def test_session_state(active_state: str, result: str | None, answering: bool, state: str) -> None:
+    status = unit_status(UNIT, active_state, result=result)
+    assert session_state(status, answering=answering) == state
+
+
+def test_a_running_session() -> None:
+    assert view(memory_max=GIB, cpu_quota_usec=500_000) == SessionView(
+        user="alice",
+        unit=UNIT,
+        state="running",
+        started_at=WHEN,
+        url="http://127.0.0.1:20001/user/alice/",
+        limits=Limits(GIB, 0.5),
+        profile="group:staff",
+    )
+
+
+def test_an_ended_session_says_why_and_has_no_url() -> None:
+    crashed = view("failed", answering=False, result="exit-code", exit_code=1, exit_status=3)
+    assert (crashed.state, crashed.url, crashed.result, crashed.exit_status) == (
+        "failed",
+        None,
+        "exit-code",
+        3,
+    )
+    assert crashed.reason == "crashed: exit status 3"
+    oom = view("failed", answering=False, result="oom-kill")
+    assert oom.reason == OOM_REASON
+    status = unit_status(UNIT, "failed", result="signal", exit_code=2, exit_status=9)
+    seen = view_from_status(
+        "alice",
+        status,
+        answering=False,
+        base_url="/",
+        result_of=lambda result, exit_status: "oom-kill",  # what the OOM watcher saw
+        profile=None,
+    )
+    assert seen.reason == OOM_REASON  # the kernel's OOM kill, seen by the watcher
+    assert seen.result == "oom-kill"
+
+
+def test_ended_reason() -> None:
+    assert ended_reason(None) == "ended"
+    assert ended_reason(unit_status(UNIT, "inactive")) == "ended"
+    signalled = unit_status(UNIT, "failed", result="signal", exit_code=2, exit_status=9)
+    assert ended_reason(signalled) == "crashed: killed by SIGKILL (often: out of memory)"
+
+
+def test_session_port() -> None:
+    assert session_port(unit_status(UNIT, port=20001)) == 20001
+    assert session_port(unit_status(UNIT)) is None
+    assert session_port(replace(unit_status(UNIT), environment=("HOSTD_PORT=x",))) is None
+
+
+def test_a_session_without_a_record_is_stopped() -> None:
+    assert view_from_record("alice", UNIT, None) == SessionView("alice", UNIT, "stopped")
+
+
+def test_a_recorded_session() -> None:
+    record = SessionRecord(
+        user="alice",
+        unit=UNIT,
+        started_at=WHEN,
+        ended_at=WHEN,
+        state="failed",
+        result="exit-code",
+        exit_status=1,
+        reason="crashed: exit status 1",
+        mem_limit_bytes=GIB,
+        cpu_limit=1.0,
+        profile="user:alice",
+    )
+    assert view_from_record("alice", UNIT, record) == SessionView(
+        user="alice",
+        unit=UNIT,
+        state="failed",
+        result="exit-code",
+        exit_status=1,
+        started_at=WHEN,
+        limits=Limits(GIB, 1.0),
+        reason="crashed: exit status 1",
+        profile="user:alice",
+    )
+    # A record still open (its unit gone while hostd was down) reads as stopped.
+    record.ended_at = None
+    assert view_from_record("alice", UNIT, record).state == "stopped"
+
+
+def test_host_view_sums_the_active_units() -> None:
+    active = [
+        unit_status("jupyter-a.service", memory_max=GIB, cpu_quota_usec=500_000),
+        unit_status("jupyter-b.service", memory_max=None, cpu_quota_usec=1_250_000),
+    ]
+    host = host_view(
+        active,
+        memory_total=8 * GIB,
+        memory_available=6 * GIB,
+        cpus=2,
+        memory_capacity=7 * GIB,
+        waiting=3,
+    )
+    assert (host.sessions_running, host.memory_limits_bytes, host.cpu_limits) == (2, GIB, 1.75)
+    assert (host.memory_capacity_bytes, host.starts_waiting, host.cpus) == (7 * GIB, 3, 2)
+
+
+async def test_views_try_the_port_of_an_active_unit(tmp_path: Path) -> None:
+    manager, _ = make_manager(tmp_path)
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        status = replace(unit_status(UNIT), environment=(f"HOSTD_PORT={port}",))
+        assert (await manager.views.session("alice", status)).state == "running"
+    assert (await manager.views.session("alice", status)).state == "starting"
+    assert (await manager.views.session("alice", None)).state == "stopped"
+    await manager.close()
+
+
+async def test_the_host_health_and_metrics_count_the_running_sessions(tmp_path: Path) -> None:
+    manager, fake = make_manager(tmp_path, memory_total=4 * GIB)
+    fake.units[UNIT] = unit_status(UNIT, port=20001, memory_max=GIB, cpu_quota_usec=500_000)
+    fake.units["jupyter-bob.service"] = unit_status("jupyter-bob.service", "inactive")
+    host = await manager.host()
+    assert (host.sessions_running, host.memory_limits_bytes, host.cpu_limits) == (1, GIB, 0.5)
+    assert host.memory_capacity_bytes == int(4 * GIB * 0.9)
+    health = await manager.health()
+    assert health["systemd"] == "252"
+    body, content_type = await manager.metrics()
+    assert content_type.startswith("text/plain") and b"alice" in body
+    with pytest.raises(SessionNotFound):
+        await manager.usage("bob")
+    assert (await manager.usage("alice")).user == "alice"
+    await manager.close()
