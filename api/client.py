@@ -77,7 +77,7 @@ StartResult = StartOutcome
 # The daemon (uvicorn) closes a connection idle for 5 s, and httpx keeps an idle one as long
 # by default: a request could go out on a connection the daemon was closing and fail with
 # "Server disconnected without sending a response" (seen as a hub proxy's 500 under
-# tests/hub/test_load.py). Idle connections are let go well before the daemon does.
+# tests/api/hub/systemd/test_load.py). Idle connections are let go well before the daemon does.
 DAEMON_KEEPALIVE_S: Final = 2.0
 DAEMON_LIMITS: Final = httpx.Limits(
     max_connections=100, max_keepalive_connections=20, keepalive_expiry=DAEMON_KEEPALIVE_S
@@ -110,7 +110,7 @@ def _error_of(response: httpx.Response) -> HostdError:
 
 
 class HostdClient:
-    """The daemon's API as async methods; each raises hostd.errors (or DaemonUnreachable)."""
+    """The daemon's API as async methods; each raises hostd.units.errors (or DaemonUnreachable)."""
 
     def __init__(
         self,

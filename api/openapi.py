@@ -401,7 +401,7 @@ def _schemas() -> dict[str, Any]:
         ),
         "Health": {
             "type": "object",
-            "description": "The daemon's own report; its keys belong to hostd.sessions.",
+            "description": "The daemon's own report; its keys belong to hostd.daemon.sessions.",
         },
     }
 
@@ -419,7 +419,7 @@ def _auth_errors() -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the app that api.daemon.build_daemon_app makes."""
+    """The OpenAPI 3.1 document of the app that hostd.api.daemon.build_daemon_app makes."""
     session = _ref("Session")
     return {
         "openapi": "3.1.0",

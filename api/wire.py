@@ -180,7 +180,7 @@ def _error_classes() -> dict[str, type[HostdError]]:
     by_code: dict[str, type[HostdError]] = {}
     for value in vars(errors).values():
         if isinstance(value, type) and issubclass(value, HostdError):
-            if value.code in by_code:  # pragma: no cover - a mistake in hostd.errors
+            if value.code in by_code:  # pragma: no cover - a mistake in hostd.units.errors
                 raise RuntimeError(f"two error classes share the code {value.code!r}")
             by_code[value.code] = value
     return by_code
@@ -228,7 +228,7 @@ def http_error_body(code: str, message: str) -> dict[str, Any]:
 def error_from_wire(
     code: str, message: str, details: Mapping[str, Any] | None = None
 ) -> HostdError:
-    """The hostd.errors instance an error body stands for (client side).
+    """The hostd.units.errors instance an error body stands for (client side).
 
     An unknown code (an HTTP-level one, or one from a newer daemon) becomes a HostdError that
     keeps the code, so what a person is shown still names it.

@@ -62,7 +62,7 @@ elif [ $editable = 0 ]; then
 fi
 export PATH="$VENV/bin:$PATH"
 
-# --- the spawner's systemd tier (tests/spawner): JupyterHub 6 is in the venv above (the test
+# --- the spawner's systemd tier (tests/api/spawner/systemd): JupyterHub 6 is in the venv above (the test
 #     extra); JupyterHub 5 beside it, the session's jupyterhub-singleuser, and
 #     configurable-http-proxy from npm. Made once, beside the venv (readable by all); remade
 #     when a pin below changes. The tests find them through HOSTD_SPAWNER_CACHE.
@@ -117,7 +117,7 @@ fi
 [ -x "$SPAWNER_CACHE/node/node_modules/.bin/configurable-http-proxy" ] \
   || die "configurable-http-proxy is missing: npm install failed above"
 
-# --- the hub's systemd tier (tests/hub): the sessions' JupyterLab (made with Debian's python3,
+# --- the hub's systemd tier (tests/api/hub/systemd): the sessions' JupyterLab (made with Debian's python3,
 #     readable by all, as /opt/hostd/session is on a machine) with packaging/session's Jupyter
 #     config; for the browser test Debian's chromium and playwright-core from npm (Playwright's
 #     own browser download cannot work here and is not used). Made once, beside the venv;

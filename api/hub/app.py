@@ -3,12 +3,12 @@
     app = build_hub_app(config, store=store, secret=secret, daemon=HostdClient(socket))
 
 Paths: ``/hub/...`` pages and ``/hub/api/...`` (Starlette routes), ``/hub/static/...``, and
-everything under ``/user/`` to the proxy (api.hub.proxy), which sees requests before any
+everything under ``/user/`` to the proxy (hostd.api.hub.proxy), which sees requests before any
 routing. Middleware, outermost first: _UserPaths (hands /user/ to the proxy), _PageHeaders
 (CSP, no framing, no caching, on the hub's own responses only).
 
 No I/O happens here: the database, the cookie key and the daemon's client are made by the
-caller (hostd.cli.hub, or a test) and closed with the app's lifespan.
+caller (hostd.api.hub.cli, or a test) and closed with the app's lifespan.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ tokens for scripts). Tokens and session ids are kept as SHA-256 hashes only.
 
 The file is made on first start and upgraded in place: ``HubStore.open`` creates missing
 tables and adds missing columns; every column added after the first release is nullable, so
-``ALTER TABLE ... ADD COLUMN`` is the whole migration (as hostd.store does for the daemon).
+``ALTER TABLE ... ADD COLUMN`` is the whole migration (as hostd.daemon.store does for the daemon).
 
-The models have a registry of their own, so the daemon's tables (hostd.store, in
+The models have a registry of their own, so the daemon's tables (hostd.daemon.store, in
 SQLModel.metadata) never land in the hub's file. Calls block; the app runs them in a thread
 (asyncio.to_thread), one write at a time.
 """

@@ -9,7 +9,7 @@ XSRF check for token-authenticated requests, and every request the hub forwards 
 Forwarded: to the URL the daemon gives (``http://127.0.0.1:PORT/user/<name>/...``), bodies
 streamed both ways, with ``Authorization: token <the session's Jupyter token>`` added by the
 hub and the hub's own cookies and credentials taken out, over connections checked to end at
-the user's own server (api.hub.routes: the route cache, the peer check, activity reports).
+the user's own server (hostd.api.hub.routes: the route cache, the peer check, activity reports).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 one daemon lookup at a time per user; dropped when the hub starts or stops that server or
 the upstream refuses connections), so most proxied requests cost no call to the daemon.
 
-Every new connection to a server is checked before a byte is sent (api.hub.peer): the server
+Every new connection to a server is checked before a byte is sent (hostd.api.hub.peer): the server
 end must be owned by the user's account. A port on 127.0.0.1 is anyone's to bind once the
 session that had it is gone, and the hub sends the session's token with every request.
 ``upstream_transport`` is the proxy's one pooled HTTP transport, with that check built into its
@@ -56,7 +56,7 @@ CONNECT_TIMEOUT_S: Final = 10.0
 @dataclass(frozen=True)
 class Route:
     """Where a user's server answers: ``origin`` (http://127.0.0.1:PORT), its token, and the
-    uid that must own the server's socket (api.hub.peer)."""
+    uid that must own the server's socket (hostd.api.hub.peer)."""
 
     origin: str
     host: str
@@ -169,8 +169,8 @@ class _CheckedBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         stream = await self.inner.connect_tcp(host, port, timeout, local_address, socket_options)
         try:
-            # In a thread: the kernel takes milliseconds to print the socket table (api.hub.peer),
-            # and the event loop serves every other request meanwhile.
+            # In a thread: the kernel takes milliseconds to print the socket table
+            # (hostd.api.hub.peer), and the event loop serves every other request meanwhile.
             sock = stream.get_extra_info("socket")
             await asyncio.to_thread(check_peer, sock, self.routes.uid_for_port(port))
         except OSError as exc:

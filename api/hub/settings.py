@@ -6,7 +6,7 @@ line options (``--ip``, ``--port``, ``--ssl-cert``, ``--ssl-key``) override it t
 every problem by dotted TOML key (``hub.port``), as hostd.config does for the daemon.
 
 Nothing here is secret: the cookie key lives in its own 0600 file (``cookie_secret_file``),
-read by api.hub.security.load_or_create_secret into a ``Secret`` whose repr is masked.
+read by hostd.api.hub.security.load_or_create_secret into a ``Secret`` whose repr is masked.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The D-Bus worker: the only process that runs pystemd (host layer).
 
-Run as ``python -m hostd.bus_worker`` by hostd.systemd. pystemd never releases the GIL inside
-sd-bus calls, so a slow systemd would stall the daemon's event loop even from a thread
-(SYSTEMD-NOTES.md); in a process of its own it stalls only this loop. It speaks JSON lines:
+Run as ``python -m hostd.busworker.worker`` by hostd.daemon.systemd. pystemd never releases
+the GIL inside sd-bus calls, so a slow systemd would stall the daemon's event loop even from a
+thread (SYSTEMD-NOTES.md); in a process of its own it stalls only this loop. It speaks JSON lines:
 
     request   {"id": 7, "op": "start", "args": {...}}
     response  {"id": 7, "ok": true, "result": ...}  or  {"id": 7, "ok": false,
@@ -357,12 +357,16 @@ def main() -> int:
     except Exception as exc:  # no bus (D-Bus down), or it went away (D-Bus restarted)
         # One line for the daemon's log; the daemon starts a fresh worker on its next call.
         first_line = (str(exc).splitlines() or [""])[0]  # pystemd adds a paragraph of banter
-        print(f"hostd.bus_worker: {type(exc).__name__}: {first_line}", file=sys.stderr, flush=True)
+        print(
+            f"hostd.busworker.worker: {type(exc).__name__}: {first_line}",
+            file=sys.stderr,
+            flush=True,
+        )
         return 1
 
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-PARENT_ENV = "HOSTD_BUS_WORKER_PARENT"  # the daemon's pid, set by hostd.systemd
+PARENT_ENV = "HOSTD_BUS_WORKER_PARENT"  # the daemon's pid, set by hostd.daemon.systemd
 
 
 def die_with_the_daemon() -> None:

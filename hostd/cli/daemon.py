@@ -1,6 +1,6 @@
 """The ``hostd`` console script: ``hostd serve`` and ``hostd check-config`` (hostd/ layer).
 
-Argument handling only: the config is loaded here, once, and handed to hostd.server.serve,
+Argument handling only: the config is loaded here, once, and handed to hostd.daemon.server.serve,
 which owns everything after. A user's mistake (a bad or missing config file) ends in plain
 lines on stderr and exit status 1, never a traceback.
 """

@@ -1,8 +1,8 @@
 """hostctl: the admin's command line for the daemon's local API (a thin HostdClient caller).
 
-It parses arguments, calls api.client.HostdClient, and formats what comes back; the formatting
+It parses arguments, calls hostd.api.client.HostdClient, and formats what comes back; the formatting
 helpers are small pure functions. `check-config` and `verify` need no API: they run
-hostd.verify_host here and print its report. Exit status: 0 ok, 1 an error from the API (or a
+hostd.cli.verify_host here and print its report. Exit status: 0 ok, 1 an error from the API (or a
 failed check), 2 a usage error, 3 the daemon cannot be reached, 130 interrupted. Never a
 traceback.
 """

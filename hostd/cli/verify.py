@@ -1,6 +1,6 @@
 """`hostctl verify`'s judgements: is this installation healthy? (hostd/ layer, pure).
 
-Each ``judge_*`` function takes facts that hostd.verify_host gathered from the machine
+Each ``judge_*`` function takes facts that hostd.cli.verify_host gathered from the machine
 (``systemctl show`` text, a stat of the socket, the files of a probe unit's cgroup, ...) and
 returns ``Check`` values: a status, one line for people, and, when something is wrong, the
 command that fixes it. Nothing here opens a file, runs a command or looks up a user, so every

@@ -1,5 +1,5 @@
-"""`hostctl verify` and `hostctl check-config`: gather the facts, let hostd.verify judge them
-(hostd/ layer: the I/O half; every verdict is in hostd.verify).
+"""`hostctl verify` and `hostctl check-config`: gather the facts, let hostd.cli.verify judge them
+(hostd/ layer: the I/O half; every verdict is in hostd.cli.verify).
 
 What it does to the machine: reads files and unit states, asks the daemon GET /v1/health,
 runs the session environment's Python as ``nobody``, and starts one short-lived probe unit in

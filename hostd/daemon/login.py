@@ -5,11 +5,11 @@ the daemon's socket (POST /v1/auth) and gets the account's name and whether it i
 LoginFailed, or LockedOut. In order, ``Authenticator.authenticate``:
 
 1. refuses a user name that is locked out (LockedOut; no password is checked meanwhile);
-2. applies the account policy, hostd.users.lookup_user: root, system accounts (below min_uid
+2. applies the account policy, hostd.daemon.users.lookup_user: root, system accounts (below min_uid
    or above UID_MAX) and users outside [daemon] allowed_groups never reach PAM, so PAM is
    never an oracle for root's password;
 3. runs PAM (pam_authenticate, then pam_acct_mgmt: locked, expired and refused accounts)
-   under [auth] pam_service, in a short-lived helper process (hostd.pam_check) with a
+   under [auth] pam_service, in a short-lived helper process (hostd.pamhelper.check) with a
    minimal environment, killed after PAM_TIMEOUT_S;
 4. tells admins ([auth] admin_users, admin_groups) from the rest.
 
@@ -220,7 +220,7 @@ async def run_pam_check(
     timeout_s: float = PAM_TIMEOUT_S,
     argv: tuple[str, ...] = HELPER_ARGV,
 ) -> PamVerdict:
-    """PAM's answer for one login, from a helper process (hostd.pam_check) that gets the
+    """PAM's answer for one login, from a helper process (hostd.pamhelper.check) that gets the
     request on stdin and is killed if it has not answered within ``timeout_s``."""
     request = json.dumps({"service": service, "username": username, "password": password})
     proc = await asyncio.create_subprocess_exec(

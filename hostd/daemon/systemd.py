@@ -1,7 +1,7 @@
-"""Async client of systemd for the daemon (host layer), through hostd.bus_worker.
+"""Async client of systemd for the daemon (host layer), through hostd.busworker.worker.
 
 The worker is a child process speaking JSON lines (see its docstring); this side never blocks
-the event loop. D-Bus errors become hostd.errors here, once. If the worker dies (it exits when
+the event loop. D-Bus errors become hostd.units.errors here, once. If the worker dies (it exits when
 its bus connection is lost: D-Bus restarted), pending calls fail with SystemdUnavailable and the
 next call starts a new one; a call that only reads is repeated once on the new one.
 """
@@ -187,7 +187,7 @@ class SystemdClient:
             env = dict(os.environ)
             # Bound every D-Bus call: a hung systemd answers "timeout", not never.
             env.setdefault("SYSTEMD_BUS_TIMEOUT", "20s")
-            # hostd.bus_worker.PARENT_ENV (not imported: it would load pystemd in the daemon).
+            # hostd.busworker.worker.PARENT_ENV (not imported: it would load pystemd in the daemon).
             env["HOSTD_BUS_WORKER_PARENT"] = str(os.getpid())
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable,

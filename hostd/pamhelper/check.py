@@ -1,9 +1,10 @@
-"""One PAM check, in a short-lived process of its own: ``python -I -m hostd.pam_check``.
+"""One PAM check, in a short-lived process of its own: ``python -I -m hostd.pamhelper.check``.
 
-Host layer, and the only module that loads libpam. hostd.auth starts it as root for one login,
-and it is gone after that one answer, so a crash, a hang or a leak in libpam or in one of the
-modules /etc/pam.d/<service> stacks cannot take the daemon down (Cockpit's cockpit-session
-does the same). It checks nothing but PAM: the account policy and the lockout are hostd.auth's.
+Host layer, and the only module that loads libpam. hostd.daemon.login starts it as root for
+one login, and it is gone after that one answer, so a crash, a hang or a leak in libpam or in
+one of the modules /etc/pam.d/<service> stacks cannot take the daemon down (Cockpit's
+cockpit-session does the same). It checks nothing but PAM: the account policy and the lockout are
+hostd.daemon.login's.
 
 Protocol. stdin: one JSON object of at most REQUEST_MAX bytes,
 ``{"service": "hostd", "username": "alice", "password": "..."}``; the password is never in argv
@@ -33,7 +34,7 @@ __all__ = [
     "main",
 ]
 
-# The password (at most hostd.model.PASSWORD_MAX characters, 4 bytes each in UTF-8, escaped
+# The password (at most hostd.units.values.PASSWORD_MAX characters, 4 bytes each in UTF-8, escaped
 # by JSON as up to 12) and a name fit well within this.
 REQUEST_MAX: Final = 64 * 1024
 _PR_SET_DUMPABLE: Final = 4  # prctl(2)

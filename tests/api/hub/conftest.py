@@ -88,7 +88,7 @@ async def hub(
         daemon=HostdClient(str(config.hostd_socket)),
         uid_of=server_owner,
     )
-    # The hub's own WebSocket protocol, as hostd-hub serves it (api.hub.server).
+    # The hub's own WebSocket protocol, as hostd-hub serves it (hostd.api.hub.server).
     hub = await start_server(app, lifespan="on", ws=HubWebSocketProtocol, **(tls or {}))
     try:
         yield HubUnderTest(

@@ -1,4 +1,4 @@
-"""hostd.verify: every verdict of `hostctl verify` from facts, without a machine to break."""
+"""hostd.cli.verify: every verdict of `hostctl verify` from facts, without a machine to break."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 check), the helper process's plumbing (stand-in helpers), and hostd.pamhelper's protocol; [auth]
 itself is tests/hostd/config/test_auth.py.
 
-Real PAM is proven in tests/hostd/systemd/test_auth.py, inside the testbed. The accounts here
+Real PAM is proven in tests/hostd/daemon/systemd/test_auth.py, inside the testbed. The accounts here
 are Debian's own: root (uid 0) and daemon (uid 1, group daemon), looked up, never changed;
 with min_uid 1, daemon stands in for an ordinary user.
 """
@@ -373,7 +373,7 @@ async def test_a_pam_slower_than_the_deadline_is_answered_on_the_next_one() -> N
     assert 0.4 <= time.monotonic() - started < 0.48
 
 
-# -- the helper process's plumbing (stand-ins for hostd.pam_check) ----------------------------
+# -- the helper process's plumbing (stand-ins for hostd.pamhelper.check) -------------------
 
 
 def helper(code: str) -> tuple[str, ...]:
@@ -450,7 +450,7 @@ async def test_a_cancelled_check_kills_its_helper(tmp_path: Path) -> None:
         os.kill(int(pid_file.read_text()), 0)
 
 
-# -- hostd.pam_check's protocol ----------------------------------------------------------------
+# -- hostd.pamhelper.check's protocol -------------------------------------------------------
 
 
 def request(**fields: object) -> bytes:

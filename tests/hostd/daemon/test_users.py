@@ -1,4 +1,4 @@
-"""hostd.users: real lookups in this machine's user database (no account is created).
+"""hostd.daemon.users: real lookups in this machine's user database (no account is created).
 
 root (uid 0), daemon (uid 1) and nobody (uid 65534), and groups root and daemon, exist on every
 Debian-family system; nobody's uid is above any min_uid, so it stands in for an ordinary account.

@@ -20,7 +20,7 @@ from tests.api.hub.systemd.lab import channels, run_code, start_lab
 
 pytestmark = pytest.mark.systemd
 
-CLOSE_WAIT_S = 30  # the hub's graceful shutdown is bounded at 10 s (api.hub.server)
+CLOSE_WAIT_S = 30  # the hub's graceful shutdown is bounded at 10 s (hostd.api.hub.server)
 
 
 @pytest.fixture(scope="module")

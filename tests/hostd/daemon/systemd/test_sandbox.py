@@ -105,8 +105,8 @@ def hub_state() -> Iterator[Path]:
         state.mkdir(mode=0o700)
         shutil.chown(state, hub_user, hub_user)
         code = (
-            "from pathlib import Path; from api.hub.config import HubConfig; "
-            "from api.hub.server import prepare; "
+            "from pathlib import Path; from hostd.api.hub.settings import HubConfig; "
+            "from hostd.api.hub.server import prepare; "
             f"prepare(HubConfig(state_dir=Path('{state}')))[0].close()"
         )
         subprocess.run(

@@ -3,7 +3,7 @@
 //
 //   NODE_PATH=.../node_modules node jupyterlab.cjs HUB_URL USER PASSWORD SCREENSHOT_DIR
 //
-// Driven by tests/hub/test_browser.py. Debian's chromium (/usr/bin/chromium), headless, with
+// Driven by tests/api/hub/systemd/test_browser.py. Debian's chromium (/usr/bin/chromium), headless, with
 // the flags this machine needs (no sandbox as root, no background network: there is none).
 // Prints one JSON line with what it saw; exits non-zero on any failure.
 "use strict";
