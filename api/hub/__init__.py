@@ -8,7 +8,7 @@ root side: everything privileged (password checks, starts and stops) is a reques
 daemon's socket.
 
 ``build_hub_app`` (app) makes the ASGI app from a ``HubConfig`` (settings). Modules: settings
-(hub.toml), security (signatures, CSRF, next, same-site), db (the user database), auth (who is
+(hub.toml), security (signatures, CSRF, next, same-site), db (the user database), identity (who is
 asking), servers (starts and stops, progress), proxy (/user/...), routes and peer (where each
 server is, and that a connection really reached it), forms (bounded input), pages and api (what
 people and scripts see), state (the shared object), app (the wiring), server (start-up I/O and

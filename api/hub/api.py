@@ -29,9 +29,9 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from hostd.api.hub.auth import XSRF_HEADER, Identity
 from hostd.api.hub.db import HubUser
 from hostd.api.hub.forms import TooLarge, read_json
+from hostd.api.hub.identity import XSRF_HEADER, Identity
 from hostd.api.hub.security import cross_site
 from hostd.api.hub.servers import NotPending, ServerBusy, ServerStatus
 from hostd.api.hub.state import Hub

@@ -29,9 +29,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hostd.api.client import HostdClient
 from hostd.api.hub.api import HubAPI, api_error
-from hostd.api.hub.auth import Sessions
 from hostd.api.hub.db import HubStore
 from hostd.api.hub.forms import BadInput
+from hostd.api.hub.identity import Sessions
 from hostd.api.hub.pages import Forbidden, Pages
 from hostd.api.hub.proxy import UserProxy
 from hostd.api.hub.routes import Activity, Routes, account_uid

@@ -17,8 +17,8 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
-from hostd.api.hub.auth import XSRF_FIELD, Identity
 from hostd.api.hub.forms import BadInput, TooLarge, read_form
+from hostd.api.hub.identity import XSRF_FIELD, Identity
 from hostd.api.hub.security import DEFAULT_NEXT, cross_site, safe_next
 from hostd.api.hub.state import Hub
 from hostd.units import validate_username

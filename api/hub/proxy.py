@@ -31,7 +31,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
 
-from hostd.api.hub.auth import Identity, Sessions, hub_cookie_names
+from hostd.api.hub.identity import Identity, Sessions, hub_cookie_names
 from hostd.api.hub.routes import UPSTREAM_TIMEOUT, Activity, Route, Routes, checked_socket
 from hostd.api.hub.security import cross_site
 from hostd.units import validate_username

@@ -15,8 +15,8 @@ import httpx
 from starlette.templating import Jinja2Templates
 
 from hostd.api.client import HostdClient
-from hostd.api.hub.auth import Sessions
 from hostd.api.hub.db import HubStore
+from hostd.api.hub.identity import Sessions
 from hostd.api.hub.routes import Activity, Routes, upstream_transport
 from hostd.api.hub.servers import Servers
 from hostd.api.hub.settings import HubConfig

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from hostd.api.hub import cli
-from hostd.api.hub.auth import SESSION_COOKIE
+from hostd.api.hub.identity import SESSION_COOKIE
 from tests.api.hub.conftest import HubUnderTest
 from tests.api.hub.fake import log_in
 from tests.api.hub.test_login import set_cookie

@@ -29,8 +29,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 
-from hostd.api.hub.auth import SESSION_COOKIE
 from hostd.api.hub.forms import FORM_MAX_BYTES, JSON_MAX_BYTES
+from hostd.api.hub.identity import SESSION_COOKIE
 from hostd.api.hub.security import DEFAULT_NEXT, safe_next
 from hostd.units import validate_username
 from hostd.units.errors import InvalidName

@@ -6,8 +6,8 @@ import httpx
 import pytest
 
 from hostd.api.client import DaemonUnreachable
-from hostd.api.hub.auth import LOGIN_COOKIE, SESSION_COOKIE
 from hostd.api.hub.forms import FORM_MAX_BYTES
+from hostd.api.hub.identity import LOGIN_COOKIE, SESSION_COOKIE
 from tests.api.hub.conftest import HubUnderTest
 from tests.api.hub.fake import PASSWORDS, log_in, xsrf_of
 from tests.api.hub.test_security import OPEN_REDIRECTS

@@ -34,8 +34,8 @@ from websockets.asyncio.client import connect
 
 from hostd.api.client import HostdClient
 from hostd.api.hub.app import build_hub_app
-from hostd.api.hub.auth import LOGIN_COOKIE, SESSION_COOKIE, XSRF_HEADER
 from hostd.api.hub.db import HubStore
+from hostd.api.hub.identity import LOGIN_COOKIE, SESSION_COOKIE, XSRF_HEADER
 from hostd.api.hub.security import DEFAULT_NEXT, Secret
 from hostd.api.hub.settings import HubConfig
 from hostd.units.values import UsageView

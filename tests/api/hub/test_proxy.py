@@ -16,7 +16,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from hostd.api.hub.auth import SESSION_COOKIE
+from hostd.api.hub.identity import SESSION_COOKIE
 from tests.api.hub.conftest import HubUnderTest
 from tests.api.hub.fake import log_in, xsrf_of
 

@@ -15,7 +15,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection as AsyncConnection
 from websockets.sync.client import ClientConnection, connect
 
-from hostd.api.hub.auth import SESSION_COOKIE
+from hostd.api.hub.identity import SESSION_COOKIE
 from tests.api.hub.systemd.conftest import Hub, xsrf_of
 
 START_TIMEOUT_S = 90

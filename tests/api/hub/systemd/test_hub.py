@@ -15,7 +15,7 @@ import pytest
 import websockets
 from websockets.sync.client import connect
 
-from hostd.api.hub.auth import SESSION_COOKIE
+from hostd.api.hub.identity import SESSION_COOKIE
 from tests.api.hub.systemd.conftest import HUB_USER, Hub, PamUser, hub_pid_uid, log_in, run, xsrf_of
 from tests.api.hub.systemd.lab import channels, cookie, run_code, start_lab, ws_url
 from tests.hostd.daemon.systemd.conftest import Daemon

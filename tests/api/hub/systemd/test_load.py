@@ -25,7 +25,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from hostd.api.hub.auth import SESSION_COOKIE
+from hostd.api.hub.identity import SESSION_COOKIE
 from tests.api.hub.systemd.conftest import (
     BASE,
     HUB_USER,

@@ -1,4 +1,4 @@
-"""hostd.cli.daemon: `hostd check-config` and `hostd serve` argument handling, no tracebacks."""
+"""hostd.cli.serve: `hostd check-config` and `hostd serve` argument handling, no tracebacks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hostd.cli.daemon import main
+from hostd.cli.serve import main
 from hostd.config import Config
 
 GOOD = """\
