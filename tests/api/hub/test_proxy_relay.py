@@ -27,10 +27,12 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from tests.api.hub.conftest import HubUnderTest
 from tests.api.hub.test_proxy import cookie_of, logged_in, ws_url
 
-# Longer than any keepalive the proxy could hold against its upstream (20 s + 20 s) and than
-# jupyter_server's kernel_info_timeout (60 s), on the fast clock.
-STALL_S = 75.0
-CLOCK_RATE = 25.0  # the stall takes 3 s of real time
+# Longer than jupyter_server's kernel_info_timeout (60 s, what its open() may wait) and than
+# websockets' keepalive (20 s + 20 s), on the fast clock.
+STALL_S = 65.0
+# The stall takes 5 s of real time; uvicorn's keepalive between the hub and this test's client
+# runs on the same clock and still leaves 1.5 s of real time for a pong on a busy machine.
+CLOCK_RATE = 13.0
 
 
 @contextlib.asynccontextmanager
