@@ -215,8 +215,10 @@ class FakeSessionService:
             await self.get(user)
             lines = self.journal[user]
             if cursor is not None:
-                after = [line.cursor for line in lines].index(cursor) + 1
-                lines = lines[after:]
+                # journalctl --after-cursor with a cursor it cannot seek to prints nothing and
+                # exits, so the real stream ends at once: so does this one.
+                cursors = [line.cursor for line in lines]
+                lines = lines[cursors.index(cursor) + 1 :] if cursor in cursors else []
             for line in lines:
                 yield line
             if self.follow_error is not None:

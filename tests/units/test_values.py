@@ -1,0 +1,35 @@
+"""hostd.units.values: what crosses the daemon's socket reads back as it was written."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from hostd.units.values import Caller, Limits, SessionView
+
+
+def test_a_session_view_reads_back_what_it_wrote() -> None:
+    view = SessionView(
+        user="alice",
+        unit="jupyter-alice.service",
+        state="running",
+        started_at=datetime(2026, 12, 6, tzinfo=UTC),
+        url="http://127.0.0.1:20001/user/alice/",
+        limits=Limits(mem_limit_bytes=2**30, cpu_limit=1.5),
+        profile="group:staff",
+    )
+    assert SessionView.from_dict(view.to_dict()) == view
+
+
+def test_an_unknown_state_is_refused() -> None:
+    data = SessionView(user="alice", unit="jupyter-alice.service", state="stopped").to_dict()
+    with pytest.raises(ValueError, match="unknown session state 'dancing'"):
+        SessionView.from_dict({**data, "state": "dancing"})
+
+
+def test_a_caller_acts_for_itself_unless_it_acts_for_others() -> None:
+    carol = Caller(uid=1001, name="carol", privileged=False)
+    hub = Caller(uid=999, name="hostd-hub", privileged=False, acts_for_others=True)
+    assert carol.may_act_for("carol") and not carol.may_act_for("alice")
+    assert hub.may_act_for("alice") and hub.may_act_for("carol")
