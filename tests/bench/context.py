@@ -117,6 +117,7 @@ class Context:
         self.data: dict[str, Any] = {}
         self.only: set[str] = set()  # --only: the rows asked for (empty: all)
         self._hostd: Hostd | None = None
+        self._jupyterhub_account: str | None = None
         self._hubs: dict[str, JupyterHub] = {}
         self._broken: dict[str, str] = {}
         self._fake_hub: FakeHubAPI | None = None
@@ -145,7 +146,9 @@ class Context:
                 "pip": lab_argv("{PORT}", "{BASE_URL}", pip=True),
                 "singleuser": [str(SESSION_EXEC), SINGLEUSER, "--ip=127.0.0.1", "--port={PORT}"],
             }
-            hostd = Hostd(WORK / "hostd", session, commands)
+            # The two identities that act for other users: row c's hub, row d's JupyterHub.
+            others = ("hostd-hub-bench", self.jupyterhub_account())
+            hostd = Hostd(WORK / "hostd", session, commands, act_for_others=others)
             hostd.start()
             self._hostd = hostd
             hostd.api("GET", "/v1/sessions")
@@ -187,13 +190,19 @@ class Context:
     def spawner_unavailable(self) -> str | None:
         return _importable("hostd.api.spawner")
 
+    def jupyterhub_account(self) -> str:
+        """Row d's JupyterHub runs as this account, in group hostd (made once)."""
+        if self._jupyterhub_account is None:
+            self._jupyterhub_account = self.users.make("jh")
+            sh("usermod", "-aG", "hostd", self._jupyterhub_account)
+        return self._jupyterhub_account
+
     def spawner_hub(self) -> HubDriver:
         """(d) JupyterHub 6 + HostdSpawner, as an unprivileged user in group hostd."""
 
         def make() -> JupyterHub:
             hostd = self.hostd()
-            name = self.users.make("jh")
-            sh("usermod", "-aG", "hostd", name)
+            name = self.jupyterhub_account()
             config = HOSTD_SPAWNER.format(socket=hostd.socket, config=hostd.config)
             home = WORK / "hub-d"
             return JupyterHub(HUB6_VENV, home, config, name)

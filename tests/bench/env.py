@@ -414,7 +414,14 @@ def toml_value(value: Any) -> str:
 class Hostd:
     """``hostd serve`` with a config of the bench's (defaults but for the paths)."""
 
-    def __init__(self, root: Path, session: dict[str, Any], commands: dict[str, list[str]]) -> None:
+    def __init__(
+        self,
+        root: Path,
+        session: dict[str, Any],
+        commands: dict[str, list[str]],
+        *,
+        act_for_others: tuple[str, ...] = (),
+    ) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         root.chmod(0o755)
@@ -425,6 +432,7 @@ class Hostd:
             f'socket = "{self.socket}"',
             f'state_dir = "{root}/state"',
             'runtime_dir = "/run/hostd-bench/run"',
+            f"act_for_others = {toml_list(list(act_for_others))}",
             "",
             "[session]",
             f"cmd = {toml_list(lab_argv('{PORT}', '{BASE_URL}'))}",

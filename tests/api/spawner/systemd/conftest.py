@@ -297,11 +297,16 @@ def spawner_paths() -> Iterator[None]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+# JupyterHub's account per JupyterHub version: a member of group hostd that acts for the users
+# it spawns, so the admin names it in [daemon] act_for_others (as for the hub's own user).
+HUB_ACCOUNTS = {version: f"jh{uuid.uuid4().hex[:8]}" for version in sorted(HUB_VENVS)}
+
+
 @pytest.fixture(scope="module")
 def daemon(spawner_paths: None) -> Iterator[Daemon]:
     root = BASE / f"daemon-{uuid.uuid4().hex[:8]}"
     root.mkdir(mode=0o755)
-    d = Daemon(root, DAEMON_POLICY)
+    d = Daemon(root, DAEMON_POLICY, act_for_others=tuple(HUB_ACCOUNTS.values()))
     d.config.chmod(0o644)  # as an admin's hostd.toml; JupyterHub asks GET /v1/policy
     d.start()
     yield d
@@ -326,7 +331,7 @@ def hub(request: pytest.FixtureRequest, daemon: Daemon) -> Iterator[JupyterHub]:
     venv = HUB_VENVS[request.param]
     if not (venv / "bin" / "jupyterhub").exists():
         pytest.fail(f"{venv}/bin/jupyterhub is missing: run ./packaging/test.sh")
-    name = f"jh{uuid.uuid4().hex[:8]}"
+    name = HUB_ACCOUNTS[request.param]
     home = BASE / name
     home.mkdir(mode=0o700)
     add_user(name, groups="hostd,shadow", home=home)
