@@ -115,7 +115,10 @@ def from_hostd_error(exc: HostdError) -> web.HTTPError:
     status = status_for(exc, SPAWN_STATUS)
     message = exc.message
     if isinstance(exc, PermissionDenied):
-        message += " (JupyterHub's user must be root or in the daemon's socket_group, 'hostd')"
+        message += (
+            " (JupyterHub's user must be root, or in the daemon's socket_group, 'hostd', and"
+            " named in [daemon] act_for_others of /etc/hostd/hostd.toml)"
+        )
     return spawn_exception(
         message, reason=exc.code, status_code=status, log_message=with_session_log(exc)
     )
