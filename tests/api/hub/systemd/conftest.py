@@ -25,9 +25,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import REPO
 from tests.hostd.daemon.systemd.conftest import Daemon
 
-TOP = Path(__file__).resolve().parents[1].parent
+TOP = REPO
 VENV_BIN = Path(sys.executable).parent
 # Made by test.sh (HOSTD_HUB_CACHE): .cache/hub in a checkout every user can read.
 HUB_CACHE = Path(os.environ.get("HOSTD_HUB_CACHE", TOP / ".cache" / "hub"))

@@ -21,12 +21,14 @@ from typing import Any
 
 import pytest
 
+from tests import REPO
+
 VENV_BIN = Path(sys.executable).parent
 PROBE_SOURCE = Path(__file__).with_name("session_probe.py")
 SANDBOX = Path("/srv/hostd-test")  # readonly_paths in the test policy
 PROBE = Path("/opt/hostd-test/session_probe.py")  # readable by every user, unlike a checkout
 SESSION_EXEC = Path("/opt/hostd-test/hostd-session-exec")
-SESSION_EXEC_SOURCE = Path(__file__).parents[3] / "packaging" / "hostd-session-exec"
+SESSION_EXEC_SOURCE = REPO / "packaging" / "hostd-session-exec"
 
 BASE_POLICY = f"""
 [session]
@@ -207,6 +209,18 @@ def daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     for d in started:
         d.terminate()
         shutil.rmtree(d.socket.parent, ignore_errors=True)
+
+
+def cgroup_v2() -> bool:
+    """The unified hierarchy at /sys/fs/cgroup (a real Debian 12 host, packaging/vm), not the
+    testbed's hybrid v1 mounts."""
+    return Path("/sys/fs/cgroup/cgroup.controllers").exists()
+
+
+def oom_result() -> str:
+    """systemd's Result= for a unit the kernel OOM-killed at MemoryMax: on v2 it reads the
+    cgroup's memory.events and says oom-kill; on v1 it only sees the SIGKILL (MACHINE.md)."""
+    return "oom-kill" if cgroup_v2() else "signal"
 
 
 def unit_property(unit: str, prop: str) -> str:

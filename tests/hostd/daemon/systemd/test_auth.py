@@ -20,11 +20,12 @@ from typing import Any
 import pytest
 
 from hostd.daemon.login import LOGIN_FAILED_MESSAGE
+from tests import REPO
 from tests.hostd.daemon.systemd.conftest import BASE_POLICY, Daemon
 
 pytestmark = pytest.mark.systemd
 
-PAM_SOURCE = Path(__file__).parents[3] / "packaging" / "pam.d" / "hostd"
+PAM_SOURCE = REPO / "packaging" / "pam.d" / "hostd"
 PAM_FILE = Path("/etc/pam.d/hostd")
 ADMIN_GROUP = "hostd-test-admins"
 ALLOWED_GROUP = "hostd-test-allowed"

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests import REPO
 from tests.hostd.daemon.systemd.conftest import (
     BASE_POLICY,
     PROBE,
@@ -36,7 +37,6 @@ from tests.hostd.daemon.systemd.session_probe import block_devices
 
 pytestmark = pytest.mark.systemd
 
-REPO = Path(__file__).parents[3]
 # README's sandbox: the whole tree read-only but the user's home (and the test's rw path).
 HARDENED_POLICY = BASE_POLICY.replace(
     f'readonly_paths = ["{SANDBOX}"]', 'readonly_paths = ["/"]'

@@ -20,6 +20,7 @@ from tests.hostd.daemon.systemd.conftest import (
     SANDBOX,
     SESSION_EXEC,
     cpu_seconds,
+    oom_result,
     raw_request,
     unit_property,
     units_left,
@@ -94,7 +95,7 @@ def test_memory_max_kills_a_hog_and_the_start_reports_why(daemon, make_user) -> 
     assert "out of memory (MemoryMax reached)" in result.stderr  # seen by the OOM watcher
     status, body = d.api("GET", f"/v1/sessions/{user}")
     assert status == 200
-    assert (body["state"], body["result"]) == ("failed", "signal")
+    assert (body["state"], body["result"]) == ("failed", oom_result())
     # A failed session starts again with no reset-failed by hand.
     write_plan(user, {})
     assert start(d, user)["state"] == "running"
