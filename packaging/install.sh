@@ -16,6 +16,10 @@
 # changed, units are copied when they differ, and hostd / hostd-hub are restarted only then.
 # Sessions are units of their own and keep running through all of it. An admin's config
 # (/etc/hostd/*.toml, /etc/pam.d/hostd) is never overwritten.
+#
+# For tests only: HOSTD_PREBUILT=DIR (packaging/vm prebuild) holds DIR/venv and DIR/session,
+# built by the same steps for $PREFIX on an identical Debian; they are copied in instead of
+# pip-installed (pip in a slow VM takes many minutes). Unset, as for every admin, pip runs.
 set -euo pipefail
 umask 022  # what it installs is readable by every user (the session environment must be)
 cd "$(dirname "$0")/.."
@@ -183,6 +187,15 @@ want=$(find "${SOURCES[@]}" -name __pycache__ -prune -o -type f -print0 | LC_ALL
   | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 if [ -x "$VENV/bin/hostd" ] && [ "$(cat "$VENV/.hostd-source" 2>/dev/null)" = "$want" ]; then
   say "up to date"
+elif [ -n "${HOSTD_PREBUILT:-}" ]; then
+  [ "$(cat "$HOSTD_PREBUILT/venv/.hostd-source" 2>/dev/null)" = "$want" ] \
+    || die "HOSTD_PREBUILT=$HOSTD_PREBUILT: its venv was not built from these sources (packaging/vm prebuild)"
+  rm -rf "$VENV"
+  install -d -m 0755 "$PREFIX"
+  cp -a "$HOSTD_PREBUILT/venv" "$VENV"
+  say "installed $("$VENV/bin/hostd" --version) (copied from $HOSTD_PREBUILT/venv)"
+  changed_daemon=1
+  changed_hub=1
 else
   [ -x "$VENV/bin/python" ] || /usr/bin/python3 -m venv "$VENV"
   # Built from a copy: pip builds in the tree it is given, and the checkout stays as it was.
@@ -211,7 +224,13 @@ hint "pip could not install ${SESSION_SPEC[*]}: see its error above (network, Py
 spec=$(printf '%s\n' "${SESSION_SPEC[@]}")
 if [ -x "$SESSION_ENV/bin/jupyter" ] && [ "$(cat "$SESSION_ENV/.hostd-spec" 2>/dev/null)" = "$spec" ]; then
   say "up to date (upgrade it with: $SESSION_ENV/bin/pip install -U jupyterlab)"
-else
+elif [ -n "${HOSTD_PREBUILT:-}" ]; then
+  [ "$(cat "$HOSTD_PREBUILT/session/.hostd-spec" 2>/dev/null)" = "$spec" ] \
+    || die "HOSTD_PREBUILT=$HOSTD_PREBUILT: its session was not built for ${SESSION_SPEC[*]} (packaging/vm prebuild)"
+  rm -rf "$SESSION_ENV"
+  install -d -m 0755 "$PREFIX"
+  cp -a "$HOSTD_PREBUILT/session" "$SESSION_ENV"
+  say "installed JupyterLab $("$SESSION_ENV/bin/python" -c 'import jupyterlab; print(jupyterlab.__version__)') (copied from $HOSTD_PREBUILT/session)"
   [ -x "$SESSION_ENV/bin/python" ] || /usr/bin/python3 -m venv "$SESSION_ENV"
   quiet "$SESSION_ENV/bin/pip" install --disable-pip-version-check "${SESSION_SPEC[@]}"
   "$SESSION_ENV/bin/python" -c "import jupyterlab"

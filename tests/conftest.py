@@ -4,6 +4,10 @@
 - ``host_root``: root on the host, outside any testbed (they drive packaging/testbed itself).
 - ``systemd``: root inside a real systemd; ``packaging/test.sh`` runs them in packaging/testbed,
   and a developer runs one with ``packaging/testbed run -- .venv/bin/pytest -m systemd -k NAME``.
+- ``real_host``: root on a real host, systemd the real PID 1 on cgroup v2 (what users run);
+  ``packaging/test.sh`` runs them in a Debian 12 VM, and so does a developer:
+  ``packaging/vm run -- .venv/bin/pytest -m real_host``. Inside the VM (HOSTD_VM=1) an unmet
+  requirement always fails: there nothing may skip.
 
 Outside their place these tests skip, unless ``HOSTD_NO_SKIP=1`` (set by packaging/test.sh, so
 in CI): then a missing requirement, or any skip at all, is a failure.
@@ -20,6 +24,7 @@ import pytest
 
 NO_SKIP = os.environ.get("HOSTD_NO_SKIP") == "1"
 INSIDE_TESTBED = "HOSTD_TESTBED" in os.environ
+INSIDE_VM = os.environ.get("HOSTD_VM") == "1"  # packaging/vm run sets it
 
 
 def pid1_is_systemd() -> bool:
@@ -29,7 +34,24 @@ def pid1_is_systemd() -> bool:
         return False
 
 
+def on_real_host() -> bool:
+    """systemd the real PID 1 on the unified hierarchy (cgroup v2), not a testbed's namespace."""
+    return (
+        pid1_is_systemd()
+        and not INSIDE_TESTBED
+        and Path("/sys/fs/cgroup/cgroup.controllers").exists()
+    )
+
+
 def _unmet(item: pytest.Item) -> str | None:
+    if item.get_closest_marker("real_host"):
+        if os.geteuid() != 0:
+            return "needs root on a real host (packaging/vm runs it as root)"
+        if not on_real_host():
+            return (
+                "needs a real host: systemd the real PID 1 on cgroup v2; run inside the "
+                "Debian 12 VM: packaging/vm run -- .venv/bin/pytest -m real_host"
+            )
     if item.get_closest_marker("systemd"):
         if os.geteuid() != 0:
             return "needs root inside a real systemd"
@@ -49,6 +71,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         return
     if NO_SKIP:
         pytest.fail(f"{reason} (HOSTD_NO_SKIP=1: this may not skip)", pytrace=False)
+    if INSIDE_VM:
+        pytest.fail(f"{reason} (inside packaging/vm: this may not skip)", pytrace=False)
     pytest.skip(reason)
 
 
