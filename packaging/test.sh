@@ -3,8 +3,8 @@
 #   1. static checks (ruff, mypy) and the tests that need no systemd, on the host;
 #   2. the systemd tier inside a private, real systemd (packaging/testbed);
 #   3. on a real Debian 12 host (a VM, packaging/vm: systemd the real PID 1, cgroup v2): the
-#      real_host tier (install.sh as an admin runs it, the hub, PAM, JupyterLab; testbed's
-#      delegated-scope path) and the systemd-tier tests whose claims depend on the host's shape.
+#      real_host tier (what depends on cgroup v2: OOMPolicy, swap, IPAddressDeny; install.sh as
+#      an admin runs it, the hub, PAM, JupyterLab; testbed's delegated-scope path).
 # Idempotent and quiet on a second run. Exit status is non-zero when anything fails.
 # Extra arguments go to both pytest runs (e.g. -k memory, -x).
 set -euo pipefail
@@ -177,16 +177,13 @@ say "real-host tier, inside a Debian 12 VM (packaging/vm; the image is built onc
 if packaging/vm build && prebuilt=$(packaging/vm prebuild); then
   shares=(--share "$prebuilt")
   [ $editable = 1 ] || shares+=(--share "$VENV")  # else it is in the checkout, shared anyway
-  # The systemd tier's host-shaped claims first, on the fresh host; then every real_host test
-  # (wherever it lives), whose install.sh run changes the host. Only the files that name the
-  # marker are collected: importing the whole suite costs minutes in the guest.
-  in_vm='status=0
-    echo "== the daemon'"'"'s systemd tier on a real host: tests/hostd/daemon/systemd"
-    "$0" -q -m systemd tests/hostd/daemon/systemd "$@" || status=1
-    echo "== the real_host tier"
-    mapfile -t files < <(grep -rlw --include="test_*.py" real_host tests | sort)
-    "$0" -q -m real_host "${files[@]}" "$@" || status=1
-    exit $status'
+  # Every real_host test (wherever it lives): the host-shaped claims (OOMPolicy, swap, the
+  # metadata address, the OOM count from memory.events), then install.sh as an admin runs it,
+  # which changes the host. Only the files that name the marker are collected: importing the
+  # whole suite costs minutes in the guest. (The daemon's whole systemd tier in the VM, 38
+  # tests, is not here yet: its fixed deadlines do not hold under TCG; README, Tests.)
+  in_vm='mapfile -t files < <(grep -rlw --include="test_*.py" real_host tests | sort)
+    exec "$0" -q -m real_host "${files[@]}" "$@"'
   run env HOSTD_PREBUILT="$prebuilt" packaging/vm run --timeout 1800 "${shares[@]}" -- \
     bash -c "$in_vm" "$VENV/bin/pytest" "$@"
 else
