@@ -137,13 +137,13 @@ async def test_health(hostd: HostdClient) -> None:
 
 async def test_usage(hostd: HostdClient, fake: FakeSessionService) -> None:
     fake.add_session("alice")
-    assert await hostd.daemon.usage("alice") == await fake.usage("alice")
+    assert await hostd.usage("alice") == await fake.usage("alice")
     measured = UsageView(user="alice", memory_bytes=1, cpu_percent=250.0)
     fake.usages["alice"] = measured
-    assert await hostd.daemon.usage("alice") == measured
+    assert await hostd.usage("alice") == measured
     fake.add_session("bob", state="stopped")
     with pytest.raises(SessionNotFound):
-        await hostd.daemon.usage("bob")
+        await hostd.usage("bob")
 
 
 async def test_host(hostd: HostdClient, fake: FakeSessionService) -> None:
@@ -208,7 +208,7 @@ async def test_activity(hostd: HostdClient, fake: FakeSessionService) -> None:
 
 async def test_metrics(hostd: HostdClient, fake: FakeSessionService) -> None:
     fake.add_session("alice")
-    text = await hostd.daemon.metrics()
+    text = await hostd.metrics()
     assert text == (await fake.metrics())[0].decode()
     assert "hostd_sessions 1.0" in text
 
