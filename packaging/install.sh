@@ -231,6 +231,7 @@ elif [ -n "${HOSTD_PREBUILT:-}" ]; then
   install -d -m 0755 "$PREFIX"
   cp -a "$HOSTD_PREBUILT/session" "$SESSION_ENV"
   say "installed JupyterLab $("$SESSION_ENV/bin/python" -c 'import jupyterlab; print(jupyterlab.__version__)') (copied from $HOSTD_PREBUILT/session)"
+else
   [ -x "$SESSION_ENV/bin/python" ] || /usr/bin/python3 -m venv "$SESSION_ENV"
   quiet "$SESSION_ENV/bin/pip" install --disable-pip-version-check "${SESSION_SPEC[@]}"
   "$SESSION_ENV/bin/python" -c "import jupyterlab"
