@@ -312,5 +312,19 @@ async def test_20_kernel_websockets_at_once_through_the_proxy(
         f"{len(round_trips)} executions over 20 open WebSockets: {figures(round_trips)}; "
         f"{len(errors)} errors"
     )
-    assert not errors, (errors, hub.tail())
+    assert not errors, (errors, hub.tail(), _session_journals(errors, kernels))
     assert len(round_trips) == 20 * ROUNDS
+
+
+def _session_journals(errors: list[str], kernels: list[tuple[str, str, str]]) -> str:
+    """The journal of each session whose kernel failed: what its server said about it."""
+    failed = {int(error.split(":")[0].removeprefix("kernel ")) for error in errors}
+    users = sorted({kernels[number][0] for number in failed})
+    return "\n".join(
+        subprocess.run(
+            ["journalctl", "--no-pager", "-o", "short-precise", "-n", "300",
+             "-u", f"jupyter-{user}.service"],
+            capture_output=True, text=True, check=False,
+        ).stdout
+        for user in users
+    )  # fmt: skip
