@@ -245,7 +245,8 @@ else
   echo "$spec" > "$SESSION_ENV/.hostd-spec"
   say "installed JupyterLab $("$SESSION_ENV/bin/python" -c 'import jupyterlab; print(jupyterlab.__version__)')"
 fi
-# Its Jupyter server config keeps the session's token out of the pages JupyterLab serves.
+# Its Jupyter server config keeps the session's token out of the pages JupyterLab serves and
+# puts its kernels on Unix sockets in the session's runtime directory.
 if ! cmp -s "$src/packaging/session/jupyter_server_config.py" \
     "$SESSION_ENV/etc/jupyter/jupyter_server_config.py"; then
   install -D -m 0644 "$src/packaging/session/jupyter_server_config.py" \

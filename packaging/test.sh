@@ -94,6 +94,9 @@ venv_once "$SPAWNER_CACHE/session" "${SESSION_SPEC[@]}"
 lean "$SPAWNER_CACHE/session"
 "$SPAWNER_CACHE/session/bin/python" -c "import jupyterhub, jupyter_server, ipykernel" \
   || die "the session venv is incomplete: pip install failed above"
+# As packaging/install.sh does for the session environment (its kernels on Unix sockets, say).
+install -D -m 0644 packaging/session/jupyter_server_config.py \
+  "$SPAWNER_CACHE/session/etc/jupyter/jupyter_server_config.py"
 HUB5="$SPAWNER_CACHE/jupyterhub5"
 venv_once "$HUB5" "${HUB5_SPEC[@]}"
 # hostd itself, as in the venv above: editable, or a fresh copy of a private checkout.

@@ -17,7 +17,13 @@ from hostd.units.directives import convert_extra_properties
 from hostd.units.environ import env_allowed, validate_environment
 from hostd.units.errors import InvalidOption, UserRefused
 from hostd.units.model import Property, UnitSpec, UserInfo
-from hostd.units.names import SLICE, syslog_identifier_for, unit_name_for, validate_username
+from hostd.units.names import (
+    SLICE,
+    UNIT_PREFIX,
+    syslog_identifier_for,
+    unit_name_for,
+    validate_username,
+)
 from hostd.units.paths import (
     expand_template,
     substitute_placeholders,
@@ -28,10 +34,12 @@ from hostd.units.policy import SessionPolicy, SessionRequest
 from hostd.units.resources import limit_properties
 from hostd.units.urls import validate_base_url
 
-__all__ = ["PORT_MAX", "PORT_MIN", "build_unit"]
+__all__ = ["PORT_MAX", "PORT_MIN", "RUNTIME_DIRECTORY_MODE", "RUN_DIR", "build_unit"]
 
 PORT_MIN = 1024
 PORT_MAX = 65535
+RUN_DIR: Final = "/run"  # where systemd makes RuntimeDirectory= for a system service
+RUNTIME_DIRECTORY_MODE: Final = 0o700
 # systemd.exec(5) "Credentials": a credential name is a valid file name.
 _CREDENTIAL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,255}")
 _NO_CREDENTIALS: Mapping[str, str] = MappingProxyType({})
@@ -73,6 +81,8 @@ def build_unit(
         "PORT": str(port),
         "BASE_URL": validate_base_url(base_url),
     }
+    runtime_directory = f"{UNIT_PREFIX}{name}"  # a user name has no "/" (validate_username)
+    runtime_environment = {"JUPYTER_RUNTIME_DIR": f"{RUN_DIR}/{runtime_directory}"}
     mem = _effective(
         request.mem_limit, policy.mem_limit, policy.max_mem_limit, privileged, "mem_limit"
     )
@@ -88,8 +98,20 @@ def build_unit(
         Property("Type", "s", "exec"),
         Property("User", "s", name),
         Property("WorkingDirectory", "s", _working_directory(policy, user)),
-        Property("Environment", "as", _environment(policy, request, mem, cpu, hostd_environment)),
+        Property(
+            "Environment",
+            "as",
+            _environment(policy, request, mem, cpu, {**hostd_environment, **runtime_environment}),
+        ),
         Property("Slice", "s", SLICE),
+        # ref: systemd.exec(5) RuntimeDirectory=: /run/jupyter-<user>, the user's alone (0700),
+        # removed when the session ends. Jupyter keeps its runtime files there
+        # (JUPYTER_RUNTIME_DIR), the kernels' connection files and, with the session
+        # environment's transport "ipc", the kernels' ZeroMQ sockets: no kernel port on the
+        # loopback every session shares (there, kernels starting at once picked the same
+        # free port and died: tests/api/hub/systemd/test_load.py).
+        Property("RuntimeDirectory", "as", [runtime_directory]),
+        Property("RuntimeDirectoryMode", "u", RUNTIME_DIRECTORY_MODE),
         # A failed transient unit would block the next start of its name (UnitExists)
         # until ResetFailedUnit; this lets systemd collect it.
         Property("CollectMode", "s", "inactive-or-failed"),

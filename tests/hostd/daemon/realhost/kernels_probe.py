@@ -5,7 +5,10 @@ Runs as the session's user: ``kernels_probe.py PORT``. It reads ~/.hostd-probe.j
 numbered ``hog_kernel`` allocates ``hog_mib`` MiB after ``hog_after_s`` seconds. It serves
 HTTP on 127.0.0.1:PORT, where GET /report answers how each kernel is (pid, returncode: None
 while it runs, -9 once SIGKILLed) and, for each ``connect`` entry [host, port], what a TCP
-connect from inside the session gives ("ok", an errno name such as "EPERM", or "timeout").
+connect from inside the session gives ("ok", an errno name such as "EPERM", or "timeout"),
+and for each ``send`` entry what sending one UDP datagram there gives ("ok" or an errno name).
+systemd's IPAddressDeny= drops a denied packet as it leaves: a UDP send fails at once with
+EPERM, while a TCP connect only waits (its SYN is dropped and retried) until it times out.
 """
 
 import errno
@@ -48,6 +51,15 @@ def attempt_connect(host: str, port: int) -> str:
         return errno.errorcode.get(exc.errno or 0, type(exc).__name__)
 
 
+def attempt_send(host: str, port: int) -> str:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.sendto(b"hostd probe", (host, port))
+        except OSError as exc:
+            return errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+    return "ok"
+
+
 def report() -> dict[str, object]:
     plan = load_plan()
     connects = plan.get("connect", [])
@@ -55,6 +67,7 @@ def report() -> dict[str, object]:
         "main_pid": os.getpid(),
         "kernels": [{"pid": k.pid, "returncode": k.poll()} for k in KERNELS],
         "connect": {f"{host}:{port}": attempt_connect(host, port) for host, port in connects},
+        "send": {f"{host}:{port}": attempt_send(host, port) for host, port in plan.get("send", [])},
     }
 
 

@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
+HOGS: list[bytes] = []  # what the plan's hog allocated, held until the session ends
+
 
 def attempt_write(path: str) -> str:
     try:
@@ -126,8 +128,9 @@ def later(plan: dict[str, Any]) -> None:
     """What the plan says to do once the session serves: hog memory, or crash."""
     if plan.get("hog_after_s") is not None:
         time.sleep(float(plan["hog_after_s"]))
-        hog = b"x" * (int(plan["hog_mib"]) * 1024 * 1024)
-        print(f"allocated {len(hog) >> 20} MiB", flush=True)
+        # Kept: a hog freed when this thread returns would leave nothing in memory or swap to see.
+        HOGS.append(b"x" * (int(plan["hog_mib"]) * 1024 * 1024))
+        print(f"allocated {len(HOGS[-1]) >> 20} MiB", flush=True)
     if plan.get("exit_after_s") is not None:
         time.sleep(float(plan["exit_after_s"]))
         print(f"crashing with exit status {plan.get('exit_code', 1)}", flush=True)
