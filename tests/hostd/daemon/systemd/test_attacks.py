@@ -123,7 +123,7 @@ def test_a_port_another_account_takes_first_fails_the_start_loudly(daemon, make_
     mallory = make_user()
     answer, port = squat(d, alice, mallory)
     mallory_uid = pwd.getpwnam(mallory).pw_uid
-    assert (answer["status"], answer["body"]["code"]) == (502, "spawn-failed"), answer
+    assert answer["status"] == 502 and answer["body"]["code"] == "spawn-failed", answer
     assert (
         f"port {port} was taken by another process (uid {mallory_uid}, pid "
         in answer["body"]["message"]
@@ -154,7 +154,7 @@ def test_jupyterlab_refused_its_port_exits_instead_of_moving(daemon, make_user) 
     d = daemon(f"[session]\ncmd = {json.dumps(cmd)}\nisolate_tmp = true\n")
     alice, mallory = make_user(), make_user()
     answer, port = squat(d, alice, mallory)
-    assert (answer["status"], answer["body"]["code"]) == (502, "spawn-failed"), answer
+    assert answer["status"] == 502 and answer["body"]["code"] == "spawn-failed", answer
     assert f"port {port} was taken by another process" in answer["body"]["message"]
     journal = subprocess.run(
         ["journalctl", f"_SYSTEMD_UNIT=jupyter-{alice}.service", "-o", "cat", "--no-pager"],
