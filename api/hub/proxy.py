@@ -32,7 +32,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
 
 from hostd.api.hub.identity import Identity, Sessions, hub_cookie_names
-from hostd.api.hub.routes import UPSTREAM_TIMEOUT, Activity, Route, Routes, checked_socket
+from hostd.api.hub.routes import (
+    PEER_UID,
+    UPSTREAM_TIMEOUT,
+    Activity,
+    Route,
+    Routes,
+    checked_socket,
+)
 from hostd.api.hub.security import cross_site
 from hostd.units import validate_username
 from hostd.units.errors import HostdError, InvalidName
@@ -239,7 +246,8 @@ class UserProxy:
             + _query(scope),
             headers=_request_headers(scope, route, _DROPPED_REQUEST),
             content=content,
-            extensions={"timeout": UPSTREAM_TIMEOUT.as_dict()},
+            # PEER_UID: the connection must end at this route's user's server (routes.py).
+            extensions={"timeout": UPSTREAM_TIMEOUT.as_dict(), PEER_UID: route.uid},
         )
         try:
             upstream = await self.http().handle_async_request(request)

@@ -1,12 +1,17 @@
 """Where each user's server answers, and whether a connection really reached it (api layer).
 
 ``Routes`` caches, per user, the daemon's URL and token for the running server (ROUTE_TTL_S;
-one daemon lookup at a time per user; dropped when the hub starts or stops that server or
-the upstream refuses connections), so most proxied requests cost no call to the daemon.
+one daemon lookup at a time per user; dropped when the hub starts or stops that server, the
+upstream refuses connections, or the daemon says the session ended or is another invocation:
+a route older than REVALIDATE_S is checked against the daemon in the background), so most
+proxied requests cost no call to the daemon.
 
 Every new connection to a server is checked before a byte is sent (hostd.api.hub.peer): the server
-end must be owned by the user's account. A port on 127.0.0.1 is anyone's to bind once the
-session that had it is gone, and the hub sends the session's token with every request.
+end must be owned by the account of the user whose route is used (the route's own uid). A port
+on 127.0.0.1 is anyone's to bind once the session that had it is gone, and the hub sends the
+session's token with every request. Nothing is keyed by port alone: two routes may name one
+port (one of them stale), so connections are pooled per (uid, host, port) and each pool checks
+against its own uid.
 ``upstream_transport`` is the proxy's one pooled HTTP transport, with that check built into its
 connection pool; ``checked_socket`` does the same for a WebSocket. ``Activity`` reports
 users' activity to the daemon at most once per interval.
@@ -34,6 +39,8 @@ from hostd.api.hub.peer import WrongPeer, peer_uid
 from hostd.units.errors import HostdError, SessionNotFound
 
 __all__ = [
+    "PEER_UID",
+    "REVALIDATE_S",
     "ROUTE_TTL_S",
     "UPSTREAM_TIMEOUT",
     "Activity",
@@ -48,6 +55,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ROUTE_TTL_S: Final = 60.0
+# A route older than this is checked against the daemon (in the background) at its next use:
+# a session that ended, or started again, outside the hub is noticed within seconds.
+REVALIDATE_S: Final = 5.0
+# The request extension that carries the uid the upstream's socket must belong to.
+PEER_UID: Final = "hostd_peer_uid"
 NEGATIVE_TTL_S: Final = 2.0  # a stopped server is asked about at most this often
 UPSTREAM_TIMEOUT: Final = httpx.Timeout(10.0, read=300.0, write=60.0)
 CONNECT_TIMEOUT_S: Final = 10.0
@@ -55,8 +67,9 @@ CONNECT_TIMEOUT_S: Final = 10.0
 
 @dataclass(frozen=True)
 class Route:
-    """Where a user's server answers: ``origin`` (http://127.0.0.1:PORT), its token, and the
-    uid that must own the server's socket (hostd.api.hub.peer)."""
+    """Where a user's server answers: ``origin`` (http://127.0.0.1:PORT), its token, the
+    uid that must own the server's socket (hostd.api.hub.peer), and which run of the session
+    it is (``started_at``: a new invocation starts at another time)."""
 
     origin: str
     host: str
@@ -64,6 +77,7 @@ class Route:
     token: str
     uid: int
     fetched: float
+    started_at: str | None = None
 
 
 def account_uid(user: str) -> int:
@@ -79,22 +93,27 @@ class Routes:
         daemon: HostdClient,
         *,
         ttl_s: float = ROUTE_TTL_S,
+        revalidate_s: float = REVALIDATE_S,
         uid_of: Callable[[str], int] = account_uid,
     ) -> None:
         self.daemon = daemon
         self.ttl_s = ttl_s
+        self.revalidate_s = revalidate_s
         self.uid_of = uid_of
         self._routes: dict[str, Route | None] = {}
-        self._uid_by_port: dict[int, int] = {}
         self._checked: dict[str, float] = {}
         self._lookups: dict[str, asyncio.Future[Route | None]] = {}
+        self._revalidations: dict[str, asyncio.Task[None]] = {}
 
     async def get(self, user: str) -> Route | None:
         """The route to ``user``'s running server, or None when it is not running."""
         now = time.monotonic()
         if user in self._routes:
             route = self._routes[user]
-            if now - self._checked[user] < (self.ttl_s if route is not None else NEGATIVE_TTL_S):
+            age = now - self._checked[user]
+            if age < (self.ttl_s if route is not None else NEGATIVE_TTL_S):
+                if route is not None and age >= self.revalidate_s:
+                    self._revalidate(user, route)
                 return route
         lookup = self._lookups.get(user)
         if lookup is None:
@@ -102,6 +121,39 @@ class Routes:
             self._lookups[user] = lookup
             lookup.add_done_callback(lambda _: self._lookups.pop(user, None))
         return await asyncio.shield(lookup)
+
+    def _revalidate(self, user: str, route: Route) -> None:
+        """Ask the daemon, without holding up the request, whether ``route`` is still the
+        session it names; forget it if the session ended or is another invocation."""
+        if user in self._revalidations or user in self._lookups:
+            return
+        task = asyncio.create_task(self._check(user, route), name=f"route {user}")
+        self._revalidations[user] = task
+        task.add_done_callback(lambda _: self._revalidations.pop(user, None))
+
+    async def _check(self, user: str, route: Route) -> None:
+        try:
+            view = await self.daemon.get(user)
+        except SessionNotFound:
+            view = None
+        except HostdError as exc:  # the daemon is restarting, say: keep the route for now
+            log.info("could not check %s's route: %s", user, exc.message)
+            return
+        if self._routes.get(user) is not route:
+            return  # replaced or forgotten meanwhile
+        started = view.started_at.isoformat() if view and view.started_at else None
+        same = (
+            view is not None
+            and view.state == "running"
+            and _origin(view.url) == route.origin
+            and started == route.started_at
+        )
+        if not same:
+            log.info("%s's session ended or started again: forgetting its route", user)
+            self.forget(user)
+            return
+        # The same run of the session: as good as a new lookup (its token is the same).
+        self._checked[user] = time.monotonic()
 
     async def _lookup(self, user: str) -> Route | None:
         route: Route | None = None
@@ -116,30 +168,33 @@ class Routes:
                     token=await self.daemon.token(user),
                     uid=await asyncio.to_thread(self.uid_of, user),
                     fetched=time.monotonic(),
+                    started_at=view.started_at.isoformat() if view.started_at else None,
                 )
         except SessionNotFound:
             route = None
         except KeyError:  # no such account any more
             log.warning("%s has a server but no account: not forwarding to it", user)
             route = None
-        old = self._routes.get(user)
-        if old is not None:
-            self._uid_by_port.pop(old.port, None)
-        if route is not None:
-            self._uid_by_port[route.port] = route.uid
         self._routes[user] = route
         self._checked[user] = time.monotonic()
         return route
 
     def forget(self, user: str) -> None:
-        route = self._routes.pop(user, None)
-        if route is not None:
-            self._uid_by_port.pop(route.port, None)
+        self._routes.pop(user, None)
         self._checked.pop(user, None)
 
-    def uid_for_port(self, port: int) -> int | None:
-        """Whose server a route says listens on ``port`` (None: no route has it)."""
-        return self._uid_by_port.get(port)
+    async def aclose(self) -> None:
+        tasks = list(self._revalidations.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _origin(url: str | None) -> str | None:
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def check_peer(sock: socket.socket, expected_uid: int | None) -> None:
@@ -153,10 +208,11 @@ def check_peer(sock: socket.socket, expected_uid: int | None) -> None:
 
 
 class _CheckedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network backend, checking each new connection's peer before it is used."""
+    """httpcore's network backend, checking each new connection's peer before it is used:
+    the server's socket must belong to ``expected_uid``, the uid of the route's user."""
 
-    def __init__(self, routes: Routes) -> None:
-        self.routes = routes
+    def __init__(self, expected_uid: int) -> None:
+        self.expected_uid = expected_uid
         self.inner = httpcore.AnyIOBackend()
 
     async def connect_tcp(
@@ -172,7 +228,7 @@ class _CheckedBackend(httpcore.AsyncNetworkBackend):
             # In a thread: the kernel takes milliseconds to print the socket table
             # (hostd.api.hub.peer), and the event loop serves every other request meanwhile.
             sock = stream.get_extra_info("socket")
-            await asyncio.to_thread(check_peer, sock, self.routes.uid_for_port(port))
+            await asyncio.to_thread(check_peer, sock, self.expected_uid)
         except OSError as exc:
             await stream.aclose()
             raise httpcore.ConnectError(str(exc)) from exc
@@ -191,7 +247,7 @@ class _CheckedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport over a pool whose connections are checked (_CheckedBackend)."""
 
     def __init__(
-        self, routes: Routes, limits: httpx.Limits, tls: ssl.SSLContext | None = None
+        self, expected_uid: int, limits: httpx.Limits, tls: ssl.SSLContext | None = None
     ) -> None:
         super().__init__(limits=limits, trust_env=False, verify=tls or True)
         # httpx takes no network backend; the httpcore pool under it does.
@@ -199,7 +255,7 @@ class _CheckedTransport(httpx.AsyncHTTPTransport):
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_CheckedBackend(routes),
+            network_backend=_CheckedBackend(expected_uid),
         )
 
 
@@ -211,20 +267,26 @@ class _PoolPerServer(httpx.AsyncBaseTransport):
     its time in that scan (measured: half its CPU, a p50 of a second at 50 requests at once).
     Fewer kept-alive connections than servers was no better: a new connection, and a peer
     check, for almost every request. A pool per server keeps both small.
+
+    A pool is per (uid, host, port), the uid the request's route names (its PEER_UID
+    extension): a connection checked for one user's server is never handed to a request on
+    another user's route that names the same port (a stale one, after the port changed hands).
     """
 
-    def __init__(self, routes: Routes, limits: httpx.Limits) -> None:
-        self.routes = routes
+    def __init__(self, limits: httpx.Limits) -> None:
         self.limits = limits
         # One for all: httpx loads the CA bundle for each transport it makes (0.1 s, measured).
         self.tls = ssl.create_default_context()
-        self._pools: dict[tuple[str, int | None], _CheckedTransport] = {}
+        self._pools: dict[tuple[int, str, int | None], _CheckedTransport] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        server = (request.url.host, request.url.port)
+        expected_uid = request.extensions.get(PEER_UID)
+        if not isinstance(expected_uid, int):  # a request without a route: nowhere to send it
+            raise httpx.ConnectError("no uid to check the server against", request=request)
+        server = (expected_uid, request.url.host, request.url.port)
         pool = self._pools.get(server)
         if pool is None:
-            pool = self._pools[server] = _CheckedTransport(self.routes, self.limits, self.tls)
+            pool = self._pools[server] = _CheckedTransport(expected_uid, self.limits, self.tls)
         return await pool.handle_async_request(request)
 
     async def aclose(self) -> None:
@@ -272,13 +334,14 @@ class Activity:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def upstream_transport(routes: Routes) -> httpx.AsyncBaseTransport:
+def upstream_transport() -> httpx.AsyncBaseTransport:
     """The one transport for every forwarded request: pooled keep-alive connections, a pool
     per user's server (_PoolPerServer), each connection checked once, when made, to end at the
-    right user's server. A transport, not a client: a client keeps a cookie jar, and one jar
-    for every user would carry the cookies alice's server set to bob's server."""
+    server of the route's user (the request's PEER_UID extension). A transport, not a client:
+    a client keeps a cookie jar, and one jar for every user would carry the cookies alice's
+    server set to bob's server."""
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)  # per server
-    return _PoolPerServer(routes, limits)
+    return _PoolPerServer(limits)
 
 
 async def checked_socket(route: Route) -> socket.socket:

@@ -55,12 +55,13 @@ class Hub:
     def http(self) -> httpx.AsyncBaseTransport:
         """The pooled transport for the proxy, made on first use (not in a constructor)."""
         if self.upstream is None:
-            self.upstream = upstream_transport(self.routes)
+            self.upstream = upstream_transport()
         return self.upstream
 
     async def aclose(self) -> None:
         await self.servers.aclose()
         await self.activity.aclose()
+        await self.routes.aclose()
         if self.upstream is not None:
             await self.upstream.aclose()
             self.upstream = None

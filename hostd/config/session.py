@@ -29,6 +29,8 @@ DEFAULT_SESSION_CMD = (
     "--no-browser",
     "--ip=127.0.0.1",
     "--port={PORT}",
+    # A taken port makes the server exit, not move to another one (issue 13: a squatter).
+    "--ServerApp.port_retries=0",
     "--ServerApp.base_url={BASE_URL}",
 )
 # Every SessionPolicy option is a [session] key of the same name, but stop_timeout_usec,

@@ -2,9 +2,14 @@
 
 One transient unit per user. A start allocates a port, writes the token, builds the unit with
 hostd.units, records it in the store, waits for a start slot (Admission) and for the server
-to answer on its port; a stop stops the unit and records the end. Every end goes through
+to listen on its port; a stop stops the unit and records the end. Every end goes through
 finish(), which records it, lets systemd collect the unit and frees what the session held.
 All of it runs under the user's lock, so a start and a stop of one user never interleave.
+
+Ready means the session's own listener: a socket on its port held by a process in its unit's
+cgroup, running as its user (hostd.daemon.ports). The port is public (HOSTD_PORT in the unit's
+Environment=), so another account may bind it first; that start fails, saying so, rather than
+being called running at someone else's listener (issue 13, attack 3).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from hostd.config.profiles import apply_profile
 from hostd.daemon import credentials, journal
 from hostd.daemon.admission import Admission
 from hostd.daemon.metrics import Metrics
-from hostd.daemon.ports import allocate_port, port_open
+from hostd.daemon.ports import ListenerCheck, SessionOwner, allocate_port
 from hostd.daemon.store import SessionRecord, Store, now
 from hostd.daemon.systemd import SystemdSeam, UnitStatus
 from hostd.daemon.table import SessionTable
@@ -56,7 +61,7 @@ __all__ = ["FAILURE_LOG_LINES", "Lifecycle", "policy_for"]
 
 log = logging.getLogger(__name__)
 
-READY_POLL_S = 0.02  # how often a starting session's port is tried
+READY_POLL_S = 0.05  # how often a starting session's port is looked at (a read of /proc/net/tcp)
 STATE_POLL_S = 0.1  # how often its unit is read meanwhile (a failure shows within this)
 FAILURE_LOG_LINES = 20
 
@@ -159,7 +164,7 @@ class Lifecycle:
             if status is not None and status.active_state in ACTIVE:
                 view = await self.views.session(name, status)
                 if wait and view.state == "starting":
-                    view = await self.wait_ready(name, unit, self._deadline())
+                    view = await self.wait_ready(name, unit, self._deadline(), info.uid)
                 return StartOutcome(view, created=False)
             if status is not None and status.active_state == "deactivating":
                 raise SessionConflict(f"the session of {name} is stopping; start it again shortly")
@@ -180,6 +185,11 @@ class Lifecycle:
                     privileged=caller.privileged,
                     hostd_environment={
                         "HOSTD_PORT": str(port),
+                        # JupyterLab's default port_retries is 50: refused its port (another
+                        # account bound it first) it would quietly serve on another one. An
+                        # admin's cmd from an older config may lack --ServerApp.port_retries=0;
+                        # jupyter_server reads this variable when the flag is not given.
+                        "JUPYTER_PORT_RETRIES": "0",
                         "JUPYTER_TOKEN_FILE": str(token_file),
                         **({"HOSTD_CREDENTIALS_DIR": str(secrets_dir)} if secrets_dir else {}),
                     },
@@ -232,26 +242,42 @@ class Lifecycle:
                     self.oom.watch(name, self.sampler.memory_dir(status.control_group or ""))
                 if not wait:
                     return StartOutcome(await self.views.session(name, status), created=True)
-                view = await self.wait_ready(name, unit, self._deadline())
+                view = await self.wait_ready(name, unit, self._deadline(), info.uid)
                 return StartOutcome(view, created=True)
 
     def _deadline(self) -> float:
         return time.monotonic() + self.config.daemon.start_timeout_s
 
-    async def wait_ready(self, name: str, unit: str, deadline: float) -> SessionView:
-        """Until the session answers on its port, or its unit ends (reported at once)."""
+    async def wait_ready(self, name: str, unit: str, deadline: float, uid: int) -> SessionView:
+        """Until the session's own process listens on its port (uid ``uid``, in the unit's
+        cgroup), or its unit ends, or another process holds the port (both reported at once)."""
         port = self.table[name].port
-        next_state_check = 0.0
+        status = await self.systemd.unit_status(unit)
+        next_state_check = time.monotonic() + STATE_POLL_S
         while True:
-            if port is not None and await port_open(port):
+            found = await self._listener(port, uid, status)
+            if found.state == "foreign" and port is not None:
+                await self.systemd.stop_unit(unit)
+                raise await self._start_failed(name, unit, found.describe(port))
+            if found.state == "ours":
                 status = await self.systemd.unit_status(unit)
                 if status is not None and status.active_state in ACTIVE:
                     await self.mark(name, state="running", invocation_id=status.invocation_id)
                     return await self.views.session(name, status, answering=True)
             if time.monotonic() >= next_state_check:
                 if await self.systemd.active_state(unit) not in ACTIVE:
-                    raise await self._start_failed(name, unit, "the session ended while starting")
+                    # A server refused its port exits (JupyterLab with port_retries=0): if
+                    # another process holds the port, that is the reason to give.
+                    found = await self._listener(port, uid, status)
+                    why = (
+                        found.describe(port)
+                        if found.state == "foreign" and port is not None
+                        else "the session ended while starting"
+                    )
+                    raise await self._start_failed(name, unit, why)
                 next_state_check = time.monotonic() + STATE_POLL_S
+                if status is None or status.main_pid is None:
+                    status = await self.systemd.unit_status(unit)
             if time.monotonic() >= deadline:
                 await self.systemd.stop_unit(unit)
                 raise await self._start_failed(
@@ -261,6 +287,19 @@ class Lifecycle:
                     f"{self.config.daemon.start_timeout_s:g} s",
                 )
             await asyncio.sleep(READY_POLL_S)
+
+    async def _listener(
+        self, port: int | None, uid: int, status: UnitStatus | None
+    ) -> ListenerCheck:
+        """Who listens on the starting session's port (hostd.daemon.ports.check_listener)."""
+        if port is None:
+            return ListenerCheck("none")
+        owner = SessionOwner(
+            uid,
+            status.control_group if status is not None else None,
+            status.main_pid if status is not None else None,
+        )
+        return await asyncio.to_thread(self.views.probe, port, owner)
 
     async def _start_failed(self, name: str, unit: str, why: str) -> SpawnFailed:
         status = await self.systemd.unit_status(unit)

@@ -20,7 +20,7 @@ from hostd.daemon.lifecycle import Lifecycle
 from hostd.daemon.store import Store, now
 from hostd.daemon.systemd import SystemdSeam, UnitStatus
 from hostd.daemon.table import SessionTable
-from hostd.daemon.usage import OomWatcher, UsageSampler, open_connections
+from hostd.daemon.usage import OomWatcher, UsageSampler
 from hostd.daemon.views import ENDED, ended_reason, session_port
 from hostd.units import unit_name_for, user_for_unit_name
 
@@ -133,13 +133,18 @@ class Reaper:
                         await self.lifecycle.stop_locked(name, unit, reason, requested=False)
 
     def idle_seconds(self, name: str, status: UnitStatus) -> float:
-        """Seconds since the last activity: the hub's report, CPU use or an open connection."""
+        """Seconds since the last activity: the hub's reports (POST .../activity, which only a
+        caller acting for the user may send) or the session's own CPU use.
+
+        Not an open TCP connection to the session's port: anyone on the machine may open one,
+        and one held open kept an idle session from ever being culled (issue 13, attack 6).
+        The hub reports every proxied request and WebSocket message it forwards instead.
+        """
         now_s = time.monotonic()
         busy = (
             self.sampler.recent_cpu_percent(name) or 0.0
         ) > self.config.capacity.idle_cpu_percent
-        port = session_port(status)
         entry = self.table[name]
-        if busy or (port is not None and open_connections(port) > 0):
+        if busy:
             entry.active_at = now_s
         return now_s - (entry.active_at if entry.active_at is not None else now_s)

@@ -28,13 +28,14 @@ from hostd.daemon.admission import Admission
 from hostd.daemon.lifecycle import Lifecycle
 from hostd.daemon.login import Authenticator
 from hostd.daemon.metrics import Metrics, SessionSample
+from hostd.daemon.ports import check_listener
 from hostd.daemon.reaper import Reaper
 from hostd.daemon.store import Store
 from hostd.daemon.systemd import SystemdClient, SystemdSeam
 from hostd.daemon.table import SessionTable
 from hostd.daemon.usage import OomWatcher, UsageSampler
 from hostd.daemon.users import name_for_uid, user_in_group
-from hostd.daemon.views import ACTIVE, Views, host_view
+from hostd.daemon.views import ACTIVE, ListenerProbe, Views, host_view
 from hostd.units import (
     SessionRequest,
     cpu_limit_of,
@@ -70,8 +71,10 @@ class SessionManager:
         *,
         sampler: UsageSampler | None = None,
         memory_total: int = 0,
+        probe: ListenerProbe = check_listener,
     ) -> None:
-        """No I/O here: create() reads what these need (mountinfo, the RAM) and passes it."""
+        """No I/O here: create() reads what these need (mountinfo, the RAM) and passes it.
+        ``probe`` tells who listens on a session's port (a fake's, in tests without systemd)."""
         self.config = config
         self.systemd = systemd
         self.store = store
@@ -80,7 +83,7 @@ class SessionManager:
         self.metrics_registry = Metrics()
         self.table = SessionTable()
         self.admission = Admission(config, self.table, memory_total)
-        self.views = Views(config, store, self.table, self.oom)
+        self.views = Views(config, store, self.table, self.oom, probe=probe)
         self.lifecycle = Lifecycle(
             config,
             systemd,

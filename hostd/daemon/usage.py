@@ -31,8 +31,6 @@ __all__ = [
     "OomWatcher",
     "Sample",
     "UsageSampler",
-    "established_connections",
-    "open_connections",
 ]
 
 log = logging.getLogger(__name__)
@@ -380,24 +378,3 @@ class _Inotify:
 
 def _os_error(number: int, what: str) -> OSError:
     return OSError(number, os.strerror(number), what)
-
-
-def established_connections(proc_net_tcp: str, port: int) -> int:
-    """ESTABLISHED TCP connections whose local port is ``port``, in /proc/net/tcp{,6} text."""
-    count = 0
-    for line in proc_net_tcp.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) < 4:
-            continue
-        _address, _, local_port = fields[1].rpartition(":")
-        if fields[3] == "01" and int(local_port, 16) == port:  # 01: TCP_ESTABLISHED
-            count += 1
-    return count
-
-
-def open_connections(port: int) -> int:
-    total = 0
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            total += established_connections(Path(name).read_text(), port)
-    return total

@@ -8,11 +8,12 @@ values; Views adds the two reads they need (is the port answering, the last reco
 from __future__ import annotations
 
 import asyncio
+import pwd
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from hostd.config import Config
-from hostd.daemon.ports import port_open
+from hostd.daemon.ports import ListenerCheck, SessionOwner, check_listener
 from hostd.daemon.store import SessionRecord, Store
 from hostd.daemon.systemd import UnitStatus
 from hostd.daemon.table import SessionTable
@@ -25,6 +26,7 @@ __all__ = [
     "ACTIVE",
     "ENDED",
     "OOM_REASON",
+    "ListenerProbe",
     "Views",
     "ended_reason",
     "host_view",
@@ -37,6 +39,9 @@ __all__ = [
 ACTIVE = ("active", "activating", "reloading")
 ENDED = ("inactive", "failed")
 OOM_REASON = "killed: out of memory (MemoryMax reached)"
+
+# Who listens on a session's port (hostd.daemon.ports.check_listener; blocking, run in a thread).
+ListenerProbe = Callable[[int, SessionOwner], ListenerCheck]
 
 
 def ended_reason(status: UnitStatus | None) -> str:
@@ -146,24 +151,34 @@ def host_view(
 
 
 class Views:
-    """Session views with what they need read: the port (answering?) and the store."""
+    """Session views with what they need read: the port (the session's own listener?) and the
+    store."""
 
-    def __init__(self, config: Config, store: Store, table: SessionTable, oom: OomWatcher) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        table: SessionTable,
+        oom: OomWatcher,
+        *,
+        probe: ListenerProbe = check_listener,
+    ) -> None:
         self.config = config
         self.store = store
         self.table = table
         self.oom = oom
+        self.probe = probe
 
     async def session(
         self, name: str, status: UnitStatus | None, *, answering: bool | None = None
     ) -> SessionView:
-        """From the unit if systemd knows it, else from the store. answering=None: try the
-        port (only for an active unit, where it tells starting from running)."""
+        """From the unit if systemd knows it, else from the store. answering=None: look at the
+        port (only for an active unit, where it tells starting from running): running only
+        when the session's own process listens there, never someone else's."""
         if status is None:
             return await self.stored(name, unit_name_for(name))
         if answering is None and status.active_state in ("active", "reloading"):
-            port = session_port(status)
-            answering = port is not None and await port_open(port)
+            answering = (await self.listener(status)).state == "ours"
         return view_from_status(
             name,
             status,
@@ -173,6 +188,29 @@ class Views:
             profile=self.table.profile(name),
         )
 
+    async def listener(self, status: UnitStatus, uid: int | None = None) -> ListenerCheck:
+        """Who listens on the session's port: nobody yet, the session itself, or another
+        process. ``uid``: the session user's, when the caller knows it (else from User=)."""
+        port = session_port(status)
+        if port is None:
+            return ListenerCheck("none")
+        if uid is None:
+            uid = await asyncio.to_thread(_uid_of, status.user)
+            if uid is None:
+                return ListenerCheck("none")
+        owner = SessionOwner(uid, status.control_group, status.main_pid)
+        return await asyncio.to_thread(self.probe, port, owner)
+
     async def stored(self, name: str, unit: str) -> SessionView:
         record = await asyncio.to_thread(self.store.last_for, name)
         return view_from_record(name, unit, record)
+
+
+def _uid_of(user: str | None) -> int | None:
+    """The uid of a unit's User= (None: no such account any more, or no User=)."""
+    if not user:
+        return None
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError:
+        return None

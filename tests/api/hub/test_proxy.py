@@ -293,6 +293,28 @@ async def test_a_server_owned_by_another_account_gets_nothing(hub: HubUnderTest)
     assert hub.upstream_seen == []
 
 
+@pytest.mark.parametrize("server_owner", [lambda user: 4242 if user == "alice" else os.getuid()])
+async def test_a_route_is_checked_against_its_own_user_not_whoever_last_had_the_port(
+    hub: HubUnderTest,
+) -> None:
+    # Issue 13's route/peer confusion. bob's route and alice's (stale: her session ended and
+    # the daemon gave the port to bob) name the same port, where bob's server listens. Before
+    # the fix the peer check asked "whose route last claimed this port?" (bob's) and a
+    # connection checked for bob's request was pooled and reused for alice's: her request,
+    # her session token and her cookies went to bob's server (200). Now each connection is
+    # checked against the uid of the route it serves: alice's request gets nothing through.
+    hub.fake.add_session("alice")
+    hub.fake.add_session("bob")  # the same upstream: the same port
+    async with logged_in(hub, "bob") as bob, logged_in(hub, "alice") as alice:
+        assert (await bob.get("/user/bob/api/status")).status_code == 200  # kept alive
+        response = await alice.get("/user/alice/api/status")
+        status = await _refused(hub, "/user/alice/api/x", additional_headers=cookie_of(alice))
+        assert (await bob.get("/user/bob/api/status")).status_code == 200  # bob is unharmed
+    assert response.status_code == 502
+    assert status == 403
+    assert not any(path.startswith("/user/alice/") for path in hub.upstream_seen)
+
+
 # -- WebSocket -----------------------------------------------------------------------------
 
 

@@ -26,7 +26,7 @@ log_level = "info"
 
 [session]
 cmd = ["/opt/hostd/session/bin/jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
-       "--port={PORT}", "--ServerApp.base_url={BASE_URL}"]
+       "--port={PORT}", "--ServerApp.port_retries=0", "--ServerApp.base_url={BASE_URL}"]
 # mem_limit = "2G"            # unset: no limit
 # cpu_limit = 1.0             # unset: no limit
 isolate_tmp = false

@@ -18,6 +18,7 @@ def test_the_default_session_cmd() -> None:
         "--no-browser",
         "--ip=127.0.0.1",
         "--port={PORT}",
+        "--ServerApp.port_retries=0",
         "--ServerApp.base_url={BASE_URL}",
     )
 

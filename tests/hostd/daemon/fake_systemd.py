@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from hostd.daemon.ports import ListenerCheck, SessionOwner
 from hostd.daemon.systemd import UnitStatus
 from hostd.units import Property, UnitSpec
 from hostd.units.errors import SessionConflict
@@ -53,7 +54,10 @@ def unit_status(
 
 class FakeSystemd:
     """Units by name. start_job is what a start job ends with; serve, when set, makes the
-    session answer on its port (a real listening socket) once its unit starts."""
+    session answer on its port (a real listening socket) once its unit starts; squatter_uid,
+    when set, has "another account" (this process, reported as that uid) bind the port first.
+    ``probe`` stands in for hostd.daemon.ports.check_listener: nothing runs as the session's
+    user here, so it answers from the listeners the fake made."""
 
     def __init__(self) -> None:
         self.units: dict[str, UnitStatus] = {}
@@ -64,7 +68,10 @@ class FakeSystemd:
         self.start_error: Exception | None = None
         self.set_error: Exception | None = None
         self.serve = False
+        self.squatter_uid: int | None = None
         self.listeners: list[socket.socket] = []
+        self.served: set[int] = set()  # ports the sessions' own listeners hold
+        self.squatted: dict[int, int] = {}  # port -> uid of the account that took it
         self.on_stop: Callable[[str], None] | None = None
 
     # -- SystemdSeam ------------------------------------------------------------------------
@@ -87,12 +94,26 @@ class FakeSystemd:
             memory_max=memory_max if isinstance(memory_max, int) else None,
             cpu_quota_usec=quota if isinstance(quota, int) else None,
         )
-        self.units[spec.name] = replace(status, environment=environment)
+        user = props.get("User")
+        self.units[spec.name] = replace(
+            status, environment=environment, user=user if isinstance(user, str) else None
+        )
         port = self.units[spec.name].env("HOSTD_PORT")
-        if self.serve and port is not None:
-            listener = socket.create_server(("127.0.0.1", int(port)))
-            self.listeners.append(listener)
+        if self.squatter_uid is not None and port is not None:
+            self.listeners.append(socket.create_server(("127.0.0.1", int(port))))
+            self.squatted[int(port)] = self.squatter_uid
+        elif self.serve and port is not None:
+            self.listeners.append(socket.create_server(("127.0.0.1", int(port))))
+            self.served.add(int(port))
         return self.start_job
+
+    def probe(self, port: int, owner: SessionOwner) -> ListenerCheck:
+        """Who listens on the port, as check_listener would tell from the kernel's tables."""
+        if port in self.squatted:
+            return ListenerCheck("foreign", self.squatted[port], None)
+        if port in self.served:
+            return ListenerCheck("ours", owner.uid, owner.main_pid)
+        return ListenerCheck("none")
 
     async def stop_unit(self, name: str) -> str:
         self.calls.append(("stop", name))

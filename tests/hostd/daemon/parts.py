@@ -34,4 +34,5 @@ def make_manager(
     config = make_config(tmp_path, more)
     config.daemon.state_dir.mkdir(parents=True, exist_ok=True)
     store = Store.open(config.daemon.state_dir / "hostd.sqlite")
-    return SessionManager(config, fake, store, memory_total=memory_total), fake
+    manager = SessionManager(config, fake, store, memory_total=memory_total, probe=fake.probe)
+    return manager, fake

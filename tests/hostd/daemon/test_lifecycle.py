@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from hostd.daemon.ports import ListenerCheck
 from hostd.daemon.sessions import SessionManager
 from hostd.units import Property, SessionRequest, UnitSpec, keep_loaded, limit_properties
 from hostd.units.errors import (
@@ -126,6 +127,60 @@ async def test_a_session_that_ends_while_starting_is_reported_at_once(
     with pytest.raises(SpawnFailed) as caught:
         await manager.start("daemon", SessionRequest(), caller=ROOT)
     assert "ended while starting; exit status 3" in caught.value.message
+
+
+async def test_a_port_another_account_took_fails_the_start_and_says_so(
+    parts: tuple[SessionManager, FakeSystemd],
+) -> None:
+    # Issue 13, attack 3 (the real one, as another account: tests/hostd/daemon/systemd/
+    # test_attacks.py): before the fix any listener on the port made the start "running".
+    manager, fake = parts
+    fake.squatter_uid = 1003
+    with pytest.raises(SpawnFailed) as caught:
+        await manager.start("daemon", SessionRequest(), caller=ROOT)
+    port = next(iter(fake.squatted))
+    assert caught.value.message.startswith(
+        f"the session of daemon failed to start: port {port} was taken by another process "
+        "(uid 1003) before the session listened"
+    )
+    assert ("stop", UNIT) in fake.calls
+    record = manager.store.last_for("daemon")
+    assert record is not None and record.state == "failed"
+    assert manager.table.ports() == set()
+
+
+async def test_a_port_taken_while_the_server_exits_is_the_reason_given(
+    parts: tuple[SessionManager, FakeSystemd],
+) -> None:
+    # JupyterLab refused its port exits at once (port_retries=0): the squatter is the reason.
+    manager, fake = parts
+    original = fake.start_unit
+    fake.squatter_uid = 1003
+
+    async def start_and_exit(spec):  # type: ignore[no-untyped-def]
+        job = await original(spec)
+        fake.end(spec.name, result="exit-code", exit_status=1)
+        return job
+
+    fake.start_unit = start_and_exit  # type: ignore[method-assign]
+    answers = iter([ListenerCheck("none")])
+    probe = fake.probe
+    # The first look finds nobody (the server had not exited yet), the next the squatter.
+    manager.views.probe = lambda port, owner: next(answers, None) or probe(port, owner)
+    with pytest.raises(SpawnFailed) as caught:
+        await manager.start("daemon", SessionRequest(), caller=ROOT)
+    assert "was taken by another process (uid 1003)" in caught.value.message
+    assert caught.value.message.endswith("; exit status 1")
+
+
+async def test_sessions_are_told_not_to_move_to_another_port(
+    parts: tuple[SessionManager, FakeSystemd],
+) -> None:
+    manager, fake = parts
+    await manager.start("daemon", SessionRequest(), caller=ROOT)
+    (spec,) = fake.started
+    environment = next(p.value for p in spec.properties if p.name == "Environment")
+    assert "JUPYTER_PORT_RETRIES=0" in environment  # type: ignore[operator]
 
 
 async def test_memory_over_capacity_starts_nothing(tmp_path: Path) -> None:

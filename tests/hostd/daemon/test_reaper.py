@@ -108,6 +108,31 @@ async def test_an_idle_session_is_culled_and_an_active_one_is_not(tmp_path: Path
     await manager.close()
 
 
+async def test_a_connection_held_open_to_an_idle_session_does_not_keep_it(
+    tmp_path: Path,
+) -> None:
+    # Issue 13, attack 6 (the real one, as another account: tests/hostd/daemon/systemd/
+    # test_attacks.py): anyone's open connection to the port used to count as activity.
+    manager, fake = make_manager(tmp_path, "[capacity]\nidle_timeout = 60\n")
+    fake.serve = True
+    await manager.start("daemon", SessionRequest(), caller=ROOT)
+    port = manager.table["daemon"].port
+    assert port is not None
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    (listener,) = fake.listeners
+    accepted, _ = await asyncio.to_thread(listener.accept)  # established at both ends
+    try:
+        manager.table["daemon"].active_at = time.monotonic() - 120
+        await manager.reap()
+        ended = manager.store.last_for("daemon")
+        assert ended is not None and ended.state == "stopped"
+        assert ended.reason is not None and ended.reason.endswith("s (culled)")
+    finally:
+        accepted.close()
+        writer.close()
+    await manager.close()
+
+
 async def test_without_an_idle_timeout_nothing_is_culled(tmp_path: Path) -> None:
     manager, fake = make_manager(tmp_path)
     fake.serve = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import socket
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from hostd.daemon.ports import check_listener
 from hostd.daemon.store import SessionRecord
 from hostd.daemon.views import (
     OOM_REASON,
@@ -23,6 +26,7 @@ from hostd.units.errors import SessionNotFound
 from hostd.units.values import Limits, SessionView
 from tests.hostd.daemon.fake_systemd import unit_status
 from tests.hostd.daemon.parts import GIB, make_manager
+from tests.hostd.daemon.test_ports import own_control_group
 
 UNIT = "jupyter-alice.service"
 WHEN = datetime(2026, 12, 6, tzinfo=UTC)
@@ -159,12 +163,32 @@ def test_host_view_sums_the_active_units() -> None:
     assert (host.memory_capacity_bytes, host.starts_waiting, host.cpus) == (7 * GIB, 3, 2)
 
 
-async def test_views_try_the_port_of_an_active_unit(tmp_path: Path) -> None:
+async def test_views_call_running_only_the_sessions_own_listener(tmp_path: Path) -> None:
+    # The real check (hostd.daemon.ports.check_listener), on a listener of this process: the
+    # "session" runs as this process's user, in this process's cgroup.
     manager, _ = make_manager(tmp_path)
+    manager.views.probe = check_listener
+    me = pwd.getpwuid(os.getuid()).pw_name
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = server.getsockname()[1]
-        status = replace(unit_status(UNIT), environment=(f"HOSTD_PORT={port}",))
+        status = replace(
+            unit_status(UNIT),
+            environment=(f"HOSTD_PORT={port}",),
+            user=me,
+            control_group=own_control_group(),
+            main_pid=os.getpid(),
+        )
         assert (await manager.views.session("alice", status)).state == "running"
+        # Someone else's listener on the port (another cgroup, another account) is not hers.
+        elsewhere = replace(status, control_group="/jupyter.slice/jupyter-alice.service")
+        assert (await manager.views.session("alice", elsewhere)).state == "starting"
+        other_user = replace(
+            status, user=next(u.pw_name for u in pwd.getpwall() if u.pw_uid != os.getuid())
+        )
+        assert (await manager.views.session("alice", other_user)).state == "starting"
+        assert (
+            await manager.views.session("alice", replace(status, user=None))
+        ).state == "starting"
     assert (await manager.views.session("alice", status)).state == "starting"
     assert (await manager.views.session("alice", None)).state == "stopped"
     await manager.close()

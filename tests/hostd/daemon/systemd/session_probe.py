@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +152,9 @@ def main() -> None:
         sys.exit(int(plan["exit"]))
     if plan.get("hog_after_s") is not None or plan.get("exit_after_s") is not None:
         threading.Thread(target=later, args=(plan,), daemon=True).start()
-    HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+    # Threads, as JupyterLab serves connections concurrently: one connection held open must
+    # not block the others (tests/hostd/daemon/systemd/test_attacks.py holds one).
+    ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 
 
 if __name__ == "__main__":
