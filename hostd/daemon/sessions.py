@@ -26,7 +26,7 @@ from hostd.config import Config
 from hostd.daemon import credentials, journal
 from hostd.daemon.admission import Admission
 from hostd.daemon.lifecycle import Lifecycle
-from hostd.daemon.login import Authenticator
+from hostd.daemon.login import AccountPamCheck, Authenticator
 from hostd.daemon.metrics import Metrics, SessionSample
 from hostd.daemon.reaper import Reaper
 from hostd.daemon.store import Store
@@ -44,6 +44,7 @@ from hostd.units import (
 )
 from hostd.units.errors import PermissionDenied, SessionNotFound
 from hostd.units.values import (
+    AccountView,
     AuthResult,
     Caller,
     Credentials,
@@ -70,8 +71,10 @@ class SessionManager:
         *,
         sampler: UsageSampler | None = None,
         memory_total: int = 0,
+        account_check: AccountPamCheck | None = None,
     ) -> None:
-        """No I/O here: create() reads what these need (mountinfo, the RAM) and passes it."""
+        """No I/O here: create() reads what these need (mountinfo, the RAM) and passes it.
+        ``account_check`` replaces PAM's account check (tests over FakeSystemd only)."""
         self.config = config
         self.systemd = systemd
         self.store = store
@@ -81,6 +84,7 @@ class SessionManager:
         self.table = SessionTable()
         self.admission = Admission(config, self.table, memory_total)
         self.views = Views(config, store, self.table, self.oom)
+        self.authenticator = Authenticator(config.auth, config.daemon, account_check=account_check)
         self.lifecycle = Lifecycle(
             config,
             systemd,
@@ -91,6 +95,7 @@ class SessionManager:
             sampler=self.sampler,
             oom=self.oom,
             metrics=self.metrics_registry,
+            check_account=self.authenticator.check_account,
         )
         self.reaper = Reaper(
             config,
@@ -101,7 +106,6 @@ class SessionManager:
             sampler=self.sampler,
             oom=self.oom,
         )
-        self.authenticator = Authenticator(config.auth, config.daemon)
 
     @classmethod
     async def create(cls, config: Config) -> SessionManager:
@@ -245,6 +249,9 @@ class SessionManager:
 
     async def authenticate(self, credentials: Credentials) -> AuthResult:
         return await self.authenticator.authenticate(credentials)
+
+    async def account(self, user: str) -> AccountView:
+        return await self.authenticator.account(user)
 
     async def cap_slice(self) -> None:
         """jupyter.slice's MemoryMax (see Admission.cap_slice)."""
