@@ -193,6 +193,15 @@ class HubStore:
         with self._session() as db:
             return list(db.exec(select(HubUser).order_by(col(HubUser.name))).all())
 
+    def set_admin(self, name: str, admin: bool) -> None:
+        """The user's admin flag as the daemon says it now (not only at the last login)."""
+        with self._lock, self._session() as db:
+            user = db.exec(select(HubUser).where(HubUser.name == name)).first()
+            if user is not None and user.admin != admin:
+                user.admin = admin
+                db.add(user)
+                db.commit()
+
     def touch_activity(self, name: str) -> None:
         with self._lock, self._session() as db:
             user = db.exec(select(HubUser).where(HubUser.name == name)).first()

@@ -131,7 +131,18 @@ class Sessions:
         account = await self.accounts.check(owner.user)
         if account is None or account.uid != owner.uid:
             return None
+        if account.admin != owner.admin:
+            # Made or unmade an admin since the login: the user's row (what the API's user
+            # model and the admin page show) follows, and cached owners are read again.
+            await asyncio.to_thread(self.store.set_admin, owner.user, account.admin)
+            self._forget_user(owner.user)
         return Identity(owner.user, account.admin, session_id, account.uid)
+
+    def _forget_user(self, user: str) -> None:
+        for key in [
+            key for key, (cached, _) in self._cache.items() if cached and cached.user == user
+        ]:
+            del self._cache[key]
 
     async def _owner(self, kind: str, secret_value: str) -> SessionOwner | None:
         key = (kind, secret_value)

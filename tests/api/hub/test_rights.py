@@ -88,6 +88,9 @@ async def test_an_admin_no_longer_one_loses_the_rights_of_one(hub: HubUnderTest)
     assert admin_page.status_code == 403
     assert listed.status_code == 403 and bobs.status_code == 403
     assert own.status_code == 200 and own.json()["name"] == "carol"  # still herself
+    assert own.json()["admin"] is False
+    record = hub.store.user("carol")
+    assert record is not None and not record.admin
 
 
 async def test_a_name_made_again_inherits_no_cookie_and_no_token(hub: HubUnderTest) -> None:
