@@ -21,6 +21,7 @@ import httpx
 
 from hostd.api.wire import (
     DaemonUnreachable,
+    account_from_body,
     auth_from_body,
     credentials_body,
     error_from_body,
@@ -38,6 +39,7 @@ from hostd.api.wire import (
 )
 from hostd.units.errors import HostdError
 from hostd.units.values import (
+    AccountView,
     AuthResult,
     HostView,
     LogLine,
@@ -326,6 +328,15 @@ class HostdClient:
             timeouts=AUTH_TIMEOUT,
         )
         return self._read(response, auth_from_body)
+
+    async def account(self, user: str) -> AccountView:
+        """Whether ``user``'s account may have a session now (the account policy, PAM's account
+        management, a locked password), its uid and whether it is an admin. Raises
+        AccountDisabled (locked, expired), UserRefused, UnknownUser, AccountUnchecked."""
+        response = await self._request(
+            "GET", f"/v1/accounts/{quote(user, safe='')}", timeouts=AUTH_TIMEOUT
+        )
+        return self._read(response, account_from_body)
 
     async def host(self) -> HostView:
         response = await self._request("GET", "/v1/host")

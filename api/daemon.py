@@ -289,6 +289,10 @@ class _Endpoints:
         await self.service.activity(user, caller=_caller(request))
         return Response(status_code=204)
 
+    async def account(self, request: Request) -> Response:
+        # The hub's re-check of its cookies and tokens; a member may ask of itself only.
+        return JSONResponse((await self.service.account(_own_user(request))).to_dict())
+
     async def auth(self, request: Request) -> Response:
         # The body holds a password: no message quotes it (credentials_from_body's never do).
         _for_others(request, "check passwords")
@@ -399,6 +403,7 @@ def build_daemon_app(
         Route("/v1/sessions/{user}/token", endpoints.token, methods=["GET"]),
         Route("/v1/sessions/{user}/activity", endpoints.activity, methods=["POST"]),
         Route("/v1/auth", endpoints.auth, methods=["POST"]),
+        Route("/v1/accounts/{user}", endpoints.account, methods=["GET"]),
         Route("/v1/host", endpoints.host, methods=["GET"]),
         Route("/v1/health", endpoints.health, methods=["GET"]),
         Route("/v1/policy", endpoints.policy, methods=["GET"]),

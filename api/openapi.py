@@ -46,7 +46,10 @@ _ERROR_DESCRIPTIONS = {
         "The login is refused (login-failed): a wrong password, an unknown user, or an "
         "account that may not log in. One message for every reason; the journal has it."
     ),
-    403: "The peer may not use this API (forbidden), or hostd refuses this user (user-refused).",
+    403: (
+        "The peer may not use this API (forbidden), or hostd refuses this user (user-refused), "
+        "or PAM's account management refuses the account: locked, expired (account-disabled)."
+    ),
     404: "No such account (unknown-user), no session (not-found), or no such route (not-found).",
     405: "The path exists but not with this method (method-not-allowed).",
     409: "The session is busy, e.g. stopping (conflict).",
@@ -54,7 +57,10 @@ _ERROR_DESCRIPTIONS = {
     429: "It would overcommit the machine (capacity); see Retry-After.",
     500: "An unexpected failure (internal) or a broken configuration (invalid-config).",
     502: "systemd ran the session and it failed (spawn-failed); details hold the evidence.",
-    503: "systemd or D-Bus did not answer (systemd-unavailable).",
+    503: (
+        "systemd or D-Bus did not answer (systemd-unavailable), or the account could not be "
+        "checked (account-unchecked)."
+    ),
 }
 
 
@@ -363,6 +369,26 @@ def _schemas() -> dict[str, Any]:
                     "type": "boolean",
                     "description": "In [auth] admin_users, or in one of admin_groups.",
                 },
+                "uid": {
+                    "type": ["integer", "null"],
+                    "minimum": 0,
+                    "description": "The account's uid: what the hub binds its session to.",
+                },
+            },
+        ),
+        "Account": _every_key_required(
+            "An account that may have a session now: the account policy and PAM's account "
+            "management (no password) accept it.",
+            {
+                "user": {
+                    "type": "string",
+                    "description": "The name as the account database spells it.",
+                },
+                "uid": {"type": "integer", "minimum": 0},
+                "admin": {
+                    "type": "boolean",
+                    "description": "In [auth] admin_users, or in one of admin_groups, now.",
+                },
             },
         ),
         "Policy": _every_key_required(
@@ -605,6 +631,24 @@ def openapi_document() -> dict[str, Any]:
                         **_auth_errors(),
                     },
                 }
+            },
+            "/v1/accounts/{user}": {
+                "parameters": [_USER_PARAMETER],
+                "get": {
+                    "operationId": "account",
+                    "summary": "Whether an account may have a session now, its uid and admin flag.",
+                    "description": (
+                        "The account policy (min_uid, allowed_groups) and PAM's account "
+                        "management under [auth] pam_service, without a password, in a helper "
+                        "process; a locked password (usermod -L) is refused too. What the hub "
+                        "re-checks cookies and tokens against. Root and act_for_others may ask "
+                        "of anyone, other members of the group of themselves only."
+                    ),
+                    "responses": {
+                        "200": _json(_ref("Account"), "The account may have a session."),
+                        **_errors(*_USER),
+                    },
+                },
             },
             "/v1/health": {
                 "get": {

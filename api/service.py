@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from hostd.units import SessionRequest
 from hostd.units.values import (
+    AccountView,
     AuthResult,
     Caller,
     Credentials,
@@ -34,6 +35,12 @@ class SessionService(Protocol):
         """Root or a member of the configured group; else PermissionDenied."""
         ...
 
+    async def account(self, user: str) -> AccountView:
+        """Whether ``user``'s account may have a session now: the account policy, then PAM's
+        account management without a password (and a locked password). UnknownUser,
+        UserRefused, AccountDisabled (locked, expired), AccountUnchecked (PAM did not answer)."""
+        ...
+
     async def start(
         self,
         user: str,
@@ -45,6 +52,8 @@ class SessionService(Protocol):
         secrets: Mapping[str, str] | None = None,
     ) -> StartOutcome:
         """Start (idempotently). With ``wait``, return once the server answers or failed.
+        Refused as ``account`` refuses (AccountDisabled for a locked or expired account),
+        whoever asks.
 
         ``command`` names one of the admin's [commands]; ``secrets`` reach the session as
         files only its user can read, never in the unit's Environment= or argv."""

@@ -32,6 +32,8 @@ from typing import Any, Final, TypeVar
 
 from hostd.units import SessionRequest, errors, parse_cpu, parse_size
 from hostd.units.errors import (
+    AccountDisabled,
+    AccountUnchecked,
     CapacityExceeded,
     ConfigError,
     HostdError,
@@ -50,6 +52,7 @@ from hostd.units.errors import (
 from hostd.units.names import USERNAME_MAX
 from hostd.units.values import (
     PASSWORD_MAX,
+    AccountView,
     AuthResult,
     Credentials,
     HostView,
@@ -79,6 +82,7 @@ __all__ = [
     "STATUS_BY_ERROR",
     "USERNAME_MAX",
     "DaemonUnreachable",
+    "account_from_body",
     "all_codes",
     "auth_from_body",
     "credentials_body",
@@ -150,6 +154,8 @@ STATUS_BY_ERROR: Final[Mapping[type[HostdError], int]] = MappingProxyType(
         LockedOut: 429,  # with Retry-After
         PermissionDenied: 403,
         UserRefused: 403,
+        AccountDisabled: 403,
+        AccountUnchecked: 503,
         UnknownUser: 404,
         SessionNotFound: 404,
         SessionConflict: 409,
@@ -597,6 +603,11 @@ def host_from_dict(data: object) -> HostView:
 def auth_from_body(data: object) -> AuthResult:
     """POST /v1/auth: the inverse of AuthResult.to_dict."""
     return AuthResult.from_dict(_object(data))
+
+
+def account_from_body(data: object) -> AccountView:
+    """GET /v1/accounts/{user}: the inverse of AccountView.to_dict."""
+    return AccountView.from_dict(_object(data))
 
 
 def health_from_body(data: object) -> dict[str, Any]:

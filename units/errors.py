@@ -13,6 +13,9 @@ happen, with ``raise ... from exc``; ``api/`` maps them to HTTP statuses in one 
     │   └── UnknownDirective         unit_extra_properties names no known one  "unknown-directive"
     ├── ConfigError                  the config file is wrong (every problem)  "invalid-config"
     ├── UserRefused                  root, a system user, outside the groups   "user-refused"
+    │   └── AccountDisabled          PAM's account management refuses it:     "account-disabled"
+    │                                locked, expired (no password asked)
+    ├── AccountUnchecked             the account check itself failed           "account-unchecked"
     ├── UnknownUser                  no such account on this machine           "unknown-user"
     ├── SessionNotFound              no session of that user is known          "not-found"
     ├── SessionConflict              the session is busy (stopping, say)       "conflict"
@@ -31,6 +34,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 __all__ = [
+    "AccountDisabled",
+    "AccountUnchecked",
     "CapacityExceeded",
     "ConfigError",
     "HostdError",
@@ -120,6 +125,21 @@ class UserRefused(HostdError):
     """Raised for root, users below min_uid and users outside the allowed groups."""
 
     code = "user-refused"
+
+
+class AccountDisabled(UserRefused):
+    """Raised when PAM's account management refuses an existing account (``usermod -L``,
+    ``usermod -e 1``, pam_access, ...): no session starts for it, and the hub's cookies and
+    tokens of it stop working. The daemon's journal has PAM's reason."""
+
+    code = "account-disabled"
+
+
+class AccountUnchecked(HostdError):
+    """Raised when the account could not be checked (the PAM helper timed out or crashed):
+    the start or the request is refused, since the account may be locked."""
+
+    code = "account-unchecked"
 
 
 class UnknownUser(HostdError):

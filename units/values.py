@@ -16,6 +16,7 @@ from hostd.units.names import validate_username
 from hostd.units.policy import SessionPolicy
 
 __all__ = [
+    "AccountView",
     "AuthResult",
     "Caller",
     "Credentials",
@@ -262,16 +263,26 @@ def _check_password(password: object) -> None:
         raise InvalidInput("password is not valid Unicode text") from None
 
 
+def _uid(value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise TypeError("uid must be a whole number of at least 0")
+    return value
+
+
 @dataclass(frozen=True)
 class AuthResult:
-    """A login that succeeded: the name as the account database spells it, and whether the
-    user is one of the hub's admins ([auth] admin_users, admin_groups)."""
+    """A login that succeeded: the name as the account database spells it, whether the user is
+    one of the hub's admins ([auth] admin_users, admin_groups), and the account's uid (what
+    the hub binds the session to; None from a daemon older than that)."""
 
     user: str
     admin: bool
+    uid: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"user": self.user, "admin": self.admin}
+        return {"user": self.user, "admin": self.admin, "uid": self.uid}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AuthResult:
@@ -279,7 +290,29 @@ class AuthResult:
         user, admin = data["user"], data["admin"]
         if not isinstance(user, str) or not isinstance(admin, bool):
             raise TypeError("user must be a string and admin a boolean")
-        return cls(user=user, admin=admin)
+        return cls(user=user, admin=admin, uid=_uid(data.get("uid")))
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """An account that may have a session now (the account policy and PAM's account
+    management said yes): its name as the database spells it, its uid, and whether it is an
+    admin. What the hub re-checks its cookies and tokens against (GET /v1/accounts/{user})."""
+
+    user: str
+    uid: int
+    admin: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"user": self.user, "uid": self.uid, "admin": self.admin}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AccountView:
+        """The inverse of to_dict; KeyError for a missing field, TypeError for a wrong type."""
+        user, uid, admin = data["user"], _uid(data["uid"]), data["admin"]
+        if not isinstance(user, str) or uid is None or not isinstance(admin, bool):
+            raise TypeError("user must be a string, uid a number and admin a boolean")
+        return cls(user=user, uid=uid, admin=admin)
 
 
 @dataclass(frozen=True, kw_only=True)

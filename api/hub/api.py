@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from types import MappingProxyType
 from typing import Any, Final
@@ -232,9 +232,39 @@ class HubAPI:
             note = options.get("note")
             if note is not None and (not isinstance(note, str) or len(note) > _NOTE_MAX):
                 return api_error(400, f"note: expected text of at most {_NOTE_MAX} characters")
-            token, row = await asyncio.to_thread(self.hub.store.create_token, user, note=note)
+            longest = self.hub.config.token_max_age_s
+            expires_in = options.get("expires_in", longest)
+            if expires_in is None:  # JupyterHub's "never": not here, the longest instead
+                expires_in = longest
+            if (
+                isinstance(expires_in, bool)
+                or not isinstance(expires_in, int)
+                or not 0 < expires_in <= longest
+            ):
+                return api_error(
+                    400,
+                    f"expires_in: expected whole seconds from 1 to {longest} "
+                    "(hub.toml's token_max_age_days)",
+                )
+            # The token is bound to the account's uid now: a name made again gets nothing.
+            account = await self.hub.sessions.accounts.check(user)
+            if account is None:
+                return api_error(403, f"the account of {user} may not use the hub now")
+            token, row = await asyncio.to_thread(
+                self.hub.store.create_token,
+                user,
+                uid=account.uid,
+                lifetime=timedelta(seconds=expires_in),
+                note=note,
+            )
             return JSONResponse(
-                {"id": row.id, "token": token, "note": row.note, "created": _iso(row.created)},
+                {
+                    "id": row.id,
+                    "token": token,
+                    "note": row.note,
+                    "created": _iso(row.created),
+                    "expires_at": _iso(row.expires),
+                },
                 status_code=201,
             )
         rows = await asyncio.to_thread(self.hub.store.tokens, user)

@@ -28,6 +28,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hostd.api.client import HostdClient
+from hostd.api.hub.accounts import Accounts
 from hostd.api.hub.api import HubAPI, api_error
 from hostd.api.hub.db import HubStore
 from hostd.api.hub.forms import BadInput
@@ -155,7 +156,8 @@ def build_hub_app(
     HTTP client and pending tasks (the store belongs to the caller). ``uid_of`` names the
     account that must own a user's server socket (tests put their own uid there)."""
     routes = Routes(daemon, uid_of=uid_of)
-    sessions = Sessions(store, secret, max_age_s=config.cookie_max_age_s)
+    accounts = Accounts(daemon.account, interval_s=config.account_check_interval)
+    sessions = Sessions(store, secret, max_age_s=config.cookie_max_age_s, accounts=accounts)
     servers = Servers(
         daemon,
         store,

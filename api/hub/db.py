@@ -3,11 +3,16 @@
 Tables: ``users`` (name, admin, first seen, last login, last activity), ``login_events`` and
 ``spawn_events`` (who did what when, for people), ``browser_sessions`` (one row per logged-in
 browser: logout deletes it, so an old cookie stops working) and ``api_tokens`` (per-user
-tokens for scripts). Tokens and session ids are kept as SHA-256 hashes only.
+tokens for scripts). Tokens and session ids are kept as SHA-256 hashes only. Each session and
+token keeps the uid its account had when it was made: a name deleted and made again (another
+uid) inherits none of them (hostd.api.hub.identity compares it with the account's uid now).
 
 The file is made on first start and upgraded in place: ``HubStore.open`` creates missing
 tables and adds missing columns; every column added after the first release is nullable, so
 ``ALTER TABLE ... ADD COLUMN`` is the whole migration (as hostd.daemon.store does for the daemon).
+Rows from before the uid column have none (NULL): nothing tells which account made them, so
+they are refused, and ``HubStore.open`` deletes them (their users log in again and make new
+tokens; ``legacy_rows_removed`` says how many went).
 
 The models have a registry of their own, so the daemon's tables (hostd.daemon.store, in
 SQLModel.metadata) never land in the hub's file. Calls block; the app runs them in a thread
@@ -97,6 +102,7 @@ class BrowserSession(_HubModel, table=True):
 
     id: str = Field(primary_key=True)  # SHA-256 of the id in the cookie
     user: str = Field(index=True)
+    uid: int | None = None  # the account's when it logged in; None: from before uids, refused
     created: datetime
     expires: datetime
     remote: str | None = None
@@ -107,6 +113,7 @@ class ApiToken(_HubModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     user: str = Field(index=True)
+    uid: int | None = None  # the account's when the token was made; None: refused
     hash: str = Field(index=True, unique=True)
     prefix: str  # the first characters, to tell tokens apart on a page
     note: str | None = None
@@ -117,11 +124,14 @@ class ApiToken(_HubModel, table=True):
 
 @dataclass(frozen=True)
 class SessionOwner:
-    """Who a browser session or an API token belongs to, and until when it is good."""
+    """Who a browser session or an API token belongs to (the name, and the uid the account had
+    when it was made), and until when it is good. ``admin`` is what the last login said: the
+    hub's identity takes the daemon's answer of now instead."""
 
     user: str
     admin: bool
     expires: datetime | None
+    uid: int | None = None
 
 
 class HubStore:
@@ -130,6 +140,7 @@ class HubStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._lock = threading.Lock()  # sqlite writes from worker threads, one at a time
+        self.legacy_rows_removed = 0
 
     @classmethod
     def open(cls, url: str) -> HubStore:
@@ -142,6 +153,7 @@ class HubStore:
         _add_missing_columns(engine)
         store = cls(engine)
         store.prune()
+        store.legacy_rows_removed = store.remove_unbound()
         return store
 
     def close(self) -> None:
@@ -180,6 +192,15 @@ class HubStore:
     def users(self) -> list[HubUser]:
         with self._session() as db:
             return list(db.exec(select(HubUser).order_by(col(HubUser.name))).all())
+
+    def set_admin(self, name: str, admin: bool) -> None:
+        """The user's admin flag as the daemon says it now (not only at the last login)."""
+        with self._lock, self._session() as db:
+            user = db.exec(select(HubUser).where(HubUser.name == name)).first()
+            if user is not None and user.admin != admin:
+                user.admin = admin
+                db.add(user)
+                db.commit()
 
     def touch_activity(self, name: str) -> None:
         with self._lock, self._session() as db:
@@ -229,8 +250,11 @@ class HubStore:
 
     # -- browser sessions ---------------------------------------------------------------
 
-    def create_session(self, user: str, *, lifetime: timedelta, remote: str | None = None) -> str:
-        """A new session of ``user``: the id for the cookie (the database keeps its hash)."""
+    def create_session(
+        self, user: str, *, uid: int, lifetime: timedelta, remote: str | None = None
+    ) -> str:
+        """A new session of ``user`` (account ``uid``): the id for the cookie (the database
+        keeps its hash)."""
         session_id = new_token()
         at = utcnow()
         with self._lock, self._session() as db:
@@ -238,6 +262,7 @@ class HubStore:
                 BrowserSession(
                     id=hash_token(session_id),
                     user=user,
+                    uid=uid,
                     created=at,
                     expires=at + lifetime,
                     remote=remote,
@@ -260,7 +285,7 @@ class HubStore:
         expires = aware(session.expires)
         if expires <= utcnow():
             return None
-        return SessionOwner(user=user.name, admin=user.admin, expires=expires)
+        return SessionOwner(user=user.name, admin=user.admin, expires=expires, uid=session.uid)
 
     def end_session(self, session_id: str) -> None:
         with self._lock, self._session() as db:
@@ -270,18 +295,20 @@ class HubStore:
     # -- API tokens -----------------------------------------------------------------------
 
     def create_token(
-        self, user: str, *, note: str | None = None, lifetime: timedelta | None = None
+        self, user: str, *, uid: int, lifetime: timedelta, note: str | None = None
     ) -> tuple[str, ApiToken]:
-        """A new API token of ``user``: the token (shown once) and its row."""
+        """A new API token of ``user`` (account ``uid``), good for ``lifetime``: the token
+        (shown once) and its row."""
         token = new_token()
         at = utcnow()
         row = ApiToken(
             user=user,
+            uid=uid,
             hash=hash_token(token),
             prefix=token[:4],
             note=None if note is None else note[:_NOTE_MAX],
             created=at,
-            expires=None if lifetime is None else at + lifetime,
+            expires=at + lifetime,
         )
         with self._lock, self._session() as db:
             db.add(row)
@@ -321,7 +348,9 @@ class HubStore:
             api_token.last_used = at
             db.add(api_token)
             db.commit()
-            return SessionOwner(user=user.name, admin=user.admin, expires=expires)
+            return SessionOwner(
+                user=user.name, admin=user.admin, expires=expires, uid=api_token.uid
+            )
 
     # -- housekeeping -------------------------------------------------------------------
 
@@ -334,6 +363,15 @@ class HubStore:
             db.exec(delete(LoginEvent).where(col(LoginEvent.at) <= at - EVENT_RETENTION))
             db.exec(delete(SpawnEvent).where(col(SpawnEvent.at) <= at - EVENT_RETENTION))
             db.commit()
+
+    def remove_unbound(self) -> int:
+        """Delete sessions and tokens made before uids were kept (NULL uid): which account
+        made them cannot be told any more, and they would be refused anyway. How many went."""
+        with self._lock, self._session() as db:
+            sessions = db.exec(delete(BrowserSession).where(col(BrowserSession.uid).is_(None)))
+            tokens = db.exec(delete(ApiToken).where(col(ApiToken.uid).is_(None)))
+            db.commit()
+            return int(sessions.rowcount or 0) + int(tokens.rowcount or 0)
 
 
 def _sqlite_pragmas(connection: object, _record: object) -> None:

@@ -7,6 +7,11 @@ server's own) the session cookie. Answers are cached in memory for CACHE_S (the 
 process, and logout drops its entry at once), so a page that loads a hundred files through
 /user/<name>/ does not ask the database a hundred times.
 
+Rights follow the account: a session or token is then good only while its account is
+(hostd.api.hub.accounts, the daemon's answer, at most 60 s old): not locked, not expired, and
+with the uid it had when the session or token was made (a name deleted and made again is
+another account). Whether the identity is an admin is that answer's too, not the login's.
+
 Cookies: ``hostd-hub-session`` (HttpOnly, SameSite=Lax, Path=/, Secure when the request came
 over HTTPS, Max-Age = cookie_max_age_days) and, before login, ``hostd-hub-login`` (a signed
 nonce that the login form's ``_xsrf`` is bound to: no login CSRF).
@@ -25,6 +30,7 @@ from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
+from hostd.api.hub.accounts import Accounts
 from hostd.api.hub.db import HubStore, SessionOwner, utcnow
 from hostd.api.hub.security import Secret, new_token
 
@@ -61,11 +67,13 @@ def hub_cookie_names() -> frozenset[str]:
 @dataclass(frozen=True)
 class Identity:
     """An authenticated request: whose, and by which means. ``session_id`` is the browser
-    session's (what its CSRF token is bound to); None for an API token."""
+    session's (what its CSRF token is bound to); None for an API token. ``uid`` is the
+    account's."""
 
     user: str
     admin: bool
     session_id: str | None = None
+    uid: int | None = None
 
     @property
     def by_token(self) -> bool:
@@ -89,10 +97,13 @@ def _api_token(headers: Headers) -> str | None:
 class Sessions:
     """Logins, logouts and the lookups behind every request."""
 
-    def __init__(self, store: HubStore, secret: Secret, *, max_age_s: int) -> None:
+    def __init__(
+        self, store: HubStore, secret: Secret, *, max_age_s: int, accounts: Accounts
+    ) -> None:
         self.store = store
         self.secret = secret
         self.max_age_s = max_age_s
+        self.accounts = accounts
         self._cache: dict[tuple[str, str], tuple[SessionOwner | None, float]] = {}
 
     # -- who is this -------------------------------------------------------------------
@@ -103,14 +114,35 @@ class Sessions:
         if token is not None:
             owner = await self._owner("token", token)
             if owner is not None:
-                return Identity(owner.user, owner.admin)
+                return await self._of_account(owner, None)
             # Not a hub token: JupyterLab sends its server's own token (from its page config)
             # along with the cookie; the cookie decides, and the proxy replaces the header.
         session_id = self.secret.verify(_PURPOSE_SESSION, connection.cookies.get(SESSION_COOKIE))
         if session_id is None:
             return None
         owner = await self._owner("session", session_id)
-        return None if owner is None else Identity(owner.user, owner.admin, session_id)
+        return None if owner is None else await self._of_account(owner, session_id)
+
+    async def _of_account(self, owner: SessionOwner, session_id: str | None) -> Identity | None:
+        """The identity, if the owner's account may still use the hub and is the one that
+        made the session or token (the same uid); its admin flag is the account's now."""
+        if owner.uid is None:  # from before uids were kept: nobody can say whose
+            return None
+        account = await self.accounts.check(owner.user)
+        if account is None or account.uid != owner.uid:
+            return None
+        if account.admin != owner.admin:
+            # Made or unmade an admin since the login: the user's row (what the API's user
+            # model and the admin page show) follows, and cached owners are read again.
+            await asyncio.to_thread(self.store.set_admin, owner.user, account.admin)
+            self._forget_user(owner.user)
+        return Identity(owner.user, account.admin, session_id, account.uid)
+
+    def _forget_user(self, user: str) -> None:
+        for key in [
+            key for key, (cached, _) in self._cache.items() if cached and cached.user == user
+        ]:
+            del self._cache[key]
 
     async def _owner(self, kind: str, secret_value: str) -> SessionOwner | None:
         key = (kind, secret_value)
@@ -139,12 +171,14 @@ class Sessions:
     # -- log in and out ----------------------------------------------------------------
 
     async def log_in(
-        self, response: Response, *, user: str, remote: str | None, secure: bool
+        self, response: Response, *, user: str, uid: int, remote: str | None, secure: bool
     ) -> None:
-        """Make a session for ``user`` and set its cookie on ``response``."""
+        """Make a session for ``user`` (account ``uid``) and set its cookie on ``response``."""
+        self.accounts.forget(user)  # the daemon has just vouched for it: ask afresh
         session_id = await asyncio.to_thread(
             self.store.create_session,
             user,
+            uid=uid,
             lifetime=timedelta(seconds=self.max_age_s),
             remote=remote,
         )

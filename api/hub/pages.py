@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -215,9 +216,21 @@ class Pages:
             self.hub.store.record_login, result.user, ok=True, remote=remote, admin=result.admin
         )
         log.info("%s logged in from %s%s", result.user, remote, " (admin)" if result.admin else "")
+        uid = result.uid
+        if uid is None:  # a daemon from before uids were sent: ask for the account
+            account = await self.hub.sessions.accounts.check(result.user)
+            uid = None if account is None else account.uid
+        if uid is None:
+            return self._login_form(
+                request,
+                next_url=next_url,
+                username=shown_name,
+                status=503,
+                message="The login service is not available right now; please try later.",
+            )
         response = RedirectResponse(next_url or DEFAULT_NEXT, 303)
         await self.hub.sessions.log_in(
-            response, user=result.user, remote=remote, secure=self._secure(request)
+            response, user=result.user, uid=uid, remote=remote, secure=self._secure(request)
         )
         return response
 
@@ -402,7 +415,15 @@ class Pages:
             return identity
         form = await self._checked_form(request, identity)
         note = form.get("note", "").strip() or None
-        token, _ = await asyncio.to_thread(self.hub.store.create_token, identity.user, note=note)
+        if identity.uid is None:  # pragma: no cover - every Identity of a request has one
+            return RedirectResponse("/hub/login", 303)
+        token, _ = await asyncio.to_thread(
+            self.hub.store.create_token,
+            identity.user,
+            uid=identity.uid,
+            lifetime=timedelta(seconds=self.hub.config.token_max_age_s),
+            note=note,
+        )
         log.info("%s made an API token", identity.user)
         return await self._tokens(request, identity, new_token=token)
 

@@ -31,6 +31,7 @@ from hostd.units.checks import (
 from hostd.units.errors import ConfigError, InvalidInput, InvalidOption
 
 __all__ = [
+    "ACCOUNT_CHECK_MAX_S",
     "DEFAULT_HUB_CONFIG_PATH",
     "DEFAULT_PORT",
     "HubConfig",
@@ -41,6 +42,7 @@ __all__ = [
 DEFAULT_HUB_CONFIG_PATH: Final = Path("/etc/hostd/hub.toml")
 DEFAULT_PORT: Final = 8000  # JupyterHub's
 _TIMEOUT_MAX_S: Final = 3600.0
+ACCOUNT_CHECK_MAX_S: Final = 60.0
 _COMMAND_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
@@ -78,6 +80,11 @@ def _db_url(value: object) -> str:
     return value
 
 
+def _account_check_interval(value: object) -> float:
+    # The hub promises that a locked account or a lost admin right stops working within 60 s.
+    return check_duration(value, at_most=ACCOUNT_CHECK_MAX_S)
+
+
 def _bool(value: object) -> bool:
     if not isinstance(value, bool):
         raise InvalidOption(f"expected true or false, not {show(value)}")
@@ -111,6 +118,8 @@ _CHECKS: dict[str, Callable[[object], object]] = {
     "db_url": _db_url,
     "cookie_secret_file": check_optional_path,
     "cookie_max_age_days": _days,
+    "token_max_age_days": _days,
+    "account_check_interval": _account_check_interval,
     "admin_access": _bool,
     "slow_spawn_timeout": _seconds,
     "slow_stop_timeout": _seconds,
@@ -143,6 +152,12 @@ class HubConfig:
     db_url: str = ""
     cookie_secret_file: Path | None = None
     cookie_max_age_days: float = 14.0  # JupyterHub's
+    # An API token lives this long unless made with a shorter ``expires_in`` (JupyterHub's
+    # POST .../tokens field, in seconds), which may not ask for longer: no token is forever.
+    token_max_age_days: float = 30.0
+    # Seconds a cookie's or token's account check (locked, expired, re-created, admin) is
+    # believed before the hub asks the daemon again; at most ACCOUNT_CHECK_MAX_S.
+    account_check_interval: float = ACCOUNT_CHECK_MAX_S
     # Admins may open other users' servers through /user/<name>/ (JupyterHub's admin_access).
     admin_access: bool = False
     # How long POST .../server waits for a start (or DELETE for a stop) before answering 202.
@@ -184,6 +199,10 @@ class HubConfig:
     @property
     def cookie_max_age_s(self) -> int:
         return int(self.cookie_max_age_days * 86400)
+
+    @property
+    def token_max_age_s(self) -> int:
+        return int(self.token_max_age_days * 86400)
 
 
 _KEYS = tuple(f.name for f in fields(HubConfig))

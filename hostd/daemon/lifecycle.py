@@ -18,7 +18,7 @@ import asyncio
 import builtins
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -100,8 +100,11 @@ class Lifecycle:
         sampler: UsageSampler,
         oom: OomWatcher,
         metrics: Metrics,
+        check_account: Callable[[str], Awaitable[None]],
     ) -> None:
         self.config = config
+        # Authenticator.check_account: PAM's account management, for every start.
+        self.check_account = check_account
         self.systemd = systemd
         self.store = store
         self.table = table
@@ -155,6 +158,9 @@ class Lifecycle:
             allowed_groups=daemon.allowed_groups,
         )
         name = info.name
+        # Whoever asks (the hub, a token, the spawner, root): a locked or expired account gets
+        # no session (AccountDisabled), as it gets no login.
+        await self.check_account(name)
         unit = unit_name_for(name)
         credentials.check_secrets(secrets)
         groups = await asyncio.to_thread(group_names, info.name, info.gid)

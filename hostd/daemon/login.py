@@ -13,6 +13,13 @@ LoginFailed, or LockedOut. In order, ``Authenticator.authenticate``:
    minimal environment, killed after PAM_TIMEOUT_S;
 4. tells admins ([auth] admin_users, admin_groups) from the rest.
 
+``Authenticator.account`` answers the same question without a password, for a start and for the
+hub's re-check of its cookies and tokens: the account policy, then PAM's account management
+alone (pam_acct_mgmt: an expired account) and a locked password (``usermod -L``, which
+pam_acct_mgmt lets through: see hostd.pamhelper.check), in the same helper process. Its
+refusals are AccountDisabled, with no deadline: only the hub and root may ask about others,
+and the account policy's own refusals (UnknownUser, UserRefused) say as much already.
+
 Every refusal is the same LoginFailed, answered at a whole multiple of FAILURE_FLOOR_S after the
 request came (the first one is above pam_unix's longest delay), so neither the message nor the
 time tells an unknown name from a wrong password. The journal gets the real reason with
@@ -41,22 +48,26 @@ from hostd.config.auth import AuthConfig
 from hostd.config.daemon import DaemonConfig
 from hostd.daemon.users import lookup_user, user_in_group
 from hostd.units.errors import (
+    AccountDisabled,
+    AccountUnchecked,
     InvalidName,
     LockedOut,
     LoginFailed,
     UnknownUser,
     UserRefused,
 )
-from hostd.units.values import AuthResult, Credentials
+from hostd.units.values import AccountView, AuthResult, Credentials
 
 __all__ = [
     "FAILURE_FLOOR_S",
     "LOGIN_FAILED_MESSAGE",
     "MAX_TRACKED_NAMES",
     "PAM_TIMEOUT_S",
+    "AccountPamCheck",
     "Authenticator",
     "Lockout",
     "PamVerdict",
+    "run_account_check",
     "run_pam_check",
 ]
 
@@ -206,7 +217,7 @@ def _verdict(returncode: int | None, out: bytes, err: bytes) -> PamVerdict:
     if returncode != 0 or not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
         return _helper_failed(returncode, out, err)
     if reply["ok"]:
-        return PamVerdict(ok=True, reason="PAM accepted the password and the account")
+        return PamVerdict(ok=True, reason="PAM accepted the account")
     if "error" in reply:
         return PamVerdict(ok=False, reason=f"PAM helper: {reply['error']}", counts=False)
     return PamVerdict(ok=False, reason=f"PAM: {reply.get('reason')} (code {reply.get('code')})")
@@ -222,7 +233,26 @@ async def run_pam_check(
 ) -> PamVerdict:
     """PAM's answer for one login, from a helper process (hostd.pamhelper.check) that gets the
     request on stdin and is killed if it has not answered within ``timeout_s``."""
-    request = json.dumps({"service": service, "username": username, "password": password})
+    request = {"service": service, "username": username, "password": password}
+    return await _run_helper(request, timeout_s=timeout_s, argv=argv)
+
+
+async def run_account_check(
+    service: str,
+    username: str,
+    *,
+    timeout_s: float = PAM_TIMEOUT_S,
+    argv: tuple[str, ...] = HELPER_ARGV,
+) -> PamVerdict:
+    """PAM's answer for an account alone (no password: pam_acct_mgmt and the password's lock),
+    from the same helper process as a login's."""
+    request = {"service": service, "username": username, "check": "account"}
+    return await _run_helper(request, timeout_s=timeout_s, argv=argv)
+
+
+async def _run_helper(
+    request: dict[str, str], *, timeout_s: float, argv: tuple[str, ...]
+) -> PamVerdict:
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.PIPE,
@@ -233,7 +263,7 @@ async def run_pam_check(
         start_new_session=True,  # a signal to the daemon's process group is not its business
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(request.encode()), timeout_s)
+        out, err = await asyncio.wait_for(proc.communicate(json.dumps(request).encode()), timeout_s)
     except TimeoutError:
         return PamVerdict(
             ok=False, reason=f"PAM did not answer within {timeout_s:g} s", counts=False
@@ -257,14 +287,16 @@ class _Refused(Exception):
 
 
 PamCheck = Callable[[str, str, str], Awaitable[PamVerdict]]
+# (service, username) -> the verdict of PAM's account management and the password's lock
+AccountPamCheck = Callable[[str, str], Awaitable[PamVerdict]]
 
 
 class Authenticator:
     """Checks logins for the hub: the lockout, the account policy, PAM, admins.
 
-    ``pam_check`` (run_pam_check), ``clock`` (the lockout's) and ``failure_floor_s`` are
-    parameters so that the policy and the lockout can be tested without PAM and without
-    waiting.
+    ``pam_check`` (run_pam_check), ``account_check`` (run_account_check), ``clock`` (the
+    lockout's) and ``failure_floor_s`` are parameters so that the policy and the lockout can
+    be tested without PAM and without waiting; the systemd tier runs the real ones.
     """
 
     def __init__(
@@ -273,6 +305,7 @@ class Authenticator:
         daemon: DaemonConfig,
         *,
         pam_check: PamCheck | None = None,
+        account_check: AccountPamCheck | None = None,
         clock: Callable[[], float] = time.monotonic,
         failure_floor_s: float = FAILURE_FLOOR_S,
     ) -> None:
@@ -285,6 +318,7 @@ class Authenticator:
             clock=clock,
         )
         self._pam_check: PamCheck = pam_check or run_pam_check
+        self._account_check: AccountPamCheck = account_check or run_account_check
         self._failure_floor_s = failure_floor_s
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_CHECKS)
         # One check at a time per name: parallel guesses cannot outrun the lockout.
@@ -368,7 +402,38 @@ class Authenticator:
             verdict = await self._pam_check(self.auth.pam_service, info.name, credentials.password)
         if not verdict.ok:
             raise _Refused(verdict.reason, counts=verdict.counts)
-        return AuthResult(user=info.name, admin=await asyncio.to_thread(self._is_admin, info.name))
+        admin = await asyncio.to_thread(self._is_admin, info.name)
+        return AuthResult(user=info.name, admin=admin, uid=info.uid)
+
+    async def account(self, user: str) -> AccountView:
+        """The account, if it may have a session now: UnknownUser, UserRefused or InvalidName
+        from the account policy, AccountDisabled when PAM refuses it (locked, expired),
+        AccountUnchecked when PAM did not answer."""
+        daemon = self.daemon
+        info = await asyncio.to_thread(
+            lookup_user, user, min_uid=daemon.resolved_min_uid, allowed_groups=daemon.allowed_groups
+        )
+        await self.check_account(info.name)
+        admin = await asyncio.to_thread(self._is_admin, info.name)
+        return AccountView(user=info.name, uid=info.uid, admin=admin)
+
+    async def check_account(self, name: str) -> None:
+        """PAM's account management (and the password's lock) for ``name``, an account the
+        policy accepted: AccountDisabled or AccountUnchecked when it does not say yes."""
+        async with self._slots:
+            verdict = await self._account_check(self.auth.pam_service, name)
+        if verdict.ok:
+            return
+        log.warning("account of %s refused: %s", name, verdict.reason, extra={"HOSTD_USER": name})
+        if not verdict.counts:
+            raise AccountUnchecked(
+                f"the account {name} could not be checked (PAM did not answer); "
+                "see the daemon's journal"
+            )
+        raise AccountDisabled(
+            f"the account {name} is locked, expired or refused by PAM's account management "
+            f"(service {self.auth.pam_service!r})"
+        )
 
     def _is_admin(self, user: str) -> bool:
         return user in self.auth.admin_users or any(

@@ -26,7 +26,7 @@ from hostd.config import Config
 from hostd.daemon import credentials, journal
 from hostd.daemon.admission import Admission
 from hostd.daemon.lifecycle import Lifecycle
-from hostd.daemon.login import Authenticator
+from hostd.daemon.login import AccountPamCheck, Authenticator
 from hostd.daemon.metrics import Metrics, SessionSample
 from hostd.daemon.ports import check_listener
 from hostd.daemon.reaper import Reaper
@@ -45,6 +45,7 @@ from hostd.units import (
 )
 from hostd.units.errors import PermissionDenied, SessionNotFound
 from hostd.units.values import (
+    AccountView,
     AuthResult,
     Caller,
     Credentials,
@@ -72,9 +73,11 @@ class SessionManager:
         sampler: UsageSampler | None = None,
         memory_total: int = 0,
         probe: ListenerProbe = check_listener,
+        account_check: AccountPamCheck | None = None,
     ) -> None:
         """No I/O here: create() reads what these need (mountinfo, the RAM) and passes it.
-        ``probe`` tells who listens on a session's port (a fake's, in tests without systemd)."""
+        ``probe`` tells who listens on a session's port (a fake's, in tests without systemd);
+        ``account_check`` replaces PAM's account check (tests over FakeSystemd only)."""
         self.config = config
         self.systemd = systemd
         self.store = store
@@ -84,6 +87,7 @@ class SessionManager:
         self.table = SessionTable()
         self.admission = Admission(config, self.table, memory_total)
         self.views = Views(config, store, self.table, self.oom, probe=probe)
+        self.authenticator = Authenticator(config.auth, config.daemon, account_check=account_check)
         self.lifecycle = Lifecycle(
             config,
             systemd,
@@ -94,6 +98,7 @@ class SessionManager:
             sampler=self.sampler,
             oom=self.oom,
             metrics=self.metrics_registry,
+            check_account=self.authenticator.check_account,
         )
         self.reaper = Reaper(
             config,
@@ -104,7 +109,6 @@ class SessionManager:
             sampler=self.sampler,
             oom=self.oom,
         )
-        self.authenticator = Authenticator(config.auth, config.daemon)
 
     @classmethod
     async def create(cls, config: Config) -> SessionManager:
@@ -248,6 +252,9 @@ class SessionManager:
 
     async def authenticate(self, credentials: Credentials) -> AuthResult:
         return await self.authenticator.authenticate(credentials)
+
+    async def account(self, user: str) -> AccountView:
+        return await self.authenticator.account(user)
 
     async def cap_slice(self) -> None:
         """jupyter.slice's MemoryMax (see Admission.cap_slice)."""

@@ -8,7 +8,9 @@ session's limits); the host view is computed from the sessions on a HOST_MEMORY_
 HOST_CPUS machine. The policy is what a test puts in ``session_policy`` (default: every
 default of SessionPolicy), ``commands`` and ``config_file``. Logins: ``passwords`` (name ->
 password) are the accounts that may log in, ``admins`` the admins among them, ``locked_out``
-(name -> seconds) the names locked out.
+(name -> seconds) the names locked out. Accounts: every name in ``users`` has the uid in
+``uids`` (given on first ask, from 5000 up); ``disabled`` are refused as PAM's account
+management refuses a locked or expired account.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from hostd.api.service import SessionService
 from hostd.daemon.login import LOGIN_FAILED_MESSAGE
 from hostd.units import SessionPolicy, SessionRequest, unit_name_for, validate_username
 from hostd.units.errors import (
+    AccountDisabled,
     LockedOut,
     LoginFailed,
     PermissionDenied,
@@ -40,6 +43,7 @@ from hostd.units.errors import (
     UnknownUser,
 )
 from hostd.units.values import (
+    AccountView,
     AuthResult,
     Caller,
     Credentials,
@@ -105,6 +109,8 @@ class FakeSessionService:
         self.passwords = {"alice": "wonderland", "carol": "c4r0l"}
         self.admins = {"carol"}
         self.locked_out: dict[str, int] = {}
+        self.uids: dict[str, int] = {}
+        self.disabled: set[str] = set()
         self.session_policy = SessionPolicy(cmd=("/bin/true",))
         self.commands: tuple[str, ...] = ("singleuser",)
         self.config_file: str | None = "/etc/hostd/hostd.toml"
@@ -333,9 +339,23 @@ class FakeSessionService:
             raise LockedOut(
                 f"too many failed logins: try again in {seconds} s", retry_after_s=seconds
             )
-        if self.passwords.get(user) != credentials.password:
+        if self.passwords.get(user) != credentials.password or user in self.disabled:
             raise LoginFailed(LOGIN_FAILED_MESSAGE)
-        return AuthResult(user=user, admin=user in self.admins)
+        return AuthResult(user=user, admin=user in self.admins, uid=self.uid_of(user))
+
+    def uid_of(self, user: str) -> int:
+        # Given on first ask and kept: a name keeps its uid until a test re-creates it.
+        return self.uids.setdefault(user, 5000 + len(self.uids))
+
+    async def account(self, user: str) -> AccountView:
+        self.calls.append(("account", user))
+        self._check("account")
+        validate_username(user)
+        if user not in self.users and user not in self.passwords:
+            raise UnknownUser(f"no account named {user!r}")
+        if user in self.disabled:
+            raise AccountDisabled(f"the account {user} is locked, expired or refused by PAM")
+        return AccountView(user=user, uid=self.uid_of(user), admin=user in self.admins)
 
 
 _check_protocol: type[SessionService] = FakeSessionService

@@ -44,9 +44,11 @@ async def test_the_right_password_answers_the_user_and_admin_flag(
     http: httpx.AsyncClient, fake: FakeSessionService
 ) -> None:
     response = await http.post("/v1/auth", json=login("alice", "wonderland"))
-    assert (response.status_code, response.json()) == (200, {"user": "alice", "admin": False})
+    alice = {"user": "alice", "admin": False, "uid": fake.uid_of("alice")}
+    assert (response.status_code, response.json()) == (200, alice)
     response = await http.post("/v1/auth", json=login("carol", "c4r0l"))
-    assert (response.status_code, response.json()) == (200, {"user": "carol", "admin": True})
+    carol = {"user": "carol", "admin": True, "uid": fake.uid_of("carol")}
+    assert (response.status_code, response.json()) == (200, carol)
 
 
 async def test_a_member_of_the_group_may_ask(http_as: HttpAs) -> None:
@@ -97,7 +99,7 @@ async def test_the_bounds_themselves_are_taken(
     name, password = "a" * 32, "p" * PASSWORD_MAX
     fake.passwords[name] = password
     response = await http.post("/v1/auth", json=login(name, password))
-    assert response.json() == {"user": name, "admin": False}
+    assert response.json() == {"user": name, "admin": False, "uid": fake.uid_of(name)}
 
 
 async def test_any_text_is_a_password(http: httpx.AsyncClient, fake: FakeSessionService) -> None:
@@ -187,9 +189,11 @@ def client_of(app: Starlette, peer: PeerCredentials | None = ROOT) -> HostdClien
     )
 
 
-async def test_the_client_answers_an_auth_result(app: Starlette) -> None:
+async def test_the_client_answers_an_auth_result(app: Starlette, fake: FakeSessionService) -> None:
     async with client_of(app) as hostd:
-        assert await hostd.authenticate("carol", "c4r0l") == AuthResult(user="carol", admin=True)
+        assert await hostd.authenticate("carol", "c4r0l") == AuthResult(
+            user="carol", admin=True, uid=fake.uid_of("carol")
+        )
 
 
 async def test_the_client_raises_each_refusal_as_its_class(

@@ -828,6 +828,7 @@ OTHERS_ROUTES = [
     ("POST", "/v1/sessions/alice/activity"),
     ("POST", "/v1/auth"),
     ("GET", "/metrics"),
+    ("GET", "/v1/accounts/alice"),
 ]
 
 
@@ -871,3 +872,32 @@ async def test_the_hub_and_root_act_for_everyone(
     assert {s["user"] for s in by_hub.json()["sessions"]} == {"alice", "bob"}
     assert {s["user"] for s in by_root.json()["sessions"]} == {"alice", "bob"}
     assert token.status_code == 200
+
+
+# -- accounts: whether one may have a session now (the hub's re-check) ----------------------
+
+
+async def test_the_hub_reads_an_account_its_uid_and_admin_flag(
+    http_as: HttpAs, fake: FakeSessionService
+) -> None:
+    async with http_as(MEMBER) as hub:
+        alice = await hub.get("/v1/accounts/alice")
+        carol = await hub.get("/v1/accounts/carol")
+    assert alice.json() == {"user": "alice", "uid": fake.uid_of("alice"), "admin": False}
+    assert carol.json() == {"user": "carol", "uid": fake.uid_of("carol"), "admin": True}
+
+
+async def test_a_disabled_or_unknown_account_is_a_clear_error(
+    http: httpx.AsyncClient, fake: FakeSessionService
+) -> None:
+    fake.disabled.add("alice")
+    body = assert_error(await http.get("/v1/accounts/alice"), 403, "account-disabled")
+    assert "locked, expired" in str(body["message"])
+    assert_error(await http.get("/v1/accounts/zed"), 404, "unknown-user")
+    assert_error(await http.get("/v1/accounts/-x"), 422, "invalid-name")
+
+
+async def test_a_member_may_read_its_own_account(http_as: HttpAs) -> None:
+    async with http_as(SELF_ONLY) as carol:
+        response = await carol.get("/v1/accounts/carol")
+    assert response.status_code == 200 and response.json()["user"] == "carol"

@@ -25,6 +25,8 @@ from hostd.api.wire import (
 )
 from hostd.units import errors
 from hostd.units.errors import (
+    AccountDisabled,
+    AccountUnchecked,
     CapacityExceeded,
     ConfigError,
     HostdError,
@@ -56,6 +58,8 @@ EXPECTED_STATUS = {
     UnknownDirective: 422,
     PermissionDenied: 403,
     UserRefused: 403,
+    AccountDisabled: 403,
+    AccountUnchecked: 503,
     LoginFailed: 401,
     LockedOut: 429,
     UnknownUser: 404,

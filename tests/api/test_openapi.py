@@ -17,6 +17,7 @@ from hostd.api.openapi import CPU_PATTERN, SIZE_PATTERN, openapi_document
 from hostd.api.wire import all_codes
 from hostd.units import parse_cpu, parse_size
 from hostd.units.errors import (
+    AccountUnchecked,
     CapacityExceeded,
     HostdError,
     InvalidSize,
@@ -204,6 +205,7 @@ SERVICE_METHOD = {
     ("/metrics", "get"): "metrics",
     ("/openapi.json", "get"): "authorize",
     ("/v1/auth", "post"): "authenticate",
+    ("/v1/accounts/{user}", "get"): "account",
 }
 # A body the operation takes, where it needs one to succeed.
 VALID_BODY = {
@@ -224,6 +226,7 @@ ERROR_FOR_STATUS: dict[int, HostdError] = {
 # Where an operation answers a status with an error of its own.
 ERROR_FOR_OPERATION: dict[tuple[str, str, int], HostdError] = {
     ("/v1/auth", "post", 429): LockedOut("too many failed logins", retry_after_s=60),
+    ("/v1/accounts/{user}", "get", 503): AccountUnchecked("PAM did not answer"),
 }
 
 

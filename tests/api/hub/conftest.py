@@ -8,6 +8,7 @@ import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from hostd.api.client import HostdClient
 from hostd.api.daemon import build_daemon_app
 from hostd.api.hub.app import build_hub_app
-from hostd.api.hub.db import HubStore
+from hostd.api.hub.db import ApiToken, HubStore
 from hostd.api.hub.security import load_or_create_secret
 from hostd.api.hub.server import HubWebSocketProtocol
 from hostd.api.hub.settings import HubConfig
@@ -36,6 +37,14 @@ class HubUnderTest:
     def client(self, **options: Any) -> httpx.AsyncClient:
         """A browser-like client: keeps cookies, follows no redirects."""
         return httpx.AsyncClient(base_url=self.url, timeout=10, **options)
+
+    def make_token(
+        self, user: str, *, note: str | None = None, lifetime: timedelta = timedelta(days=1)
+    ) -> tuple[str, ApiToken]:
+        """An API token of ``user``'s account as the fake daemon has it now (its uid)."""
+        return self.store.create_token(
+            user, uid=self.fake.uid_of(user), lifetime=lifetime, note=note
+        )
 
 
 @pytest.fixture

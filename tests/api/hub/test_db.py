@@ -47,6 +47,40 @@ def test_an_old_file_is_upgraded_in_place_and_keeps_its_rows(tmp_path: Path) -> 
     store.close()
 
 
+def test_sessions_and_tokens_from_before_uids_are_upgraded_and_removed(tmp_path: Path) -> None:
+    # As the release before uids made them: a 14-day cookie and a token that never expires,
+    # of a name that may since have been deleted and made again. Nothing says whose they
+    # were, so the upgrade removes them (their users log in again and make new tokens).
+    path = tmp_path / "hub.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE browser_sessions (id VARCHAR PRIMARY KEY, user VARCHAR NOT NULL, "
+            "created DATETIME NOT NULL, expires DATETIME NOT NULL, remote VARCHAR)"
+        )
+        db.execute(
+            "CREATE TABLE api_tokens (id INTEGER PRIMARY KEY, user VARCHAR NOT NULL, "
+            "hash VARCHAR NOT NULL UNIQUE, prefix VARCHAR NOT NULL, note VARCHAR, "
+            "created DATETIME NOT NULL, expires DATETIME, last_used DATETIME)"
+        )
+        db.execute(
+            "INSERT INTO browser_sessions VALUES ('h1', 'alice', '2024-01-01', '2999-01-01', NULL)"
+        )
+        db.execute(
+            "INSERT INTO api_tokens (user, hash, prefix, created) "
+            "VALUES ('alice', 'h2', 'abcd', '2024-01-01')"
+        )
+    store = HubStore.open(f"sqlite:///{path}")
+    assert "uid" in columns(path, "browser_sessions") and "uid" in columns(path, "api_tokens")
+    assert store.legacy_rows_removed == 2
+    assert store.tokens("alice") == []
+    store.record_login("alice", ok=True)
+    token, _ = store.create_token("alice", uid=5000, lifetime=timedelta(days=1))
+    owner = store.token_owner(token)
+    assert owner is not None and owner.uid == 5000
+    store.close()
+    assert HubStore.open(f"sqlite:///{path}").legacy_rows_removed == 0
+
+
 def test_a_missing_column_that_may_not_be_null_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "hub.sqlite"
     with sqlite3.connect(path) as db:
@@ -71,12 +105,12 @@ def test_logins_make_users_and_are_recorded(store: HubStore) -> None:
 
 def test_a_session_ends_at_logout_and_at_expiry(store: HubStore) -> None:
     store.record_login("alice", ok=True)
-    session = store.create_session("alice", lifetime=timedelta(hours=1))
+    session = store.create_session("alice", uid=5000, lifetime=timedelta(hours=1))
     owner = store.session_owner(session)
-    assert owner is not None and owner.user == "alice" and not owner.admin
+    assert owner is not None and (owner.user, owner.uid, owner.admin) == ("alice", 5000, False)
     store.end_session(session)
     assert store.session_owner(session) is None
-    expired = store.create_session("alice", lifetime=timedelta(seconds=-1))
+    expired = store.create_session("alice", uid=5000, lifetime=timedelta(seconds=-1))
     assert store.session_owner(expired) is None
     assert store.session_owner("never-made") is None
 
@@ -85,11 +119,11 @@ def test_tokens_are_kept_hashed_and_can_be_revoked(tmp_path: Path) -> None:
     path = tmp_path / "hub.sqlite"
     store = HubStore.open(f"sqlite:///{path}")
     store.record_login("alice", ok=True)
-    token, row = store.create_token("alice", note="ci")
+    token, row = store.create_token("alice", uid=5000, lifetime=timedelta(days=1), note="ci")
     with sqlite3.connect(path) as db:
         assert token not in repr(db.execute("SELECT * FROM api_tokens").fetchall())
     owner = store.token_owner(token)
-    assert owner is not None and owner.user == "alice"
+    assert owner is not None and (owner.user, owner.uid) == ("alice", 5000)
     listed = store.tokens("alice")
     assert [(t.note, t.prefix) for t in listed] == [("ci", token[:4])]
     assert listed[0].last_used is not None
@@ -97,13 +131,13 @@ def test_tokens_are_kept_hashed_and_can_be_revoked(tmp_path: Path) -> None:
     assert not store.delete_token("bob", row.id)
     assert store.delete_token("alice", row.id)
     assert store.token_owner(token) is None
-    expired, _ = store.create_token("alice", lifetime=timedelta(seconds=-1))
+    expired, _ = store.create_token("alice", uid=5000, lifetime=timedelta(seconds=-1))
     assert store.token_owner(expired) is None
 
 
 def test_prune_drops_what_is_old(store: HubStore) -> None:
     store.record_login("alice", ok=True)
-    store.create_session("alice", lifetime=timedelta(seconds=-1))
+    store.create_session("alice", uid=5000, lifetime=timedelta(seconds=-1))
     store.record_spawn("alice", action="start", by="alice", outcome="ready")
     store.record_login("old", ok=False)
     with store._session() as db:  # an event from long ago

@@ -84,7 +84,7 @@ async def session_of(hub: HubUnderTest, user: str) -> Actor:
 
 def token_of(hub: HubUnderTest, user: str) -> Actor:
     hub.store.record_login(user, ok=True, admin=user in hub.fake.admins)
-    token, _ = hub.store.create_token(user, note=f"{user}'s script")
+    token, _ = hub.make_token(user, note=f"{user}'s script")
     return Actor(headers={"Authorization": f"token {token}"})
 
 
@@ -292,7 +292,7 @@ async def tokens_create(hub: HubUnderTest, actor: Actor) -> Outcome:
 
 
 async def tokens_delete(hub: HubUnderTest, actor: Actor) -> Outcome:
-    _, victim = hub.store.create_token("alice", note="victim")
+    _, victim = hub.make_token("alice", note="victim")
     async with actor.client(hub) as client:
         response = await client.delete(
             f"/hub/api/users/alice/tokens/{victim.id}", headers=actor.api_headers()
@@ -489,7 +489,7 @@ def _victim(hub: HubUnderTest) -> str:
 
 
 def _new_victim(hub: HubUnderTest) -> None:
-    _, row = hub.store.create_token("alice", note="victim")
+    _, row = hub.make_token("alice", note="victim")
     assert row.id is not None
     _victims[id(hub)] = row.id
 

@@ -221,7 +221,7 @@ async def test_the_token_page_makes_shows_once_and_revokes(hub: HubUnderTest) ->
 
 
 async def test_an_api_token_opens_no_page(hub: HubUnderTest) -> None:
-    token, _ = hub.store.create_token("alice")
+    token, _ = hub.make_token("alice")
     hub.store.record_login("alice", ok=True)
     async with hub.client(headers={"Authorization": f"token {token}"}) as client:
         assert (await client.get("/hub/home")).status_code == 302

@@ -81,7 +81,7 @@ async def test_a_hub_api_token_opens_the_server_and_is_swapped_for_the_servers(
 ) -> None:
     hub.fake.add_session("alice")
     hub.store.record_login("alice", ok=True)
-    token, _ = hub.store.create_token("alice")
+    token, _ = hub.make_token("alice")
     async with hub.client(headers={"Authorization": f"token {token}"}) as client:
         response = await client.post("/user/alice/api/kernels", json={})
     assert response.status_code == 200
@@ -400,7 +400,7 @@ async def test_a_cookie_one_users_server_sets_never_reaches_another_users_server
     for user in ("alice", "bob"):
         hub.fake.add_session(user)
         hub.store.record_login(user, ok=True)
-        tokens[user], _ = hub.store.create_token(user)
+        tokens[user], _ = hub.make_token(user)
     async with hub.client(headers={"Authorization": f"token {tokens['alice']}"}) as alice:
         planted = await alice.get("/user/alice/cookies")
         assert planted.status_code == 200

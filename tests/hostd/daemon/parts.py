@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from hostd.config import Config, parse_config
+from hostd.daemon.login import AccountPamCheck, PamVerdict
 from hostd.daemon.sessions import SessionManager
 from hostd.daemon.store import Store
 from hostd.units.values import Caller
 from tests.hostd.daemon.fake_systemd import FakeSystemd
 
-__all__ = ["GIB", "ROOT", "make_config", "make_manager"]
+__all__ = ["GIB", "ROOT", "account_usable", "make_config", "make_manager"]
 
 GIB = 2**30
 ROOT = Caller(uid=0, name="root", privileged=True)
@@ -27,12 +28,29 @@ def make_config(tmp_path: Path, more: str = "") -> Config:
     )
 
 
+async def account_usable(service: str, user: str) -> PamVerdict:
+    """PAM's account check over FakeSystemd: every account is usable (their sessions run as
+    system accounts, which /etc/pam.d has no say on here); the systemd tier runs real PAM."""
+    return PamVerdict(ok=True, reason="usable (tests over FakeSystemd)")
+
+
 def make_manager(
-    tmp_path: Path, more: str = "", *, memory_total: int = 8 * GIB
+    tmp_path: Path,
+    more: str = "",
+    *,
+    memory_total: int = 8 * GIB,
+    account_check: AccountPamCheck = account_usable,
 ) -> tuple[SessionManager, FakeSystemd]:
     fake = FakeSystemd()
     config = make_config(tmp_path, more)
     config.daemon.state_dir.mkdir(parents=True, exist_ok=True)
     store = Store.open(config.daemon.state_dir / "hostd.sqlite")
-    manager = SessionManager(config, fake, store, memory_total=memory_total, probe=fake.probe)
+    manager = SessionManager(
+        config,
+        fake,
+        store,
+        memory_total=memory_total,
+        probe=fake.probe,
+        account_check=account_check,
+    )
     return manager, fake

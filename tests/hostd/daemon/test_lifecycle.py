@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from hostd.daemon.login import PamVerdict
 from hostd.daemon.ports import ListenerCheck
 from hostd.daemon.sessions import SessionManager
 from hostd.units import Property, SessionRequest, UnitSpec, keep_loaded, limit_properties
 from hostd.units.errors import (
+    AccountDisabled,
     CapacityExceeded,
     InvalidOption,
     PermissionDenied,
@@ -188,6 +190,23 @@ async def test_memory_over_capacity_starts_nothing(tmp_path: Path) -> None:
     with pytest.raises(CapacityExceeded):
         await manager.start("daemon", SessionRequest(), caller=ROOT)
     assert fake.started == [] and manager.table.ports() == set()
+    await manager.close()
+
+
+async def test_an_account_pam_refuses_gets_no_session_whoever_asks(tmp_path: Path) -> None:
+    asked: list[tuple[str, str]] = []
+
+    async def locked(service: str, user: str) -> PamVerdict:
+        asked.append((service, user))
+        return PamVerdict(ok=False, reason="the password is locked (usermod -L, passwd -l)")
+
+    manager, fake = make_manager(tmp_path, account_check=locked)
+    for caller in (ROOT, MEMBER):
+        with pytest.raises(AccountDisabled):
+            await manager.start("daemon", SessionRequest(), caller=caller)
+    assert asked == [("hostd", "daemon")] * 2
+    assert fake.started == [] and manager.table.ports() == set()
+    assert manager.store.last_for("daemon") is None
     await manager.close()
 
 

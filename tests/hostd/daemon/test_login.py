@@ -26,11 +26,19 @@ from hostd.daemon.login import (
     Authenticator,
     Lockout,
     PamVerdict,
+    run_account_check,
     run_pam_check,
 )
 from hostd.pamhelper import check as pam_check
-from hostd.units.errors import LockedOut, LoginFailed
-from hostd.units.values import AuthResult, Credentials
+from hostd.units.errors import (
+    AccountDisabled,
+    AccountUnchecked,
+    LockedOut,
+    LoginFailed,
+    UnknownUser,
+    UserRefused,
+)
+from hostd.units.values import AccountView, AuthResult, Credentials
 
 PASSWORD = "Correct-Horse-7"
 
@@ -190,7 +198,7 @@ def authenticator(
 async def test_the_right_password_of_an_ordinary_account() -> None:
     pam = FakePam()
     result = await authenticator(pam).authenticate(Credentials("daemon", PASSWORD))
-    assert result == AuthResult(user="daemon", admin=False)
+    assert result == AuthResult(user="daemon", admin=False, uid=1)
     assert pam.calls == [("hostd", "daemon")]
 
 
@@ -208,7 +216,7 @@ async def test_the_pam_service_is_the_configured_one() -> None:
 )
 async def test_admins_come_from_admin_users_and_admin_groups(auth: AuthConfig) -> None:
     result = await authenticator(FakePam(), auth=auth).authenticate(Credentials("daemon", PASSWORD))
-    assert result == AuthResult(user="daemon", admin=True)
+    assert result == AuthResult(user="daemon", admin=True, uid=1)
 
 
 @pytest.mark.parametrize(
@@ -518,3 +526,141 @@ def test_the_helper_process_speaks_json_on_stdin_and_stdout() -> None:
     )
     assert (result.returncode, result.stderr) == (0, b"")
     assert json.loads(result.stdout) == {"ok": False, "error": "request is not a JSON object"}
+
+
+# -- the account alone: starts and the hub's re-check (no password) ------------------------
+
+
+def account_request(**fields: object) -> bytes:
+    return json.dumps(
+        {"service": "hostd", "username": "alice", "check": "account", **fields}
+    ).encode()
+
+
+def test_the_helper_checks_an_account_without_a_password() -> None:
+    def no_login(service: str, username: str, password: str) -> tuple[bool, int, str]:
+        raise AssertionError("an account check asked for a password check")
+
+    def expired(service: str, username: str) -> tuple[bool, int | None, str]:
+        assert (service, username) == ("hostd", "alice")
+        return False, 7, "Authentication failure"
+
+    def locked(service: str, username: str) -> tuple[bool, int | None, str]:
+        return False, None, "the password is locked (usermod -L, passwd -l)"
+
+    def usable(service: str, username: str) -> tuple[bool, int | None, str]:
+        return True, 0, "Success"
+
+    assert pam_check.answer(account_request(), no_login, usable) == {"ok": True}
+    assert pam_check.answer(account_request(), no_login, expired) == {
+        "ok": False,
+        "code": 7,
+        "reason": "Authentication failure",
+    }
+    assert pam_check.answer(account_request(), no_login, locked)["code"] is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        account_request(check="password"),
+        account_request(password="pw"),  # an account check never carries one
+        account_request(username=""),
+        account_request(username="a\u0000b"),
+    ],
+)
+def test_an_unusable_account_request_reaches_no_pam(raw: bytes) -> None:
+    def must_not_run(*args: str) -> tuple[bool, int, str]:
+        raise AssertionError("PAM was called")
+
+    reply = pam_check.answer(raw, must_not_run, must_not_run)
+    assert reply["ok"] is False and isinstance(reply["error"], str)
+
+
+@pytest.mark.parametrize(
+    ("field", "locked"),
+    [
+        ("!$y$j9T$salt$hash", True),  # usermod -L of a password
+        ("*$6$salt$hash", True),  # passwd -S says L for it too
+        ("!!$6$salt$hash", True),
+        ("$y$j9T$salt$hash", False),
+        ("!", False),  # useradd without a password: never had one, not locked
+        ("*", False),
+        ("!!", False),
+        ("!*", False),
+        ("", False),
+        (None, False),  # no shadow entry
+    ],
+)
+def test_a_locked_password_is_what_passwd_s_calls_locked(field: str | None, locked: bool) -> None:
+    assert pam_check.locked_password(field) is locked
+
+
+class FakeAccountPam:
+    def __init__(self, verdict: PamVerdict) -> None:
+        self.verdict = verdict
+        self.calls: list[tuple[str, str]] = []
+
+    async def __call__(self, service: str, username: str) -> PamVerdict:
+        self.calls.append((service, username))
+        return self.verdict
+
+
+def account_authenticator(verdict: PamVerdict, *, auth: AuthConfig | None = None) -> Authenticator:
+    return Authenticator(
+        auth or AuthConfig(),
+        DaemonConfig(min_uid=1),
+        pam_check=FakePam(),
+        account_check=FakeAccountPam(verdict),
+    )
+
+
+async def test_a_usable_account_is_its_name_uid_and_admin_flag_now() -> None:
+    usable = PamVerdict(ok=True, reason="PAM accepted the account")
+    assert await account_authenticator(usable).account("daemon") == AccountView(
+        user="daemon", uid=1, admin=False
+    )
+    admins = AuthConfig(admin_users=("daemon",))
+    view = await account_authenticator(usable, auth=admins).account("daemon")
+    assert view == AccountView(user="daemon", uid=1, admin=True)
+
+
+async def test_an_account_pam_refuses_is_account_disabled_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    refused = PamVerdict(ok=False, reason="PAM: Authentication failure (code 7)")
+    with caplog.at_level(logging.WARNING), pytest.raises(AccountDisabled) as caught:
+        await account_authenticator(refused).account("daemon")
+    assert caught.value.code == "account-disabled"
+    assert "locked, expired" in caught.value.message
+    assert "Authentication failure (code 7)" in caplog.text
+
+
+async def test_an_account_pam_could_not_check_is_refused_as_unchecked() -> None:
+    failed = PamVerdict(ok=False, reason="PAM did not answer within 10 s", counts=False)
+    with pytest.raises(AccountUnchecked):
+        await account_authenticator(failed).account("daemon")
+
+
+async def test_the_account_policy_refuses_before_pam() -> None:
+    pam = FakeAccountPam(PamVerdict(ok=True, reason="yes"))
+    checker = Authenticator(AuthConfig(), DaemonConfig(min_uid=1000), account_check=pam)
+    with pytest.raises(UserRefused):
+        await checker.account("daemon")  # uid 1, below min_uid
+    with pytest.raises(UnknownUser):
+        await checker.account("nosuchuser-x")
+    assert pam.calls == []
+
+
+async def test_the_account_check_goes_to_the_helper_without_a_password() -> None:
+    # A stand-in helper that echoes its request: what the real one would be asked.
+    echo = helper(
+        "import json,sys; r=json.loads(sys.stdin.read()); "
+        "print(json.dumps({'ok': False, 'code': 1, 'reason': json.dumps(r, sort_keys=True)}))"
+    )
+    verdict = await run_account_check("hostd", "alice", argv=echo)
+    assert json.loads(verdict.reason.removeprefix("PAM: ").rsplit(" (code", 1)[0]) == {
+        "check": "account",
+        "service": "hostd",
+        "username": "alice",
+    }

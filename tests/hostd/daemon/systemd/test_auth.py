@@ -21,7 +21,7 @@ import pytest
 
 from hostd.daemon.login import FAILURE_FLOOR_S, LOGIN_FAILED_MESSAGE
 from tests import REPO
-from tests.hostd.daemon.systemd.conftest import BASE_POLICY, Daemon
+from tests.hostd.daemon.systemd.conftest import BASE_POLICY, Daemon, units_left
 
 pytestmark = pytest.mark.systemd
 
@@ -129,9 +129,15 @@ def test_a_user_logs_in_with_the_right_password_and_not_a_wrong_one(
         set_password(user, password)
     d = daemon(auth_policy(admin_users=[boss], admin_groups=[ADMIN_GROUP]))
 
-    assert login(d, alice, passwords[alice])[::2] == (200, {"user": alice, "admin": False})
-    assert login(d, boss, passwords[boss])[::2] == (200, {"user": boss, "admin": True})
-    assert login(d, staff, passwords[staff])[::2] == (200, {"user": staff, "admin": True})
+    def uid(user: str) -> int:
+        return int(subprocess.check_output(["id", "-u", user]))
+
+    def result(user: str, admin: bool) -> tuple[int, dict[str, Any]]:
+        return (200, {"user": user, "admin": admin, "uid": uid(user)})
+
+    assert login(d, alice, passwords[alice])[::2] == result(alice, False)
+    assert login(d, boss, passwords[boss])[::2] == result(boss, True)
+    assert login(d, staff, passwords[staff])[::2] == result(staff, True)
 
     wrong = login(d, alice, passwords[boss])
     unknown = login(d, f"nobody{uuid.uuid4().hex[:8]}", passwords[alice])
@@ -197,6 +203,9 @@ def test_locked_and_expired_accounts_are_refused(
     subprocess.run(["chage", "-d", "0", user], check=True)
     assert login(d, user, password)[0] == 401
     assert hostd_messages(user)[-1].endswith("(code 12)")
+    # Without a password (a start, the hub's re-check) the account is good: only its
+    # password must change, which no start and no cookie uses.
+    assert d.api("GET", f"/v1/accounts/{user}")[0] == 200
 
 
 def test_the_time_of_a_refusal_does_not_tell_an_unknown_name_from_a_real_account(
@@ -238,7 +247,8 @@ def test_five_wrong_passwords_lock_the_right_one_out_until_the_lockout_ends(
     assert login(d, other, password)[0] == 200  # one name's lockout is not another's
 
     time.sleep(retry_after + 0.2)
-    assert login(d, user, password)[::2] == (200, {"user": user, "admin": False})
+    status, _, body = login(d, user, password)
+    assert (status, body["user"], body["admin"]) == (200, user, False)
 
 
 def test_the_password_never_reaches_the_journal_or_the_log(
@@ -261,3 +271,85 @@ def test_the_password_never_reaches_the_journal_or_the_log(
     for text in (journal_text(), d.log.read_bytes()):  # ... without a password anywhere
         assert password.encode() not in text
         assert wrong.encode() not in text
+
+
+# -- rights follow the account: a locked or expired account gets no session -----------------
+
+_AS_MEMBER = r"""
+import socket, sys
+c = socket.socket(socket.AF_UNIX)
+c.connect(sys.argv[1])
+c.sendall(f"{sys.argv[2]} {sys.argv[3]} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+          "Connection: close\r\n\r\n{}".encode())
+data = b""
+while chunk := c.recv(65536):
+    data += chunk
+head, _, body = data.partition(b"\r\n\r\n")
+print(head.split()[1].decode())
+print(body.decode())
+"""
+
+
+def as_member(d: Daemon, user: str, method: str, path: str) -> tuple[int, Any]:
+    """A request on the daemon's socket as ``user`` (Debian's python3: no venv needed)."""
+    argv = ["runuser", "-u", user, "--", "/usr/bin/python3", "-c", _AS_MEMBER, str(d.socket)]
+    done = subprocess.run(
+        [*argv, method, path],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    status, _, body = done.stdout.partition("\n")
+    return int(status), json.loads(body)
+
+
+@pytest.mark.parametrize(
+    ("lock", "unlock"),
+    [(["-L"], ["-U"]), (["-e", "1"], ["-e", ""])],
+    ids=["usermod -L", "usermod -e 1"],
+)
+def test_a_locked_or_expired_account_gets_no_session_whoever_asks(
+    daemon: Callable[..., Daemon],
+    make_user: Callable[..., str],
+    lock: list[str],
+    unlock: list[str],
+) -> None:
+    # The attacker: dave, a real account (in group hostd, so he may ask for himself), whose
+    # account the admin locked or expired. Before the fix the start went through for root
+    # and for dave himself (201): only the hub's login checked the account.
+    d = daemon(auth_policy())
+    dave = make_user({}, groups="hostd")
+    set_password(dave, new_password())
+    uid = int(subprocess.check_output(["id", "-u", dave]))
+    # The control: the same account, usable, gets its session.
+    status, body = d.api("POST", f"/v1/sessions/{dave}", {})
+    assert (status, body["state"]) == (201, "running"), body
+    assert d.api("DELETE", f"/v1/sessions/{dave}")[0] == 200
+
+    subprocess.run(["usermod", *lock, dave], check=True)
+    for status, body in (
+        d.api("POST", f"/v1/sessions/{dave}", {}),  # root (the hub, the spawner act alike)
+        as_member(d, dave, "POST", f"/v1/sessions/{dave}"),
+    ):
+        assert (status, body.get("code")) == (403, "account-disabled"), body
+        assert "locked, expired" in body["message"]
+    assert units_left(f"jupyter-{dave}") == []
+    status, body = d.api("GET", f"/v1/accounts/{dave}")
+    assert (status, body["code"]) == (403, "account-disabled")
+    assert any("account of" in message for message in hostd_messages(dave))
+
+    subprocess.run(["usermod", *unlock, dave], check=True)
+    assert d.api("GET", f"/v1/accounts/{dave}") == (200, {"user": dave, "uid": uid, "admin": False})
+
+
+def test_an_account_that_never_had_a_password_still_gets_its_session(
+    daemon: Callable[..., Daemon], make_user: Callable[..., str]
+) -> None:
+    # useradd without a password leaves "!" in /etc/shadow (passwd -S: "L"), as JupyterHub
+    # setups with OAuth make accounts: not a locked password, so its sessions start.
+    d = daemon(auth_policy())
+    user = make_user({})
+    assert subprocess.check_output(["passwd", "-S", user], text=True).split()[1] == "L"
+    status, body = d.api("POST", f"/v1/sessions/{user}", {})
+    assert (status, body["state"]) == (201, "running"), body
+    assert d.api("DELETE", f"/v1/sessions/{user}")[0] == 200
