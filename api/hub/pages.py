@@ -38,6 +38,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+# What a login is told when the daemon cannot answer (or gives no uid): nothing about why.
+UNAVAILABLE = "The login service is not available right now; please try later."
 
 HOME_LOG_LINES: Final = 20
 LOGS_PAGE_LINES: Final = 200
@@ -206,11 +208,7 @@ class Pages:
         except HostdError as exc:
             log.error("login of %r: the daemon failed: %s", username, exc.message)
             return self._login_form(
-                request,
-                next_url=next_url,
-                username=shown_name,
-                status=503,
-                message="The login service is not available right now; please try later.",
+                request, next_url=next_url, username=shown_name, status=503, message=UNAVAILABLE
             )
         await asyncio.to_thread(
             self.hub.store.record_login, result.user, ok=True, remote=remote, admin=result.admin
@@ -222,11 +220,7 @@ class Pages:
             uid = None if account is None else account.uid
         if uid is None:
             return self._login_form(
-                request,
-                next_url=next_url,
-                username=shown_name,
-                status=503,
-                message="The login service is not available right now; please try later.",
+                request, next_url=next_url, username=shown_name, status=503, message=UNAVAILABLE
             )
         response = RedirectResponse(next_url or DEFAULT_NEXT, 303)
         await self.hub.sessions.log_in(

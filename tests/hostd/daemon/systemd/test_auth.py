@@ -21,7 +21,7 @@ import pytest
 
 from hostd.daemon.login import FAILURE_FLOOR_S, LOGIN_FAILED_MESSAGE
 from tests import REPO
-from tests.hostd.daemon.systemd.conftest import BASE_POLICY, Daemon, units_left
+from tests.hostd.daemon.systemd.conftest import BASE_POLICY, Daemon, as_member, units_left
 
 pytestmark = pytest.mark.systemd
 
@@ -274,33 +274,6 @@ def test_the_password_never_reaches_the_journal_or_the_log(
 
 
 # -- rights follow the account: a locked or expired account gets no session -----------------
-
-_AS_MEMBER = r"""
-import socket, sys
-c = socket.socket(socket.AF_UNIX)
-c.connect(sys.argv[1])
-c.sendall(f"{sys.argv[2]} {sys.argv[3]} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
-          "Connection: close\r\n\r\n{}".encode())
-data = b""
-while chunk := c.recv(65536):
-    data += chunk
-head, _, body = data.partition(b"\r\n\r\n")
-print(head.split()[1].decode())
-print(body.decode())
-"""
-
-
-def as_member(d: Daemon, user: str, method: str, path: str) -> tuple[int, Any]:
-    """A request on the daemon's socket as ``user`` (Debian's python3: no venv needed)."""
-    argv = ["runuser", "-u", user, "--", "/usr/bin/python3", "-c", _AS_MEMBER, str(d.socket)]
-    done = subprocess.run(
-        [*argv, method, path],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    status, _, body = done.stdout.partition("\n")
-    return int(status), json.loads(body)
 
 
 @pytest.mark.parametrize(
