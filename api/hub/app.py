@@ -5,7 +5,8 @@
 Paths: ``/hub/...`` pages and ``/hub/api/...`` (Starlette routes), ``/hub/static/...``, and
 everything under ``/user/`` to the proxy (hostd.api.hub.proxy), which sees requests before any
 routing. Middleware, outermost first: _UserPaths (hands /user/ to the proxy), _PageHeaders
-(CSP, no framing, no caching, on the hub's own responses only).
+(CSP, no framing, no caching, on the hub's own responses only), _UserPageGuard (a partial
+guard against the pages of users' servers: SECURITY.md).
 
 No I/O happens here: the database, the cookie key and the daemon's client are made by the
 caller (hostd.api.hub.cli, or a test) and closed with the app's lifespan.
@@ -19,10 +20,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.requests import Request, cookie_parser
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,11 +34,11 @@ from hostd.api.hub.accounts import Accounts
 from hostd.api.hub.api import HubAPI, api_error
 from hostd.api.hub.db import HubStore
 from hostd.api.hub.forms import BadInput
-from hostd.api.hub.identity import Sessions
+from hostd.api.hub.identity import SESSION_COOKIE, Sessions
 from hostd.api.hub.pages import Forbidden, Pages
 from hostd.api.hub.proxy import UserProxy
 from hostd.api.hub.routes import Activity, Routes, account_uid
-from hostd.api.hub.security import Secret
+from hostd.api.hub.security import Secret, from_user_page, scripted_load
 from hostd.api.hub.servers import Servers
 from hostd.api.hub.settings import HubConfig
 from hostd.api.hub.state import STATIC_DIR, Hub
@@ -59,6 +61,7 @@ _PAGE_HEADERS: Final = (
     (b"referrer-policy", b"same-origin"),
 )
 _NO_STORE: Final = (b"cache-control", b"no-store")
+_SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class _UserPaths:
@@ -100,6 +103,41 @@ class _PageHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class _UserPageGuard:
+    """A partial guard for the hub against the pages of users' servers, which share its origin:
+    a request carrying the hub's cookie is refused when the browser says a /user/ page made it
+    (``from_user_page``: any write, or a script's read), and a hub page is refused to scripts
+    (``scripted_load``: no fetch() of a page to read its CSRF token). A user's page that opens a
+    hub page in a window of its own still reads it (same origin): SECURITY.md says so."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith("/hub/static/"):
+            headers = Headers(scope=scope)
+            if SESSION_COOKIE in cookie_parser(headers.get("cookie", "")):
+                why = _refusal(scope, headers)
+                if why is not None:
+                    log.warning("refused %s %s: %s", scope["method"], scope["path"], why)
+                    if scope["path"].startswith("/hub/api"):
+                        response: Response = api_error(403, why)
+                    else:
+                        response = PlainTextResponse(why, status_code=403)
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def _refusal(scope: Scope, headers: Headers) -> str | None:
+    navigation = headers.get("sec-fetch-mode", "navigate") == "navigate"
+    if from_user_page(headers) and (scope["method"] not in _SAFE_METHODS or not navigation):
+        return "refused: a page of a user's server may not act on the hub with your cookie"
+    if not scope["path"].startswith("/hub/api") and scripted_load(headers):
+        return "refused: hub pages are for the browser's window, not for scripts or frames"
+    return None
 
 
 def _routes(hub: Hub, pages: Pages, api: HubAPI) -> list[Route | Mount]:
@@ -222,7 +260,11 @@ def build_hub_app(
 
     app = Starlette(
         routes=_routes(hub, pages, api),
-        middleware=[Middleware(_UserPaths, proxy=proxy), Middleware(_PageHeaders)],
+        middleware=[
+            Middleware(_UserPaths, proxy=proxy),
+            Middleware(_PageHeaders),
+            Middleware(_UserPageGuard),
+        ],
         exception_handlers={
             Forbidden: forbidden,
             BadInput: bad_input,

@@ -11,7 +11,9 @@ What each defends against:
 - ``safe_next`` sends a browser only to a path on this hub: never ``//host``, ``/\\host``,
   ``///host``, a URL with a scheme, or anything a browser would rewrite into one;
 - ``cross_site`` refuses a state-changing request that a browser says came from another site
-  (``Sec-Fetch-Site``, ``Origin``), on top of SameSite=Lax cookies and the CSRF token.
+  (``Sec-Fetch-Site``, ``Origin``), on top of SameSite=Lax cookies and the CSRF token;
+- ``from_user_page`` and ``scripted_load`` are a partial guard for the hub against the pages of
+  users' servers, which share its origin (see their docstrings and SECURITY.md).
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ __all__ = [
     "SECRET_BYTES",
     "Secret",
     "cross_site",
+    "from_user_page",
     "hash_token",
     "load_or_create_secret",
     "new_token",
     "safe_next",
+    "scripted_load",
 ]
 
 SECRET_BYTES: Final = 32
@@ -159,3 +163,28 @@ def cross_site(headers: Headers) -> bool:
         return True
     host = headers.get("host", "")
     return urlsplit(origin).netloc.lower() != host.lower()
+
+
+def from_user_page(headers: Headers) -> bool:
+    """True when the browser says the request was made by a page of a user's server on this hub:
+    a ``Referer`` of this host under /user/.
+
+    Users' servers are served from the hub's own origin, so their pages' scripts run with the
+    hub's cookie. This catches the plain case; a script that sends no Referer, or a forged one of
+    this origin, is not caught: only a separate origin per user closes that (SECURITY.md).
+    """
+    referer = headers.get("referer")
+    if referer is None:
+        return False
+    parts = urlsplit(referer)
+    same_host = parts.netloc.lower() == headers.get("host", "").lower()
+    return same_host and (parts.path == "/user" or parts.path.startswith("/user/"))
+
+
+def scripted_load(headers: Headers) -> bool:
+    """True when the browser says a script, not a navigation, is loading this: a hub page is only
+    ever navigated to (``Sec-Fetch-Dest: document``), so a page a script could read (its CSRF
+    token with it) is refused to ``fetch`` and to frames. Without the header (an old browser,
+    curl) nothing is said."""
+    dest = headers.get("sec-fetch-dest")
+    return dest is not None and dest != "document"
