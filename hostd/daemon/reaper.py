@@ -15,12 +15,10 @@ import logging
 import shutil
 import time
 
-from hostd.config import Config
-from hostd.daemon.lifecycle import Lifecycle
-from hostd.daemon.store import Store, now
-from hostd.daemon.systemd import SystemdSeam, UnitStatus
-from hostd.daemon.table import SessionTable
-from hostd.daemon.usage import OomWatcher, UsageSampler
+from hostd.daemon.ends import Ends
+from hostd.daemon.session_parts import SessionParts
+from hostd.daemon.store import now
+from hostd.daemon.systemd import UnitStatus
 from hostd.daemon.views import ENDED, ended_reason, session_port
 from hostd.units import unit_name_for, user_for_unit_name
 
@@ -35,24 +33,11 @@ CUT_OFF_REASON = "hostd stopped before the session was running; start it again"
 class Reaper:
     """Reattach once, then reap every REAP_INTERVAL_S (start() .. close())."""
 
-    def __init__(
-        self,
-        config: Config,
-        systemd: SystemdSeam,
-        store: Store,
-        *,
-        table: SessionTable,
-        lifecycle: Lifecycle,
-        sampler: UsageSampler,
-        oom: OomWatcher,
-    ) -> None:
-        self.config = config
-        self.systemd = systemd
-        self.store = store
-        self.table = table
-        self.lifecycle = lifecycle
-        self.sampler = sampler
-        self.oom = oom
+    def __init__(self, parts: SessionParts, *, ends: Ends) -> None:
+        self.parts = parts
+        # The ends the reaper sees (a session ended on its own, one culled) are recorded as a
+        # stop's are.
+        self.ends = ends
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -67,35 +52,35 @@ class Reaper:
     async def reattach(self) -> None:
         """Take over what systemd runs (after a restart or a kill -9) and tidy what ended."""
         active: set[str] = set()
-        for status in await self.lifecycle.session_units():
+        for status in await self.parts.session_units():
             name = user_for_unit_name(status.name)
             if name is None or status.active_state in ENDED:
                 continue
             active.add(status.name)
-            entry = self.table[name]
+            entry = self.parts.table[name]
             entry.promised = status.memory_max or 0
             entry.active_at = time.monotonic()
-            self.oom.watch(name, self.sampler.memory_dir(status.control_group or ""))
+            self.parts.oom.watch(name, self.parts.sampler.memory_dir(status.control_group or ""))
             port = session_port(status)
             if port is not None:
                 entry.port = port
-        for record in await asyncio.to_thread(self.store.open_records):
+        for record in await asyncio.to_thread(self.parts.store.open_records):
             if record.unit in active and record.id is not None:
-                self.table[record.user].record_id = record.id
+                self.parts.table[record.user].record_id = record.id
                 if record.profile:
-                    self.table[record.user].profile = record.profile
+                    self.parts.table[record.user].profile = record.profile
             elif record.id is not None:
                 # A start that hostd's death cut off (queued, or its unit gone) never ran for
                 # its user: a failure to report, with a reason, not a quiet stop (issue 9).
                 cut_off = record.state == "starting"
                 await asyncio.to_thread(
-                    self.store.update,
+                    self.parts.store.update,
                     record.id,
                     ended_at=now(),
                     state="failed" if cut_off else "stopped",
                     reason=CUT_OFF_REASON if cut_off else "ended while hostd was down",
                 )
-        credentials_dir = self.lifecycle.credentials_dir
+        credentials_dir = self.parts.credentials_dir
         if credentials_dir.is_dir():
             for leftover in credentials_dir.iterdir():
                 if leftover.name not in active:
@@ -113,24 +98,26 @@ class Reaper:
     async def reap(self) -> None:
         """Record sessions that ended on their own (crash, OOM kill) and free what they held;
         sample the running ones; stop those idle for longer than capacity.idle_timeout."""
-        idle_timeout = self.config.capacity.idle_timeout_s
-        for name in self.table.recorded():
+        idle_timeout = self.parts.config.capacity.idle_timeout_s
+        for name in self.parts.table.recorded():
             unit = unit_name_for(name)
-            lock = self.table.lock(name)
+            lock = self.parts.table.lock(name)
             if lock.locked():
                 continue
             async with lock:
-                status = await self.systemd.unit_status(unit)
+                status = await self.parts.systemd.unit_status(unit)
                 if status is None or status.active_state in ENDED:
-                    await self.lifecycle.finish(name, unit, status, reason=ended_reason(status))
+                    await self.ends.finish(name, unit, status, reason=ended_reason(status))
                     continue
-                self.sampler.read(name, status.control_group)
-                self.oom.watch(name, self.sampler.memory_dir(status.control_group or ""))
+                self.parts.sampler.read(name, status.control_group)
+                self.parts.oom.watch(
+                    name, self.parts.sampler.memory_dir(status.control_group or "")
+                )
                 if idle_timeout > 0 and status.active_state == "active":
                     idle_s = self.idle_seconds(name, status)
                     if idle_s > idle_timeout:
                         reason = f"idle for {idle_s:.0f} s (culled)"
-                        await self.lifecycle.stop_locked(name, unit, reason, requested=False)
+                        await self.ends.stop_locked(name, unit, reason, requested=False)
 
     def idle_seconds(self, name: str, status: UnitStatus) -> float:
         """Seconds since the last activity: the hub's reports (POST .../activity, which only a
@@ -142,9 +129,9 @@ class Reaper:
         """
         now_s = time.monotonic()
         busy = (
-            self.sampler.recent_cpu_percent(name) or 0.0
-        ) > self.config.capacity.idle_cpu_percent
-        entry = self.table[name]
+            self.parts.sampler.recent_cpu_percent(name) or 0.0
+        ) > self.parts.config.capacity.idle_cpu_percent
+        entry = self.parts.table[name]
         if busy:
             entry.active_at = now_s
         return now_s - (entry.active_at if entry.active_at is not None else now_s)

@@ -7,8 +7,9 @@ to rebuild, one entry per user in a SessionTable: the port its session holds (al
 unit's HOSTD_PORT) and a lock, so a start and a stop of the same user never interleave.
 
 SessionManager is the one object the API is handed; it wires the parts, each a module of its
-own and testable without systemd: lifecycle (start, stop, limits, the end of a session),
-admission (the bounds on starts), reaper (reattach, reap, cull) and views.
+own and testable without systemd: lifecycle (start, stop, read, limits; its starter starts a
+session, its ends record how one ended), admission (the bounds on starts), reaper (reattach,
+reap, cull) and views. What they share it builds once, a SessionParts (session_parts).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import builtins
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
@@ -30,6 +31,7 @@ from hostd.daemon.login import AccountPamCheck, Authenticator
 from hostd.daemon.metrics import Metrics, SessionSample
 from hostd.daemon.ports import check_listener
 from hostd.daemon.reaper import Reaper
+from hostd.daemon.session_parts import SessionParts
 from hostd.daemon.store import Store
 from hostd.daemon.systemd import SystemdClient, SystemdSeam
 from hostd.daemon.table import SessionTable
@@ -57,6 +59,9 @@ from hostd.units.values import (
     StartOutcome,
     UsageView,
 )
+
+if TYPE_CHECKING:
+    from hostd.api.service import SessionService
 
 __all__ = ["SessionManager"]
 
@@ -88,27 +93,19 @@ class SessionManager:
         self.admission = Admission(config, self.table, memory_total)
         self.views = Views(config, store, self.table, self.oom, probe=probe)
         self.authenticator = Authenticator(config.auth, config.daemon, account_check=account_check)
-        self.lifecycle = Lifecycle(
-            config,
-            systemd,
-            store,
+        self.parts = SessionParts(
+            config=config,
+            systemd=systemd,
+            store=store,
             table=self.table,
             admission=self.admission,
             views=self.views,
             sampler=self.sampler,
             oom=self.oom,
             metrics=self.metrics_registry,
-            check_account=self.authenticator.check_account,
         )
-        self.reaper = Reaper(
-            config,
-            systemd,
-            store,
-            table=self.table,
-            lifecycle=self.lifecycle,
-            sampler=self.sampler,
-            oom=self.oom,
-        )
+        self.lifecycle = Lifecycle(self.parts, check_account=self.authenticator.check_account)
+        self.reaper = Reaper(self.parts, ends=self.lifecycle.ends)
 
     @classmethod
     async def create(cls, config: Config) -> SessionManager:
@@ -208,14 +205,14 @@ class SessionManager:
             raise SessionNotFound(f"{name} has no running session")
         try:
             return await asyncio.to_thread(
-                credentials.read_token, self.lifecycle.credentials_dir, unit_name_for(name)
+                credentials.read_token, self.parts.credentials_dir, unit_name_for(name)
             )
         except FileNotFoundError:
             raise SessionNotFound(f"{name} has no running session") from None
 
     async def host(self) -> HostView:
         memory = psutil.virtual_memory()
-        units = await self.lifecycle.session_units()
+        units = await self.parts.session_units()
         return host_view(
             (s for s in units if s.active_state in ACTIVE),
             memory_total=memory.total,
@@ -241,7 +238,7 @@ class SessionManager:
 
     async def metrics(self) -> tuple[bytes, str]:
         samples = []
-        for status in await self.lifecycle.session_units():
+        for status in await self.parts.session_units():
             name = user_for_unit_name(status.name)
             if name is None or status.active_state not in ACTIVE:
                 continue
@@ -265,3 +262,9 @@ class SessionManager:
 
     async def reap(self) -> None:
         await self.reaper.reap()
+
+
+if TYPE_CHECKING:
+    # The daemon's SessionService, checked by mypy here at the class, not only where hostd serve
+    # hands it to the HTTP face (build_daemon_app).
+    _: type[SessionService] = SessionManager

@@ -1,0 +1,114 @@
+"""The end of a session: stop it, record how it ended, free what it held (host layer).
+
+Every end goes through Ends.finish(), whoever saw it: a stop asked for (stop), an idle session
+culled (the reaper, with stop_locked), a session that ended on its own (the reaper), a start
+that failed (the Starter). finish() closes the store's record, lets systemd collect the unit
+(our AddRef kept it loaded so its Result could be read) and frees the port, the promised memory
+and the token. Callers hold the user's lock, so a start and an end of one user never interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from hostd.daemon import credentials
+from hostd.daemon.session_parts import SessionParts
+from hostd.daemon.store import now
+from hostd.daemon.systemd import UnitStatus
+from hostd.daemon.views import ENDED, OOM_REASON
+from hostd.units import unit_name_for, validate_username
+from hostd.units.values import Caller, SessionView
+
+__all__ = ["Ends"]
+
+log = logging.getLogger(__name__)
+
+
+class Ends:
+    """Stop sessions and record every end; update the open record of a session meanwhile."""
+
+    def __init__(self, parts: SessionParts) -> None:
+        self.parts = parts
+
+    async def stop(self, user: str, *, caller: Caller) -> SessionView:
+        # No account lookup: the session of a deleted account can still be stopped.
+        name = validate_username(user)
+        unit = unit_name_for(name)
+        async with self.parts.admission.lock(name):
+            status = await self.parts.systemd.unit_status(unit)
+            if status is not None and status.active_state not in ENDED:
+                await self.stop_locked(name, unit, f"stopped by {caller.name}", requested=True)
+            else:
+                await self.finish(name, unit, status, reason="ended")
+            return await self.parts.views.stored(name, unit)
+
+    async def stop_locked(self, name: str, unit: str, reason: str, *, requested: bool) -> None:
+        """Stop the unit and record the end (the user's lock held). requested: a caller asked,
+        rather than the daemon deciding (an idle session culled)."""
+        systemd = self.parts.systemd
+        started = time.monotonic()
+        job = await systemd.stop_unit(unit)
+        status = await systemd.unit_status(unit)
+        self.parts.metrics.stop_duration.labels(
+            status="success" if job in ("done", "no-such-unit") else "failure"
+        ).observe(time.monotonic() - started)
+        extra = {"HOSTD_USER": name, "UNIT": unit}
+        if requested:
+            log.info("stopped %s in %.3f s", unit, time.monotonic() - started, extra=extra)
+        else:
+            log.info("stopped %s: %s", unit, reason, extra=extra)
+        await self.finish(name, unit, status, reason=reason, stopped=True)
+
+    async def finish(
+        self,
+        name: str,
+        unit: str,
+        status: UnitStatus | None,
+        *,
+        reason: str,
+        stopped: bool = False,
+        failed: bool = False,
+    ) -> None:
+        """Record the end, let systemd collect the unit, free the port and the token."""
+        oom = self.parts.oom
+        record_id = self.parts.table.close_record(name)
+        result = oom.result_of(
+            name, status.result if status else None, status.exit_status if status else None
+        )
+        if result == "oom-kill":
+            reason, failed = OOM_REASON, True
+        oom.pop_killed(name)
+        oom.unwatch(name)
+        self.parts.sampler.forget(name)
+        if record_id is not None:
+            state = (
+                "failed"
+                if failed or (status and status.result not in (None, "success") and not stopped)
+                else "stopped"
+            )
+            await asyncio.to_thread(
+                self.parts.store.update,
+                record_id,
+                ended_at=now(),
+                state=state,
+                reason=reason,
+                result=result,
+                exit_status=status.exit_status if status else None,
+            )
+        if status is not None:
+            await self.parts.systemd.unref(unit)
+            await self.parts.systemd.reset_failed(unit)
+        self.release(name, unit)
+
+    def release(self, name: str, unit: str) -> None:
+        """Free the port, the promised memory and the token of a session that is over."""
+        self.parts.table.release(name)
+        credentials.remove(self.parts.credentials_dir, unit)
+
+    async def mark(self, name: str, **changes: object) -> None:
+        """Update the store's record of the user's session, if it has one open."""
+        record_id = self.parts.table.record_id(name)
+        if record_id is not None:
+            await asyncio.to_thread(self.parts.store.update, record_id, **changes)

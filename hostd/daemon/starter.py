@@ -1,0 +1,295 @@
+"""The start of a session, until its server listens or the start fails (host layer).
+
+A start looks the account up and asks PAM's account management (a locked or expired account
+gets no session, whoever asks), allocates a port, writes the token, builds the unit with
+hostd.units, records it in the store, waits for a start slot (Admission) and for the server to
+listen on its port. A start that fails is recorded as an end (Ends.finish) with the reason and
+the last lines the session printed. All of it runs under the user's lock.
+
+Ready means the session's own listener: a socket on its port held by a process in its unit's
+cgroup, running as its user (hostd.daemon.ports). The port is public (HOSTD_PORT in the unit's
+Environment=), so another account may bind it first; that start fails, saying so, rather than
+being called running at someone else's listener (issue 13, attack 3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+
+from hostd.config import Config
+from hostd.config.profiles import apply_profile
+from hostd.daemon import credentials, journal
+from hostd.daemon.ends import Ends
+from hostd.daemon.ports import ListenerCheck, SessionOwner, allocate_port
+from hostd.daemon.session_parts import SessionParts
+from hostd.daemon.store import SessionRecord, now
+from hostd.daemon.systemd import UnitStatus
+from hostd.daemon.users import group_names, lookup_user
+from hostd.daemon.views import ACTIVE, OOM_REASON
+from hostd.units import (
+    SessionPolicy,
+    SessionRequest,
+    build_unit,
+    keep_loaded,
+    spec_limits,
+    unit_name_for,
+)
+from hostd.units.errors import InvalidOption, SessionConflict, SpawnFailed
+from hostd.units.failures import describe_end, exit_kind
+from hostd.units.values import Caller, SessionView, StartOutcome
+
+__all__ = ["FAILURE_LOG_LINES", "Starter", "policy_for"]
+
+log = logging.getLogger(__name__)
+
+READY_POLL_S = 0.05  # how often a starting session's port is looked at (a read of /proc/net/tcp)
+STATE_POLL_S = 0.1  # how often its unit is read meanwhile (a failure shows within this)
+FAILURE_LOG_LINES = 20
+
+
+def policy_for(
+    config: Config, name: str, groups: tuple[str, ...], command: str | None
+) -> tuple[SessionPolicy, str | None]:
+    """[session], with the most specific profile's limits and the named command; the
+    profile's label."""
+    policy = config.session
+    if command is not None:
+        argv = config.commands.get(command)
+        if argv is None:
+            known = ", ".join(sorted(config.commands)) or "none"
+            raise InvalidOption(f"unknown command {command!r} (the admin defined: {known})")
+        policy = replace(policy, cmd=argv)
+    match = config.profiles.match(name, groups)
+    if match is None:
+        return policy, None
+    label, limits = match
+    return apply_profile(policy, limits), label
+
+
+class Starter:
+    """Start a session (idempotently) and, if asked, wait until it is ready or has failed."""
+
+    def __init__(
+        self,
+        parts: SessionParts,
+        ends: Ends,
+        *,
+        check_account: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self.parts = parts
+        self.ends = ends
+        # Authenticator.check_account: PAM's account management, for every start.
+        self.check_account = check_account
+
+    async def start(
+        self,
+        user: str,
+        request: SessionRequest,
+        *,
+        caller: Caller,
+        wait: bool = True,
+        command: str | None = None,
+        secrets: Mapping[str, str] | None = None,
+    ) -> StartOutcome:
+        metrics = self.parts.metrics
+        started_at = time.monotonic()
+        try:
+            outcome = await self._start(user, request, caller, wait, command, secrets or {})
+        except Exception:
+            metrics.spawn_duration.labels(status="failure").observe(time.monotonic() - started_at)
+            raise
+        if outcome.created:
+            metrics.spawn_duration.labels(status="success").observe(time.monotonic() - started_at)
+        return outcome
+
+    async def _start(
+        self,
+        user: str,
+        request: SessionRequest,
+        caller: Caller,
+        wait: bool,
+        command: str | None,
+        secrets: Mapping[str, str],
+    ) -> StartOutcome:
+        parts = self.parts
+        daemon = parts.config.daemon
+        info = await asyncio.to_thread(
+            lookup_user,
+            user,
+            min_uid=daemon.resolved_min_uid,
+            allowed_groups=daemon.allowed_groups,
+        )
+        name = info.name
+        # Whoever asks (the hub, a token, the spawner, root): a locked or expired account gets
+        # no session (AccountDisabled), as it gets no login.
+        await self.check_account(name)
+        unit = unit_name_for(name)
+        credentials.check_secrets(secrets)
+        groups = await asyncio.to_thread(group_names, info.name, info.gid)
+        policy, profile = policy_for(parts.config, name, groups, command)
+        async with parts.admission.lock(name):
+            status = await parts.systemd.unit_status(unit)
+            if status is not None and status.active_state in ACTIVE:
+                view = await parts.views.session(name, status)
+                if wait and view.state == "starting":
+                    view = await self.wait_ready(name, unit, self._deadline(), info.uid)
+                return StartOutcome(view, created=False)
+            if status is not None and status.active_state == "deactivating":
+                raise SessionConflict(f"the session of {name} is stopping; start it again shortly")
+            if status is not None:  # ended but still loaded (our AddRef): free the name
+                await self.ends.finish(name, unit, status, reason="ended")
+            low, high = daemon.port_range
+            entry = parts.table[name]
+            port = entry.port = allocate_port(low, high, parts.table.ports())
+            token_file = credentials.write_token(parts.credentials_dir, unit, info.uid, info.gid)
+            secrets_dir = credentials.write_secrets(token_file.parent, secrets, info.uid, info.gid)
+            try:
+                spec = build_unit(
+                    policy,
+                    info,
+                    request,
+                    port=port,
+                    base_url=daemon.base_url_for(name),
+                    privileged=caller.privileged,
+                    hostd_environment={
+                        "HOSTD_PORT": str(port),
+                        # JupyterLab's default port_retries is 50: refused its port (another
+                        # account bound it first) it would quietly serve on another one. An
+                        # admin's cmd from an older config may lack --ServerApp.port_retries=0;
+                        # jupyter_server reads this variable when the flag is not given.
+                        "JUPYTER_PORT_RETRIES": "0",
+                        "JUPYTER_TOKEN_FILE": str(token_file),
+                        **({"HOSTD_CREDENTIALS_DIR": str(secrets_dir)} if secrets_dir else {}),
+                    },
+                )
+                limits = spec_limits(spec)
+                parts.admission.promise_memory(name, limits.mem_limit_bytes or 0)
+            except Exception:
+                self.ends.release(name, unit)
+                raise
+            # AddRef keeps the unit loaded after it ends, while our bus connection lives, so its
+            # Result can be read before systemd collects it (SYSTEMD-NOTES.md).
+            spec = keep_loaded(spec)
+            record = await asyncio.to_thread(
+                parts.store.add,
+                SessionRecord(
+                    user=name,
+                    unit=unit,
+                    port=port,
+                    started_at=now(),
+                    mem_limit_bytes=limits.mem_limit_bytes,
+                    cpu_limit=limits.cpu_limit,
+                    started_by_uid=caller.uid,
+                    profile=profile,
+                ),
+            )
+            assert record.id is not None
+            entry.record_id = record.id
+            entry.active_at = time.monotonic()
+            if profile is not None:
+                entry.profile = profile
+            log.info(
+                "starting %s for %s on port %d",
+                unit,
+                name,
+                port,
+                extra={"HOSTD_USER": name, "UNIT": unit},
+            )
+            async with parts.admission.start_slot():
+                try:
+                    job = await parts.systemd.start_unit(spec)
+                except Exception:
+                    await self.ends.finish(
+                        name, unit, None, reason="systemd refused the unit", failed=True
+                    )
+                    raise
+                if job != "done":
+                    raise await self._start_failed(name, unit, f"systemd's start job ended '{job}'")
+                status = await parts.systemd.unit_status(unit)
+                if status is not None:
+                    parts.oom.watch(name, parts.sampler.memory_dir(status.control_group or ""))
+                if not wait:
+                    return StartOutcome(await parts.views.session(name, status), created=True)
+                view = await self.wait_ready(name, unit, self._deadline(), info.uid)
+                return StartOutcome(view, created=True)
+
+    def _deadline(self) -> float:
+        return time.monotonic() + self.parts.config.daemon.start_timeout_s
+
+    async def wait_ready(self, name: str, unit: str, deadline: float, uid: int) -> SessionView:
+        """Until the session's own process listens on its port (uid ``uid``, in the unit's
+        cgroup), or its unit ends, or another process holds the port (both reported at once)."""
+        systemd = self.parts.systemd
+        port = self.parts.table[name].port
+        status = await systemd.unit_status(unit)
+        next_state_check = time.monotonic() + STATE_POLL_S
+        while True:
+            found = await self._listener(port, uid, status)
+            if found.state == "foreign" and port is not None:
+                await systemd.stop_unit(unit)
+                raise await self._start_failed(name, unit, found.describe(port))
+            if found.state == "ours":
+                status = await systemd.unit_status(unit)
+                if status is not None and status.active_state in ACTIVE:
+                    await self.ends.mark(name, state="running", invocation_id=status.invocation_id)
+                    return await self.parts.views.session(name, status, answering=True)
+            if time.monotonic() >= next_state_check:
+                if await systemd.active_state(unit) not in ACTIVE:
+                    # A server refused its port exits (JupyterLab with port_retries=0): if
+                    # another process holds the port, that is the reason to give.
+                    found = await self._listener(port, uid, status)
+                    why = (
+                        found.describe(port)
+                        if found.state == "foreign" and port is not None
+                        else "the session ended while starting"
+                    )
+                    raise await self._start_failed(name, unit, why)
+                next_state_check = time.monotonic() + STATE_POLL_S
+                if status is None or status.main_pid is None:
+                    status = await systemd.unit_status(unit)
+            if time.monotonic() >= deadline:
+                await systemd.stop_unit(unit)
+                raise await self._start_failed(
+                    name,
+                    unit,
+                    f"the session did not answer on port {port} within "
+                    f"{self.parts.config.daemon.start_timeout_s:g} s",
+                )
+            await asyncio.sleep(READY_POLL_S)
+
+    async def _listener(
+        self, port: int | None, uid: int, status: UnitStatus | None
+    ) -> ListenerCheck:
+        """Who listens on the starting session's port (hostd.daemon.ports.check_listener)."""
+        if port is None:
+            return ListenerCheck("none")
+        owner = SessionOwner(
+            uid,
+            status.control_group if status is not None else None,
+            status.main_pid if status is not None else None,
+        )
+        return await asyncio.to_thread(self.parts.views.probe, port, owner)
+
+    async def _start_failed(self, name: str, unit: str, why: str) -> SpawnFailed:
+        oom = self.parts.oom
+        status = await self.parts.systemd.unit_status(unit)
+        # The last lines the process printed reach journald a moment after it died.
+        await asyncio.sleep(0.2)
+        lines = [entry.message for entry in await journal.tail(unit, FAILURE_LOG_LINES)]
+        end = describe_end(status.result, status.exit_code, status.exit_status) if status else ""
+        if status is not None and oom.ended_by_oom(name, status.result, status.exit_status):
+            end = OOM_REASON
+        details = {
+            "result": oom.result_of(name, status.result, status.exit_status) if status else None,
+            "exit_status": status.exit_status if status else None,
+            "exit": exit_kind(status.exit_code) if status else None,
+            "log": lines,
+        }
+        await self.ends.finish(name, unit, status, reason=f"failed to start: {why}", failed=True)
+        message = f"the session of {name} failed to start: {why}" + (f"; {end}" if end else "")
+        log.warning("%s", message, extra={"HOSTD_USER": name, "UNIT": unit})
+        return SpawnFailed(message, details=details)
