@@ -1,0 +1,110 @@
+"""A user's page against the admin who opens it, in a real browser (issue 13, attack 2).
+
+alice, a real account, serves a page from her own JupyterLab with a few lines of her own Jupyter
+config (``extra_static_paths``: no admin's help needed). An admin, with ``admin_access`` on, opens
+it in headless Chromium. Its script does what the attack did: fetch /hub/home for the admin's
+_xsrf, then mint an API token for bob with the admin's cookie. Before the hub's guard both
+worked (200, then 201); the guard refuses both. What the guard cannot stop (a hub page the script
+opens in a window of its own) is in SECURITY.md, Known limits. Over the fake daemon, with the
+headers spelled out: tests/api/hub/test_user_pages.py.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.api.hub.systemd.conftest import HUB_CACHE, Hub, PamUser
+from tests.hostd.daemon.systemd.conftest import Daemon
+
+pytestmark = pytest.mark.systemd
+
+SCRIPT = Path(__file__).with_name("browser") / "user_page_attack.cjs"
+NODE_MODULES = HUB_CACHE / "node" / "node_modules"
+CHROMIUM = Path("/usr/bin/chromium")
+
+ATTACK_PAGE = """<!doctype html>
+<title>loading</title>
+<script>
+(async () => {
+  const seen = {};
+  try {
+    const home = await fetch("/hub/home");
+    seen.home = home.status;
+    const xsrf = (await home.text()).match(/name="_xsrf" value="([^"]+)"/);
+    seen.xsrf = Boolean(xsrf);
+    const made = await fetch("/hub/api/users/BOB/tokens", {
+      method: "POST",
+      headers: {"X-XSRFToken": xsrf ? xsrf[1] : "", "Content-Type": "application/json"},
+      body: JSON.stringify({note: "left in alice's home"}),
+    });
+    seen.token = made.status;
+  } catch (error) {
+    seen.error = String(error);
+  }
+  document.title = "done:" + JSON.stringify(seen);
+})();
+</script>
+"""
+
+
+@pytest.fixture(scope="module")
+def hub_options() -> dict[str, Any]:
+    return {"admin_access": True}
+
+
+def serve_attack_page(alice: str, bob: str) -> None:
+    """alice's own doing: a page in her home and her Jupyter config serving it as static."""
+    home = Path(f"/home/{alice}")
+    (home / "evil").mkdir()
+    (home / "evil" / "attack.html").write_text(ATTACK_PAGE.replace("BOB", bob))
+    (home / ".jupyter").mkdir()
+    (home / ".jupyter" / "jupyter_server_config.py").write_text(
+        f'c.ServerApp.extra_static_paths = ["{home / "evil"}"]\n'
+    )
+    for path in (home / "evil", home / ".jupyter"):
+        shutil.chown(path, alice, alice)
+        for child in path.iterdir():
+            shutil.chown(child, alice, alice)
+
+
+def test_alices_page_cannot_use_the_admins_cookie_on_the_hub(
+    hub: Hub, lab_daemon: Daemon, make_pam_user: Callable[..., PamUser]
+) -> None:
+    for needed in (CHROMIUM, NODE_MODULES / "playwright-core", Path("/usr/bin/node")):
+        if not needed.exists():
+            pytest.fail(f"{needed} is missing: run ./packaging/test.sh (it installs it)")
+    admin, alice, bob = make_pam_user(admin=True), make_pam_user(), make_pam_user()
+    serve_attack_page(alice.name, bob.name)
+    status, body = lab_daemon.api("POST", f"/v1/sessions/{alice.name}", {})
+    assert status == 201 and body["state"] == "running", body
+    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        result = subprocess.run(
+            [
+                "node", str(SCRIPT), hub.url, admin.name, admin.password,
+                f"/user/{alice.name}/static/attack.html",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            env={
+                "PATH": "/usr/bin:/bin",
+                "HOME": profile,
+                "NODE_PATH": str(NODE_MODULES),
+                "CHROMIUM_PROFILE": profile,
+            },
+            cwd=NODE_MODULES.parent,
+        )  # fmt: skip
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{hub.tail()}"
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    # Before the guard: {"home": 200, "xsrf": true, "token": 201}.
+    assert seen == {"home": 403, "xsrf": False, "token": 403}, (seen, hub.tail())
+    assert "refused" in hub.tail()
