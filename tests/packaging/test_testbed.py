@@ -42,9 +42,7 @@ def snapshot() -> Snapshot:
     mounts = frozenset(
         " ".join(line.split()[:5]) for line in Path("/proc/self/mountinfo").read_text().splitlines()
     )
-    cgroups = frozenset(
-        str(p) for p in Path("/sys/fs/cgroup").glob("**/hostd-testbed-*") if p.is_dir()
-    )
+    cgroups = _testbed_cgroups()
     own = _namespaces("self")
     foreign: set[str] = set()
     processes: set[str] = set()
@@ -63,6 +61,19 @@ def snapshot() -> Snapshot:
     states = Path("/run/hostd-testbed")
     files = frozenset(p.name for p in states.iterdir()) if states.is_dir() else frozenset()
     return Snapshot(mounts, cgroups, frozenset(foreign), frozenset(processes), files)
+
+
+def _testbed_cgroups() -> frozenset[str]:
+    """The testbed cgroups on the machine; walked again if one went away during the walk (a
+    testbed's teardown, or another testbed than the test's)."""
+    for _ in range(50):
+        try:
+            return frozenset(
+                str(p) for p in Path("/sys/fs/cgroup").glob("**/hostd-testbed-*") if p.is_dir()
+            )
+        except FileNotFoundError:
+            time.sleep(0.1)
+    raise AssertionError("/sys/fs/cgroup kept changing for 5 s while it was listed")
 
 
 def run_testbed(
