@@ -287,6 +287,10 @@ class OomWatcher:
             return True
         unknown = result is None and exit_status is None
         killed = result == "signal" and exit_status == signal.SIGKILL
+        if (unknown or killed) and not self.killed.get(user) and user in self._events:
+            # The change event can come after systemd removed the cgroup, or not at all, when
+            # the kill ended the main process: read now (the parent slice's count, _gone).
+            self._read_count(user)
         if not (unknown or killed) or not self.killed.get(user):
             return False
         seen_at = self._last_at.get(user)
