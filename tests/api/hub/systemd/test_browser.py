@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,20 +28,18 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = TOP / "tests" / "artifacts"
 
 
-def test_a_person_logs_in_starts_the_server_and_sees_jupyterlab(
-    hub: Hub, make_pam_user: Callable[..., PamUser]
-) -> None:
+def run_in_chromium(hub: Hub, script: Path, *args: str, timeout: float) -> Any:
+    """Run a Playwright script (browser/*.cjs) against the hub in a fresh Chromium profile;
+    what it saw, from the JSON line it prints last."""
     for needed in (CHROMIUM, NODE_MODULES / "playwright-core", Path("/usr/bin/node")):
         if not needed.exists():
             pytest.fail(f"{needed} is missing: run ./packaging/test.sh (it installs it)")
-    user = make_pam_user()
-    ARTIFACTS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
         result = subprocess.run(
-            ["node", str(SCRIPT), hub.url, user.name, user.password, str(ARTIFACTS)],
+            ["node", str(script), hub.url, *args],
             capture_output=True,
             text=True,
-            timeout=400,
+            timeout=timeout,
             check=False,
             env={
                 "PATH": "/usr/bin:/bin",
@@ -51,7 +50,15 @@ def test_a_person_logs_in_starts_the_server_and_sees_jupyterlab(
             cwd=NODE_MODULES.parent,
         )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{hub.tail()}"
-    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_person_logs_in_starts_the_server_and_sees_jupyterlab(
+    hub: Hub, make_pam_user: Callable[..., PamUser]
+) -> None:
+    user = make_pam_user()
+    ARTIFACTS.mkdir(exist_ok=True)
+    seen = run_in_chromium(hub, SCRIPT, user.name, user.password, str(ARTIFACTS), timeout=400)
     assert seen["wrongPassword"] == "Invalid user name or password."
     assert "running" in seen["stateAfterStart"]
     assert seen["url"].startswith(f"{hub.url}/user/{user.name}/lab")

@@ -11,24 +11,20 @@ headers spelled out: tests/api/hub/test_user_pages.py.
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.api.hub.systemd.conftest import HUB_CACHE, Hub, PamUser
+from tests.api.hub.systemd.conftest import Hub, PamUser
+from tests.api.hub.systemd.test_browser import run_in_chromium
 from tests.hostd.daemon.systemd.conftest import Daemon
 
 pytestmark = pytest.mark.systemd
 
 SCRIPT = Path(__file__).with_name("browser") / "user_page_attack.cjs"
-NODE_MODULES = HUB_CACHE / "node" / "node_modules"
-CHROMIUM = Path("/usr/bin/chromium")
 
 ATTACK_PAGE = """<!doctype html>
 <title>loading</title>
@@ -78,33 +74,12 @@ def serve_attack_page(alice: str, bob: str) -> None:
 def test_alices_page_cannot_use_the_admins_cookie_on_the_hub(
     hub: Hub, lab_daemon: Daemon, make_pam_user: Callable[..., PamUser]
 ) -> None:
-    for needed in (CHROMIUM, NODE_MODULES / "playwright-core", Path("/usr/bin/node")):
-        if not needed.exists():
-            pytest.fail(f"{needed} is missing: run ./packaging/test.sh (it installs it)")
     admin, alice, bob = make_pam_user(admin=True), make_pam_user(), make_pam_user()
     serve_attack_page(alice.name, bob.name)
     status, body = lab_daemon.api("POST", f"/v1/sessions/{alice.name}", {})
     assert status == 201 and body["state"] == "running", body
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
-        result = subprocess.run(
-            [
-                "node", str(SCRIPT), hub.url, admin.name, admin.password,
-                f"/user/{alice.name}/static/attack.html",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-            env={
-                "PATH": "/usr/bin:/bin",
-                "HOME": profile,
-                "NODE_PATH": str(NODE_MODULES),
-                "CHROMIUM_PROFILE": profile,
-            },
-            cwd=NODE_MODULES.parent,
-        )  # fmt: skip
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n{hub.tail()}"
-    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    page = f"/user/{alice.name}/static/attack.html"
+    seen = run_in_chromium(hub, SCRIPT, admin.name, admin.password, page, timeout=300)
     # Before the guard: {"home": 200, "xsrf": true, "token": 201}.
     assert seen == {"home": 403, "xsrf": False, "token": 403}, (seen, hub.tail())
     assert "refused" in hub.tail()
