@@ -214,7 +214,13 @@ def _schemas() -> dict[str, Any]:
                     **nullable_string,
                     "description": "ISO 8601 date and time (Python's isoformat).",
                 },
-                "url": {**nullable_string, "description": "http://127.0.0.1:PORT/BASE/"},
+                "url": {
+                    **nullable_string,
+                    "description": (
+                        "http+unix://<socket path, percent-encoded>/BASE/ (a session on its "
+                        "Unix socket) or http://127.0.0.1:PORT/BASE/ (a {PORT} cmd)"
+                    ),
+                },
                 "limits": {"oneOf": [{"type": "null"}, _ref("Limits")]},
                 "log": {
                     "type": "array",

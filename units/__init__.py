@@ -33,7 +33,7 @@ from hostd.units.names import (
     validate_username,
 )
 from hostd.units.paths import expand_template, substitute_placeholders, validate_path
-from hostd.units.policy import SessionPolicy, SessionRequest
+from hostd.units.policy import SessionPolicy, SessionRequest, listens_on_socket
 from hostd.units.resources import (
     cpu_limit_of,
     keep_loaded,
@@ -71,6 +71,7 @@ __all__ = [
     "expand_template",
     "keep_loaded",
     "limit_properties",
+    "listens_on_socket",
     "parse_cpu",
     "parse_percent_quota",
     "parse_size",

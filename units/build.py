@@ -30,14 +30,23 @@ from hostd.units.paths import (
     user_placeholders,
     validate_path,
 )
-from hostd.units.policy import SessionPolicy, SessionRequest
+from hostd.units.policy import SessionPolicy, SessionRequest, listens_on_socket
 from hostd.units.resources import limit_properties
 from hostd.units.urls import validate_base_url
 
-__all__ = ["PORT_MAX", "PORT_MIN", "RUNTIME_DIRECTORY_MODE", "RUN_DIR", "build_unit"]
+__all__ = [
+    "PORT_MAX",
+    "PORT_MIN",
+    "RUNTIME_DIRECTORY_MODE",
+    "RUN_DIR",
+    "SOCKET_PATH_MAX",
+    "build_unit",
+]
 
 PORT_MIN = 1024
 PORT_MAX = 65535
+# ref: unix(7): sun_path holds 108 bytes, the last one the terminating NUL.
+SOCKET_PATH_MAX: Final = 107
 RUN_DIR: Final = "/run"  # where systemd makes RuntimeDirectory= for a system service
 RUNTIME_DIRECTORY_MODE: Final = 0o700
 # systemd.exec(5) "Credentials": a credential name is a valid file name.
@@ -55,7 +64,8 @@ def build_unit(
     user: UserInfo,
     request: SessionRequest,
     *,
-    port: int,
+    port: int | None = None,
+    socket: str | None = None,
     base_url: str,
     credentials: Mapping[str, str] = _NO_CREDENTIALS,
     privileged: bool = False,
@@ -63,8 +73,11 @@ def build_unit(
 ) -> UnitSpec:
     """The transient unit for user's session under policy, as request asks.
 
-    hostd_environment holds variables the daemon itself sets (the port, the path of a token
-    file: never a secret, Environment= is readable by every local user over D-Bus).
+    Where the server listens: ``socket``, the path of its Unix socket, when the policy's cmd
+    uses {SOCKET} (that socket's directory is made writable in the session whatever
+    ReadOnlyPaths= says); else ``port``. hostd_environment holds variables the daemon itself
+    sets (the port, the path of a token file: never a secret, Environment= is readable by
+    every local user over D-Bus).
     credentials maps credential names to host paths (LoadCredential=). privileged lets a
     request go above the policy's caps (an admin's request, say). Raises UserRefused for
     uid 0, InvalidOption for a request the policy does not allow, and InvalidName/InvalidPath
@@ -74,11 +87,9 @@ def build_unit(
         # Defence in depth: the daemon refuses root before it gets here.
         raise UserRefused(f"refusing to start a session as root ({show(user.name)})")
     name = validate_username(user.name)
-    if isinstance(port, bool) or not isinstance(port, int) or not PORT_MIN <= port <= PORT_MAX:
-        raise InvalidOption(f"invalid port {show(port)}: expected {PORT_MIN}..{PORT_MAX}")
     values = {
         **user_placeholders(username=name, uid=user.uid),
-        "PORT": str(port),
+        **_endpoint(policy, port, socket),
         "BASE_URL": validate_base_url(base_url),
     }
     runtime_directory = f"{UNIT_PREFIX}{name}"  # a user name has no "/" (validate_username)
@@ -144,11 +155,15 @@ def build_unit(
         # RestrictSUIDSGID also stops the session from making new setuid files.
         properties.append(Property("NoNewPrivileges", "b", True))
         properties.append(Property("RestrictSUIDSGID", "b", True))
-    for dbus_name, templates in (
-        ("ReadOnlyPaths", policy.readonly_paths),
-        ("ReadWritePaths", policy.readwrite_paths),
+    # The socket's directory stays writable under the admin's ReadOnlyPaths= (["/"], say):
+    # the server binds its socket there.
+    socket_dirs = [values["SOCKET"].rsplit("/", 1)[0]] if "SOCKET" in values else []
+    for dbus_name, templates, extra in (
+        ("ReadOnlyPaths", policy.readonly_paths, []),
+        ("ReadWritePaths", policy.readwrite_paths, socket_dirs),
     ):
         paths = [_expand_path(template, name, user.uid) for template in templates]
+        paths += [path for path in extra if path not in paths]
         if paths:
             properties.append(Property(dbus_name, "as", paths))
     if policy.shared_paths:
@@ -162,6 +177,22 @@ def build_unit(
         deny = ip_prefixes(list(policy.ip_address_deny))
         properties.append(Property("IPAddressDeny", "a(iayu)", deny))
     return UnitSpec(unit_name_for(name), tuple(_overlay(properties, policy)))
+
+
+def _endpoint(policy: SessionPolicy, port: int | None, socket: str | None) -> dict[str, str]:
+    """{SOCKET} or {PORT}, whichever the policy's cmd listens on."""
+    if listens_on_socket(policy.cmd):
+        if socket is None:
+            raise InvalidOption("cmd listens on {SOCKET}, and no socket path was given")
+        path = validate_path(socket)
+        if len(path.encode()) > SOCKET_PATH_MAX:
+            raise InvalidOption(
+                f"socket path {show(path)} is longer than {SOCKET_PATH_MAX} bytes (sun_path)"
+            )
+        return {"SOCKET": path}
+    if isinstance(port, bool) or not isinstance(port, int) or not PORT_MIN <= port <= PORT_MAX:
+        raise InvalidOption(f"invalid port {show(port)}: expected {PORT_MIN}..{PORT_MAX}")
+    return {"PORT": str(port)}
 
 
 def _effective(

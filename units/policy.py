@@ -7,6 +7,7 @@ systemdspawner's where it has them (mem_limit, cpu_limit, isolate_tmp, ...).
 
 from __future__ import annotations
 
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -27,6 +28,8 @@ __all__ = [
     "OOM_POLICIES",
     "SessionPolicy",
     "SessionRequest",
+    "listens_on_socket",
+    "placeholders_in",
 ]
 
 # Variables hostd derives from the policy (default_shell, mem_limit, cpu_limit); JupyterHub's
@@ -44,7 +47,16 @@ OOM_POLICIES = ("continue", "stop", "kill")
 METADATA_ADDRESS = "169.254.169.254"
 # The placeholders of cmd, with stand-ins to check templates once at start-up; build_unit
 # checks the real values.
-_SAMPLE = {"USERNAME": "user", "USERID": "1000", "PORT": "8888", "BASE_URL": "/user/user/"}
+_SAMPLE = {
+    "USERNAME": "user",
+    "USERID": "1000",
+    "PORT": "8888",
+    "SOCKET": "/run/hostd/sessions/user/jupyter.sock",
+    "BASE_URL": "/user/user/",
+}
+# A session's server listens on a Unix socket ({SOCKET}, the default) or a loopback port
+# ({PORT}); never both.
+_ENDPOINTS = ("PORT", "SOCKET")
 
 _T = TypeVar("_T")
 
@@ -77,6 +89,19 @@ def _path_templates(value: object) -> tuple[str, ...]:
     return tuple(_path_template(template) for template in _strings(value))
 
 
+def placeholders_in(argv: tuple[str, ...]) -> set[str]:
+    """The {NAME} placeholders argv uses ({{ and }} are literal braces, not placeholders)."""
+    found: set[str] = set()
+    for arg in argv:
+        found.update(field for _, field, _, _ in string.Formatter().parse(arg) if field)
+    return found
+
+
+def listens_on_socket(cmd: tuple[str, ...]) -> bool:
+    """Whether a session run as cmd listens on a Unix socket ({SOCKET}) rather than a port."""
+    return "SOCKET" in placeholders_in(cmd)
+
+
 def _cmd(value: object) -> tuple[str, ...]:
     argv = _strings(value)
     if not argv:
@@ -85,6 +110,10 @@ def _cmd(value: object) -> tuple[str, ...]:
         if has_unsafe_char(arg):
             raise InvalidOption(f"argument {show(arg)} holds a control character")
         substitute_placeholders(arg, _SAMPLE, what="cmd argument")
+    if placeholders_in(argv) >= set(_ENDPOINTS):
+        raise InvalidOption(
+            "uses both {PORT} and {SOCKET}: a session listens on a Unix socket or on a port"
+        )
     with prefixed("cmd[0]"):
         validate_path(substitute_placeholders(argv[0], _SAMPLE, what="cmd argument"))
     return argv
@@ -148,7 +177,10 @@ class SessionPolicy:
     """What the admin decides for every session; checked when made.
 
     Templates (user_workingdir, readonly_paths, readwrite_paths) expand {USERNAME} and
-    {USERID}; cmd also expands {PORT} and {BASE_URL}. cmd[0] must be an absolute path.
+    {USERID}; cmd also expands {BASE_URL} and where the server listens: {SOCKET} (a Unix
+    socket in a directory of the session's own, which only its user and the hub's identity
+    can reach) or {PORT} (a loopback port, which any local account could take first). cmd[0]
+    must be an absolute path.
     max_mem_limit/max_cpu_limit cap what a caller may request; None means a caller may ask
     for mem_limit/cpu_limit or less. oom_policy is OOMPolicy= (continue: a process over the
     limit dies alone); allow_swap lets a session swap beyond its memory limit (otherwise

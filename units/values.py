@@ -100,7 +100,9 @@ class SessionView:
     result: str | None = None  # systemd's Result: success, exit-code, signal, oom-kill, ...
     exit_status: int | None = None
     started_at: datetime | None = None
-    url: str | None = None  # http://127.0.0.1:PORT/BASE/ once allocated
+    # Once the session has an address: http+unix://<socket path, percent-encoded>/BASE/, or
+    # http://127.0.0.1:PORT/BASE/ for a {PORT} cmd.
+    url: str | None = None
     limits: Limits | None = None
     log: tuple[str, ...] = ()  # last log lines, filled in when the session failed
     details: Mapping[str, Any] = field(default_factory=dict)

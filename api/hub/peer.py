@@ -1,12 +1,15 @@
-"""Who is on the other end of a loopback TCP connection: the uid that owns the server's socket
-(api layer; reads /proc/net/tcp and tcp6, which every user may read).
+"""Who is on the other end of a connection to a user's server: the uid that owns the server's
+socket (api layer; SO_PEERCRED for a Unix socket; /proc/net/tcp and tcp6, which every user may
+read, for loopback TCP).
 
-Why: the hub sends a user's session token with every request it forwards to 127.0.0.1:PORT.
-Once that session is gone its port is anyone's to bind, and another local user who did would
-receive the token and the requests (a JupyterLab tab keeps sending them). So before a byte
-goes over a new connection the hub checks that the server end belongs to the session's user;
-the kernel's socket table says which uid owns each socket (an accepted socket carries the
-uid of its listener).
+Why: the hub sends a user's session token with every request it forwards to a session's server.
+A session on a port (an admin's {PORT} cmd) is on 127.0.0.1:PORT; once that session is gone
+its port is anyone's to bind, and another local user who did would receive the token and the
+requests (a JupyterLab tab keeps sending them). So before a byte goes over a new connection the
+hub checks that the server end belongs to the session's user: the kernel's socket table says
+which uid owns each socket (an accepted socket carries the uid of its listener). A session on
+a Unix socket sits in a directory only its user and the hub can reach; the check is kept there
+too (SO_PEERCRED, one system call), so nothing depends on a directory's mode alone.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Final
 
 __all__ = ["WrongPeer", "address_key", "parse_socket_table", "peer_uid"]
 
+_PEERCRED: Final = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _TABLES: Final = {socket.AF_INET: Path("/proc/net/tcp"), socket.AF_INET6: Path("/proc/net/tcp6")}
 
 
@@ -44,8 +48,15 @@ def parse_socket_table(text: str) -> dict[tuple[str, str], int]:
 
 
 def peer_uid(sock: socket.socket) -> int | None:
-    """The uid owning the other end of ``sock`` (a TCP connection on this machine), or None
-    when the table does not have it (a peer on another machine, say)."""
+    """The uid owning the other end of ``sock``: for a Unix socket, its listener's
+    (SO_PEERCRED: the credentials it had when it called listen); for a TCP connection on this
+    machine, the socket table's, or None when the table does not have it (a peer on another
+    machine, say)."""
+    if sock.family == socket.AF_UNIX:
+        _pid, uid, _gid = _PEERCRED.unpack(
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+        )
+        return int(uid)
     ours = sock.getsockname()
     theirs = sock.getpeername()
     table = _TABLES.get(sock.family)

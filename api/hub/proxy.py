@@ -6,7 +6,8 @@ page is sent to the login page, anything else gets 403. A request that changes s
 sent with the session cookie from another site, is refused (the upstream server skips its own
 XSRF check for token-authenticated requests, and every request the hub forwards is one).
 
-Forwarded: to the URL the daemon gives (``http://127.0.0.1:PORT/user/<name>/...``), bodies
+Forwarded: to the server's Unix socket (``http+unix://...`` from the daemon) or its loopback port
+(``http://127.0.0.1:PORT/user/<name>/...``: an admin's {PORT} cmd), bodies
 streamed both ways, with ``Authorization: token <the session's Jupyter token>`` added by the
 hub and the hub's own cookies and credentials taken out, over connections checked to end at
 the user's own server (hostd.api.hub.routes: the route cache, the peer check, activity reports).
@@ -34,6 +35,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from hostd.api.hub.identity import Identity, Sessions, hub_cookie_names
 from hostd.api.hub.routes import (
     PEER_UID,
+    UPSTREAM_SOCKET,
     UPSTREAM_TIMEOUT,
     Activity,
     Route,
@@ -152,7 +154,7 @@ def _response_headers(raw: list[tuple[bytes, bytes]], route: Route) -> list[tupl
         for item in value.decode("latin-1").split(",")
     }
     out = []
-    origin = route.origin.encode()
+    origin = route.http_origin.encode()
     for key, value in raw:
         name = key.lower()
         if name.decode("latin-1") in _HOP_BY_HOP or name in connection_listed or name == b"date":
@@ -241,13 +243,18 @@ class UserProxy:
         content = _request_body(receive) if has_body else None
         request = httpx.Request(
             scope["method"],
-            route.origin
+            route.http_origin
             + (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
             + _query(scope),
             headers=_request_headers(scope, route, _DROPPED_REQUEST),
             content=content,
-            # PEER_UID: the connection must end at this route's user's server (routes.py).
-            extensions={"timeout": UPSTREAM_TIMEOUT.as_dict(), PEER_UID: route.uid},
+            # PEER_UID: the connection must end at this route's user's server (routes.py);
+            # UPSTREAM_SOCKET: over its Unix socket, when it has one.
+            extensions={
+                "timeout": UPSTREAM_TIMEOUT.as_dict(),
+                PEER_UID: route.uid,
+                UPSTREAM_SOCKET: route.socket,
+            },
         )
         try:
             upstream = await self.http().handle_async_request(request)
@@ -304,7 +311,7 @@ class UserProxy:
             await websocket.close(code=1008)  # before accept: the server answers 403
             return
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
-        upstream_url = "ws" + route.origin.removeprefix("http") + raw_path + _query(scope)
+        upstream_url = "ws" + route.http_origin.removeprefix("http") + raw_path + _query(scope)
         try:
             sock = await checked_socket(route)
             upstream = await connect(

@@ -6,12 +6,13 @@ upstream refuses connections, or the daemon says the session ended or is another
 a route older than REVALIDATE_S is checked against the daemon in the background), so most
 proxied requests cost no call to the daemon.
 
-Every new connection to a server is checked before a byte is sent (hostd.api.hub.peer): the server
-end must be owned by the account of the user whose route is used (the route's own uid). A port
-on 127.0.0.1 is anyone's to bind once the session that had it is gone, and the hub sends the
-session's token with every request. Nothing is keyed by port alone: two routes may name one
-port (one of them stale), so connections are pooled per (uid, host, port) and each pool checks
-against its own uid.
+A server listens on a Unix socket (``http+unix://`` from the daemon: the default) or on a
+loopback port (an admin's {PORT} cmd). Every new connection to a server is checked before a
+byte is sent (hostd.api.hub.peer): the server end must be owned by the account of the user
+whose route is used (the route's own uid). A port on 127.0.0.1 is anyone's to bind once the
+session that had it is gone, and the hub sends the session's token with every request. Nothing
+is keyed by port alone: two routes may name one port (one of them stale), so connections are
+pooled per (uid, host, port, socket) and each pool checks against its own uid.
 ``upstream_transport`` is the proxy's one pooled HTTP transport, with that check built into its
 connection pool; ``checked_socket`` does the same for a WebSocket. ``Activity`` reports
 users' activity to the daemon at most once per interval.
@@ -28,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpcore
 import httpx
@@ -42,6 +43,8 @@ __all__ = [
     "PEER_UID",
     "REVALIDATE_S",
     "ROUTE_TTL_S",
+    "SOCKET_ORIGIN",
+    "UPSTREAM_SOCKET",
     "UPSTREAM_TIMEOUT",
     "Activity",
     "Route",
@@ -60,6 +63,10 @@ ROUTE_TTL_S: Final = 60.0
 REVALIDATE_S: Final = 5.0
 # The request extension that carries the uid the upstream's socket must belong to.
 PEER_UID: Final = "hostd_peer_uid"
+# The request extension that carries the path of the upstream's Unix socket (None: TCP).
+UPSTREAM_SOCKET: Final = "hostd_upstream_socket"
+SOCKET_ORIGIN: Final = "http://localhost"
+UNIX_SCHEME: Final = "http+unix"
 NEGATIVE_TTL_S: Final = 2.0  # a stopped server is asked about at most this often
 UPSTREAM_TIMEOUT: Final = httpx.Timeout(10.0, read=300.0, write=60.0)
 CONNECT_TIMEOUT_S: Final = 10.0
@@ -67,9 +74,10 @@ CONNECT_TIMEOUT_S: Final = 10.0
 
 @dataclass(frozen=True)
 class Route:
-    """Where a user's server answers: ``origin`` (http://127.0.0.1:PORT), its token, the
-    uid that must own the server's socket (hostd.api.hub.peer), and which run of the session
-    it is (``started_at``: a new invocation starts at another time)."""
+    """Where a user's server answers: ``origin`` as the daemon gives it (http://127.0.0.1:PORT,
+    or http+unix://<socket path, percent-encoded>), the Unix socket's path for a server on one,
+    its token, the uid that must own the server's socket (hostd.api.hub.peer), and which run of
+    the session it is (``started_at``: a new invocation starts at another time)."""
 
     origin: str
     host: str
@@ -78,6 +86,13 @@ class Route:
     uid: int
     fetched: float
     started_at: str | None = None
+    socket: str | None = None
+
+    @property
+    def http_origin(self) -> str:
+        """The origin requests are sent to: over a Unix socket, http://localhost (the Host a
+        server on a socket expects), the connection going to ``socket``."""
+        return SOCKET_ORIGIN if self.socket is not None else self.origin
 
 
 def account_uid(user: str) -> int:
@@ -161,10 +176,12 @@ class Routes:
             view = await self.daemon.get(user)
             if view.state == "running" and view.url:
                 parts = urlsplit(view.url)
+                on_socket = parts.scheme == UNIX_SCHEME
                 route = Route(
                     origin=f"{parts.scheme}://{parts.netloc}",
-                    host=parts.hostname or "127.0.0.1",
-                    port=parts.port or 80,
+                    host="localhost" if on_socket else parts.hostname or "127.0.0.1",
+                    port=80 if on_socket else parts.port or 80,
+                    socket=unquote(parts.netloc) if on_socket else None,
                     token=await self.daemon.token(user),
                     uid=await asyncio.to_thread(self.uid_of, user),
                     fetched=time.monotonic(),
@@ -201,8 +218,10 @@ def check_peer(sock: socket.socket, expected_uid: int | None) -> None:
     """WrongPeer unless the server end of ``sock`` is owned by ``expected_uid``."""
     owner = peer_uid(sock)
     if expected_uid is None or owner != expected_uid:
+        peer = sock.getpeername()
+        where = f"socket {peer}" if sock.family == socket.AF_UNIX else f"port {peer[1]}"
         raise WrongPeer(
-            f"the server on port {sock.getpeername()[1]} belongs to uid {owner}, "
+            f"the server on {where} belongs to uid {owner}, "
             f"not {expected_uid}: not sending it anything"
         )
 
@@ -237,7 +256,14 @@ class _CheckedBackend(httpcore.AsyncNetworkBackend):
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
     ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("the proxy forwards over TCP only")
+        stream = await self.inner.connect_unix_socket(path, timeout, socket_options)
+        try:
+            # SO_PEERCRED: one system call, on the event loop.
+            check_peer(stream.get_extra_info("socket"), self.expected_uid)
+        except OSError as exc:
+            await stream.aclose()
+            raise httpcore.ConnectError(str(exc)) from exc
+        return stream
 
     async def sleep(self, seconds: float) -> None:
         await self.inner.sleep(seconds)
@@ -247,14 +273,20 @@ class _CheckedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport over a pool whose connections are checked (_CheckedBackend)."""
 
     def __init__(
-        self, expected_uid: int, limits: httpx.Limits, tls: ssl.SSLContext | None = None
+        self,
+        expected_uid: int,
+        limits: httpx.Limits,
+        tls: ssl.SSLContext | None = None,
+        uds: str | None = None,
     ) -> None:
         super().__init__(limits=limits, trust_env=False, verify=tls or True)
-        # httpx takes no network backend; the httpcore pool under it does.
+        # httpx takes no network backend; the httpcore pool under it does. With uds, every
+        # connection of the pool goes to that Unix socket, whatever the request's URL.
         self._pool = httpcore.AsyncConnectionPool(
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
+            uds=uds,
             network_backend=_CheckedBackend(expected_uid),
         )
 
@@ -268,25 +300,30 @@ class _PoolPerServer(httpx.AsyncBaseTransport):
     Fewer kept-alive connections than servers was no better: a new connection, and a peer
     check, for almost every request. A pool per server keeps both small.
 
-    A pool is per (uid, host, port), the uid the request's route names (its PEER_UID
-    extension): a connection checked for one user's server is never handed to a request on
-    another user's route that names the same port (a stale one, after the port changed hands).
+    A pool is per (uid, host, port, Unix socket), the uid the request's route names (its
+    PEER_UID extension) and the socket its UPSTREAM_SOCKET extension names: a connection
+    checked for one user's server is never handed to a request on another user's route that
+    names the same port (a stale one, after the port changed hands).
     """
 
     def __init__(self, limits: httpx.Limits) -> None:
         self.limits = limits
         # One for all: httpx loads the CA bundle for each transport it makes (0.1 s, measured).
         self.tls = ssl.create_default_context()
-        self._pools: dict[tuple[int, str, int | None], _CheckedTransport] = {}
+        self._pools: dict[tuple[int, str, int | None, str | None], _CheckedTransport] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         expected_uid = request.extensions.get(PEER_UID)
         if not isinstance(expected_uid, int):  # a request without a route: nowhere to send it
             raise httpx.ConnectError("no uid to check the server against", request=request)
-        server = (expected_uid, request.url.host, request.url.port)
+        uds = request.extensions.get(UPSTREAM_SOCKET)
+        if uds is not None and not isinstance(uds, str):
+            raise httpx.ConnectError("the upstream socket is not a path", request=request)
+        server = (expected_uid, request.url.host, request.url.port, uds)
         pool = self._pools.get(server)
         if pool is None:
-            pool = self._pools[server] = _CheckedTransport(expected_uid, self.limits, self.tls)
+            pool = _CheckedTransport(expected_uid, self.limits, self.tls, uds)
+            self._pools[server] = pool
         return await pool.handle_async_request(request)
 
     async def aclose(self) -> None:
@@ -345,14 +382,23 @@ def upstream_transport() -> httpx.AsyncBaseTransport:
 
 
 async def checked_socket(route: Route) -> socket.socket:
-    """A TCP connection to the route's server, checked (check_peer) before anything is sent."""
-    family = socket.AF_INET6 if ":" in route.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    """A connection to the route's server (its Unix socket, or TCP), checked (check_peer)
+    before anything is sent."""
+    if route.socket is not None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        address: str | tuple[str, int] = route.socket
+    else:
+        family = socket.AF_INET6 if ":" in route.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        address = (route.host, route.port)
     sock.setblocking(False)
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT_S):
-            await asyncio.get_running_loop().sock_connect(sock, (route.host, route.port))
-        await asyncio.to_thread(check_peer, sock, route.uid)
+            await asyncio.get_running_loop().sock_connect(sock, address)
+        if route.socket is not None:
+            check_peer(sock, route.uid)  # SO_PEERCRED: one system call
+        else:
+            await asyncio.to_thread(check_peer, sock, route.uid)
     except BaseException:
         sock.close()
         raise

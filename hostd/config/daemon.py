@@ -90,6 +90,7 @@ _DAEMON_FIELDS: dict[str, tuple[str | None, Callable[[object], object]]] = {
     "socket_group": ("socket_group", check_group_name),
     "socket_mode": (None, _socket_mode),
     "act_for_others": ("act_for_others", check_user_names),
+    "proxy_group": ("proxy_group", check_group_name),
     "state_dir": ("state_dir", check_path),
     "runtime_dir": ("runtime_dir", check_path),
     "min_uid": ("min_uid", _min_uid),
@@ -124,6 +125,9 @@ class DaemonConfig:
     # Members of socket_group who may act for other users (the hub's own user); every other
     # member acts only for itself. Root always acts for all.
     act_for_others: tuple[str, ...] = ("hostd-hub",)
+    # The group whose members may connect to sessions' Unix sockets: the hub's user (and
+    # JupyterHub's, with the JupyterHub install). Nobody else belongs in it.
+    proxy_group: str = "hostd-proxy"
     state_dir: Path = Path("/var/lib/hostd")
     runtime_dir: Path = Path("/run/hostd")
     min_uid: int | None = None
@@ -151,6 +155,11 @@ class DaemonConfig:
     def resolved_min_uid(self) -> int:
         """min_uid, or FALLBACK_MIN_UID if this config was made without one (not loaded)."""
         return FALLBACK_MIN_UID if self.min_uid is None else self.min_uid
+
+    @property
+    def sessions_dir(self) -> Path:
+        """Where each session's socket directory is made (runtime_dir/sessions/<user>/)."""
+        return self.runtime_dir / "sessions"
 
     def base_url_for(self, user: str) -> str:
         """A session's base URL: prefix + name + "/", the name escaped as JupyterHub does."""

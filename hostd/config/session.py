@@ -27,10 +27,10 @@ DEFAULT_SESSION_CMD = (
     "/opt/hostd/session/bin/jupyter",
     "lab",
     "--no-browser",
-    "--ip=127.0.0.1",
-    "--port={PORT}",
-    # A taken port makes the server exit, not move to another one (issue 13: a squatter).
-    "--ServerApp.port_retries=0",
+    # A Unix socket in a directory only the user and the hub's identity can reach: no port
+    # on the loopback that any local account could take first (issue 13).
+    "--ServerApp.sock={SOCKET}",
+    "--ServerApp.sock_mode=0660",
     "--ServerApp.base_url={BASE_URL}",
 )
 # Every SessionPolicy option is a [session] key of the same name, but stop_timeout_usec,

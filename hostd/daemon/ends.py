@@ -3,8 +3,9 @@
 Every end goes through Ends.finish(), whoever saw it: a stop asked for (stop), an idle session
 culled (the reaper, with stop_locked), a session that ended on its own (the reaper), a start
 that failed (the Starter). finish() closes the store's record, lets systemd collect the unit
-(our AddRef kept it loaded so its Result could be read) and frees the port, the promised memory
-and the token. Callers hold the user's lock, so a start and an end of one user never interleave.
+(our AddRef kept it loaded so its Result could be read) and frees the port or the socket's
+directory, the promised memory and the token. Callers hold the user's lock, so a start and an
+end of one user never interleave.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 
 from hostd.daemon import credentials
 from hostd.daemon.session_parts import SessionParts
+from hostd.daemon.sockets import remove_socket_dir
 from hostd.daemon.store import now
 from hostd.daemon.systemd import UnitStatus
 from hostd.daemon.views import ENDED, OOM_REASON
@@ -103,9 +105,11 @@ class Ends:
         self.release(name, unit)
 
     def release(self, name: str, unit: str) -> None:
-        """Free the port, the promised memory and the token of a session that is over."""
+        """Free the port or socket, the promised memory and the token of a session that is
+        over."""
         self.parts.table.release(name)
         credentials.remove(self.parts.credentials_dir, unit)
+        remove_socket_dir(self.parts.config.daemon.sessions_dir, name)
 
     async def mark(self, name: str, **changes: object) -> None:
         """Update the store's record of the user's session, if it has one open."""

@@ -28,6 +28,7 @@ __all__ = [
     "SocketEntry",
     "allocate_port",
     "check_listener",
+    "describe_address",
     "holders_in_range",
     "parse_sockets",
     "pid_in_control_group",
@@ -70,11 +71,19 @@ class ListenerCheck:
     uid: int | None = None
     pid: int | None = None
 
-    def describe(self, port: int) -> str:
-        """For a foreign listener: what took the port, in words for the start's error."""
+    def describe(self, address: int | Path) -> str:
+        """For a foreign listener: what took the address, in words for the start's error."""
         who = f"uid {self.uid}" if self.uid is not None else "an unknown uid"
         pid = f", pid {self.pid}" if self.pid is not None else ""
-        return f"port {port} was taken by another process ({who}{pid}) before the session listened"
+        return (
+            f"{describe_address(address)} was taken by another process ({who}{pid}) "
+            "before the session listened"
+        )
+
+
+def describe_address(address: int | Path) -> str:
+    """A session's address in words: "port 20001", "socket /run/hostd/sessions/alice/..."."""
+    return f"port {address}" if isinstance(address, int) else f"socket {address}"
 
 
 def parse_sockets(text: str) -> Iterator[SocketEntry]:

@@ -17,6 +17,7 @@ import time
 
 from hostd.daemon.ends import Ends
 from hostd.daemon.session_parts import SessionParts
+from hostd.daemon.sockets import remove_socket_dir
 from hostd.daemon.store import now
 from hostd.daemon.systemd import UnitStatus
 from hostd.daemon.views import ENDED, ended_reason, session_port
@@ -52,11 +53,13 @@ class Reaper:
     async def reattach(self) -> None:
         """Take over what systemd runs (after a restart or a kill -9) and tidy what ended."""
         active: set[str] = set()
+        active_users: set[str] = set()
         for status in await self.parts.session_units():
             name = user_for_unit_name(status.name)
             if name is None or status.active_state in ENDED:
                 continue
             active.add(status.name)
+            active_users.add(name)
             entry = self.parts.table[name]
             entry.promised = status.memory_max or 0
             entry.active_at = time.monotonic()
@@ -85,6 +88,11 @@ class Reaper:
             for leftover in credentials_dir.iterdir():
                 if leftover.name not in active:
                     shutil.rmtree(leftover, ignore_errors=True)
+        sessions_dir = self.parts.config.daemon.sessions_dir
+        if sessions_dir.is_dir():
+            for leftover in sessions_dir.iterdir():
+                if leftover.name not in active_users:
+                    remove_socket_dir(sessions_dir, leftover.name)
         log.info("reattached to %d running sessions", len(active))
 
     async def _reap_forever(self) -> None:

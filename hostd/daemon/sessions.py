@@ -29,9 +29,9 @@ from hostd.daemon.admission import Admission
 from hostd.daemon.lifecycle import Lifecycle
 from hostd.daemon.login import AccountPamCheck, Authenticator
 from hostd.daemon.metrics import Metrics, SessionSample
-from hostd.daemon.ports import check_listener
 from hostd.daemon.reaper import Reaper
 from hostd.daemon.session_parts import SessionParts
+from hostd.daemon.sockets import check_address
 from hostd.daemon.store import Store
 from hostd.daemon.systemd import SystemdClient, SystemdSeam
 from hostd.daemon.table import SessionTable
@@ -77,11 +77,11 @@ class SessionManager:
         *,
         sampler: UsageSampler | None = None,
         memory_total: int = 0,
-        probe: ListenerProbe = check_listener,
+        probe: ListenerProbe = check_address,
         account_check: AccountPamCheck | None = None,
     ) -> None:
         """No I/O here: create() reads what these need (mountinfo, the RAM) and passes it.
-        ``probe`` tells who listens on a session's port (a fake's, in tests without systemd);
+        ``probe`` tells who answers on a session's address (a fake's, in tests without systemd);
         ``account_check`` replaces PAM's account check (tests over FakeSystemd only)."""
         self.config = config
         self.systemd = systemd

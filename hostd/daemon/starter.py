@@ -24,8 +24,15 @@ from hostd.config import Config
 from hostd.config.profiles import apply_profile
 from hostd.daemon import credentials, journal
 from hostd.daemon.ends import Ends
-from hostd.daemon.ports import ListenerCheck, SessionOwner, allocate_port
+from hostd.daemon.ports import ListenerCheck, SessionOwner, allocate_port, describe_address
 from hostd.daemon.session_parts import SessionParts
+from hostd.daemon.sockets import (
+    Address,
+    answers_http,
+    prepare_socket_dir,
+    proxy_gid,
+    socket_path,
+)
 from hostd.daemon.store import SessionRecord, now
 from hostd.daemon.systemd import UnitStatus
 from hostd.daemon.users import group_names, lookup_user
@@ -35,6 +42,7 @@ from hostd.units import (
     SessionRequest,
     build_unit,
     keep_loaded,
+    listens_on_socket,
     spec_limits,
     unit_name_for,
 )
@@ -49,6 +57,20 @@ log = logging.getLogger(__name__)
 READY_POLL_S = 0.05  # how often a starting session's port is looked at (a read of /proc/net/tcp)
 STATE_POLL_S = 0.1  # how often its unit is read meanwhile (a failure shows within this)
 FAILURE_LOG_LINES = 20
+
+
+def _port_environment(port: int | None) -> dict[str, str]:
+    """A port session's variables: its port, and no moving to another one."""
+    if port is None:
+        return {}
+    return {
+        "HOSTD_PORT": str(port),
+        # JupyterLab's default port_retries is 50: refused its port (another account bound
+        # it first) it would quietly serve on another one. An admin's cmd from an older
+        # config may lack --ServerApp.port_retries=0; jupyter_server reads this variable
+        # when the flag is not given.
+        "JUPYTER_PORT_RETRIES": "0",
+    }
 
 
 def policy_for(
@@ -142,9 +164,19 @@ class Starter:
                 raise SessionConflict(f"the session of {name} is stopping; start it again shortly")
             if status is not None:  # ended but still loaded (our AddRef): free the name
                 await self.ends.finish(name, unit, status, reason="ended")
-            low, high = daemon.port_range
             entry = parts.table[name]
-            port = entry.port = allocate_port(low, high, parts.table.ports())
+            on_socket = listens_on_socket(policy.cmd)
+            if on_socket:
+                # The proxy group first: without it no hub could reach the session.
+                gid = await asyncio.to_thread(proxy_gid, daemon.proxy_group)
+                port = entry.port = None
+                address: Address = await asyncio.to_thread(
+                    prepare_socket_dir, daemon.sessions_dir, name, info.uid, gid
+                )
+            else:
+                low, high = daemon.port_range
+                port = entry.port = allocate_port(low, high, parts.table.ports())
+                address = port
             token_file = credentials.write_token(parts.credentials_dir, unit, info.uid, info.gid)
             secrets_dir = credentials.write_secrets(token_file.parent, secrets, info.uid, info.gid)
             try:
@@ -153,15 +185,11 @@ class Starter:
                     info,
                     request,
                     port=port,
+                    socket=str(address) if on_socket else None,
                     base_url=daemon.base_url_for(name),
                     privileged=caller.privileged,
                     hostd_environment={
-                        "HOSTD_PORT": str(port),
-                        # JupyterLab's default port_retries is 50: refused its port (another
-                        # account bound it first) it would quietly serve on another one. An
-                        # admin's cmd from an older config may lack --ServerApp.port_retries=0;
-                        # jupyter_server reads this variable when the flag is not given.
-                        "JUPYTER_PORT_RETRIES": "0",
+                        **_port_environment(port),
                         "JUPYTER_TOKEN_FILE": str(token_file),
                         **({"HOSTD_CREDENTIALS_DIR": str(secrets_dir)} if secrets_dir else {}),
                     },
@@ -193,10 +221,10 @@ class Starter:
             if profile is not None:
                 entry.profile = profile
             log.info(
-                "starting %s for %s on port %d",
+                "starting %s for %s on %s",
                 unit,
                 name,
-                port,
+                describe_address(address),
                 extra={"HOSTD_USER": name, "UNIT": unit},
             )
             async with parts.admission.start_slot():
@@ -221,18 +249,20 @@ class Starter:
         return time.monotonic() + self.parts.config.daemon.start_timeout_s
 
     async def wait_ready(self, name: str, unit: str, deadline: float, uid: int) -> SessionView:
-        """Until the session's own process listens on its port (uid ``uid``, in the unit's
-        cgroup), or its unit ends, or another process holds the port (both reported at once)."""
+        """Until the session's own process listens on its address (uid ``uid``, in the unit's
+        cgroup; a socket must answer HTTP too), or its unit ends, or another process holds the
+        address (both reported at once)."""
         systemd = self.parts.systemd
-        port = self.parts.table[name].port
         status = await systemd.unit_status(unit)
+        address = self._address(name, status)
+        ready_path = f"{self.parts.config.daemon.base_url_for(name)}api"
         next_state_check = time.monotonic() + STATE_POLL_S
         while True:
-            found = await self._listener(port, uid, status)
-            if found.state == "foreign" and port is not None:
+            found = await self._listener(address, uid, status)
+            if found.state == "foreign":
                 await systemd.stop_unit(unit)
-                raise await self._start_failed(name, unit, found.describe(port))
-            if found.state == "ours":
+                raise await self._start_failed(name, unit, found.describe(address))
+            if found.state == "ours" and await asyncio.to_thread(answers_http, address, ready_path):
                 status = await systemd.unit_status(unit)
                 if status is not None and status.active_state in ACTIVE:
                     await self.ends.mark(name, state="running", invocation_id=status.invocation_id)
@@ -241,10 +271,10 @@ class Starter:
                 if await systemd.active_state(unit) not in ACTIVE:
                     # A server refused its port exits (JupyterLab with port_retries=0): if
                     # another process holds the port, that is the reason to give.
-                    found = await self._listener(port, uid, status)
+                    found = await self._listener(address, uid, status)
                     why = (
-                        found.describe(port)
-                        if found.state == "foreign" and port is not None
+                        found.describe(address)
+                        if found.state == "foreign"
                         else "the session ended while starting"
                     )
                     raise await self._start_failed(name, unit, why)
@@ -256,23 +286,32 @@ class Starter:
                 raise await self._start_failed(
                     name,
                     unit,
-                    f"the session did not answer on port {port} within "
+                    f"the session did not answer on {describe_address(address)} within "
                     f"{self.parts.config.daemon.start_timeout_s:g} s",
                 )
             await asyncio.sleep(READY_POLL_S)
 
+    def _address(self, name: str, status: UnitStatus | None) -> Address:
+        """The starting session's address: the port it was given, else its socket."""
+        port = self.parts.table[name].port
+        if port is not None or status is None:
+            return (
+                port
+                if port is not None
+                else socket_path(self.parts.config.daemon.sessions_dir, name)
+            )
+        return self.parts.views.address(name, status)
+
     async def _listener(
-        self, port: int | None, uid: int, status: UnitStatus | None
+        self, address: Address, uid: int, status: UnitStatus | None
     ) -> ListenerCheck:
-        """Who listens on the starting session's port (hostd.daemon.ports.check_listener)."""
-        if port is None:
-            return ListenerCheck("none")
+        """Who listens on the starting session's address (hostd.daemon.sockets.check_address)."""
         owner = SessionOwner(
             uid,
             status.control_group if status is not None else None,
             status.main_pid if status is not None else None,
         )
-        return await asyncio.to_thread(self.parts.views.probe, port, owner)
+        return await asyncio.to_thread(self.parts.views.probe, address, owner)
 
     async def _start_failed(self, name: str, unit: str, why: str) -> SpawnFailed:
         oom = self.parts.oom

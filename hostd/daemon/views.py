@@ -11,14 +11,17 @@ import asyncio
 import pwd
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from pathlib import Path
+from urllib.parse import quote
 
 from hostd.config import Config
-from hostd.daemon.ports import ListenerCheck, SessionOwner, check_listener
+from hostd.daemon.ports import ListenerCheck, SessionOwner
+from hostd.daemon.sockets import Address, check_address, socket_path
 from hostd.daemon.store import SessionRecord, Store
 from hostd.daemon.systemd import UnitStatus
 from hostd.daemon.table import SessionTable
 from hostd.daemon.usage import OomWatcher
-from hostd.units import cpu_limit_of, unit_name_for
+from hostd.units import cpu_limit_of, unit_name_for, user_for_unit_name
 from hostd.units.failures import describe_end
 from hostd.units.values import HostView, Limits, SessionState, SessionView
 
@@ -30,8 +33,10 @@ __all__ = [
     "Views",
     "ended_reason",
     "host_view",
+    "session_address",
     "session_port",
     "session_state",
+    "session_url",
     "view_from_record",
     "view_from_status",
 ]
@@ -40,8 +45,9 @@ ACTIVE = ("active", "activating", "reloading")
 ENDED = ("inactive", "failed")
 OOM_REASON = "killed: out of memory (MemoryMax reached)"
 
-# Who listens on a session's port (hostd.daemon.ports.check_listener; blocking, run in a thread).
-ListenerProbe = Callable[[int, SessionOwner], ListenerCheck]
+# Who answers on a session's address (hostd.daemon.sockets.check_address; blocking, run in a
+# thread).
+ListenerProbe = Callable[[Address, SessionOwner], ListenerCheck]
 
 
 def ended_reason(status: UnitStatus | None) -> str:
@@ -55,6 +61,22 @@ def session_port(status: UnitStatus) -> int | None:
     """The port the daemon gave the session (its unit's HOSTD_PORT)."""
     text = status.env("HOSTD_PORT")
     return int(text) if text and text.isdigit() else None
+
+
+def session_address(status: UnitStatus, sessions_dir: Path, name: str) -> Address:
+    """Where the session's server answers: the port the daemon gave it (HOSTD_PORT, a {PORT}
+    cmd), else its socket. The socket's path follows from the user's name, so no public
+    property of the unit names it."""
+    port = session_port(status)
+    return port if port is not None else socket_path(sessions_dir, name)
+
+
+def session_url(address: Address, base_url: str) -> str:
+    """The session's URL: http://127.0.0.1:PORT/BASE/, or for a socket jupyter_server's own
+    form, http+unix://<the path, percent-encoded>/BASE/."""
+    if isinstance(address, int):
+        return f"http://127.0.0.1:{address}{base_url}"
+    return f"http+unix://{quote(str(address), safe='')}{base_url}"
 
 
 def session_state(status: UnitStatus, *, answering: bool) -> SessionState:
@@ -76,16 +98,16 @@ def view_from_status(
     status: UnitStatus,
     *,
     answering: bool,
+    address: Address | None,
     base_url: str,
     result_of: Callable[[str | None, int | None], str | None],
     profile: str | None,
 ) -> SessionView:
     """The view of a session whose unit systemd knows."""
-    port = session_port(status)
     state = session_state(status, answering=answering)
     url = (
-        f"http://127.0.0.1:{port}{base_url}"
-        if port is not None and state in ("starting", "running")
+        session_url(address, base_url)
+        if address is not None and state in ("starting", "running")
         else None
     )
     ended = state in ("failed", "stopped")
@@ -161,7 +183,7 @@ class Views:
         table: SessionTable,
         oom: OomWatcher,
         *,
-        probe: ListenerProbe = check_listener,
+        probe: ListenerProbe = check_address,
     ) -> None:
         self.config = config
         self.store = store
@@ -183,23 +205,29 @@ class Views:
             name,
             status,
             answering=bool(answering),
+            address=self.address(name, status),
             base_url=self.config.daemon.base_url_for(name),
             result_of=lambda result, exit_status: self.oom.result_of(name, result, exit_status),
             profile=self.table.profile(name),
         )
 
+    def address(self, name: str, status: UnitStatus) -> Address:
+        """Where the session's server answers (session_address)."""
+        return session_address(status, self.config.daemon.sessions_dir, name)
+
     async def listener(self, status: UnitStatus, uid: int | None = None) -> ListenerCheck:
-        """Who listens on the session's port: nobody yet, the session itself, or another
+        """Who answers on the session's address: nobody yet, the session itself, or another
         process. ``uid``: the session user's, when the caller knows it (else from User=)."""
-        port = session_port(status)
-        if port is None:
+        name = user_for_unit_name(status.name)
+        if name is None:
             return ListenerCheck("none")
+        address = self.address(name, status)
         if uid is None:
             uid = await asyncio.to_thread(_uid_of, status.user)
             if uid is None:
                 return ListenerCheck("none")
         owner = SessionOwner(uid, status.control_group, status.main_pid)
-        return await asyncio.to_thread(self.probe, port, owner)
+        return await asyncio.to_thread(self.probe, address, owner)
 
     async def stored(self, name: str, unit: str) -> SessionView:
         record = await asyncio.to_thread(self.store.last_for, name)

@@ -15,6 +15,7 @@ from hostd.units import (
     UnitSpec,
     UserInfo,
     build_unit,
+    listens_on_socket,
     parse_size,
 )
 from hostd.units.convert import AF_INET, AF_INET6, MS_REC
@@ -561,3 +562,56 @@ class TestHostSafety:
             "IPAddressDeny", "a(iayu)", [*METADATA, (AF_INET, bytes([10, 0, 0, 0]), 8)]
         )
         assert spec.get("MemorySwapMax") == Property("MemorySwapMax", "t", 512 * 1024**2)
+
+
+# -- where the server listens: a Unix socket ({SOCKET}) or a port ({PORT}) ------------------
+
+LAB_ON_SOCKET = ("/opt/hostd/session/bin/jupyter", "lab", "--ServerApp.sock={SOCKET}")
+SOCKET = "/run/hostd/sessions/alice/jupyter.sock"
+
+
+def _value(spec: UnitSpec, name: str) -> Any:
+    return next(prop.value for prop in spec.properties if prop.name == name)
+
+
+def test_a_socket_cmd_gets_the_socket_path_and_no_port() -> None:
+    spec = build(SessionPolicy(cmd=LAB_ON_SOCKET), port=None, socket=SOCKET)
+    assert _value(spec, "ExecStart")[0][1][-1] == f"--ServerApp.sock={SOCKET}"
+    assert _value(spec, "ReadWritePaths") == ["/run/hostd/sessions/alice"]
+    assert not any("PORT" in entry for entry in _value(spec, "Environment"))
+    assert_dbus_types(spec)
+
+
+def test_the_socket_directory_stays_writable_under_a_read_only_root() -> None:
+    policy = SessionPolicy(cmd=LAB_ON_SOCKET, readonly_paths=("/",), readwrite_paths=("/tmp",))
+    spec = build(policy, port=None, socket=SOCKET)
+    assert _value(spec, "ReadOnlyPaths") == ["/"]
+    assert _value(spec, "ReadWritePaths") == ["/tmp", "/run/hostd/sessions/alice"]
+
+
+def test_a_socket_cmd_without_a_socket_path_is_refused() -> None:
+    with pytest.raises(InvalidOption, match="no socket path"):
+        build(SessionPolicy(cmd=LAB_ON_SOCKET), socket=None)
+
+
+@pytest.mark.parametrize("path", ["relative/jupyter.sock", "/run/" + "x" * 103])
+def test_a_bad_or_too_long_socket_path_is_refused(path: str) -> None:
+    with pytest.raises((InvalidOption, InvalidPath)):
+        build(SessionPolicy(cmd=LAB_ON_SOCKET), socket=path)
+
+
+def test_a_port_cmd_ignores_a_socket_and_needs_a_port() -> None:
+    spec = build(SessionPolicy(cmd=CMD), socket=SOCKET)
+    assert "--port=50001" in _value(spec, "ExecStart")[0][1]
+    with pytest.raises(InvalidOption, match="invalid port"):
+        build(SessionPolicy(cmd=CMD), port=None)
+
+
+def test_a_cmd_may_not_listen_on_both() -> None:
+    with pytest.raises(InvalidOption, match="both"):
+        SessionPolicy(cmd=(*LAB_ON_SOCKET, "--port={PORT}"))
+
+
+def test_literal_braces_are_not_a_socket_placeholder() -> None:
+    assert listens_on_socket(LAB_ON_SOCKET)
+    assert not listens_on_socket((SINGLEUSER, "--x={{SOCKET}}", "--port={PORT}"))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -68,16 +69,31 @@ def server_owner() -> Callable[[str], int]:
 
 
 @pytest.fixture
+def upstream_kind() -> str:
+    """Where the fake user's server listens: "tcp" (127.0.0.1, a {PORT} cmd) or "socket" (a
+    Unix socket, as the daemon's default cmd has it); test_proxy.py runs both."""
+    return "tcp"
+
+
+@pytest.fixture
 async def hub(
-    short_dir: Path, hub_options: dict[str, Any], server_owner: Callable[[str], int]
+    short_dir: Path,
+    hub_options: dict[str, Any],
+    server_owner: Callable[[str], int],
+    upstream_kind: str,
 ) -> AsyncIterator[HubUnderTest]:
     fake = HubFake()
     daemon = await start_server(
         with_peer(build_daemon_app(fake), MEMBER), uds=str(short_dir / "hostd.sock")
     )
     upstream_seen: list[str] = []
-    upstream = await start_server(upstream_app(upstream_seen))
-    fake.upstream = url_of(upstream[0])
+    if upstream_kind == "socket":
+        path = str(short_dir / "jupyter.sock")
+        upstream = await start_server(upstream_app(upstream_seen), uds=path)
+        fake.upstream = f"http+unix://{quote(path, safe='')}"  # as the daemon writes it
+    else:
+        upstream = await start_server(upstream_app(upstream_seen))
+        fake.upstream = url_of(upstream[0])
     options: dict[str, Any] = {
         "state_dir": short_dir / "state",
         "hostd_socket": short_dir / "hostd.sock",

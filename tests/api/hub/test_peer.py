@@ -1,9 +1,14 @@
-"""Who owns the other end of a loopback connection (/proc/net/tcp and tcp6)."""
+"""Who owns the other end of a connection to a user's server: /proc/net/tcp and tcp6 for
+loopback TCP, SO_PEERCRED for a Unix socket."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +50,40 @@ def test_the_owner_of_a_real_listener_is_found(family: int, host: str) -> None:
             check_peer(client, os.getuid() + 4242)
         with pytest.raises(WrongPeer):
             check_peer(client, None)
+
+
+def test_the_owner_of_a_unix_socket_is_its_listeners_uid(tmp_path: Path) -> None:
+    """SO_PEERCRED: the uid the listener had when it called listen(), here another account's
+    (nobody) and this process's."""
+    if os.geteuid() != 0:
+        pytest.fail("needs root to run a listener as another account")
+    directory = Path(tempfile.mkdtemp(prefix="hostd-peer-"))
+    try:
+        directory.chmod(0o777)
+        path = directory / "theirs.sock"
+        serve = (
+            "import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]);"
+            "s.listen(); print('up', flush=True); time.sleep(30)"
+        )
+        argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        with subprocess.Popen(
+            [*argv, "/usr/bin/python3", "-c", serve, str(path)], stdout=subprocess.PIPE, text=True
+        ) as theirs:
+            try:
+                assert theirs.stdout is not None and theirs.stdout.readline() == "up\n"
+                with socket.socket(socket.AF_UNIX) as client:
+                    client.connect(str(path))
+                    assert peer_uid(client) == 65534
+                    check_peer(client, 65534)
+                    with pytest.raises(WrongPeer, match=f"socket {path} belongs to uid 65534"):
+                        check_peer(client, os.getuid())
+            finally:
+                theirs.kill()
+        ours = directory / "ours.sock"
+        with socket.socket(socket.AF_UNIX) as server, socket.socket(socket.AF_UNIX) as client:
+            server.bind(str(ours))
+            server.listen()
+            client.connect(str(ours))
+            assert peer_uid(client) == os.getuid()
+    finally:
+        shutil.rmtree(directory)

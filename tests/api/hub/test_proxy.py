@@ -21,6 +21,8 @@ from tests.api.hub.conftest import HubUnderTest
 from tests.api.hub.fake import log_in, xsrf_of
 
 ADMIN_ACCESS = pytest.mark.parametrize("hub_options", [{"admin_access": True}])
+# Every test here with the user's server on a Unix socket (the default cmd) and on a port.
+pytestmark = pytest.mark.parametrize("upstream_kind", ["socket", "tcp"])
 
 
 @contextlib.asynccontextmanager

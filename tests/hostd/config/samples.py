@@ -25,8 +25,8 @@ base_url_prefix = "/user/"    # a session's base_url is prefix + name + "/"
 log_level = "info"
 
 [session]
-cmd = ["/opt/hostd/session/bin/jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
-       "--port={PORT}", "--ServerApp.port_retries=0", "--ServerApp.base_url={BASE_URL}"]
+cmd = ["/opt/hostd/session/bin/jupyter", "lab", "--no-browser", "--ServerApp.sock={SOCKET}",
+       "--ServerApp.sock_mode=0660", "--ServerApp.base_url={BASE_URL}"]
 # mem_limit = "2G"            # unset: no limit
 # cpu_limit = 1.0             # unset: no limit
 isolate_tmp = false

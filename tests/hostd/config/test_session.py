@@ -16,9 +16,8 @@ def test_the_default_session_cmd() -> None:
         "/opt/hostd/session/bin/jupyter",
         "lab",
         "--no-browser",
-        "--ip=127.0.0.1",
-        "--port={PORT}",
-        "--ServerApp.port_retries=0",
+        "--ServerApp.sock={SOCKET}",
+        "--ServerApp.sock_mode=0660",
         "--ServerApp.base_url={BASE_URL}",
     )
 

@@ -17,8 +17,10 @@ from hostd.daemon.views import (
     OOM_REASON,
     ended_reason,
     host_view,
+    session_address,
     session_port,
     session_state,
+    session_url,
     view_from_record,
     view_from_status,
 )
@@ -38,6 +40,7 @@ def view(status_state: str = "active", *, answering: bool = True, **more: object
         "alice",
         status,
         answering=answering,
+        address=20001,
         base_url="/user/alice/",
         result_of=lambda result, exit_status: result,
         profile="group:staff",
@@ -91,6 +94,7 @@ def test_an_ended_session_says_why_and_has_no_url() -> None:
         "alice",
         status,
         answering=False,
+        address=None,
         base_url="/",
         result_of=lambda result, exit_status: "oom-kill",  # what the OOM watcher saw
         profile=None,
@@ -110,6 +114,18 @@ def test_session_port() -> None:
     assert session_port(unit_status(UNIT, port=20001)) == 20001
     assert session_port(unit_status(UNIT)) is None
     assert session_port(replace(unit_status(UNIT), environment=("HOSTD_PORT=x",))) is None
+
+
+def test_a_session_without_a_port_is_on_its_socket_and_its_url_says_so() -> None:
+    sessions = Path("/run/hostd/sessions")
+    assert session_address(unit_status(UNIT, port=20001), sessions, "alice") == 20001
+    on_socket = session_address(unit_status(UNIT), sessions, "alice")
+    assert on_socket == sessions / "alice" / "jupyter.sock"
+    # jupyter_server's own form: the path percent-encoded as the host.
+    assert session_url(on_socket, "/user/alice/") == (
+        "http+unix://%2Frun%2Fhostd%2Fsessions%2Falice%2Fjupyter.sock/user/alice/"
+    )
+    assert session_url(20001, "/user/alice/") == "http://127.0.0.1:20001/user/alice/"
 
 
 def test_a_session_without_a_record_is_stopped() -> None:
