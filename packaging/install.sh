@@ -38,6 +38,7 @@ PAM_FILE=/etc/pam.d/hostd
 UNIT_DIR=/etc/systemd/system
 UNITS=(hostd.socket hostd.service hostd-hub.service jupyter.slice)
 HUB_USER=hostd-hub
+PROXY_GROUP=hostd-proxy
 HUB_PORT=8000  # the hub's default (JupyterHub's); /etc/hostd/hub.toml can change it
 HUB_DROPIN=$UNIT_DIR/hostd-hub.service.d/self-signed.conf
 # What the daemon's venv is built from; its hash decides whether an upgrade reinstalls.
@@ -112,13 +113,16 @@ if [ "$mode" != install ]; then
   rm -rf "$UNIT_DIR/hostd-hub.service.d"
   systemctl daemon-reload
   systemctl reset-failed hostd.service hostd-hub.service 'jupyter-*.service' >/dev/null 2>&1 || true
-  step "removing $PREFIX, the commands, the user $HUB_USER and the group hostd"
+  step "removing $PREFIX, the commands, the user $HUB_USER and the groups hostd and $PROXY_GROUP"
   rm -rf "$PREFIX" /run/hostd
   rm -f /usr/local/bin/hostd /usr/local/bin/hostctl /usr/local/bin/hostd-hub
   if getent passwd "$HUB_USER" >/dev/null; then userdel "$HUB_USER"; fi
   if getent group "$HUB_USER" >/dev/null; then groupdel "$HUB_USER"; fi
   if getent group hostd >/dev/null; then
     groupdel hostd || say "kept group hostd: it is some account's primary group"
+  fi
+  if getent group "$PROXY_GROUP" >/dev/null; then
+    groupdel "$PROXY_GROUP" || say "kept group $PROXY_GROUP: it is some account's primary group"
   fi
   if [ "$mode" = purge ]; then
     step "purging the config, the TLS files, the PAM file and the databases"
@@ -168,7 +172,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-step "group hostd and system user $HUB_USER"
+step "groups hostd and $PROXY_GROUP, system user $HUB_USER"
 hint "check /etc/passwd and /etc/group (groupadd, useradd); a user or group of that name must be hostd's"
 # Members of group hostd may use the daemon's socket: the hub, and JupyterHub with the spawner.
 getent group hostd >/dev/null || { groupadd --system hostd; say "created group hostd"; }
@@ -179,6 +183,15 @@ if ! getent passwd "$HUB_USER" >/dev/null; then
 elif ! id -nG "$HUB_USER" | tr ' ' '\n' | grep -qx hostd; then
   usermod -aG hostd "$HUB_USER"
   say "added $HUB_USER to group hostd"
+fi
+# Members of group $PROXY_GROUP reach the sessions' Unix sockets ([daemon] proxy_group): the hub
+# alone (JupyterHub's user too, with the spawner). Nobody else belongs in it.
+getent group "$PROXY_GROUP" >/dev/null \
+  || { groupadd --system "$PROXY_GROUP"; say "created group $PROXY_GROUP"; }
+if ! id -nG "$HUB_USER" | tr ' ' '\n' | grep -qx "$PROXY_GROUP"; then
+  usermod -aG "$PROXY_GROUP" "$HUB_USER"
+  say "added $HUB_USER to group $PROXY_GROUP"
+  changed_hub=1  # a running hub gets the group at its restart
 fi
 
 step "the daemon's venv $VENV"

@@ -44,6 +44,7 @@ __all__ = [
     "judge_pam",
     "judge_paths",
     "judge_programs",
+    "judge_proxy_group",
     "judge_scratch",
     "judge_session_env",
     "judge_socket",
@@ -341,6 +342,36 @@ def judge_scratch(
             f"chgrp {group} {path} && chmod 3775 {path}",
         )
     return Check("scratch", "ok", f"{path} is {facts.describe()}, writable by group {group}")
+
+
+def judge_proxy_group(
+    *, on_socket: bool, group: str, members: tuple[str, ...] | None, hub_users: tuple[str, ...]
+) -> Check:
+    """[daemon] proxy_group: exists when a session listens on a Unix socket, and holds only
+    the identities that act for others (the hub): each member reaches every session's server.
+    ``members`` is None when there is no such group."""
+    if not on_socket:
+        return Check("proxy group", "skip", "no session listens on a Unix socket ({SOCKET})")
+    if members is None:
+        return Check(
+            "proxy group",
+            "fail",
+            f"group {group} ([daemon] proxy_group) does not exist: every session on a Unix "
+            "socket would be refused",
+            f"groupadd --system {group} && usermod -aG {group} "
+            + (" ".join(hub_users) or "hostd-hub"),
+        )
+    others = sorted(set(members) - set(hub_users))
+    if others:
+        return Check(
+            "proxy group",
+            "warn",
+            f"group {group} holds {', '.join(others)}, not in [daemon] act_for_others: "
+            "they can reach every user's server",
+            f"gpasswd -d {others[0]} {group}",
+        )
+    held = ", ".join(members) or "nobody yet: no hub can reach the sessions"
+    return Check("proxy group", "ok", f"group {group}: {held}")
 
 
 # -- the sessions' machinery ----------------------------------------------------------------

@@ -36,6 +36,7 @@ from hostd.cli.verify import (
     judge_pam,
     judge_paths,
     judge_programs,
+    judge_proxy_group,
     judge_scratch,
     judge_session_env,
     judge_socket,
@@ -44,7 +45,7 @@ from hostd.cli.verify import (
     parse_systemctl_show,
 )
 from hostd.config import Config, load_config, parse_config
-from hostd.units import SLICE
+from hostd.units import SLICE, listens_on_socket
 from hostd.units.errors import ConfigError, HostdError
 
 __all__ = ["PREFIX", "check_config", "config_checks", "path_facts", "probe_limits", "verify"]
@@ -117,6 +118,7 @@ def config_checks(config: Config) -> list[Check]:
     }
     existing = [path for paths in bound.values() for path in paths if Path(path).exists()]
     scratch = config.shared.scratch
+    on_socket = any(listens_on_socket(argv) for argv in (session.cmd, *config.commands.values()))
     return [
         *judge_programs({key: (path, path_facts(Path(path))) for key, path in programs.items()}),
         *judge_paths(bound, existing),
@@ -126,7 +128,24 @@ def config_checks(config: Config) -> list[Check]:
             group=config.shared.scratch_group,
             group_exists=_group_exists(config.shared.scratch_group),
         ),
+        judge_proxy_group(
+            on_socket=on_socket,
+            group=config.daemon.proxy_group,
+            members=_members(config.daemon.proxy_group),
+            hub_users=config.daemon.act_for_others,
+        ),
     ]
+
+
+def _members(group: str) -> tuple[str, ...] | None:
+    """The accounts in a group (listed in /etc/group, or having it as primary group); None
+    when there is no such group."""
+    try:
+        entry = grp.getgrnam(group)
+    except KeyError:
+        return None
+    primary = {account.pw_name for account in pwd.getpwall() if account.pw_gid == entry.gr_gid}
+    return tuple(sorted(set(entry.gr_mem) | primary))
 
 
 def check_config(path: Path) -> list[Check]:

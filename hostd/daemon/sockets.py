@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Final
 
 from hostd.daemon.ports import ListenerCheck, SessionOwner, check_listener, pid_in_control_group
-from hostd.units.errors import InvalidOption
+from hostd.units.errors import ConfigError
 
 __all__ = [
     "SOCKET_DIR_MODE",
@@ -58,15 +58,16 @@ def socket_path(sessions_dir: Path, user: str) -> Path:
 
 
 def proxy_gid(group: str) -> int:
-    """The proxy group's gid; InvalidOption, saying what to do, when there is no such group."""
+    """The proxy group's gid; ConfigError, saying what to do, when there is no such group."""
     try:
         return grp.getgrnam(group).gr_gid
     except KeyError:
-        raise InvalidOption(
-            f"the proxy group {group!r} ([daemon] proxy_group) does not exist: sessions on "
-            f"Unix sockets need it (groupadd --system {group}; usermod -aG {group} <the hub's "
-            "user>), or give the session a {PORT} cmd"
-        ) from None
+        problem = (
+            f"the group {group!r} does not exist, and sessions on Unix sockets need it: "
+            f"groupadd --system {group}; usermod -aG {group} <the hub's user> (or give the "
+            "session a {PORT} cmd)"
+        )
+        raise ConfigError([("daemon.proxy_group", problem)]) from None
 
 
 def prepare_socket_dir(sessions_dir: Path, user: str, uid: int, gid: int) -> Path:

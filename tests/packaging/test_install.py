@@ -198,7 +198,11 @@ def test_hub_runs_unprivileged_in_group_hostd(machine: Machine) -> None:
     status = Path(f"/proc/{pid}/status").read_text()
     uid = re.search(r"^Uid:\s+(\d+)", status, re.M)
     assert uid is not None and uid[1] == run("id", "-u", "hostd-hub").stdout.strip() != "0"
-    assert "hostd" in run("id", "-nG", "hostd-hub").stdout.split()
+    # hostd: the daemon's socket; hostd-proxy: the sessions' Unix sockets, in the running hub.
+    assert {"hostd", "hostd-proxy"} <= set(run("id", "-nG", "hostd-hub").stdout.split())
+    groups = re.search(r"^Groups:\s*(.*)$", status, re.M)
+    proxy_gid = run("getent", "group", "hostd-proxy").stdout.split(":")[2]
+    assert groups is not None and proxy_gid in groups[1].split()
     assert re.search(r"^NoNewPrivs:\s+1$", status, re.M)
     # Inside the hub's own mount namespace, as its user: the system is read-only but for its
     # state directory, and /etc/shadow is out of reach.
@@ -218,6 +222,15 @@ def test_a_user_session_starts_with_hostctl(session: str) -> None:
     assert active(f"jupyter-{session}.service") == ["active"]
     status = run(HOSTCTL, "status", session).stdout
     assert "running" in status
+    # The default cmd: on its Unix socket, in a directory of the user's and hostd-proxy's.
+    assert f"http+unix://%2Frun%2Fhostd%2Fsessions%2F{session}%2Fjupyter.sock/" in status
+    directory = Path(f"/run/hostd/sessions/{session}")
+    info = directory.stat()
+    assert (info.st_uid, oct(info.st_mode & 0o7777)) == (
+        int(run("id", "-u", session).stdout),
+        "0o2710",
+    )
+    assert str(info.st_gid) == run("getent", "group", "hostd-proxy").stdout.split(":")[2]
 
 
 def test_a_user_logs_in_and_starts_a_session_through_the_hub(machine: Machine) -> None:
@@ -355,6 +368,7 @@ def test_uninstall_then_purge(machine: Machine, session: str) -> None:
     )
     assert run("getent", "passwd", "hostd-hub", check=False).returncode == 2
     assert run("getent", "group", "hostd", check=False).returncode == 2
+    assert run("getent", "group", "hostd-proxy", check=False).returncode == 2
     # Kept: the config, the PAM file, the databases, and users' homes.
     assert CONFIG.exists() and HUB_CONFIG.exists() and Path("/etc/pam.d/hostd").exists()
     assert Path("/var/lib/hostd").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+from functools import partial
 
 import pytest
 
@@ -21,6 +22,7 @@ from hostd.cli.verify import (
     judge_pam,
     judge_paths,
     judge_programs,
+    judge_proxy_group,
     judge_scratch,
     judge_session_env,
     judge_socket,
@@ -457,3 +459,18 @@ def test_summary_when_all_pass() -> None:
     )
     assert exit_status(checks) == 0
     assert exit_status([Check("c", "warn", "")]) == 0
+
+
+def test_the_proxy_group_must_exist_and_hold_only_the_hub() -> None:
+    judge = partial(judge_proxy_group, group="hostd-proxy", hub_users=("hostd-hub",))
+    assert judge(on_socket=False, members=None).status == "skip"
+    missing = judge(on_socket=True, members=None)
+    assert missing.status == "fail"
+    assert missing.fix == "groupadd --system hostd-proxy && usermod -aG hostd-proxy hostd-hub"
+    assert judge(on_socket=True, members=("hostd-hub",)) == Check(
+        "proxy group", "ok", "group hostd-proxy: hostd-hub"
+    )
+    crowded = judge(on_socket=True, members=("alice", "hostd-hub"))
+    assert crowded.status == "warn" and "alice" in crowded.detail
+    assert crowded.fix == "gpasswd -d alice hostd-proxy"
+    assert "no hub can reach" in judge(on_socket=True, members=()).detail

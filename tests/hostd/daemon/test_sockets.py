@@ -29,7 +29,7 @@ from hostd.daemon.sockets import (
     remove_socket_dir,
     socket_path,
 )
-from hostd.units.errors import InvalidOption
+from hostd.units.errors import ConfigError
 from tests.hostd.daemon.test_ports import own_control_group
 
 NOBODY = 65534  # uid and gid of nobody/nogroup on Debian
@@ -109,7 +109,7 @@ def test_a_new_start_gets_a_fresh_directory_and_an_end_removes_it(sessions: Path
 
 
 def test_a_missing_proxy_group_is_a_clear_refusal() -> None:
-    with pytest.raises(InvalidOption, match="groupadd --system hostd-no-such-group"):
+    with pytest.raises(ConfigError, match="groupadd --system hostd-no-such-group"):
         proxy_gid("hostd-no-such-group")
     assert proxy_gid("root") == 0
 

@@ -41,7 +41,7 @@ HUB_USER = "hostd-hub-test"
 ADMIN_GROUP = "hostd-hub-test-admins"
 
 # The daemon's policy: the session is JupyterLab from the admin's environment (read-only to
-# users), served under the base URL the hub proxies, on loopback only.
+# users), served under the base URL the hub proxies, on its Unix socket (the default cmd's).
 LAB_POLICY = f"""
 [session]
 cmd = {
@@ -50,8 +50,8 @@ cmd = {
             str(SESSION_VENV / "bin" / "jupyter"),
             "lab",
             "--no-browser",
-            "--ip=127.0.0.1",
-            "--port={PORT}",
+            "--ServerApp.sock={SOCKET}",
+            "--ServerApp.sock_mode=0660",
             "--ServerApp.base_url={BASE_URL}",
         ]
     )
@@ -186,7 +186,8 @@ def hub_machine() -> Iterator[None]:
 def lab_daemon(hub_machine: None) -> Iterator[Daemon]:
     root = BASE / f"daemon-{uuid.uuid4().hex[:8]}"
     root.mkdir(mode=0o700)
-    daemon = Daemon(root, LAB_POLICY, act_for_others=(HUB_USER,))
+    # The hub's own group is the proxy group: it reaches the sessions' sockets, nobody else.
+    daemon = Daemon(root, LAB_POLICY, act_for_others=(HUB_USER,), proxy_group=HUB_USER)
     daemon.start()
     yield daemon
     daemon.terminate()

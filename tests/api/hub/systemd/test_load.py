@@ -60,7 +60,7 @@ LOAD_POLICY = (
     LAB_POLICY
     + f"""
 [commands]
-tiny = ["/usr/bin/python3", "{LOAD_SERVER}", "{{PORT}}"]
+tiny = ["/usr/bin/python3", "{LOAD_SERVER}", "{{SOCKET}}"]
 
 [profiles.groups.{LOAD_GROUP}]
 mem_limit = "64M"
@@ -77,7 +77,7 @@ def lab_daemon(hub_machine: None) -> Iterator[Daemon]:
     """The conftest's daemon, with LOAD_POLICY."""
     root = BASE / f"daemon-{uuid.uuid4().hex[:8]}"
     root.mkdir(mode=0o700)
-    daemon = Daemon(root, LOAD_POLICY, act_for_others=(HUB_USER,))
+    daemon = Daemon(root, LOAD_POLICY, act_for_others=(HUB_USER,), proxy_group=HUB_USER)
     # JupyterLab on two busy cores can take longer than the Daemon's 20 s to answer.
     config = daemon.config.read_text()
     assert "start_timeout = 20\n" in config

@@ -76,7 +76,14 @@ def raw_request(sock_path: str, method: str, path: str, body: bytes = b"") -> tu
 
 
 class Daemon:
-    def __init__(self, root: Path, policy: str, *, act_for_others: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        root: Path,
+        policy: str,
+        *,
+        act_for_others: tuple[str, ...] = (),
+        proxy_group: str | None = None,
+    ) -> None:
         self.root = root
         # Not under tmp_path (0700): members of the group must be able to reach the socket.
         # Nor the runtime directory: sessions have a private /tmp and must read their token.
@@ -86,7 +93,9 @@ class Daemon:
         self.config.write_text(
             f'[daemon]\nsocket = "{self.socket}"\nstate_dir = "{root}/state"\n'
             f'runtime_dir = "{self.runtime}"\nstart_timeout = 20\n'
-            f"act_for_others = {json.dumps(list(act_for_others))}\n" + policy
+            f"act_for_others = {json.dumps(list(act_for_others))}\n"
+            + (f"proxy_group = {json.dumps(proxy_group)}\n" if proxy_group else "")
+            + policy
         )
         self.log = root / "hostd.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -205,10 +214,10 @@ def write_plan(user: str, plan: dict[str, Any]) -> None:
 def daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     started: list[Daemon] = []
 
-    def start(policy: str = BASE_POLICY) -> Daemon:
+    def start(policy: str = BASE_POLICY, **options: Any) -> Daemon:
         root = tmp_path / f"d{len(started)}"
         root.mkdir()
-        d = Daemon(root, policy)
+        d = Daemon(root, policy, **options)
         d.start()
         started.append(d)
         return d
