@@ -93,6 +93,8 @@ class FakeSessionService:
     def reset(self) -> None:
         """Back to no sessions, no calls, no failures."""
         self.users = {"alice", "bob", "carol"}
+        # Where a session this fake starts answers (a {PORT} cmd's; a socket's: http+unix://...).
+        self.start_origin = "http://127.0.0.1:8901"
         self.allowed_uids = {MEMBER_UID}
         self.sessions: dict[str, SessionView] = {}
         self.journal: dict[str, list[LogLine]] = {}
@@ -176,7 +178,7 @@ class FakeSessionService:
             unit=unit_name_for(user),
             state="running" if wait else "starting",
             started_at=STARTED_AT,
-            url=f"http://127.0.0.1:8901/user/{user}/",
+            url=f"{self.start_origin}/user/{user}/",
             limits=Limits(mem_limit_bytes=request.mem_limit, cpu_limit=request.cpu_limit),
         )
         self.sessions[user] = view

@@ -253,6 +253,20 @@ async def test_an_unreachable_daemon_is_a_clear_failure(
     assert await spawner.poll() is None  # unknown is not "ended": hostd may be restarting
 
 
+async def test_a_session_on_a_unix_socket_is_stopped_and_refused_saying_what_to_do(
+    daemon: Daemon, make_spawner: Callable[..., HostdSpawner]
+) -> None:
+    # The admin's command listens on {SOCKET}: JupyterHub could not reach it through the URL
+    # HostdSpawner would hand it, so the session is not left running for nothing.
+    daemon.start_origin = "http+unix://%2Frun%2Fhostd%2Fsessions%2Falice%2Fjupyter.sock"
+    spawner = make_spawner()
+    error = await start_refused(spawner)
+    assert error.status_code == 500
+    assert "listens on {PORT}" in error.message and "singleuser" in error.message
+    assert daemon.sessions["alice"].state == "stopped"
+    assert await spawner.poll() == 0
+
+
 async def test_a_session_jupyterhub_did_not_start_is_refused_and_left_alone(
     daemon: Daemon, make_spawner: Callable[..., HostdSpawner]
 ) -> None:
