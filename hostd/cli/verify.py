@@ -37,6 +37,7 @@ __all__ = [
     "UnitState",
     "exit_status",
     "format_report",
+    "judge_cgroup_shape",
     "judge_config",
     "judge_daemon_answer",
     "judge_hub_user",
@@ -399,6 +400,35 @@ def _file_int(files: Mapping[str, str | None], name: str) -> int | None:
         return None if text is None else int(text.split()[0])
     except (ValueError, IndexError):
         return None
+
+
+def judge_cgroup_shape(
+    version: CgroupVersion | None, *, allow_swap: bool, ip_address_deny: bool
+) -> Check:
+    """Which cgroup shape the host has, and what hostd cannot enforce on v1 or hybrid: the
+    swap cap (MemorySwapMax=) and IPAddressDeny= (eBPF) exist only on cgroup v2."""
+    if version is None:
+        return Check("cgroup shape", "skip", "not probed")
+    if version == "v2":
+        return Check(
+            "cgroup shape", "ok", "cgroup v2 (unified): every limit hostd sets is enforced"
+        )
+    lost = [
+        *([] if allow_swap else ["the swap cap (sessions may swap past mem_limit)"]),
+        *(
+            ["ip_address_deny (169.254.169.254 and the like stay reachable)"]
+            if ip_address_deny
+            else []
+        ),
+    ]
+    if not lost:
+        return Check("cgroup shape", "ok", "cgroup v1 or hybrid: nothing configured needs v2")
+    return Check(
+        "cgroup shape",
+        "warn",
+        f"cgroup v1 or hybrid: not enforced here: {'; '.join(lost)}",
+        "boot with systemd.unified_cgroup_hierarchy=1 (Debian 12's default)",
+    )
 
 
 def judge_limits(probe: LimitProbe) -> list[Check]:

@@ -29,6 +29,7 @@ from hostd.cli.verify import (
     Check,
     LimitProbe,
     PathFacts,
+    judge_cgroup_shape,
     judge_config,
     judge_daemon_answer,
     judge_hub_user,
@@ -340,7 +341,15 @@ def verify(config_path: Path, *, prefix: Path = PREFIX) -> list[Check]:
     checks.append(judge_socket(socket_path, path_facts(Path(socket_path)), group=group))
     checks.append(_daemon_answer(socket_path))
     checks.append(_pam(config.auth.pam_service))
-    checks.extend(judge_limits(probe_limits()))
+    probe = probe_limits()
+    checks.extend(judge_limits(probe))
+    checks.append(
+        judge_cgroup_shape(
+            probe.version,
+            allow_swap=config.session.allow_swap,
+            ip_address_deny=bool(config.session.ip_address_deny),
+        )
+    )
     checks.append(_session_env(prefix))
     if config_check.status != "fail":
         checks.extend(config_checks(config))

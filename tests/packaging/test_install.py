@@ -171,6 +171,10 @@ def test_install_succeeds_and_reports_each_step(machine: Machine) -> None:
     for step in ("apt packages", "the daemon's venv", "the session environment", "systemd units"):
         assert f"==> {step}" in result.stdout
     assert "hostctl verify: all" in result.stdout
+    # The testbed's hybrid cgroups: verify says what cannot be enforced there.
+    shape = r"^WARN\s+cgroup shape\s+cgroup v1 or hybrid: not enforced"
+    assert re.search(shape, result.stdout, re.M), result.stdout
+    assert re.search(r"^ok\s+proxy group\s+group hostd-proxy: hostd-hub$", result.stdout, re.M)
     assert "kept your /etc/hostd/hub.toml" in result.stdout
     assert "hostd is installed and running." in result.stdout
     port = machine.hub_url.rsplit(":", 1)[1]

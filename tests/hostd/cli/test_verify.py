@@ -15,6 +15,7 @@ from hostd.cli.verify import (
     UnitState,
     exit_status,
     format_report,
+    judge_cgroup_shape,
     judge_config,
     judge_daemon_answer,
     judge_hub_user,
@@ -474,3 +475,19 @@ def test_the_proxy_group_must_exist_and_hold_only_the_hub() -> None:
     assert crowded.status == "warn" and "alice" in crowded.detail
     assert crowded.fix == "gpasswd -d alice hostd-proxy"
     assert "no hub can reach" in judge(on_socket=True, members=()).detail
+
+
+def test_the_cgroup_shape_says_what_v1_cannot_enforce() -> None:
+    v2 = judge_cgroup_shape("v2", allow_swap=False, ip_address_deny=True)
+    assert (v2.status, v2.detail) == (
+        "ok",
+        "cgroup v2 (unified): every limit hostd sets is enforced",
+    )
+    v1 = judge_cgroup_shape("v1", allow_swap=False, ip_address_deny=True)
+    assert v1.status == "warn"
+    assert "swap cap" in v1.detail and "ip_address_deny" in v1.detail
+    assert v1.fix == "boot with systemd.unified_cgroup_hierarchy=1 (Debian 12's default)"
+    only_ip = judge_cgroup_shape("v1", allow_swap=True, ip_address_deny=True)
+    assert "swap" not in only_ip.detail and only_ip.status == "warn"
+    assert judge_cgroup_shape("v1", allow_swap=True, ip_address_deny=False).status == "ok"
+    assert judge_cgroup_shape(None, allow_swap=False, ip_address_deny=True).status == "skip"

@@ -5,6 +5,7 @@ proxy at /user/<name>/, all over the VM's loopback."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -37,6 +38,9 @@ def test_hostctl_verify_is_all_green(installed: Installed) -> None:
     done = run("/usr/local/bin/hostctl", "verify", check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "FAIL" not in done.stdout, done.stdout
+    # The real host's shape: cgroup v2, where the swap cap and IPAddressDeny= hold.
+    assert re.search(r"^ok\s+cgroup shape\s+cgroup v2 \(unified\)", done.stdout, re.M), done.stdout
+    assert re.search(r"^ok\s+proxy group\s+group hostd-proxy: hostd-hub$", done.stdout, re.M)
 
 
 @pytest.fixture
