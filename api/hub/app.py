@@ -4,9 +4,10 @@
 
 Paths: ``/hub/...`` pages and ``/hub/api/...`` (Starlette routes), ``/hub/static/...``, and
 everything under ``/user/`` to the proxy (hostd.api.hub.proxy), which sees requests before any
-routing. Middleware, outermost first: _UserPaths (hands /user/ to the proxy), _PageHeaders
-(CSP, no framing, no caching, on the hub's own responses only), _UserPageGuard (a partial
-guard against the pages of users' servers: SECURITY.md).
+routing. Middleware, outermost first: with subdomain_host, SubdomainGate (a user's origin goes
+to that user's server only: hostd.api.hub.subdomains); _UserPaths (hands /user/ to the proxy),
+_PageHeaders (CSP, no framing, no caching, on the hub's own responses only), _UserPageGuard (a
+partial guard against the pages of users' servers: SECURITY.md).
 
 No I/O happens here: the database, the cookie key and the daemon's client are made by the
 caller (hostd.api.hub.cli, or a test) and closed with the app's lifespan.
@@ -23,7 +24,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request, cookie_parser
+from starlette.requests import HTTPConnection, Request, cookie_parser
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -34,7 +35,7 @@ from hostd.api.hub.accounts import Accounts
 from hostd.api.hub.api import HubAPI, api_error
 from hostd.api.hub.db import HubStore
 from hostd.api.hub.forms import BadInput
-from hostd.api.hub.identity import SESSION_COOKIE, Sessions
+from hostd.api.hub.identity import SESSION_COOKIE, Identity, Sessions
 from hostd.api.hub.pages import Forbidden, Pages
 from hostd.api.hub.proxy import UserProxy
 from hostd.api.hub.routes import Activity, Routes, account_uid
@@ -42,6 +43,13 @@ from hostd.api.hub.security import Secret, from_user_page, scripted_load
 from hostd.api.hub.servers import Servers
 from hostd.api.hub.settings import HubConfig
 from hostd.api.hub.state import STATIC_DIR, Hub
+from hostd.api.hub.subdomains import (
+    AuthCodes,
+    Site,
+    SubdomainGate,
+    login_redirect,
+    user_auth_endpoint,
+)
 from hostd.units.errors import HostdError
 
 __all__ = ["build_hub_app"]
@@ -224,6 +232,37 @@ def build_hub_app(
         admin_access=config.admin_access,
         not_running=pages.not_running,
     )
+    routes_list = _routes(hub, pages, api)
+    gate: list[Middleware] = []
+    if config.subdomain_host:
+        # Each user's server at its own origin (hostd.api.hub.subdomains): the proxy there
+        # knows browsers by that origin's cookie, and sends the others to /hub/user-auth.
+        site, codes = Site(config.subdomain_host), AuthCodes()
+
+        def origin_of(connection: HTTPConnection) -> str:
+            return site.server_origin(site.user_of(connection.headers.get("host", "")) or "")
+
+        async def identify_there(connection: HTTPConnection) -> Identity | None:
+            return await sessions.identify_server(connection, origin_of(connection))
+
+        def login_there(connection: HTTPConnection, target: str) -> str:
+            return login_redirect(site, connection.headers.get("host", ""), target)
+
+        server_proxy = UserProxy(
+            sessions=sessions,
+            routes=routes,
+            activity=activity,
+            http=hub.http,
+            admin_access=config.admin_access,
+            not_running=pages.not_running,
+            identify=identify_there,
+            login_url=login_there,
+        )
+        user_auth = user_auth_endpoint(sessions, site, codes, admin_access=config.admin_access)
+        routes_list.insert(0, Route("/hub/user-auth", user_auth, methods=["GET"]))
+        gate.append(
+            Middleware(SubdomainGate, site=site, proxy=server_proxy, sessions=sessions, codes=codes)
+        )
 
     async def forbidden(request: Request, exc: Exception) -> Response:
         identity = await sessions.identify(request)
@@ -259,8 +298,9 @@ def build_hub_app(
             await hub.aclose()
 
     app = Starlette(
-        routes=_routes(hub, pages, api),
+        routes=routes_list,
         middleware=[
+            *gate,
             Middleware(_UserPaths, proxy=proxy),
             Middleware(_PageHeaders),
             Middleware(_UserPageGuard),

@@ -14,7 +14,8 @@ another account). Whether the identity is an admin is that answer's too, not the
 
 Cookies: ``hostd-hub-session`` (HttpOnly, SameSite=Lax, Path=/, Secure when the request came
 over HTTPS, Max-Age = cookie_max_age_days) and, before login, ``hostd-hub-login`` (a signed
-nonce that the login form's ``_xsrf`` is bound to: no login CSRF).
+nonce that the login form's ``_xsrf`` is bound to: no login CSRF). With subdomain_host, each
+user's origin has ``hostd-user-auth`` (hostd.api.hub.subdomains).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from hostd.api.hub.security import Secret, new_token
 __all__ = [
     "CACHE_S",
     "LOGIN_COOKIE",
+    "SERVER_COOKIE",
     "SESSION_COOKIE",
     "XSRF_FIELD",
     "XSRF_HEADER",
@@ -47,6 +49,8 @@ __all__ = [
 
 SESSION_COOKIE: Final = "hostd-hub-session"
 LOGIN_COOKIE: Final = "hostd-hub-login"
+# subdomain_host: the cookie of a user's origin (hostd.api.hub.subdomains), naming a hub session.
+SERVER_COOKIE: Final = "hostd-user-auth"
 XSRF_FIELD: Final = "_xsrf"
 XSRF_HEADER: Final = "X-XSRFToken"
 CACHE_S: Final = 60.0
@@ -60,8 +64,8 @@ _PURPOSE_LOGIN_XSRF: Final = "login-xsrf"
 
 
 def hub_cookie_names() -> frozenset[str]:
-    """The hub's own cookies: never forwarded to a user's server."""
-    return frozenset({SESSION_COOKIE, LOGIN_COOKIE})
+    """The hub's own cookies: never forwarded to a user's server, nor set by one."""
+    return frozenset({SESSION_COOKIE, LOGIN_COOKIE, SERVER_COOKIE})
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,11 @@ class Identity:
 
     def may_act_for(self, user: str) -> bool:
         return self.admin or self.user == user
+
+
+def _server_purpose(origin: str) -> str:
+    # A signature for one origin does not verify for another, nor as the hub's own cookie.
+    return f"server {origin}"
 
 
 def _api_token(headers: Headers) -> str | None:
@@ -122,6 +131,37 @@ class Sessions:
             return None
         owner = await self._owner("session", session_id)
         return None if owner is None else await self._of_account(owner, session_id)
+
+    async def identify_server(self, connection: HTTPConnection, origin: str) -> Identity | None:
+        """The identity of a request at a user's ``origin`` (subdomain_host): an API token, or
+        that origin's server cookie. The hub's own cookie never reaches there (host-only)."""
+        token = _api_token(connection.headers)
+        if token is not None:
+            owner = await self._owner("token", token)
+            if owner is not None:
+                return await self._of_account(owner, None)
+        session_id = self.secret.verify(
+            _server_purpose(origin), connection.cookies.get(SERVER_COOKIE)
+        )
+        if session_id is None:
+            return None
+        owner = await self._owner("session", session_id)
+        return None if owner is None else await self._of_account(owner, session_id)
+
+    def set_server_cookie(
+        self, response: Response, session_id: str, *, origin: str, secure: bool
+    ) -> None:
+        """The cookie of a user's origin, for the hub session ``session_id``: host-only (no
+        Domain), signed for that origin alone, gone when the hub session ends."""
+        response.set_cookie(
+            SERVER_COOKIE,
+            self.secret.sign(_server_purpose(origin), session_id),
+            max_age=self.max_age_s,
+            path="/",
+            secure=secure,
+            httponly=True,
+            samesite="lax",
+        )
 
     async def _of_account(self, owner: SessionOwner, session_id: str | None) -> Identity | None:
         """The identity, if the owner's account may still use the hub and is the one that

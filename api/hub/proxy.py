@@ -26,7 +26,7 @@ from urllib.parse import quote, unquote
 import httpx
 import websockets
 from starlette.datastructures import Headers
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -181,8 +181,15 @@ class UserProxy:
         http: Callable[[], httpx.AsyncBaseTransport],
         admin_access: bool,
         not_running: Callable[[Request, Identity, str], Awaitable[Response]],
+        identify: Callable[[HTTPConnection], Awaitable[Identity | None]] | None = None,
+        login_url: Callable[[HTTPConnection, str], str] | None = None,
     ) -> None:
+        """``identify`` and ``login_url`` (where a browser that is nobody goes, given the path
+        it asked for) default to the hub's own origin's: its cookie, its login page. Under
+        subdomain_host they are the user's origin's (hostd.api.hub.subdomains)."""
         self.sessions = sessions
+        self.identify = identify or sessions.identify
+        self.login_url = login_url or _login_page
         self.routes = routes
         self.activity = activity
         self.http = http
@@ -206,12 +213,12 @@ class UserProxy:
             query = f"?{request.url.query}" if request.url.query else ""
             await RedirectResponse(f"/user/{user}/{query}", 302)(scope, receive, send)
             return
-        identity = await self.sessions.identify(request)
+        identity = await self.identify(request)
         method = scope["method"]
         if identity is None:
             if _wants_html(request.headers, method):
-                target = quote(raw_path.decode("latin-1") + _query(scope), safe="")
-                response: Response = RedirectResponse(f"/hub/login?next={target}", 302)
+                target = raw_path.decode("latin-1") + _query(scope)
+                response: Response = RedirectResponse(self.login_url(request, target), 302)
             else:
                 response = _json(403, "not logged in")
             await response(scope, receive, send)
@@ -293,7 +300,7 @@ class UserProxy:
         self, scope: Scope, receive: Receive, send: Send, user: str | None
     ) -> None:
         websocket = WebSocket(scope, receive, send)
-        identity = await self.sessions.identify(websocket)
+        identity = await self.identify(websocket)
         # Browsers send Origin with every WebSocket; another site's is refused, as the
         # upstream would (it skips the check for the token the hub adds).
         refused = (
@@ -376,6 +383,10 @@ async def _pump(websocket: WebSocket, upstream: ClientConnection, seen: Callable
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _login_page(connection: HTTPConnection, target: str) -> str:
+    return f"/hub/login?next={quote(target, safe='')}"
 
 
 def _user_of(raw_path: bytes) -> tuple[str | None, bytes | None]:

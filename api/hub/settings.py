@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from hostd.units._text import has_unsafe_char, show
 from hostd.units.checks import (
@@ -107,6 +109,39 @@ def _addresses(value: object) -> tuple[str, ...]:
     return tuple(item if item == "*" else _ip(item) for item in value)
 
 
+_HOST_NAME: Final = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9-]{1,63}")
+
+
+def _subdomain_host(value: object) -> str:
+    """``subdomain_host``: "" (off) or an origin, "https://hub.example.org[:port]"; the
+    normalised origin. InvalidOption otherwise."""
+    if value == "":
+        return ""
+    if not isinstance(value, str):
+        raise InvalidOption(f"expected an origin like https://hub.example.org, not {show(value)}")
+    parts = urlsplit(value.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    host = (parts.hostname or "").lower()
+    if (
+        parts.scheme not in ("http", "https")
+        or not _HOST_NAME.fullmatch(host)
+        or parts.username is not None
+        or parts.password is not None
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or port == -1
+    ):
+        raise InvalidOption(
+            f"expected an origin like https://hub.example.org (scheme, host, optional port), "
+            f"not {show(value)}"
+        )
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
 # Field name -> check; each TOML key of [hub] is the field's name.
 _CHECKS: dict[str, Callable[[object], object]] = {
     "ip": _ip,
@@ -126,6 +161,7 @@ _CHECKS: dict[str, Callable[[object], object]] = {
     "activity_interval": _seconds,
     "command": _command,
     "trusted_proxies": _addresses,
+    "subdomain_host": _subdomain_host,
     "log_level": check_log_level,
 }
 
@@ -168,6 +204,10 @@ class HubConfig:
     command: str | None = None
     # Peers whose X-Forwarded-For/-Proto are believed (a TLS-terminating nginx on this host).
     trusted_proxies: tuple[str, ...] = ()
+    # JupyterHub's subdomain_host: "https://hub.example.org" serves each user's server at
+    # https://<name>.hub.example.org/user/<name>/, an origin of its own (hostd.api.hub.
+    # subdomains); "" serves them under the hub's own origin.
+    subdomain_host: str = ""
     log_level: LogLevel = "info"
 
     def __post_init__(self) -> None:

@@ -24,7 +24,14 @@ from hostd.api.hub.security import load_or_create_secret
 from hostd.api.hub.server import HubWebSocketProtocol
 from hostd.api.hub.settings import HubConfig
 from tests.api.fake import MEMBER, with_peer
-from tests.api.hub.fake import HubFake, start_server, stop_servers, upstream_app, url_of
+from tests.api.hub.fake import (
+    HubFake,
+    free_port,
+    start_server,
+    stop_servers,
+    upstream_app,
+    url_of,
+)
 
 
 @dataclass
@@ -102,6 +109,11 @@ async def hub(
         **hub_options,
     }
     tls = options.pop("tls", None)
+    where: dict[str, Any] = {}
+    if "{port}" in options.get("subdomain_host", ""):
+        # subdomain_host names the hub's port: the hub listens on one picked first.
+        where["port"] = free_port()
+        options["subdomain_host"] = options["subdomain_host"].format(port=where["port"])
     config = HubConfig(**options)
     config.state_dir.mkdir(mode=0o700)
     store = HubStore.open(config.database_url)
@@ -114,7 +126,7 @@ async def hub(
         uid_of=server_owner,
     )
     # The hub's own WebSocket protocol, as hostd-hub serves it (hostd.api.hub.server).
-    hub = await start_server(app, lifespan="on", ws=HubWebSocketProtocol, **(tls or {}))
+    hub = await start_server(app, lifespan="on", ws=HubWebSocketProtocol, **(tls or {}), **where)
     try:
         yield HubUnderTest(
             url=url_of(hub[0]), fake=fake, store=store, config=config, upstream_seen=upstream_seen

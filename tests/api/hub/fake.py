@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import json
 import re
+import socket
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import Any
@@ -202,9 +203,18 @@ def upstream_app(seen: list[str]) -> Starlette:
     )
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 async def start_server(app: ASGIApp, **options: Any) -> tuple[uvicorn.Server, asyncio.Task[None]]:
     """Real uvicorn in the running loop: on ``uds`` if given, else 127.0.0.1 on a free port."""
-    where = {"uds": options.pop("uds")} if "uds" in options else {"host": "127.0.0.1", "port": 0}
+    if "uds" in options:
+        where: dict[str, Any] = {"uds": options.pop("uds")}
+    else:
+        where = {"host": "127.0.0.1", "port": options.pop("port", 0)}
     config = uvicorn.Config(
         app,
         **where,

@@ -92,6 +92,11 @@ class Hub:
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = root / "hub.toml"
         self.log = root / "hub.log"
+        # An option may name the hub's port, picked here: "http://hub.test:{port}".
+        options = {
+            key: value.replace("{port}", str(self.port)) if isinstance(value, str) else value
+            for key, value in options.items()
+        }
         lines = {
             "ip": "127.0.0.1",
             "port": self.port,

@@ -28,15 +28,18 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = TOP / "tests" / "artifacts"
 
 
-def run_in_chromium(hub: Hub, script: Path, *args: str, timeout: float) -> Any:
+def run_in_chromium(
+    hub: Hub, script: Path, *args: str, timeout: float, hub_url: str | None = None
+) -> Any:
     """Run a Playwright script (browser/*.cjs) against the hub in a fresh Chromium profile;
-    what it saw, from the JSON line it prints last."""
+    what it saw, from the JSON line it prints last. ``hub_url``: the hub as the browser names
+    it (default hub.url); every *.hub.test name resolves to 127.0.0.1 (subdomain_host)."""
     for needed in (CHROMIUM, NODE_MODULES / "playwright-core", Path("/usr/bin/node")):
         if not needed.exists():
             pytest.fail(f"{needed} is missing: run ./packaging/test.sh (it installs it)")
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
         result = subprocess.run(
-            ["node", str(script), hub.url, *args],
+            ["node", str(script), hub_url or hub.url, *args],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -46,6 +49,7 @@ def run_in_chromium(hub: Hub, script: Path, *args: str, timeout: float) -> Any:
                 "HOME": profile,
                 "NODE_PATH": str(NODE_MODULES),
                 "CHROMIUM_PROFILE": profile,
+                "CHROMIUM_HOST_RULES": "MAP hub.test 127.0.0.1, MAP *.hub.test 127.0.0.1",
             },
             cwd=NODE_MODULES.parent,
         )

