@@ -37,7 +37,7 @@ import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NoReturn
 from urllib.parse import unquote, urlparse
 
 from jupyterhub import spawner as jupyterhub_spawner
@@ -445,24 +445,45 @@ class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[
 
     async def _hand_over_socket(self, url: str, command: str | None) -> str:
         """The URL JupyterHub gets for a session on a Unix socket (pinned as connect_url), or,
-        on a JupyterHub that cannot connect to one, the session stopped and a clear refusal."""
-        if tuple(jupyterhub_version[:2]) >= SOCKETS_FROM:
-            connect_url = socket_connect_url(url)
-            self._pin_connect_url(connect_url)
-            return connect_url
-        # JupyterHub 5 could never reach it: not left running for nothing.
+        when this JupyterHub cannot connect to it, the session stopped and a clear refusal."""
+        if tuple(jupyterhub_version[:2]) < SOCKETS_FROM:
+            version = ".".join(str(part) for part in jupyterhub_version[:3])
+            await self._stop_and_refuse(
+                f"hostd started {unit_name_for(self.user.name)} on a Unix socket, which "
+                f"JupyterHub {version} cannot connect to (JupyterHub 6 with "
+                "configurable-http-proxy 5.3 can): give HostdSpawner a [commands] entry that "
+                f"listens on {{PORT}} (hostd_command; now {command or '[session] cmd'})"
+            )
+        path = unquote(urlparse(url).netloc)
+        try:
+            # As JupyterHub and its proxy will (they run as this process's user): without the
+            # proxy group, each try fails with EACCES until http_timeout, and the log says
+            # only "Failed to connect".
+            _, writer = await asyncio.open_unix_connection(path)
+        except PermissionError:
+            await self._stop_and_refuse(
+                f"JupyterHub's user cannot connect to {path}, where hostd started "
+                f"{unit_name_for(self.user.name)}: it must be in the daemon's [daemon] "
+                f"proxy_group ({self.hostd_config}; usermod -aG <group> <JupyterHub's user>, "
+                "then restart JupyterHub)",
+                reason="permission-denied",
+            )
+        except OSError:
+            pass  # anything else, JupyterHub's own check of the server says
+        else:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        connect_url = socket_connect_url(url)
+        self._pin_connect_url(connect_url)
+        return connect_url
+
+    async def _stop_and_refuse(self, message: str, *, reason: str = "error") -> NoReturn:
+        # A session JupyterHub cannot reach is not left running for nothing.
         async with HostdClient(self.hostd_socket) as hostd:
             await hostd.stop(self.user.name)
         self.unit = None
-        version = ".".join(str(part) for part in jupyterhub_version[:3])
-        raise spawn_exception(
-            f"hostd started {unit_name_for(self.user.name)} on a Unix socket, which JupyterHub "
-            f"{version} cannot connect to (JupyterHub 6 with configurable-http-proxy 5.3 can): "
-            "give HostdSpawner a [commands] entry that listens on {PORT} "
-            f"(hostd_command; now {command or '[session] cmd'})",
-            reason="error",
-            status_code=500,
-        )
+        raise spawn_exception(message, reason=reason, status_code=500)
 
     def _pin_connect_url(self, connect_url: str) -> None:
         # User.spawn reads start()'s URL with urlparse: the socket's path lowercased, port 80,

@@ -26,6 +26,7 @@ from tests.api.spawner.systemd.conftest import (
     BROKEN_PREFIX,
     MISSING_PROGRAM,
     OUTPUTS,
+    PROXY_GROUP,
     SHARED_DATA,
     SOCKET_PREFIX,
     USERS_DIR,
@@ -271,3 +272,25 @@ def test_a_server_on_a_unix_socket_answers_through_jupyterhub_6_and_is_refused_b
 
     stop(hub, user.name)
     assert units_left(f"jupyter-{user.name}") == []
+
+
+@pytest.mark.parametrize("hub", ["jupyterhub6"], indirect=True)
+def test_a_jupyterhub_outside_the_proxy_group_is_told_so_at_once(
+    hub: JupyterHub, make_pam_user: Any
+) -> None:
+    run("gpasswd", "-d", hub.user, PROXY_GROUP)
+    try:
+        hub.restart()  # its groups are read at login (setpriv --init-groups)
+        user = make_pam_user(SOCKET_PREFIX)
+        started = time.monotonic()
+        events = spawn(hub, user.name)
+        took = time.monotonic() - started
+        assert events[-1].get("failed"), events
+        message = events[-1]["message"]
+        assert "JupyterHub's user cannot connect to" in message, message
+        assert "proxy_group" in message, message
+        assert took < 10, f"{took:.1f} s: {message}"  # not JupyterHub's http_timeout (30 s)
+        assert units_left(f"jupyter-{user.name}") == []
+    finally:
+        run("gpasswd", "-a", hub.user, PROXY_GROUP)
+        hub.restart()
