@@ -16,6 +16,11 @@ it. An option set here is checked against that policy, which the daemon answers 
 start that asks for something else is refused with a message naming the option, never ignored.
 The command is the admin's too (``[commands] singleuser``, picked by ``hostd_command``).
 
+A command on a loopback port (``{PORT}``) works with every JupyterHub. One on a Unix socket
+(``{SOCKET}``) needs JupyterHub 6, whose own HTTP client and whose configurable-http-proxy (5.3
+or later) connect to ``http+unix://`` servers: HostdSpawner hands it the socket as
+``Server.connect_url`` (see ``socket_connect_url``); JupyterHub 5 is refused, the session stopped.
+
 Secrets never reach the unit's Environment= or argv (every local user can read those): the API
 token and anything named like a secret go in the start's ``secrets`` (files only the user can
 read, exported by hostd-session-exec); the other JUPYTERHUB_* variables go in ``environment``.
@@ -28,13 +33,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Final, Literal
-from urllib.parse import urlparse
+from typing import Any, Final, Literal, NoReturn
+from urllib.parse import unquote, urlparse
 
 from jupyterhub import spawner as jupyterhub_spawner
+from jupyterhub import version_info as jupyterhub_version
 from tornado import web
 from traitlets import Bool, Dict, List, Unicode
 from traitlets.config import Configurable
@@ -63,6 +70,7 @@ __all__ = [
     "SystemdSpawner",
     "from_hostd_error",
     "policy_conflicts",
+    "socket_connect_url",
     "spawn_exception",
     "split_environment",
     "with_session_log",
@@ -70,6 +78,11 @@ __all__ = [
 
 DEFAULT_COMMAND: Final = "singleuser"
 UNIX_SOCKET_SCHEME: Final = "http+unix:"
+# JupyterHub 6 connects to http+unix:// servers (jupyterhub/httpclient.py, _HTTPUnixConnector);
+# 5.x checks a server with tornado's client, which knows only http and https.
+SOCKETS_FROM: Final = (6, 0)
+# The bytes a socket path keeps as they are in socket_connect_url: what no lowercasing changes.
+_CASE_PROOF: Final = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789._-~")
 # The sandbox options of systemdspawner that are the daemon admin's ([session] in hostd.toml).
 POLICY_OPTIONS: Final = SANDBOX_OPTIONS
 # hostd.config.DEFAULT_CONFIG_PATH, written out: this process never loads the root side. Only
@@ -332,24 +345,13 @@ class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[
             raise spawn_exception(
                 f"hostd started {unit} but gave no URL", reason="error", status_code=500
             )
-        if session.url.startswith(UNIX_SOCKET_SCHEME):
-            # JupyterHub 5 takes only TCP server URLs, and JupyterHub 6's route to a Unix
-            # socket is not proven with hostd yet: a session JupyterHub cannot reach is
-            # stopped at once, with the way out in the message.
-            async with HostdClient(self.hostd_socket) as hostd:
-                await hostd.stop(user)
-            self.unit = None
-            raise spawn_exception(
-                f"hostd started {unit} on a Unix socket, which HostdSpawner cannot hand "
-                "JupyterHub yet: give it a [commands] entry that listens on {PORT} "
-                f"(hostd_command; now {command or '[session] cmd'})",
-                reason="error",
-                status_code=500,
-            )
+        url = session.url
+        if url.startswith(UNIX_SOCKET_SCHEME):
+            url = await self._hand_over_socket(session.url, command)
         self.session_url, self.started_at = session.url, session.started_at
         self._check_base_url(session.url)
         self._step(90, f"{unit} answers at {session.url}" + _limits_text(session))
-        return session.url
+        return url
 
     async def poll(self) -> int | None:
         if self._phase == "requested":
@@ -406,6 +408,10 @@ class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[
             return
         self.unit = saved["unit"]
         self.session_url = saved.get("url")
+        if isinstance(self.session_url, str) and self.session_url.startswith(UNIX_SOCKET_SCHEME):
+            # A restarted JupyterHub rebuilds the server from its database, which keeps no
+            # connect_url: without it, the route it checks and fixes would be the broken one.
+            self._pin_connect_url(socket_connect_url(self.session_url))
         started_at = saved.get("started_at")
         with contextlib.suppress(TypeError, ValueError):
             self.started_at = datetime.fromisoformat(started_at) if started_at else None
@@ -436,6 +442,56 @@ class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[
                 await asyncio.sleep(_PROGRESS_POLL_S)
 
     # -- helpers --------------------------------------------------------------------------
+
+    async def _hand_over_socket(self, url: str, command: str | None) -> str:
+        """The URL JupyterHub gets for a session on a Unix socket (pinned as connect_url), or,
+        when this JupyterHub cannot connect to it, the session stopped and a clear refusal."""
+        if tuple(jupyterhub_version[:2]) < SOCKETS_FROM:
+            version = ".".join(str(part) for part in jupyterhub_version[:3])
+            await self._stop_and_refuse(
+                f"hostd started {unit_name_for(self.user.name)} on a Unix socket, which "
+                f"JupyterHub {version} cannot connect to (JupyterHub 6 with "
+                "configurable-http-proxy 5.3 can): give HostdSpawner a [commands] entry that "
+                f"listens on {{PORT}} (hostd_command; now {command or '[session] cmd'})"
+            )
+        path = unquote(urlparse(url).netloc)
+        try:
+            # As JupyterHub and its proxy will (they run as this process's user): without the
+            # proxy group, each try fails with EACCES until http_timeout, and the log says
+            # only "Failed to connect".
+            _, writer = await asyncio.open_unix_connection(path)
+        except PermissionError:
+            await self._stop_and_refuse(
+                f"JupyterHub's user cannot connect to {path}, where hostd started "
+                f"{unit_name_for(self.user.name)}: it must be in the daemon's [daemon] "
+                f"proxy_group ({self.hostd_config}; usermod -aG <group> <JupyterHub's user>, "
+                "then restart JupyterHub)",
+                reason="permission-denied",
+            )
+        except OSError:
+            pass  # anything else, JupyterHub's own check of the server says
+        else:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        connect_url = socket_connect_url(url)
+        self._pin_connect_url(connect_url)
+        return connect_url
+
+    async def _stop_and_refuse(self, message: str, *, reason: str = "error") -> NoReturn:
+        # A session JupyterHub cannot reach is not left running for nothing.
+        async with HostdClient(self.hostd_socket) as hostd:
+            await hostd.stop(self.user.name)
+        self.unit = None
+        raise spawn_exception(message, reason=reason, status_code=500)
+
+    def _pin_connect_url(self, connect_url: str) -> None:
+        # User.spawn reads start()'s URL with urlparse: the socket's path lowercased, port 80,
+        # so Server.host would be "http+unix://%2frun...sock:80", and configurable-http-proxy
+        # (lib/configproxy.js, proxyOptsForTarget: socketPath = decodeURIComponent(host)) would
+        # connect to ".../jupyter.sock:80". Server.host and .url take connect_url as it is.
+        if self.server is not None:
+            self.server.connect_url = connect_url
 
     def _step(self, progress: int, message: str) -> None:
         self._steps.append({"progress": progress, "message": message})
@@ -535,6 +591,20 @@ class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[
                 path,
                 expected,
             )
+
+
+def socket_connect_url(url: str) -> str:
+    """The http+unix URL of a session as JupyterHub 6 and configurable-http-proxy can use it:
+    every byte of the socket's path but [a-z0-9._~-] percent-encoded.
+
+    JupyterHub's client finds the path in the URL's host (httpclient.py: unquote(url.host)),
+    and yarl lowercases hosts: "/run/Hostd/..." would become "/run/hostd/...". An escape
+    survives that ("%48" is "H", "%2f" is "/"); configurable-http-proxy decodes it the same way.
+    """
+    parsed = urlparse(url)
+    path = os.fsencode(unquote(parsed.netloc))
+    netloc = "".join(chr(byte) if byte in _CASE_PROOF else f"%{byte:02X}" for byte in path)
+    return f"http+unix://{netloc}{parsed.path}"
 
 
 def _limits_text(session: SessionView) -> str:

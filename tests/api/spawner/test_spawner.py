@@ -18,18 +18,22 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import quote, unquote, urlparse
 
 import pytest
+import yarl
 from jupyterhub import spawner as jupyterhub_spawner
 from jupyterhub.objects import Hub, Server
 from tornado import web
 from traitlets.config import Config
 
+from hostd.api import spawner as spawner_module
 from hostd.api.daemon import build_daemon_app
 from hostd.api.spawner import (
     DEFAULT_HOSTD_CONFIG,
     HostdSpawner,
     policy_conflicts,
+    socket_connect_url,
     spawn_exception,
     split_environment,
 )
@@ -253,18 +257,65 @@ async def test_an_unreachable_daemon_is_a_clear_failure(
     assert await spawner.poll() is None  # unknown is not "ended": hostd may be restarting
 
 
-async def test_a_session_on_a_unix_socket_is_stopped_and_refused_saying_what_to_do(
-    daemon: Daemon, make_spawner: Callable[..., HostdSpawner]
+SOCKET_ORIGIN = "http+unix://%2Frun%2Fhostd%2Fsessions%2Falice%2Fjupyter.sock"
+
+
+async def test_on_jupyterhub_5_a_session_on_a_unix_socket_is_stopped_and_refused_saying_what_to_do(
+    daemon: Daemon, make_spawner: Callable[..., HostdSpawner], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The admin's command listens on {SOCKET}: JupyterHub could not reach it through the URL
-    # HostdSpawner would hand it, so the session is not left running for nothing.
-    daemon.start_origin = "http+unix://%2Frun%2Fhostd%2Fsessions%2Falice%2Fjupyter.sock"
+    # JupyterHub 5 checks a server with tornado's client (http and https only): the session
+    # is not left running for nothing. (The systemd tier proves it with JupyterHub 5.5.4.)
+    monkeypatch.setattr(spawner_module, "jupyterhub_version", (5, 5, 4, "", ""))
+    daemon.start_origin = SOCKET_ORIGIN
     spawner = make_spawner()
     error = await start_refused(spawner)
     assert error.status_code == 500
+    assert "JupyterHub 5.5.4 cannot connect to" in error.message
     assert "listens on {PORT}" in error.message and "singleuser" in error.message
     assert daemon.sessions["alice"].state == "stopped"
     assert await spawner.poll() == 0
+    assert spawner.server.connect_url == ""
+
+
+async def test_on_jupyterhub_6_a_session_on_a_unix_socket_is_handed_over_as_connect_url(
+    daemon: Daemon, make_spawner: Callable[..., HostdSpawner]
+) -> None:
+    daemon.start_origin = SOCKET_ORIGIN
+    spawner = make_spawner()
+    url = await spawner.start()
+    assert url == f"{SOCKET_ORIGIN}/user/alice/"
+    assert spawner.server.connect_url == url
+    # What User.spawn then does with the URL (jupyterhub/user.py): urlparse lowercases the
+    # host and gives no port, so 80. The proxy's target stays the socket's path, no ":80".
+    parsed = urlparse(url)
+    spawner.server.proto, spawner.server.ip = parsed.scheme, parsed.hostname
+    spawner.server.port = parsed.port or 80
+    assert spawner.server.host == SOCKET_ORIGIN
+    assert spawner.server.url == f"{SOCKET_ORIGIN}/user/alice/"
+    assert daemon.sessions["alice"].state == "running"
+
+    # A restarted JupyterHub: a server rebuilt from the database, which has no connect_url.
+    restarted = make_spawner()
+    restarted.load_state(spawner.get_state())
+    assert restarted.server.connect_url == url
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/run/hostd/sessions/alice/jupyter.sock",
+        "/run/Hostd/sessions/Alice.B/jupyter.sock",  # user names may hold capitals
+        "/srv/héllo wörld/sessions/x_y-z/jupyter.sock",
+    ],
+)
+def test_the_connect_url_names_the_socket_after_yarl_and_node_read_it(path: str) -> None:
+    url = socket_connect_url(f"http+unix://{quote(path, safe='')}/user/x/")
+    # JupyterHub's client: unquote(yarl's host), and yarl lowercases hosts.
+    assert unquote(yarl.URL(url).host or "") == path
+    # configurable-http-proxy: decodeURIComponent of the WHATWG URL's host, which for a
+    # non-special scheme is kept as written: a plain decoding of the netloc.
+    assert unquote(urlparse(url).netloc) == path
+    assert urlparse(url).path == "/user/x/"
 
 
 async def test_a_session_jupyterhub_did_not_start_is_refused_and_left_alone(

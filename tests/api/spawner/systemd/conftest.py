@@ -47,12 +47,27 @@ OUTPUTS = SHARED / "notebook-outputs"
 USERS_DIR = SHARED / "users"
 USER_SESSIONS = "systemd-user-sessions.service"
 BROKEN_PREFIX = "broken"  # users whose spawn runs the [commands] entry whose program is missing
+SOCKET_PREFIX = "sock"  # users whose spawn runs the [commands] entry on a Unix socket
 SINGLEUSER = [
     str(SESSION_EXEC),
     str(SESSION_VENV / "bin" / "jupyterhub-singleuser"),
     "--ip=127.0.0.1",
     "--port={PORT}",
 ]
+# As README's JupyterHub section gives it. --ServerApp.port=8888 is jupyter_server's default,
+# said again: jupyterhub-singleuser takes the port of JUPYTERHUB_SERVICE_URL as its default,
+# and jupyter_server exits ("--port and --sock are mutually exclusive") when a socket is given
+# with any port but 8888 (serverapp.py, init_webapp).
+SOCKET_SINGLEUSER = [
+    str(SESSION_EXEC),
+    str(SESSION_VENV / "bin" / "jupyterhub-singleuser"),
+    "--ServerApp.sock={SOCKET}",
+    "--ServerApp.sock_mode=0660",
+    "--ServerApp.port=8888",
+]
+# The daemon's [daemon] proxy_group: JupyterHub's accounts are in it (its proxy connects to the
+# sessions' sockets, and JupyterHub itself checks them).
+PROXY_GROUP = f"hp{uuid.uuid4().hex[:8]}"
 
 # The daemon's [session] and [commands]: what seed 002 asks of systemdspawner, now the admin's.
 DAEMON_POLICY = f"""
@@ -72,6 +87,7 @@ unit_extra_properties = {{ RuntimeDirectoryPreserve = "no" }}
 [commands]
 singleuser = {json.dumps(SINGLEUSER)}
 missing = {json.dumps([str(SESSION_EXEC), str(MISSING_PROGRAM)])}
+socket = {json.dumps(SOCKET_SINGLEUSER)}
 """
 
 # Seed 002's lines as written for systemdspawner: only spawner_class differs.
@@ -95,6 +111,8 @@ c.HostdSpawner.hostd_config = '{daemon_config}'
 def pick_command(spawner):
     if spawner.user.name.startswith('{broken}'):
         spawner.hostd_command = 'missing'
+    elif spawner.user.name.startswith('{on_socket}'):
+        spawner.hostd_command = 'socket'
 
 c.Spawner.pre_spawn_hook = pick_command
 
@@ -111,7 +129,7 @@ c.JupyterHub.tornado_settings = {{'slow_spawn_timeout': 0}}
 c.JupyterHub.services = [{{'name': 'tester', 'api_token': '{token}'}}]
 c.JupyterHub.load_roles = [{{
     'name': 'tester',
-    'scopes': ['admin:users', 'admin:servers', 'access:servers'],
+    'scopes': ['admin:users', 'admin:servers', 'access:servers', 'proxy'],
     'services': ['tester'],
 }}]
 """
@@ -165,8 +183,9 @@ def http(
 class JupyterHub:
     """A real JupyterHub as ``user`` (non-root, groups hostd and shadow), in ``home``."""
 
-    def __init__(self, venv: Path, user: str, home: Path, daemon: Daemon) -> None:
-        self.venv, self.user, self.home = venv, user, home
+    def __init__(self, version: str, user: str, home: Path, daemon: Daemon) -> None:
+        self.version, self.venv = version, HUB_VENVS[version]
+        self.user, self.home = user, home
         self.token = secrets.token_hex(16)
         self.public_port = free_port()
         self.url = f"http://127.0.0.1:{self.public_port}"
@@ -180,6 +199,7 @@ class JupyterHub:
                 socket=daemon.socket,
                 daemon_config=daemon.config,
                 broken=BROKEN_PREFIX,
+                on_socket=SOCKET_PREFIX,
                 public_port=self.public_port,
                 hub_port=free_port(),
                 proxy_api_port=free_port(),
@@ -306,13 +326,17 @@ HUB_ACCOUNTS = {version: f"jh{uuid.uuid4().hex[:8]}" for version in sorted(HUB_V
 def daemon(spawner_paths: None) -> Iterator[Daemon]:
     root = BASE / f"daemon-{uuid.uuid4().hex[:8]}"
     root.mkdir(mode=0o755)
-    d = Daemon(root, DAEMON_POLICY, act_for_others=tuple(HUB_ACCOUNTS.values()))
+    run("groupadd", PROXY_GROUP)
+    d = Daemon(
+        root, DAEMON_POLICY, act_for_others=tuple(HUB_ACCOUNTS.values()), proxy_group=PROXY_GROUP
+    )
     d.config.chmod(0o644)  # as an admin's hostd.toml; JupyterHub asks GET /v1/policy
     d.start()
     yield d
     d.terminate()
     shutil.rmtree(d.socket.parent, ignore_errors=True)
     shutil.rmtree(root, ignore_errors=True)
+    run("groupdel", PROXY_GROUP, check=False)
 
 
 def add_user(name: str, *, groups: str = "", home: Path | None = None) -> None:
@@ -334,9 +358,9 @@ def hub(request: pytest.FixtureRequest, daemon: Daemon) -> Iterator[JupyterHub]:
     name = HUB_ACCOUNTS[request.param]
     home = BASE / name
     home.mkdir(mode=0o700)
-    add_user(name, groups="hostd,shadow", home=home)
+    add_user(name, groups=f"hostd,shadow,{PROXY_GROUP}", home=home)
     shutil.chown(home, name, name)
-    jupyterhub = JupyterHub(venv, name, home, daemon)
+    jupyterhub = JupyterHub(request.param, name, home, daemon)
     try:
         jupyterhub.start()
         yield jupyterhub

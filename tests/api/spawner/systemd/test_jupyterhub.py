@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import stat
 import time
 import urllib.parse
 import urllib.request
@@ -17,6 +18,7 @@ from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from websockets.asyncio.client import connect
 
@@ -24,7 +26,9 @@ from tests.api.spawner.systemd.conftest import (
     BROKEN_PREFIX,
     MISSING_PROGRAM,
     OUTPUTS,
+    PROXY_GROUP,
     SHARED_DATA,
+    SOCKET_PREFIX,
     USERS_DIR,
     JupyterHub,
     NoRedirect,
@@ -32,7 +36,7 @@ from tests.api.spawner.systemd.conftest import (
     http,
     run,
 )
-from tests.hostd.daemon.systemd.conftest import unit_property, units_left
+from tests.hostd.daemon.systemd.conftest import Daemon, unit_property, units_left
 
 pytestmark = pytest.mark.systemd
 
@@ -214,3 +218,79 @@ def test_a_restarted_jupyterhub_finds_the_running_server_again(
     assert status.status == 200, (status.status, status.body)
     stop(hub, user.name)
     assert units_left(f"jupyter-{user.name}") == []
+
+
+def proxy_target(hub: JupyterHub, user: str) -> str:
+    """The target of user's route in configurable-http-proxy, as JupyterHub lists it."""
+    answer = hub.api("GET", "/proxy")
+    assert answer.status == 200, (answer.status, answer.body)
+    target: str = answer.json()[f"/user/{user}/"]["target"]
+    return target
+
+
+def test_a_server_on_a_unix_socket_answers_through_jupyterhub_6_and_is_refused_by_5(
+    hub: JupyterHub, daemon: Daemon, make_pam_user: Any
+) -> None:
+    # The admin's [commands] socket listens on {SOCKET}; JupyterHub's account is in the
+    # daemon's proxy_group (conftest), as install.sh makes the hub's.
+    user = make_pam_user(SOCKET_PREFIX)
+    unit = f"jupyter-{user.name}.service"
+    sock = daemon.runtime / "sessions" / user.name / "jupyter.sock"
+    events = spawn(hub, user.name)
+    if hub.version == "jupyterhub5":
+        assert events[-1].get("failed"), events
+        message = events[-1]["message"]
+        assert "on a Unix socket, which JupyterHub 5." in message, message
+        assert "listens on {PORT}" in message, message
+        assert hub.api("GET", f"/users/{user.name}").json()["servers"] == {}
+        assert units_left(f"jupyter-{user.name}") == []  # stopped, not left for nothing
+        return
+
+    assert events[-1].get("ready"), (events, hub.tail())
+    assert stat.S_ISSOCK(sock.stat().st_mode)
+    assert "HOSTD_PORT" not in unit_property(unit, "Environment")
+    server = psutil.Process(int(unit_property(unit, "MainPID")))
+    assert [c for c in server.net_connections("inet") if c.status == psutil.CONN_LISTEN] == []
+    # The proxy's route is the socket itself: no ":80" (what User.spawn makes of a URL) in it.
+    target = proxy_target(hub, user.name)
+    assert target.startswith("http+unix://") and ":" not in target[len("http+unix:") :], target
+    assert urllib.parse.unquote(urllib.parse.urlparse(target).netloc) == str(sock)
+
+    status = http(f"{hub.url}/user/{user.name}/api/status", token=hub.token)
+    assert status.status == 200, (status.status, status.body, hub.tail())
+    assert asyncio.run(run_in_kernel(hub, user.name, "print(6*7)")) == "42\n"  # WebSockets too
+
+    # A restarted JupyterHub rebuilds the server from its database (no connect_url there).
+    invocation = unit_property(unit, "InvocationID")
+    hub.restart()
+    model = server_model(hub, user.name)
+    assert model is not None and model["ready"], (model, hub.tail())
+    assert unit_property(unit, "InvocationID") == invocation
+    assert proxy_target(hub, user.name) == target
+    status = http(f"{hub.url}/user/{user.name}/api/status", token=hub.token)
+    assert status.status == 200, (status.status, status.body, hub.tail())
+
+    stop(hub, user.name)
+    assert units_left(f"jupyter-{user.name}") == []
+
+
+@pytest.mark.parametrize("hub", ["jupyterhub6"], indirect=True)
+def test_a_jupyterhub_outside_the_proxy_group_is_told_so_at_once(
+    hub: JupyterHub, make_pam_user: Any
+) -> None:
+    run("gpasswd", "-d", hub.user, PROXY_GROUP)
+    try:
+        hub.restart()  # its groups are read at login (setpriv --init-groups)
+        user = make_pam_user(SOCKET_PREFIX)
+        started = time.monotonic()
+        events = spawn(hub, user.name)
+        took = time.monotonic() - started
+        assert events[-1].get("failed"), events
+        message = events[-1]["message"]
+        assert "JupyterHub's user cannot connect to" in message, message
+        assert "proxy_group" in message, message
+        assert took < 10, f"{took:.1f} s: {message}"  # not JupyterHub's http_timeout (30 s)
+        assert units_left(f"jupyter-{user.name}") == []
+    finally:
+        run("gpasswd", "-a", hub.user, PROXY_GROUP)
+        hub.restart()
