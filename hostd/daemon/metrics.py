@@ -1,32 +1,137 @@
 """Prometheus metrics of the daemon, named and bucketed like JupyterHub's (``hostd_`` prefix).
 
-One registry per daemon (no globals), so tests can make as many as they like. Per-session
-gauges are filled at scrape time from fresh cgroup readings; they carry a ``user`` label.
+One registry per daemon (no globals), so tests can make as many as they like. The per-session
+and host series are read at scrape time (fresh cgroup readings, the host's totals) by a
+collector that yields them from the render's samples; no gauge is cleared and re-filled.
+
+Hygiene (https://prometheus.io/docs/practices/naming/): what only grows is a counter whose
+name ends in ``_total`` (a session's CPU seconds and OOM kills: ``rate()`` over a gauge breaks at
+every restart, over a counter it sees the reset); base units only (seconds, bytes; CPU use as a
+rate of ``hostd_session_cpu_seconds_total``, not a percent); every status label value exists
+from the start, so a failure rate is 0 before the first failure, not absent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import platform
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
-from hostd.units.values import UsageView
+from hostd.units.values import HostView, UsageView
 
 __all__ = [
+    "SPAWN_BUCKETS",
+    "STOP_BUCKETS",
     "Metrics",
     "SessionSample",
 ]
 
-# jupyterhub/metrics.py: SERVER_SPAWN_DURATION_SECONDS, same buckets, same status label.
+# jupyterhub/metrics.py: SERVER_SPAWN_DURATION_SECONDS and SERVER_STOP_DURATION_SECONDS, the
+# same buckets and the same status label.
 SPAWN_BUCKETS = (0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 180, 300, 600, float("inf"))
+STOP_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, float("inf"),
+)  # fmt: skip
+
+
+def _version() -> str:
+    try:
+        return version("hostd")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 @dataclass(frozen=True)
 class SessionSample:
     usage: UsageView
     mem_limit_bytes: int | None
+
+
+class _ScrapeCollector(Collector):
+    """The series of one scrape: the sessions' and the host's, as handed to ``render``."""
+
+    def __init__(self) -> None:
+        self.sessions: Sequence[SessionSample] = ()
+        self.host: HostView | None = None
+
+    def describe(self) -> Iterable[Metric]:
+        return ()  # unchecked: the registry's auto_describe must not collect at registration
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._session_series()
+        if self.host is not None:
+            yield from _host_series(self.host)
+
+    def _session_series(self) -> Iterator[Metric]:
+        labels = ["user"]
+        memory = GaugeMetricFamily("hostd_session_memory_bytes", "memory in use", labels=labels)
+        peak = GaugeMetricFamily(
+            "hostd_session_memory_peak_bytes", "most memory used at once", labels=labels
+        )
+        limit = GaugeMetricFamily("hostd_session_memory_limit_bytes", "MemoryMax", labels=labels)
+        # Counters: they only grow while the session lives and start again from 0 with it.
+        cpu = CounterMetricFamily(
+            "hostd_session_cpu_seconds", "CPU time used since the session started", labels=labels
+        )
+        throttled = CounterMetricFamily(
+            "hostd_session_cpu_throttled_seconds",
+            "time the session's tasks waited, throttled by CPUQuota",
+            labels=labels,
+        )
+        oom = CounterMetricFamily(
+            "hostd_session_oom_kills",
+            "processes the kernel OOM-killed in the session (cgroup oom_kill)",
+            labels=labels,
+        )
+        tasks = GaugeMetricFamily("hostd_session_tasks", "tasks (threads)", labels=labels)
+        for sample in self.sessions:
+            u = sample.usage
+            pairs = (
+                (memory, u.memory_bytes),
+                (peak, u.memory_peak_bytes),
+                (limit, sample.mem_limit_bytes),
+                (cpu, u.cpu_seconds),
+                (throttled, u.cpu_throttled_seconds),
+                (oom, u.oom_kills),
+                (tasks, u.tasks),
+            )
+            for family, value in pairs:
+                if value is not None:
+                    family.add_metric([u.user], value)
+        yield from (memory, peak, limit, cpu, throttled, oom, tasks)
+
+
+def _host_series(host: HostView) -> Iterator[Metric]:
+    # What the host has and what the running sessions are promised of it (their limits), so
+    # an alert can compare commitment with capacity.
+    series = (
+        ("hostd_host_memory_bytes", "the machine's memory", host.memory_total_bytes),
+        ("hostd_host_memory_available_bytes", "memory available now", host.memory_available_bytes),
+        (
+            "hostd_host_memory_capacity_bytes",
+            "what all sessions together may be promised (the admitted share of memory)",
+            host.memory_capacity_bytes,
+        ),
+        (
+            "hostd_host_memory_committed_bytes",
+            "the sum of the running sessions' memory limits",
+            host.memory_limits_bytes,
+        ),
+        ("hostd_host_cpus", "CPUs of the machine", host.cpus),
+        (
+            "hostd_host_cpus_committed",
+            "the sum of the running sessions' CPU limits, in CPUs",
+            host.cpu_limits,
+        ),
+    )
+    for name, documentation, value in series:
+        yield GaugeMetricFamily(name, documentation, value=value)
 
 
 class Metrics:
@@ -41,7 +146,11 @@ class Metrics:
             registry=r,
         )
         self.stop_duration = Histogram(
-            "hostd_server_stop_seconds", "time to stop a server", ["status"], registry=r
+            "hostd_server_stop_seconds",
+            "time to stop a server",
+            ["status"],
+            buckets=STOP_BUCKETS,
+            registry=r,
         )
         for status in ("success", "failure"):  # present from the start, as JupyterHub does
             self.spawn_duration.labels(status=status)
@@ -50,49 +159,22 @@ class Metrics:
         self.waiting = Gauge(
             "hostd_starts_waiting", "starts queued behind the concurrency limit", registry=r
         )
-        labels = ["user"]
-        self.memory = Gauge("hostd_session_memory_bytes", "memory in use", labels, registry=r)
-        self.memory_limit = Gauge(
-            "hostd_session_memory_limit_bytes", "MemoryMax", labels, registry=r
+        build = Gauge(
+            "hostd_build_info", "the daemon's version (always 1)", ["version", "python"], registry=r
         )
-        self.cpu_seconds = Gauge("hostd_session_cpu_seconds", "CPU time used", labels, registry=r)
-        self.cpu_percent = Gauge(
-            "hostd_session_cpu_percent", "recent CPU use, 100 = one core", labels, registry=r
-        )
-        self.tasks = Gauge("hostd_session_tasks", "tasks (threads)", labels, registry=r)
-        self.oom_kills = Gauge(
-            "hostd_session_oom_kills",
-            "processes the kernel OOM-killed in the session (cgroup oom_kill)",
-            labels,
-            registry=r,
-        )
+        build.labels(version=_version(), python=platform.python_version()).set(1)
+        self._scrape = _ScrapeCollector()
+        r.register(self._scrape)
 
-    def render(self, sessions: Iterable[SessionSample], waiting: int) -> tuple[bytes, str]:
-        gauges = (
-            self.memory,
-            self.memory_limit,
-            self.cpu_seconds,
-            self.cpu_percent,
-            self.tasks,
-            self.oom_kills,
-        )
-        for gauge in gauges:
-            gauge.clear()
-        count = 0
-        for sample in sessions:
-            count += 1
-            u = sample.usage
-            values = (
-                u.memory_bytes,
-                sample.mem_limit_bytes,
-                u.cpu_seconds,
-                u.cpu_percent,
-                u.tasks,
-                u.oom_kills,
-            )
-            for gauge, value in zip(gauges, values, strict=True):
-                if value is not None:
-                    gauge.labels(user=u.user).set(value)
-        self.running.set(count)
+    def render(
+        self, sessions: Iterable[SessionSample], waiting: int, host: HostView | None = None
+    ) -> tuple[bytes, str]:
+        # No await between setting the samples and reading them: one scrape at a time.
+        self._scrape.sessions = samples = tuple(sessions)
+        self._scrape.host = host
+        self.running.set(len(samples))
         self.waiting.set(waiting)
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        try:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        finally:
+            self._scrape.sessions, self._scrape.host = (), None

@@ -18,7 +18,7 @@ import asyncio
 import builtins
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -33,7 +33,7 @@ from hostd.daemon.reaper import Reaper
 from hostd.daemon.session_parts import SessionParts
 from hostd.daemon.sockets import check_address
 from hostd.daemon.store import Store
-from hostd.daemon.systemd import SystemdClient, SystemdSeam
+from hostd.daemon.systemd import SystemdClient, SystemdSeam, UnitStatus
 from hostd.daemon.table import SessionTable
 from hostd.daemon.usage import OomWatcher, UsageSampler
 from hostd.daemon.users import name_for_uid, user_in_group
@@ -211,8 +211,10 @@ class SessionManager:
             raise SessionNotFound(f"{name} has no running session") from None
 
     async def host(self) -> HostView:
+        return self._host_of(await self.parts.session_units())
+
+    def _host_of(self, units: Iterable[UnitStatus]) -> HostView:
         memory = psutil.virtual_memory()
-        units = await self.parts.session_units()
         return host_view(
             (s for s in units if s.active_state in ACTIVE),
             memory_total=memory.total,
@@ -238,14 +240,15 @@ class SessionManager:
 
     async def metrics(self) -> tuple[bytes, str]:
         samples = []
-        for status in await self.parts.session_units():
+        units = await self.parts.session_units()  # one D-Bus read for the sessions and the host
+        for status in units:
             name = user_for_unit_name(status.name)
             if name is None or status.active_state not in ACTIVE:
                 continue
             usage = self.sampler.read(name, status.control_group)
             view = self.sampler.view(name, usage, cpu_limit_of(status.cpu_quota_usec))
             samples.append(SessionSample(view, status.memory_max))
-        return self.metrics_registry.render(samples, self.admission.waiting)
+        return self.metrics_registry.render(samples, self.admission.waiting, self._host_of(units))
 
     async def authenticate(self, credentials: Credentials) -> AuthResult:
         return await self.authenticator.authenticate(credentials)
