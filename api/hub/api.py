@@ -106,7 +106,8 @@ class HubAPI:
                 raise _Refused(api_error(403, f"missing or wrong {XSRF_HEADER} header"))
         return identity
 
-    async def _for_user(self, request: Request) -> tuple[Identity, str]:
+    async def for_user(self, request: Request) -> tuple[Identity, str]:
+        """Who asks, and for whom ({name}); refused (403, 404) unless they may act for them."""
         identity = await self._identity(request)
         try:
             user = validate_username(request.path_params["name"])
@@ -182,11 +183,11 @@ class HubAPI:
         return JSONResponse(list(models))
 
     async def user(self, request: Request) -> Response:
-        _, user = await self._for_user(request)
+        _, user = await self.for_user(request)
         return JSONResponse(await self._user(user))
 
     async def server(self, request: Request) -> Response:
-        identity, user = await self._for_user(request)
+        identity, user = await self.for_user(request)
         if request.method == "POST":
             await read_json(request)  # server options: none yet, but a body must be JSON
             outcome = await self.hub.servers.start(user, by=identity.user)
@@ -195,7 +196,7 @@ class HubAPI:
         return Response(status_code=204 if outcome_stop == "stopped" else 202)
 
     async def progress(self, request: Request) -> Response:
-        _, user = await self._for_user(request)
+        _, user = await self.for_user(request)
         events = self.hub.servers.progress(user)
         try:
             first = await anext(events)
@@ -219,7 +220,7 @@ class HubAPI:
         )
 
     async def tokens(self, request: Request) -> Response:
-        identity, user = await self._for_user(request)
+        identity, user = await self.for_user(request)
         if request.method == "POST":
             # A token made for someone opens their server (/user/<name>/): only with the
             # access to it that admin_access gives (JupyterHub: a token carries no more than
@@ -285,7 +286,7 @@ class HubAPI:
         )
 
     async def token(self, request: Request) -> Response:
-        _, user = await self._for_user(request)
+        _, user = await self.for_user(request)
         deleted = await asyncio.to_thread(
             self.hub.store.delete_token, user, request.path_params["token_id"]
         )

@@ -4,7 +4,8 @@
 
 Paths: ``/hub/...`` pages and ``/hub/api/...`` (Starlette routes), ``/hub/static/...``, and
 everything under ``/user/`` to the proxy (hostd.api.hub.proxy), which sees requests before any
-routing. Middleware, outermost first: with subdomain_host, SubdomainGate (a user's origin goes
+routing. Middleware, outermost first: RequestTimer (jupyterhub_request_duration_seconds by
+route template: hostd.api.hub.metrics); with subdomain_host, SubdomainGate (a user's origin goes
 to that user's server only: hostd.api.hub.subdomains); _UserPaths (hands /user/ to the proxy),
 _PageHeaders (CSP, no framing, no caching, on the hub's own responses only), _UserPageGuard (a
 partial guard against the pages of users' servers: SECURITY.md).
@@ -36,6 +37,7 @@ from hostd.api.hub.api import HubAPI, api_error
 from hostd.api.hub.db import HubStore
 from hostd.api.hub.forms import BadInput
 from hostd.api.hub.identity import SESSION_COOKIE, Identity, Sessions
+from hostd.api.hub.metrics import HubMetrics, RequestTimer, timed_login, timed_logout
 from hostd.api.hub.pages import Forbidden, Pages
 from hostd.api.hub.proxy import UserProxy
 from hostd.api.hub.routes import Activity, Routes, account_uid
@@ -50,6 +52,7 @@ from hostd.api.hub.subdomains import (
     login_redirect,
     user_auth_endpoint,
 )
+from hostd.api.hub.tool_routes import tool_routes
 from hostd.units.errors import HostdError
 
 __all__ = ["build_hub_app"]
@@ -165,9 +168,9 @@ def _routes(hub: Hub, pages: Pages, api: HubAPI) -> list[Route | Mount]:
         Route("/hub", to_home),
         Route("/hub/", to_home),
         Route("/hub/login", pages.login_page, methods=["GET"]),
-        Route("/hub/login", pages.login, methods=["POST"]),
+        Route("/hub/login", timed_login(pages.login, hub.metrics), methods=["POST"]),
         Route("/hub/logout", pages.logout_page, methods=["GET"]),
-        Route("/hub/logout", pages.logout, methods=["POST"]),
+        Route("/hub/logout", timed_logout(pages.logout, hub.metrics), methods=["POST"]),
         Route("/hub/home", pages.home, methods=["GET"]),
         Route("/hub/spawn/{name}", pages.spawn, methods=["POST"]),
         Route("/hub/stop/{name}", pages.stop, methods=["POST"]),
@@ -186,6 +189,7 @@ def _routes(hub: Hub, pages: Pages, api: HubAPI) -> list[Route | Mount]:
         Route("/hub/api/users/{name}/server/progress", call(api.progress), methods=["GET"]),
         Route("/hub/api/users/{name}/tokens", call(api.tokens), methods=["GET", "POST"]),
         Route("/hub/api/users/{name}/tokens/{token_id:int}", call(api.token), methods=["DELETE"]),
+        *tool_routes(hub, pages, api),
         Mount("/hub/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 
@@ -204,6 +208,7 @@ def build_hub_app(
     routes = Routes(daemon, uid_of=uid_of)
     accounts = Accounts(daemon.account, interval_s=config.account_check_interval)
     sessions = Sessions(store, secret, max_age_s=config.cookie_max_age_s, accounts=accounts)
+    metrics = HubMetrics()
     servers = Servers(
         daemon,
         store,
@@ -211,6 +216,7 @@ def build_hub_app(
         slow_stop_timeout=config.slow_stop_timeout,
         command=config.command,
         on_change=routes.forget,
+        metrics=metrics,
     )
     activity = Activity(daemon, store, routes, interval_s=config.activity_interval)
     hub = Hub(
@@ -221,6 +227,7 @@ def build_hub_app(
         servers=servers,
         routes=routes,
         activity=activity,
+        metrics=metrics,
     )
     pages = Pages(hub)
     api = HubAPI(hub)
@@ -300,6 +307,8 @@ def build_hub_app(
     app = Starlette(
         routes=routes_list,
         middleware=[
+            # Outermost: every request is timed, whoever answers it (the gate, the proxy).
+            Middleware(RequestTimer, metrics=metrics),
             *gate,
             Middleware(_UserPaths, proxy=proxy),
             Middleware(_PageHeaders),

@@ -203,12 +203,21 @@ class HubStore:
                 db.commit()
 
     def touch_activity(self, name: str) -> None:
+        """Activity now (the proxy's traffic); a later report stays (record_activity)."""
+        self.record_activity(name, utcnow())
+
+    def record_activity(self, name: str, at: datetime) -> bool:
+        """``at`` as the user's last activity if it is later than the one known; False: no
+        such user (JupyterHub's activity POST keeps the latest report, not the last)."""
         with self._lock, self._session() as db:
             user = db.exec(select(HubUser).where(HubUser.name == name)).first()
-            if user is not None:
-                user.last_activity = utcnow()
+            if user is None:
+                return False
+            if user.last_activity is None or aware(user.last_activity) < at:
+                user.last_activity = at
                 db.add(user)
                 db.commit()
+            return True
 
     def login_events(self, name: str, limit: int = 20) -> list[LoginEvent]:
         with self._session() as db:

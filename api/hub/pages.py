@@ -96,7 +96,7 @@ class Pages:
     def _secure(self, request: Request) -> bool:
         return request.url.scheme == "https"
 
-    async def _identity_or_login(self, request: Request) -> Identity | Response:
+    async def identity_or_login(self, request: Request) -> Identity | Response:
         identity = await self.hub.sessions.identify(request)
         if identity is not None and not identity.by_token:
             return identity
@@ -246,7 +246,7 @@ class Pages:
     # -- home --------------------------------------------------------------------------
 
     async def home(self, request: Request) -> Response:
-        identity = await self._identity_or_login(request)
+        identity = await self.identity_or_login(request)
         if isinstance(identity, Response):
             return identity
         next_url = safe_next(request.query_params.get("next"))
@@ -275,7 +275,7 @@ class Pages:
         return await self._act(request, "stop")
 
     async def _act(self, request: Request, action: str) -> Response:
-        identity = await self._identity_or_login(request)
+        identity = await self.identity_or_login(request)
         if isinstance(identity, Response):
             return identity
         user = request.path_params["name"]
@@ -301,7 +301,7 @@ class Pages:
     # -- admin ---------------------------------------------------------------------------
 
     async def admin(self, request: Request) -> Response:
-        identity = await self._identity_or_login(request)
+        identity = await self.identity_or_login(request)
         if isinstance(identity, Response):
             return identity
         if not identity.admin:
@@ -343,7 +343,7 @@ class Pages:
     # -- logs ----------------------------------------------------------------------------
 
     async def _log_identity(self, request: Request) -> tuple[Identity, str] | Response:
-        identity = await self._identity_or_login(request)
+        identity = await self.identity_or_login(request)
         if isinstance(identity, Response):
             return identity
         try:
@@ -390,7 +390,7 @@ class Pages:
     # -- tokens --------------------------------------------------------------------------
 
     async def token_page(self, request: Request) -> Response:
-        identity = await self._identity_or_login(request)
+        identity = await self.identity_or_login(request)
         if isinstance(identity, Response):
             return identity
         return await self._tokens(request, identity, new_token=None)
@@ -404,7 +404,7 @@ class Pages:
         )
 
     async def token_create(self, request: Request) -> Response:
-        identity = await self._identity_or_login(request)
+        identity = await self.identity_or_login(request)
         if isinstance(identity, Response):
             return identity
         form = await self._checked_form(request, identity)
@@ -422,7 +422,7 @@ class Pages:
         return await self._tokens(request, identity, new_token=token)
 
     async def token_delete(self, request: Request) -> Response:
-        identity = await self._identity_or_login(request)
+        identity = await self.identity_or_login(request)
         if isinstance(identity, Response):
             return identity
         await self._checked_form(request, identity)

@@ -30,7 +30,8 @@ from typing import Any, Final, Literal
 
 from hostd.api.client import HostdClient
 from hostd.api.hub.db import HubStore
-from hostd.units.errors import HostdError, SessionNotFound, SpawnFailed
+from hostd.api.hub.metrics import HubMetrics
+from hostd.units.errors import CapacityExceeded, HostdError, SessionNotFound, SpawnFailed
 from hostd.units.values import SessionView
 
 __all__ = [
@@ -128,6 +129,7 @@ class Servers:
         slow_stop_timeout: float,
         command: str | None = None,
         on_change: Callable[[str], None] = lambda user: None,
+        metrics: HubMetrics | None = None,
     ) -> None:
         self.daemon = daemon
         self.store = store
@@ -135,6 +137,7 @@ class Servers:
         self.slow_stop_timeout = slow_stop_timeout
         self.command = command
         self.on_change = on_change  # the proxy forgets the user's route
+        self.metrics = metrics or HubMetrics()
         self._pending: dict[str, Pending] = {}
         self._failures: dict[str, tuple[str, float]] = {}
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -171,6 +174,7 @@ class Servers:
         async with self._locks[user]:
             pending = self.pending(user)
             if pending is not None:
+                self.metrics.observe_spawn("failure", 0.0, reason="already-pending")
                 raise ServerBusy(f"{user}'s server is pending {pending}, please wait")
             view = await self.view(user)
             if view is not None and view.state == "running":
@@ -189,9 +193,17 @@ class Servers:
         return "ready"
 
     async def _spawn(self, user: str, by: str) -> None:
+        started = time.monotonic()
         try:
             await self.daemon.start(user, wait=True, command=self.command)
         except Exception as exc:
+            # JupyterHub's statuses: "failure" for a start that failed as starts may (its
+            # reason "throttled" when the host is full), "error" for the hub's own fault.
+            if isinstance(exc, HostdError):
+                reason = "throttled" if isinstance(exc, CapacityExceeded) else ""
+                self.metrics.observe_spawn("failure", time.monotonic() - started, reason)
+            else:
+                self.metrics.observe_spawn("error", time.monotonic() - started)
             superseded = self._pending.get(user) is not None and self._pending[user].kind == "stop"
             message = failure_message(exc)
             if not superseded:
@@ -206,6 +218,7 @@ class Servers:
                 message=message,
             )
             raise
+        self.metrics.observe_spawn("success", time.monotonic() - started)
         log.info("%s's server is ready (started by %s)", user, by)
         await asyncio.to_thread(
             self.store.record_spawn, user, action="start", by=by, outcome="ready"
@@ -240,10 +253,15 @@ class Servers:
         return "stopped"
 
     async def _stop(self, user: str, by: str) -> None:
+        started = time.monotonic()
         try:
             await self.daemon.stop(user)
         except SessionNotFound:
-            return  # nothing to stop
+            return  # nothing to stop: not a stop to time
+        except BaseException:
+            self.metrics.observe_stop(False, time.monotonic() - started)
+            raise
+        self.metrics.observe_stop(True, time.monotonic() - started)
         self._failures.pop(user, None)
         log.info("%s's server stopped by %s", user, by)
         await asyncio.to_thread(

@@ -162,6 +162,7 @@ _CHECKS: dict[str, Callable[[object], object]] = {
     "command": _command,
     "trusted_proxies": _addresses,
     "subdomain_host": _subdomain_host,
+    "metrics_public": _bool,
     "log_level": check_log_level,
 }
 
@@ -208,6 +209,9 @@ class HubConfig:
     # https://<name>.hub.example.org/user/<name>/, an origin of its own (hostd.api.hub.
     # subdomains); "" serves them under the hub's own origin.
     subdomain_host: str = ""
+    # /hub/metrics without a token (JupyterHub's authenticate_prometheus = False): for a
+    # Prometheus that cannot send one. Off, only an admin's token or cookie reads it.
+    metrics_public: bool = False
     log_level: LogLevel = "info"
 
     def __post_init__(self) -> None:

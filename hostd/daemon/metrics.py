@@ -23,21 +23,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from hostd.units.buckets import SPAWN_BUCKETS, STOP_BUCKETS
 from hostd.units.values import HostView, UsageView
 
 __all__ = [
-    "SPAWN_BUCKETS",
-    "STOP_BUCKETS",
     "Metrics",
     "SessionSample",
 ]
-
-# jupyterhub/metrics.py: SERVER_SPAWN_DURATION_SECONDS and SERVER_STOP_DURATION_SECONDS, the
-# same buckets and the same status label.
-SPAWN_BUCKETS = (0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 180, 300, 600, float("inf"))
-STOP_BUCKETS = (
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, float("inf"),
-)  # fmt: skip
 
 
 def _version() -> str:

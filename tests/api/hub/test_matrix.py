@@ -23,6 +23,7 @@ import json
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -34,7 +35,7 @@ from websockets.asyncio.client import connect
 
 from hostd.api.client import HostdClient
 from hostd.api.hub.app import build_hub_app
-from hostd.api.hub.db import HubStore
+from hostd.api.hub.db import HubStore, aware
 from hostd.api.hub.identity import LOGIN_COOKIE, SESSION_COOKIE, XSRF_HEADER
 from hostd.api.hub.security import DEFAULT_NEXT, Secret
 from hostd.api.hub.settings import HubConfig
@@ -304,6 +305,57 @@ async def tokens_delete(hub: HubUnderTest, actor: Actor) -> Outcome:
     return refusal(response)
 
 
+_reports: dict[int, tuple[int, datetime]] = {}
+# Half an hour ahead (JupyterHub takes up to 59 minutes of clock skew): later than any
+# activity the proxy records meanwhile, so a report that took effect is what is stored.
+_AHEAD: Final = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=30)
+
+
+def activity_body(hub: HubUnderTest) -> dict[str, Any]:
+    """A report of alice's activity, a second later each time: the latest report wins, so one
+    that took effect is seen in her last_activity."""
+    count = _reports.get(id(hub), (0, _AHEAD))[0] + 1
+    at = _AHEAD + timedelta(seconds=count)
+    _reports[id(hub)] = (count, at)
+    return {"last_activity": at.isoformat(), "servers": {"": {"last_activity": at.isoformat()}}}
+
+
+async def activity_recorded(hub: HubUnderTest, since: int = 0) -> bool:
+    """Whether the last report sent is alice's last_activity now."""
+    user = hub.store.user("alice")
+    if user is None or user.last_activity is None or id(hub) not in _reports:
+        return False
+    return aware(user.last_activity) == _reports[id(hub)][1]
+
+
+async def activity(hub: HubUnderTest, actor: Actor) -> Outcome:
+    hub.store.record_login("alice", ok=True)  # the hub knows her (404 otherwise)
+    body = activity_body(hub)
+    async with actor.client(hub) as client:
+        response = await client.post(
+            "/hub/api/users/alice/activity", json=body, headers=actor.api_headers()
+        )
+    recorded = await activity_recorded(hub)
+    if response.status_code == 200 and recorded:
+        return "ok"
+    assert not recorded, response.text[:300]
+    return refusal(response)
+
+
+async def spawn_pending(hub: HubUnderTest, actor: Actor) -> Outcome:
+    hub.fake.add_session("alice", state="starting")
+    try:
+        async with actor.client(hub) as client:
+            response = await client.get("/hub/spawn-pending/alice")
+    finally:
+        hub.fake.add_session("alice")
+    if response.status_code == 200:
+        assert 'id="progress"' in response.text and 'id="stop"' in response.text
+        return "ok"
+    assert 'id="progress"' not in response.text
+    return refusal(response)
+
+
 Probe = Callable[[HubUnderTest, Actor], Awaitable[Outcome]]
 
 
@@ -334,6 +386,8 @@ RESOURCES: Final[dict[str, Resource]] = {
     "revoke alice's token": Resource(
         tokens_delete, (("DELETE", "/hub/api/users/{name}/tokens/{token_id:int}"),)
     ),
+    "report alice's activity": Resource(activity, (("POST", "/hub/api/users/{name}/activity"),)),
+    "alice's spawn-pending page": Resource(spawn_pending, (("GET", "/hub/spawn-pending/{name}"),)),
 }
 
 # The columns, in ACTORS' order: own(er, alice), oth(er user, bob), adm(in, carol, with
@@ -358,6 +412,8 @@ _TABLE: Final[dict[str, str]] = {
     # A token made for alice opens her server: not for an admin without admin_access.
     "make a token for alice":                      "ok    deny  deny  deny  deny  ok    deny",
     "revoke alice's token":                        "ok    deny  ok    deny  deny  ok    deny",
+    "report alice's activity":                     "ok    deny  ok    deny  deny  ok    deny",
+    "alice's spawn-pending page":                  "ok    deny  ok    login login login login",
 }  # fmt: skip
 _WORDS: Final[dict[str, Outcome]] = {"ok": "ok", "deny": "denied", "login": "login"}
 MATRIX: Final[dict[str, dict[str, Outcome]]] = {
@@ -518,6 +574,13 @@ async def _checked_after_each_case(hub: HubUnderTest, since: int) -> bool:
     return False  # a logout: the test asks /hub/home whether the session is still there
 
 
+async def _activity_send(
+    hub: HubUnderTest, client: httpx.AsyncClient, token: str | None, headers: dict[str, str]
+) -> httpx.Response:
+    sent = dict(headers) if token is None else {**headers, XSRF_HEADER: token}
+    return await client.post("/hub/api/users/alice/activity", json=activity_body(hub), headers=sent)
+
+
 CHANGES: Final[dict[tuple[str, str], Change]] = {
     ("POST", "/hub/login"): Change(
         "login",
@@ -546,6 +609,12 @@ CHANGES: Final[dict[tuple[str, str], Change]] = {
     ),
     ("POST", "/hub/api/users/{name}/tokens"): Change(
         "api", _api("POST", "/hub/api/users/alice/tokens"), _token_made
+    ),
+    ("POST", "/hub/api/users/{name}/activity"): Change(
+        "api",
+        _activity_send,
+        activity_recorded,
+        lambda hub: hub.store.record_login("alice", ok=True),
     ),
     ("DELETE", "/hub/api/users/{name}/tokens/{token_id:int}"): Change(
         "api",
