@@ -126,7 +126,9 @@ fi
 # --- the hub's systemd tier (tests/api/hub/systemd): the sessions' JupyterLab (made with Debian's python3,
 #     readable by all, as /opt/hostd/session is on a machine) with packaging/session's Jupyter
 #     config; for the browser test Debian's chromium and playwright-core from npm (Playwright's
-#     own browser download cannot work here and is not used). Made once, beside the venv;
+#     own browser download cannot work here and is not used), and Debian's prometheus, which
+#     scrapes the hub in test_prometheus.py (its own service left disabled: the testbed boots
+#     this machine's systemd config and must not start one). Made once, beside the venv;
 #     remade when a pin below changes. The tests find them through HOSTD_HUB_CACHE.
 if [ $editable = 1 ]; then HUB_CACHE="$top/.cache/hub"; else HUB_CACHE=/var/cache/hostd-test/hub; fi
 export HOSTD_HUB_CACHE="$HUB_CACHE"
@@ -141,12 +143,17 @@ install -D -m 0644 packaging/session/jupyter_server_config.py \
 hub_apt=()
 [ -x /usr/bin/chromium ] || hub_apt+=(chromium)
 command -v npm >/dev/null || hub_apt+=(nodejs npm)  # unless node is there already
+[ -x /usr/bin/prometheus ] || hub_apt+=(prometheus)
 if [ ${#hub_apt[@]} -gt 0 ]; then
   say "apt-get install ${hub_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends "${hub_apt[@]}" >/dev/null
 fi
+if [ -e /etc/systemd/system/multi-user.target.wants/prometheus.service ]; then
+  systemctl disable --quiet prometheus.service
+fi
+[ -x /usr/bin/prometheus ] || die "prometheus is missing: apt-get install failed above"
 if [ "$(cat "$HUB_CACHE/node/.hostd-installed" 2>/dev/null)" != "$PLAYWRIGHT_SPEC" ]; then
   say "npm install $PLAYWRIGHT_SPEC"
   rm -rf "$HUB_CACHE/node"

@@ -23,7 +23,6 @@ import sys
 from datetime import UTC, datetime
 from typing import Final
 
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -40,6 +39,9 @@ log = logging.getLogger(__name__)
 # A scrape waits this long for the daemon's series, then goes without them (daemon_up 0):
 # Prometheus' own scrape_timeout is 10 s by default.
 DAEMON_WAIT_S: Final = 5.0
+# What generate_latest writes, and what the daemon's relayed text is: the classic text format
+# every Prometheus 2 reads (prometheus_client's CONTENT_TYPE_LATEST names a newer one).
+TEXT_FORMAT: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Monitor:
@@ -86,7 +88,7 @@ class Monitor:
         body = metrics.render()
         if daemon_text:
             body += daemon_text.encode() + (b"" if daemon_text.endswith("\n") else b"\n")
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+        return Response(body, media_type=TEXT_FORMAT)
 
     async def _daemon_series(self) -> str | None:
         try:
