@@ -23,7 +23,7 @@ from starlette.responses import Response
 from hostd.api.hub.api import HubAPI, api_error
 from hostd.api.hub.forms import read_json
 
-__all__ = ["ActivityAPI", "parse_timestamp"]
+__all__ = ["ActivityAPI", "BadTimestamp", "parse_timestamp"]
 
 _SERVERS_SHAPE: Final = (
     "servers must be a dict of the form {server_name: {last_activity: timestamp}}"

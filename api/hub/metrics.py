@@ -33,6 +33,7 @@ __all__ = [
     "HubMetrics",
     "RequestTimer",
     "SpawnStatus",
+    "handler_of",
     "hostd_version",
     "timed_login",
     "timed_logout",
