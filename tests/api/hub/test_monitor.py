@@ -145,11 +145,11 @@ async def test_the_daemons_series_come_along_and_its_absence_is_a_series(
     hub: HubUnderTest,
 ) -> None:
     hub.fake.add_session("alice")
-    text, families = await scrape(hub)
+    _, families = await scrape(hub)
     assert "hostd_sessions" in families  # the fake daemon's exposition, relayed
     assert families["hostd_hub_daemon_up"][1][0].value == 1
     hub.fake.fail["metrics"] = SystemdUnavailable("the daemon is restarting")
-    text, families = await scrape(hub)
+    _, families = await scrape(hub)
     assert "hostd_sessions" not in families
     assert families["hostd_hub_daemon_up"][1][0].value == 0
     assert "jupyterhub_running_servers" in families
