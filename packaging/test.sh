@@ -141,6 +141,8 @@ install -D -m 0644 packaging/session/jupyter_server_config.py \
 hub_apt=()
 [ -x /usr/bin/chromium ] || hub_apt+=(chromium)
 command -v npm >/dev/null || hub_apt+=(nodejs npm)  # unless node is there already
+# tests/api/hub/systemd/test_acme.py: a real ACME server on loopback (Debian's, test-only).
+[ -x /usr/bin/pebble ] || hub_apt+=(pebble)
 if [ ${#hub_apt[@]} -gt 0 ]; then
   say "apt-get install ${hub_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
