@@ -144,6 +144,8 @@ hub_apt=()
 [ -x /usr/bin/chromium ] || hub_apt+=(chromium)
 command -v npm >/dev/null || hub_apt+=(nodejs npm)  # unless node is there already
 [ -x /usr/bin/prometheus ] || hub_apt+=(prometheus)
+# tests/api/hub/systemd/test_acme.py: a real ACME server on loopback (Debian's, test-only).
+[ -x /usr/bin/pebble ] || hub_apt+=(pebble)
 if [ ${#hub_apt[@]} -gt 0 ]; then
   say "apt-get install ${hub_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -154,6 +156,7 @@ if [ -e /etc/systemd/system/multi-user.target.wants/prometheus.service ]; then
   systemctl disable --quiet prometheus.service
 fi
 [ -x /usr/bin/prometheus ] || die "prometheus is missing: apt-get install failed above"
+[ -x /usr/bin/pebble ] || die "pebble is missing: apt-get install failed above"
 if [ "$(cat "$HUB_CACHE/node/.hostd-installed" 2>/dev/null)" != "$PLAYWRIGHT_SPEC" ]; then
   say "npm install $PLAYWRIGHT_SPEC"
   rm -rf "$HUB_CACHE/node"

@@ -18,8 +18,10 @@ import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from hostd.api.client import DaemonUnreachable, HostdClient
+from hostd.api.hub.acme import CERT_FILE
 from hostd.api.hub.app import build_hub_app
 from hostd.api.hub.db import HubStore
+from hostd.api.hub.listeners import serve_with_acme
 from hostd.api.hub.proxy import WS_MAX_BYTES
 from hostd.api.hub.security import Secret, load_or_create_secret
 from hostd.api.hub.settings import HubConfig
@@ -77,11 +79,13 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
 
 
 def uvicorn_config(config: HubConfig, app: object) -> uvicorn.Config:
+    # ACME mode: one file holds the key and the chain (hostd.api.hub.acme), read at load().
+    certfile = config.acme_dir / CERT_FILE if config.acme else config.ssl_cert
     return uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=config.ip,
         port=config.port,
-        ssl_certfile=str(config.ssl_cert) if config.ssl_cert else None,
+        ssl_certfile=str(certfile) if certfile else None,
         ssl_keyfile=str(config.ssl_key) if config.ssl_key else None,
         ws=HubWebSocketProtocol,
         ws_max_size=WS_MAX_BYTES,
@@ -114,16 +118,26 @@ def serve(config: HubConfig) -> int:
     store, secret = prepare(config)
     daemon = HostdClient(str(config.hostd_socket))
     app = build_hub_app(config, store=store, secret=secret, daemon=daemon)
-    server = uvicorn.Server(uvicorn_config(config, app))
+    https_config = uvicorn_config(config, app)
+    server = uvicorn.Server(https_config)
     scheme = "https" if config.tls else "http"
     log.info("hub on %s://%s:%d", scheme, config.ip or "*", config.port)
+    if config.acme:
+        log.info(
+            "certificate for %s over ACME from %s; HTTP on port %d",
+            ", ".join(config.acme_domains),
+            config.acme_directory,
+            config.http_port,
+        )
 
-    async def run() -> None:
+    async def run() -> int:
         await _check_daemon(daemon)
+        if config.acme:
+            return await serve_with_acme(config, https_config)
         await server.serve()
+        return 0 if server.started else 1
 
     try:
-        asyncio.run(run())
+        return asyncio.run(run())
     finally:
         store.close()
-    return 0 if server.started else 1

@@ -36,6 +36,7 @@ __all__ = [
     "ACCOUNT_CHECK_MAX_S",
     "DEFAULT_HUB_CONFIG_PATH",
     "DEFAULT_PORT",
+    "LETS_ENCRYPT",
     "HubConfig",
     "load_hub_config",
     "parse_hub_config",
@@ -45,6 +46,12 @@ DEFAULT_HUB_CONFIG_PATH: Final = Path("/etc/hostd/hub.toml")
 DEFAULT_PORT: Final = 8000  # JupyterHub's
 _TIMEOUT_MAX_S: Final = 3600.0
 ACCOUNT_CHECK_MAX_S: Final = 60.0
+# Let's Encrypt's production directory (RFC 8555 §7.1.1), the default of acme_directory.
+LETS_ENCRYPT: Final = "https://acme-v02.api.letsencrypt.org/directory"
+# Let's Encrypt's certificates last 90 days (45 from 2028): a threshold of 60 days or more
+# would renew at every check and soon meet its rate limit of 5 identical certificates a week.
+_RENEW_DAYS_MAX: Final = 59.0
+_ACME_CHECK_MAX_S: Final = 86400.0
 _COMMAND_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
@@ -142,6 +149,54 @@ def _subdomain_host(value: object) -> str:
     return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
 
 
+def _acme_domains(value: object) -> tuple[str, ...]:
+    # HTTP-01 proves control of a name, one at a time: no wildcard (that needs DNS-01).
+    if not isinstance(value, list | tuple):
+        raise InvalidOption(
+            f'expected a list of host names like ["hub.example.org"], not {show(value)}'
+        )
+    names: list[str] = []
+    for item in value:
+        name = item.strip().lower().rstrip(".") if isinstance(item, str) else item
+        if not isinstance(name, str) or len(name) > 253 or not _HOST_NAME.fullmatch(name):
+            raise InvalidOption(
+                f"expected host names like hub.example.org (no wildcard: HTTP-01 cannot prove "
+                f"one), not {show(item)}"
+            )
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+_EMAIL: Final = re.compile(r"[^@\s:,<>]+@[a-z0-9.-]+\.[a-z]{2,}", re.IGNORECASE)
+
+
+def _email(value: object) -> str:
+    # The ACME account's contact (mailto:); "" registers without one.
+    if value == "":
+        return ""
+    if not isinstance(value, str) or len(value) > 254 or not _EMAIL.fullmatch(value.strip()):
+        raise InvalidOption(f"expected an e-mail address like admin@example.org, not {show(value)}")
+    return value.strip()
+
+
+def _https_url(value: object) -> str:
+    if not isinstance(value, str) or has_unsafe_char(value) or len(value) > 1024:
+        raise InvalidOption(f"expected an https:// URL, not {show(value)}")
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        raise InvalidOption(f"expected an https:// URL (RFC 8555 needs HTTPS), not {show(value)}")
+    return value
+
+
+def _renew_days(value: object) -> float:
+    return check_duration(value, at_most=_RENEW_DAYS_MAX, unit="days")
+
+
+def _acme_check_interval(value: object) -> float:
+    return check_duration(value, at_most=_ACME_CHECK_MAX_S)
+
+
 # Field name -> check; each TOML key of [hub] is the field's name.
 _CHECKS: dict[str, Callable[[object], object]] = {
     "ip": _ip,
@@ -163,6 +218,13 @@ _CHECKS: dict[str, Callable[[object], object]] = {
     "trusted_proxies": _addresses,
     "subdomain_host": _subdomain_host,
     "metrics_public": _bool,
+    "acme_domains": _acme_domains,
+    "acme_email": _email,
+    "acme_directory": _https_url,
+    "acme_ca_bundle": check_optional_path,
+    "acme_renew_days": _renew_days,
+    "acme_check_interval": _acme_check_interval,
+    "http_port": _port,
     "log_level": check_log_level,
 }
 
@@ -212,6 +274,21 @@ class HubConfig:
     # /hub/metrics without a token (JupyterHub's authenticate_prometheus = False): for a
     # Prometheus that cannot send one. Off, only an admin's token or cookie reads it.
     metrics_public: bool = False
+    # HTTPS by itself (hostd.api.hub.acme): with names here the hub gets its certificate over
+    # ACME (HTTP-01, answered on http_port) and keeps it renewed; ssl_cert/ssl_key then stay
+    # unset. Keys and certificate live in state_dir/acme, the hub's own.
+    acme_domains: tuple[str, ...] = ()
+    acme_email: str = ""
+    acme_directory: str = LETS_ENCRYPT
+    # Certificates the ACME directory's own HTTPS is checked against (a private CA, pebble's
+    # test server); None: the system's.
+    acme_ca_bundle: Path | None = None
+    # Renew when fewer days than this remain (certbot's 30); checked every acme_check_interval
+    # seconds, and retried sooner after a failure.
+    acme_renew_days: float = 30.0
+    acme_check_interval: float = 43200.0
+    # The plain HTTP listener of ACME mode: challenges, and a redirect to https for the rest.
+    http_port: int = 80
     log_level: LogLevel = "info"
 
     def __post_init__(self) -> None:
@@ -225,12 +302,33 @@ class HubConfig:
             problems.append(
                 ("hub.ssl_cert", "ssl_cert and ssl_key go together: set both or neither")
             )
+        if self.acme_domains and self.ssl_cert is not None:
+            problems.append(
+                (
+                    "hub.acme_domains",
+                    "acme_domains and ssl_cert/ssl_key both say where the certificate comes "
+                    "from: set one or the other",
+                )
+            )
+        if self.acme_domains and self.http_port == self.port:
+            problems.append(
+                ("hub.http_port", f"the HTTPS port is {self.port} too: give HTTP its own (80)")
+            )
         if problems:
             raise ConfigError(problems)
 
     @property
     def tls(self) -> bool:
-        return self.ssl_cert is not None
+        return self.ssl_cert is not None or self.acme
+
+    @property
+    def acme(self) -> bool:
+        """The certificate comes from ACME (hostd.api.hub.acme), not from the admin."""
+        return bool(self.acme_domains)
+
+    @property
+    def acme_dir(self) -> Path:
+        return self.state_dir / "acme"
 
     @property
     def database_url(self) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Final, Literal
 
 from hostd.cgroups.usage import CgroupVersion
@@ -37,6 +38,7 @@ __all__ = [
     "UnitState",
     "exit_status",
     "format_report",
+    "judge_acme_certificate",
     "judge_cgroup_shape",
     "judge_config",
     "judge_daemon_answer",
@@ -592,6 +594,36 @@ def judge_tls(
             "see TLS in README",
         )
     return Check("TLS", "ok", f"{cert[0]}, key readable by {hub_user} only")
+
+
+def judge_acme_certificate(
+    path: str,
+    not_after: datetime | None,
+    *,
+    renew_days: float,
+    now: datetime,
+    last_failure: str | None,
+) -> Check:
+    """The certificate the hub keeps over ACME (state_dir/acme/cert.pem): its expiry
+    (not_after, None: no readable certificate), judged against acme_renew_days; the hub's
+    last renewal failure (its last-failure file), if any, says why it is not renewed."""
+    why = f"; last failure: {last_failure}" if last_failure else ""
+    fix = "journalctl -u hostd-hub (see HTTPS by itself in README)"
+    if not_after is None:
+        return Check("TLS", "fail", f"no certificate in {path} yet: HTTPS is not served{why}", fix)
+    days = (not_after - now) / timedelta(days=1)
+    when = f"{not_after:%Y-%m-%d %H:%M} UTC"
+    if days <= 0:
+        return Check("TLS", "fail", f"the ACME certificate expired on {when}{why}", fix)
+    if days < renew_days:
+        return Check(
+            "TLS",
+            "warn",
+            f"the ACME certificate expires on {when}, in {days:.0f} days: the hub should have "
+            f"renewed it (acme_renew_days = {renew_days:g}){why}",
+            fix,
+        )
+    return Check("TLS", "ok", f"ACME certificate, expires on {when} ({days:.0f} days left){why}")
 
 
 # -- the report -----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import os
 import pwd
 import secrets
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,6 +30,7 @@ from hostd.cli.verify import (
     Check,
     LimitProbe,
     PathFacts,
+    judge_acme_certificate,
     judge_cgroup_shape,
     judge_config,
     judge_daemon_answer,
@@ -319,6 +321,9 @@ def _hub_tls(installed: bool) -> list[Check]:
     scheme = "https" if self_signed or hub.tls else "http"
     where = f"{scheme}://{hub.ip or '*'}:{hub.port}/"
     checks = [judge_config(str(HUB_CONFIG), description=f"serves {where}", problems=(), hub=True)]
+    if hub.acme and not self_signed:
+        checks.append(_acme_certificate(hub.acme_dir, hub.acme_renew_days))
+        return checks
     cert, key = SELF_SIGNED if self_signed else (hub.ssl_cert, hub.ssl_key)
     checks.append(
         judge_tls(
@@ -329,6 +334,30 @@ def _hub_tls(installed: bool) -> list[Check]:
         )
     )
     return checks
+
+
+def _acme_certificate(acme_dir: Path, renew_days: float) -> Check:
+    """Read the hub's ACME certificate and its last failure (root reads the hub's 0600 files)."""
+    from hostd.api.hub.acme import CERT_FILE
+    from hostd.api.hub.certs import read_cert_info
+    from hostd.api.hub.renewal import LAST_FAILURE
+
+    path = acme_dir / CERT_FILE
+    try:
+        not_after: datetime | None = read_cert_info(path.read_bytes()).not_after
+    except (OSError, ValueError):
+        not_after = None
+    try:
+        last_failure: str | None = (acme_dir / LAST_FAILURE).read_text(errors="replace").strip()
+    except OSError:
+        last_failure = None
+    return judge_acme_certificate(
+        str(path),
+        not_after,
+        renew_days=renew_days,
+        now=datetime.now(UTC),
+        last_failure=last_failure or None,
+    )
 
 
 def verify(config_path: Path, *, prefix: Path = PREFIX) -> list[Check]:

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -86,10 +87,16 @@ class PamUser:
 class Hub:
     """hostd-hub as HUB_USER (groups: its own and hostd), on a free loopback port."""
 
-    def __init__(self, root: Path, daemon: Daemon, **options: Any) -> None:
+    def __init__(
+        self, root: Path, daemon: Daemon, *, verify: ssl.SSLContext | bool = True, **options: Any
+    ) -> None:
         self.root = root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # ACME mode: HTTPS on the certificate's first name; verify: the CA's root to trust.
+        if options.get("acme_domains"):
+            self.url = f"https://{options['acme_domains'][0]}:{self.port}"
+        self.verify = verify
         self.config = root / "hub.toml"
         self.log = root / "hub.log"
         # An option may name the hub's port, picked here: "http://hub.test:{port}".
@@ -111,6 +118,11 @@ class Hub:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to answer."""
         # PYTHONPATH: the hub runs this checkout's code, whichever checkout the venv was made from.
         env = {
             "PATH": "/usr/bin:/bin",
@@ -127,12 +139,16 @@ class Hub:
             self.proc = subprocess.Popen(
                 argv, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT
             )
+
+    def wait_ready(self) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 pytest.fail(f"hostd-hub exited ({self.proc.returncode}):\n{self.tail()}")
             try:
-                if httpx.get(f"{self.url}/hub/api", timeout=2).status_code == 200:
+                answer = httpx.get(f"{self.url}/hub/api", timeout=2, verify=self.verify)
+                if answer.status_code == 200:
                     return
             except httpx.TransportError:
                 pass
@@ -154,7 +170,7 @@ class Hub:
 
     def browser(self) -> httpx.Client:
         """A client that keeps cookies and follows no redirects, like a careful browser."""
-        return httpx.Client(base_url=self.url, timeout=60)
+        return httpx.Client(base_url=self.url, timeout=60, verify=self.verify)
 
 
 @pytest.fixture(scope="session")
