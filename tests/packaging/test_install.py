@@ -29,6 +29,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hostd.cgroups.reader import CgroupReader
+
 pytestmark = pytest.mark.systemd
 
 TOP = Path(__file__).resolve().parents[2]
@@ -331,6 +333,16 @@ def test_verify_fails_with_a_clear_line_when_the_socket_mode_is_broken(session: 
     assert run(HOSTCTL, "verify", check=False, timeout=180).returncode == 0
 
 
+def memory_limit_file(group: str) -> Path:
+    """The kernel's memory limit file of a cgroup, on v2 or (the testbed on a hybrid host) v1."""
+    reader = CgroupReader.load()
+    mount = reader.mounts.v2 if reader.version == "v2" else reader.mounts.v1_mount("memory")
+    directory = None if mount is None else mount.path_of(group)
+    assert directory is not None, f"no memory cgroup for {group}"
+    name = "memory.max" if reader.version == "v2" else "memory.limit_in_bytes"
+    return Path(directory) / name
+
+
 def test_config_set_and_reload_give_new_sessions_the_limit(machine: Machine, session: str) -> None:
     """tljh-config's `set limits.memory 4G && reload`, with hostctl: the file is changed (its
     comments kept), the daemon restarts and answers, a new session gets MemoryMax=4G, the
@@ -354,9 +366,9 @@ def test_config_set_and_reload_give_new_sessions_the_limit(machine: Machine, ses
         unit = f"jupyter-{name}.service"
         four_g = str(4 * 1024**3)
         assert run("systemctl", "show", "-p", "MemoryMax", "--value", unit).stdout.strip() == four_g
-        # And the kernel holds the session to it: its cgroup's memory.max.
+        # And the kernel holds the session to it: its cgroup's memory.max (limit_in_bytes on v1).
         group = run("systemctl", "show", "-p", "ControlGroup", "--value", unit).stdout.strip()
-        assert Path(f"/sys/fs/cgroup{group}/memory.max").read_text().strip() == four_g
+        assert memory_limit_file(group).read_text().strip() == four_g
         run(HOSTCTL, "stop", name)
 
         daemon, good = main_pid("hostd.service"), CONFIG.read_bytes()
