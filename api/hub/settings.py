@@ -36,6 +36,7 @@ __all__ = [
     "ACCOUNT_CHECK_MAX_S",
     "DEFAULT_HUB_CONFIG_PATH",
     "DEFAULT_PORT",
+    "HUB_KEYS",
     "LETS_ENCRYPT",
     "HubConfig",
     "load_hub_config",
@@ -347,7 +348,8 @@ class HubConfig:
         return int(self.token_max_age_days * 86400)
 
 
-_KEYS = tuple(f.name for f in fields(HubConfig))
+# The keys of [hub] (also `hostctl config`'s, as hub.<key>).
+HUB_KEYS = tuple(f.name for f in fields(HubConfig))
 
 
 def parse_hub_config(
@@ -365,10 +367,10 @@ def parse_hub_config(
     options: dict[str, Any] = {}
     if isinstance(section, dict):
         for key, value in section.items():
-            if key in _KEYS:
+            if key in HUB_KEYS:
                 options[key] = value
                 continue
-            hints = difflib.get_close_matches(key, _KEYS, n=3)
+            hints = difflib.get_close_matches(key, HUB_KEYS, n=3)
             hint = f"; did you mean {', '.join(hints)}?" if hints else ""
             problems.append((f"hub.{key}", f"unknown key{hint}"))
     options.update({key: value for key, value in (overrides or {}).items() if value is not None})

@@ -2,9 +2,10 @@
 
 It parses arguments, calls hostd.api.client.HostdClient, and formats what comes back; the formatting
 helpers are small pure functions. `check-config` and `verify` need no API: they run
-hostd.cli.verify_host here and print its report. Exit status: 0 ok, 1 an error from the API (or a
-failed check), 2 a usage error, 3 the daemon cannot be reached, 130 interrupted. Never a
-traceback.
+hostd.cli.verify_host here and print its report; nor do `config` and `reload`
+(hostd.cli.config_command), which edit the config files and restart the services. Exit
+status: 0 ok, 1 an error from the API (or a failed check, a refused edit), 2 a usage error, 3
+the daemon cannot be reached, 130 interrupted. Never a traceback.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from hostd.api.client import DEFAULT_SOCKET, DaemonUnreachable, HostdClient, StartResult
+from hostd.cli.config_command import add_config_parsers, run_config, run_reload
 from hostd.config import DEFAULT_CONFIG_PATH
 from hostd.units.errors import HostdError, SpawnFailed
 from hostd.units.failures import describe_oom_kills
@@ -308,11 +310,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_CONFIG_PATH,
         help=f"default {DEFAULT_CONFIG_PATH}",
     )
+    add_config_parsers(commands)
     return parser
 
 
 def _run_local(args: argparse.Namespace, out: TextIO) -> int:
-    """check-config and verify: a report of checks, exit status 1 if any failed."""
+    """check-config, verify, config and reload: exit status 1 if any check failed."""
+    if args.command == "config":
+        return run_config(args, out, sys.stderr)
+    if args.command == "reload":
+        if os.geteuid() != 0:
+            print("hostctl: reload needs root (it restarts services)", file=sys.stderr)
+            return EXIT_API_ERROR
+        return run_reload(args, out, sys.stderr)
     # Imported here: the other commands need none of it.
     from hostd.cli import verify, verify_host
 
@@ -459,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("set: give --mem SIZE, --cpu CORES or both")
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    if args.command in ("check-config", "verify"):
+    if args.command in ("check-config", "verify", "config", "reload"):
         try:
             return _run_local(args, sys.stdout)
         except KeyboardInterrupt:

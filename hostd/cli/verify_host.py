@@ -51,7 +51,17 @@ from hostd.config import Config, load_config, parse_config
 from hostd.units import SLICE, listens_on_socket
 from hostd.units.errors import ConfigError, HostdError
 
-__all__ = ["PREFIX", "check_config", "config_checks", "path_facts", "probe_limits", "verify"]
+__all__ = [
+    "HUB_CONFIG",
+    "PREFIX",
+    "SELF_SIGNED_DROPIN",
+    "check_config",
+    "check_hub_config",
+    "config_checks",
+    "path_facts",
+    "probe_limits",
+    "verify",
+]
 
 PREFIX: Final = Path("/opt/hostd")
 HUB_USER: Final = "hostd-hub"
@@ -311,16 +321,21 @@ def _hub_tls(installed: bool) -> list[Check]:
     """The hub's config ([hub] in hub.toml) and its certificate and key."""
     if not installed:
         return []
+    return check_hub_config(HUB_CONFIG)
+
+
+def check_hub_config(path: Path) -> list[Check]:
+    """hub.toml at path, and the certificate and key it (or install.sh --self-signed) names."""
     from hostd.api.hub.settings import load_hub_config  # the hub's own rules; only when it is there
 
     self_signed = SELF_SIGNED_DROPIN.exists()
     try:
-        hub = load_hub_config(HUB_CONFIG)
+        hub = load_hub_config(path)
     except ConfigError as exc:
-        return [judge_config(str(HUB_CONFIG), description=None, problems=exc.problems, hub=True)]
+        return [judge_config(str(path), description=None, problems=exc.problems, hub=True)]
     scheme = "https" if self_signed or hub.tls else "http"
     where = f"{scheme}://{hub.ip or '*'}:{hub.port}/"
-    checks = [judge_config(str(HUB_CONFIG), description=f"serves {where}", problems=(), hub=True)]
+    checks = [judge_config(str(path), description=f"serves {where}", problems=(), hub=True)]
     if hub.acme and not self_signed:
         checks.append(_acme_certificate(hub.acme_dir, hub.acme_renew_days))
         return checks

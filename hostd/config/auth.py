@@ -28,7 +28,7 @@ from hostd.units.checks import (
 )
 from hostd.units.errors import InvalidInput, InvalidOption
 
-__all__ = ["AUTH_TIME_MAX_S", "AuthConfig", "parse_auth"]
+__all__ = ["AUTH_KEYS", "AUTH_TIME_MAX_S", "AuthConfig", "parse_auth"]
 
 # A lockout's window or duration past a week is a mistake of unit, not a policy.
 AUTH_TIME_MAX_S = 7 * 86400
@@ -72,6 +72,8 @@ _AUTH_KEYS: dict[str, tuple[str, Callable[[object], object]]] = {
     "lockout_window": ("lockout_window_s", _seconds),
     "lockout_duration": ("lockout_duration_s", _seconds),
 }
+# The TOML keys of [auth], for `hostctl config`'s "did you mean".
+AUTH_KEYS = tuple(_AUTH_KEYS)
 
 
 def parse_auth(table: object, problems: Problems) -> AuthConfig:

@@ -20,7 +20,7 @@ from hostd.config.document import Problems
 from hostd.units.checks import check_duration
 from hostd.units.errors import InvalidInput, InvalidOption
 
-__all__ = ["IDLE_TIMEOUT_MAX_S", "CapacityConfig", "parse_capacity"]
+__all__ = ["CAPACITY_KEYS", "IDLE_TIMEOUT_MAX_S", "CapacityConfig", "parse_capacity"]
 
 IDLE_TIMEOUT_MAX_S = 30 * 86400
 
@@ -63,6 +63,8 @@ _CAPACITY_KEYS: dict[str, tuple[str, Callable[[object], float]]] = {
     "idle_cpu_percent": ("idle_cpu_percent", _number(0, 10000)),
     "retry_after": ("retry_after_s", _number(1, 3600, integer=True)),
 }
+# The TOML keys of [capacity], for `hostctl config`'s "did you mean".
+CAPACITY_KEYS = tuple(_CAPACITY_KEYS)
 
 
 def parse_capacity(table: object, problems: Problems) -> CapacityConfig:

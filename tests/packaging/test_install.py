@@ -29,6 +29,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hostd.cgroups.reader import CgroupReader
+
 pytestmark = pytest.mark.systemd
 
 TOP = Path(__file__).resolve().parents[2]
@@ -329,6 +331,60 @@ def test_verify_fails_with_a_clear_line_when_the_socket_mode_is_broken(session: 
     assert oct(SOCKET.stat().st_mode & 0o777) == "0o660"
     assert main_pid(f"jupyter-{session}.service") == pid
     assert run(HOSTCTL, "verify", check=False, timeout=180).returncode == 0
+
+
+def memory_limit_file(group: str) -> Path:
+    """The kernel's memory limit file of a cgroup, on v2 or (the testbed on a hybrid host) v1."""
+    reader = CgroupReader.load()
+    mount = reader.mounts.v2 if reader.version == "v2" else reader.mounts.v1_mount("memory")
+    directory = None if mount is None else mount.path_of(group)
+    assert directory is not None, f"no memory cgroup for {group}"
+    name = "memory.max" if reader.version == "v2" else "memory.limit_in_bytes"
+    return Path(directory) / name
+
+
+def test_config_set_and_reload_give_new_sessions_the_limit(machine: Machine, session: str) -> None:
+    """tljh-config's `set limits.memory 4G && reload`, with hostctl: the file is changed (its
+    comments kept), the daemon restarts and answers, a new session gets MemoryMax=4G, the
+    running one keeps running. A bad value, or a file broken by hand, restarts nothing."""
+    shipped = CONFIG.read_bytes()
+    running = main_pid(f"jupyter-{session}.service")
+    daemon = main_pid("hostd.service")
+    try:
+        changed = run(HOSTCTL, "config", "set", "limits.memory", "4G")
+        assert 'session.mem_limit (tljh-config\'s limits.memory) = "4G"' in changed.stdout
+        assert run(HOSTCTL, "config", "get", "session.mem_limit").stdout == '"4G"\n'
+        assert b"# seconds a started session has to answer" in CONFIG.read_bytes()
+        reloaded = run(HOSTCTL, "reload", timeout=300)
+        assert "restarted hostd.service: answers GET /v1/health" in reloaded.stdout
+        assert "restarted hostd-hub.service: answers GET http://127.0.0.1:" in reloaded.stdout
+        assert main_pid("hostd.service") not in (0, daemon)
+        assert main_pid(f"jupyter-{session}.service") == running
+
+        name, _ = machine.user()
+        run(HOSTCTL, "start", name, timeout=180)
+        unit = f"jupyter-{name}.service"
+        four_g = str(4 * 1024**3)
+        assert run("systemctl", "show", "-p", "MemoryMax", "--value", unit).stdout.strip() == four_g
+        # And the kernel holds the session to it: its cgroup's memory.max (limit_in_bytes on v1).
+        group = run("systemctl", "show", "-p", "ControlGroup", "--value", unit).stdout.strip()
+        assert memory_limit_file(group).read_text().strip() == four_g
+        run(HOSTCTL, "stop", name)
+
+        daemon, good = main_pid("hostd.service"), CONFIG.read_bytes()
+        refused = run(HOSTCTL, "config", "set", "session.mem_limit", "4X", check=False)
+        assert refused.returncode == 1
+        assert "session.mem_limit: invalid size '4X'" in refused.stderr
+        assert CONFIG.read_bytes() == good
+        CONFIG.write_bytes(good + b"bogus = 1\n")  # lands in [shared], by hand
+        broken = run(HOSTCTL, "reload", check=False, timeout=300)
+        assert broken.returncode == 1
+        assert "shared.bogus" in broken.stderr
+        assert "nothing restarted" in broken.stderr
+        assert main_pid("hostd.service") == daemon
+    finally:
+        CONFIG.write_bytes(shipped)
+        run("systemctl", "restart", "hostd.service")
 
 
 def test_self_signed_tls(machine: Machine, session: str) -> None:
