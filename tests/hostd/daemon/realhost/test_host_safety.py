@@ -106,7 +106,7 @@ def test_a_kernel_over_mem_limit_dies_alone_and_is_counted(
     shown = d.hostctl("status", user)
     assert shown.returncode == 0, shown.stderr
     assert f"{user}: kernel killed: out of memory (" in shown.stdout, shown.stdout
-    metric = f'hostd_session_oom_kills{{user="{user}"}}'
+    metric = f'hostd_session_oom_kills_total{{user="{user}"}}'  # a counter
     lines = [line for line in d.hostctl_raw_metrics().splitlines() if line.startswith(metric)]
     assert lines and float(lines[0].split()[-1]) >= 1, lines
     # The daemon logs to journald where there is one (a real host): its entry about the user.
