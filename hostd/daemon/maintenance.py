@@ -43,8 +43,9 @@ class Maintenance:
         record = await asyncio.to_thread(self.store.maintenance)
         drain = None
         if record.drain_at is not None:
-            # sqlite gives the datetime back without its zone; it was written in UTC.
-            at = record.drain_at.replace(tzinfo=UTC)
+            at = record.drain_at
+            # Written in UTC; sqlite may give it back without its zone.
+            at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
             drain = Drain(at, record.drain_message or "")
         self.view = MaintenanceView(announcement=record.announcement, drain=drain)
         return self.view
@@ -67,7 +68,7 @@ class Maintenance:
         await asyncio.to_thread(
             self.store.save_maintenance,
             announcement=view.announcement,
-            drain_at=None if drain is None else drain.at.astimezone(UTC).replace(tzinfo=None),
+            drain_at=None if drain is None else drain.at.astimezone(UTC),
             drain_message=None if drain is None else drain.message,
         )
         self.view = view

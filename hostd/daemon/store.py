@@ -50,7 +50,7 @@ class MaintenanceRecord(SQLModel, table=True):
 
     id: int = Field(default=1, primary_key=True)
     announcement: str | None = None
-    drain_at: datetime | None = None  # UTC; sqlite keeps it without its zone
+    drain_at: datetime | None = None  # UTC
     drain_message: str | None = None
 
 
