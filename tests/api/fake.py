@@ -127,6 +127,12 @@ class FakeSessionService:
         if error is not None:
             raise error
 
+    def check_drain(self) -> None:
+        """Draining while a drain is set, as the daemon refuses every start then."""
+        drain = self.maintenance_view.drain
+        if drain is not None:
+            raise Draining(f"{drain.message} (new sessions are refused for maintenance)")
+
     def _known(self, user: str) -> None:
         validate_username(user)
         if user not in self.users:
@@ -174,9 +180,7 @@ class FakeSessionService:
         self.calls.append(("start", user, request, caller, wait))
         self.extras = (command, dict(secrets or {}))
         self._check("start")
-        drain = self.maintenance_view.drain
-        if drain is not None:
-            raise Draining(f"{drain.message} (new sessions are refused for maintenance)")
+        self.check_drain()
         self._known(user)
         existing = self.sessions.get(user)
         if existing is not None and existing.state in ("starting", "running"):
