@@ -22,14 +22,17 @@ import httpx
 from hostd.api.wire import (
     DaemonUnreachable,
     account_from_body,
+    announcement_body,
     auth_from_body,
     credentials_body,
+    drain_body,
     error_from_body,
     health_from_body,
     host_from_dict,
     limits_body,
     line_from_ndjson,
     lines_from_body,
+    maintenance_from_body,
     policy_from_dict,
     session_from_body,
     sessions_from_body,
@@ -38,6 +41,7 @@ from hostd.api.wire import (
     usage_from_dict,
 )
 from hostd.units.errors import HostdError
+from hostd.units.maintenance import Drain, MaintenanceView
 from hostd.units.values import (
     AccountView,
     AuthResult,
@@ -356,3 +360,26 @@ class HostdClient:
         spawner) must agree with; any member of the socket's group may read it."""
         response = await self._request("GET", "/v1/policy")
         return self._read(response, policy_from_dict)
+
+    async def maintenance(self) -> MaintenanceView:
+        """The admin's announcement and drain; any member of the socket's group may read it."""
+        response = await self._request("GET", "/v1/maintenance")
+        return self._read(response, maintenance_from_body)
+
+    async def announce(self, message: str | None) -> MaintenanceView:
+        """Show ``message`` on every hub page (None: clear it); root only."""
+        if message is None:
+            response = await self._request("DELETE", "/v1/maintenance/announcement")
+        else:
+            response = await self._request(
+                "PUT", "/v1/maintenance/announcement", body=announcement_body(message)
+            )
+        return self._read(response, maintenance_from_body)
+
+    async def drain(self, drain: Drain | None) -> MaintenanceView:
+        """Refuse starts and stop every session at ``drain.at`` (None: cancel); root only."""
+        if drain is None:
+            response = await self._request("DELETE", "/v1/maintenance/drain")
+        else:
+            response = await self._request("PUT", "/v1/maintenance/drain", body=drain_body(drain))
+        return self._read(response, maintenance_from_body)

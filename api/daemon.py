@@ -45,7 +45,9 @@ from hostd.api.wire import (
     LINES_MAX,
     MAX_BODY_BYTES,
     NDJSON,
+    announcement_from_body,
     credentials_from_body,
+    drain_from_body,
     empty_from_body,
     error_body,
     http_error_body,
@@ -305,6 +307,27 @@ class _Endpoints:
     async def policy(self, request: Request) -> Response:
         return JSONResponse(policy_to_dict(await self.service.policy()))
 
+    async def maintenance(self, request: Request) -> Response:
+        return JSONResponse((await self.service.maintenance()).to_dict())
+
+    async def announcement(self, request: Request) -> Response:
+        caller = _caller(request)
+        if request.method == "PUT":
+            text = announcement_from_body(await _json_object(request))
+            view = await self.service.set_announcement(text, caller=caller)
+        else:
+            view = await self.service.set_announcement(None, caller=caller)
+        return JSONResponse(view.to_dict())
+
+    async def drain(self, request: Request) -> Response:
+        caller = _caller(request)
+        if request.method == "PUT":
+            drain = drain_from_body(await _json_object(request))
+            view = await self.service.set_drain(drain, caller=caller)
+        else:
+            view = await self.service.set_drain(None, caller=caller)
+        return JSONResponse(view.to_dict())
+
     async def metrics(self, request: Request) -> Response:
         _for_others(request, "read every session's metrics")
         body, content_type = await self.service.metrics()
@@ -407,6 +430,9 @@ def build_daemon_app(
         Route("/v1/host", endpoints.host, methods=["GET"]),
         Route("/v1/health", endpoints.health, methods=["GET"]),
         Route("/v1/policy", endpoints.policy, methods=["GET"]),
+        Route("/v1/maintenance", endpoints.maintenance, methods=["GET"]),
+        Route("/v1/maintenance/announcement", endpoints.announcement, methods=["PUT", "DELETE"]),
+        Route("/v1/maintenance/drain", endpoints.drain, methods=["PUT", "DELETE"]),
         Route("/metrics", endpoints.metrics, methods=["GET"]),
         Route("/openapi.json", endpoints.openapi, methods=["GET"]),
     ]

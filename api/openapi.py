@@ -19,6 +19,7 @@ from hostd.api.wire import (
     USERNAME_MAX,
     all_codes,
 )
+from hostd.units.maintenance import MESSAGE_MAX
 
 __all__ = ["CPU_PATTERN", "SIZE_PATTERN", "openapi_document"]
 
@@ -27,6 +28,11 @@ __all__ = ["CPU_PATTERN", "SIZE_PATTERN", "openapi_document"]
 SIZE_PATTERN: Final = r"^\s*[0-9]+(\.[0-9]+)?\s*([KkMmGgTt]([Ii]?[Bb])?|[Bb])?\s*$"
 CPU_PATTERN: Final = r"^\s*[0-9]+(\.[0-9]+)?\s*$"
 _SIZE_MAX = 2**63 - 1
+_MESSAGE: Final = {
+    "type": "string",
+    "maxLength": MESSAGE_MAX,
+    "description": "One line of printable text, shown to users.",
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -58,8 +64,9 @@ _ERROR_DESCRIPTIONS = {
     500: "An unexpected failure (internal) or a broken configuration (invalid-config).",
     502: "systemd ran the session and it failed (spawn-failed); details hold the evidence.",
     503: (
-        "systemd or D-Bus did not answer (systemd-unavailable), or the account could not be "
-        "checked (account-unchecked)."
+        "systemd or D-Bus did not answer (systemd-unavailable), the account could not be "
+        "checked (account-unchecked), or a start is refused while the admin drains the host "
+        "for maintenance (draining; its message is the admin's, with Retry-After)."
     ),
 }
 
@@ -73,6 +80,14 @@ def _errors(*statuses: int) -> dict[str, Any]:
                 "Retry-After": {
                     "description": "Seconds to wait before trying again.",
                     "required": True,
+                    "schema": {"type": "integer", "minimum": 0},
+                }
+            }
+        if status == 503:
+            response["headers"] = {
+                "Retry-After": {
+                    "description": "Seconds to wait (draining: until the drain's time).",
+                    "required": False,
                     "schema": {"type": "integer", "minimum": 0},
                 }
             }
@@ -196,6 +211,7 @@ def _schemas() -> dict[str, Any]:
                 "log",
                 "reason",
                 "profile",
+                "cull_at",
             ],
             "additionalProperties": False,
             "properties": {
@@ -235,6 +251,40 @@ def _schemas() -> dict[str, Any]:
                     **nullable_string,
                     "description": "The limits profile it got: user:alice, group:staff, ...",
                 },
+                "cull_at": {
+                    **nullable_string,
+                    "description": (
+                        "When an idle session will be stopped (ISO 8601), once it is within "
+                        "[capacity] idle_warning of it; activity before then clears it."
+                    ),
+                },
+            },
+        },
+        "Drain": {
+            "type": "object",
+            "required": ["at", "message"],
+            "additionalProperties": False,
+            "properties": {
+                "at": {
+                    "type": "string",
+                    "description": (
+                        "ISO 8601 with an offset (2025-06-01T22:00:00+00:00): when every "
+                        "running session is stopped. Not in the past, at most 30 days ahead."
+                    ),
+                },
+                "message": _MESSAGE,
+            },
+        },
+        "Maintenance": {
+            "type": "object",
+            "required": ["announcement", "drain"],
+            "additionalProperties": False,
+            "properties": {
+                "announcement": {
+                    **nullable_string,
+                    "description": "The text every hub page shows, if any.",
+                },
+                "drain": {"oneOf": [{"type": "null"}, _ref("Drain")]},
             },
         },
         "SessionList": {
@@ -685,6 +735,76 @@ def openapi_document() -> dict[str, Any]:
                         **_errors(*_ANY),
                     },
                 }
+            },
+            "/v1/maintenance": {
+                "get": {
+                    "operationId": "maintenance",
+                    "summary": "The admin's announcement and drain (the hub shows them).",
+                    "responses": {
+                        "200": _json(_ref("Maintenance"), "The maintenance state."),
+                        **_errors(*_ANY),
+                    },
+                }
+            },
+            "/v1/maintenance/announcement": {
+                "put": {
+                    "operationId": "announce",
+                    "summary": "Show a text on every hub page (root only).",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["message"],
+                                    "additionalProperties": False,
+                                    "properties": {"message": _MESSAGE},
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json(_ref("Maintenance"), "The maintenance state."),
+                        **_errors(*_ANY, 400, 422),
+                    },
+                },
+                "delete": {
+                    "operationId": "clearAnnouncement",
+                    "summary": "Clear the announcement (root only).",
+                    "responses": {
+                        "200": _json(_ref("Maintenance"), "The maintenance state."),
+                        **_errors(*_ANY),
+                    },
+                },
+            },
+            "/v1/maintenance/drain": {
+                "put": {
+                    "operationId": "drain",
+                    "summary": "Refuse starts, and stop every session at a time (root only).",
+                    "description": (
+                        "From now on every start is refused (503 draining, with the message "
+                        "and Retry-After). At `at` the daemon stops every running session with "
+                        "the reason 'stopped for maintenance: <message>'. Starts stay refused "
+                        "after that, across restarts of the daemon, until the drain is "
+                        "cancelled (DELETE). A new drain replaces the one set."
+                    ),
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("Drain")}},
+                    },
+                    "responses": {
+                        "200": _json(_ref("Maintenance"), "The maintenance state."),
+                        **_errors(*_ANY, 400, 422),
+                    },
+                },
+                "delete": {
+                    "operationId": "cancelDrain",
+                    "summary": "Cancel the drain: starts are let through again (root only).",
+                    "responses": {
+                        "200": _json(_ref("Maintenance"), "The maintenance state."),
+                        **_errors(*_ANY),
+                    },
+                },
             },
             "/metrics": {
                 "get": {

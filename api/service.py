@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 from hostd.units import SessionRequest
+from hostd.units.maintenance import Drain, MaintenanceView
 from hostd.units.values import (
     AccountView,
     AuthResult,
@@ -101,6 +102,21 @@ class SessionService(Protocol):
 
     async def activity(self, user: str, *, caller: Caller) -> None:
         """The hub saw the user active now: resets the idle clock of the session."""
+        ...
+
+    async def maintenance(self) -> MaintenanceView:
+        """The admin's announcement and drain, for every member (the hub shows them)."""
+        ...
+
+    async def set_announcement(self, text: str | None, *, caller: Caller) -> MaintenanceView:
+        """Set (None: clear) the announcement every hub page shows; root only
+        (PermissionDenied), InvalidInput for a text that is not one short line."""
+        ...
+
+    async def set_drain(self, drain: Drain | None, *, caller: Caller) -> MaintenanceView:
+        """Drain the host (None: cancel): starts are refused (Draining) with the drain's
+        message and every running session is stopped at its time; root only. InvalidInput
+        for a time in the past or too far ahead, or a message that is not one short line."""
         ...
 
     async def metrics(self) -> tuple[bytes, str]:

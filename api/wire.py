@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
@@ -36,6 +37,7 @@ from hostd.units.errors import (
     AccountUnchecked,
     CapacityExceeded,
     ConfigError,
+    Draining,
     HostdError,
     InvalidInput,
     InvalidOption,
@@ -49,6 +51,7 @@ from hostd.units.errors import (
     UnknownUser,
     UserRefused,
 )
+from hostd.units.maintenance import Drain, MaintenanceView, check_message
 from hostd.units.names import USERNAME_MAX
 from hostd.units.values import (
     PASSWORD_MAX,
@@ -65,6 +68,7 @@ from hostd.units.values import (
 __all__ = [
     "AUTH_FIELDS",
     "BAD_REQUEST",
+    "DRAIN_FIELDS",
     "ERROR_BY_CODE",
     "HTTP_CODES",
     "INTERNAL",
@@ -72,6 +76,7 @@ __all__ = [
     "LIMIT_OPTIONS",
     "LINES_DEFAULT",
     "LINES_MAX",
+    "MAINTENANCE_FIELDS",
     "MAX_BODY_BYTES",
     "METHOD_NOT_ALLOWED",
     "NDJSON",
@@ -84,9 +89,13 @@ __all__ = [
     "DaemonUnreachable",
     "account_from_body",
     "all_codes",
+    "announcement_body",
+    "announcement_from_body",
     "auth_from_body",
     "credentials_body",
     "credentials_from_body",
+    "drain_body",
+    "drain_from_body",
     "empty_from_body",
     "error_body",
     "error_from_body",
@@ -99,6 +108,7 @@ __all__ = [
     "line_from_ndjson",
     "lines_body",
     "lines_from_body",
+    "maintenance_from_body",
     "ndjson_error_line",
     "ndjson_line",
     "policy_from_dict",
@@ -160,6 +170,7 @@ STATUS_BY_ERROR: Final[Mapping[type[HostdError], int]] = MappingProxyType(
         SessionNotFound: 404,
         SessionConflict: 409,
         CapacityExceeded: 429,  # with Retry-After (RFC 9110 §10.2.3)
+        Draining: 503,  # the host is (about to be) down for maintenance; with Retry-After
         SpawnFailed: 502,
         SystemdUnavailable: 503,
         DaemonUnreachable: 503,  # the client's: the daemon never answers it
@@ -215,8 +226,9 @@ def status_for(
 
 
 def retry_after_headers(error: HostdError) -> dict[str, str] | None:
-    """Retry-After for the errors that say when to try again (capacity, locked-out)."""
-    if isinstance(error, CapacityExceeded | LockedOut):
+    """Retry-After for the errors that say when to try again (capacity, locked-out,
+    draining)."""
+    if isinstance(error, CapacityExceeded | LockedOut | Draining):
         return {"Retry-After": str(max(0, int(error.retry_after_s)))}
     return None
 
@@ -241,7 +253,7 @@ def error_from_wire(
     """
     details = dict(details or {})
     cls = ERROR_BY_CODE.get(code)
-    if cls is CapacityExceeded or cls is LockedOut:
+    if cls is CapacityExceeded or cls is LockedOut or cls is Draining:
         retry_after = details.get("retry_after_s")
         if not isinstance(retry_after, int) or isinstance(retry_after, bool):
             retry_after = 30
@@ -416,6 +428,42 @@ def credentials_from_body(body: Mapping[str, Any]) -> Credentials:
     # Absent is None, which Credentials refuses as "required".
     fields: dict[str, Any] = {name: body.get(name) for name in AUTH_FIELDS}
     return Credentials(**fields)
+
+
+MAINTENANCE_FIELDS: Final = ("message",)  # PUT /v1/maintenance/announcement
+DRAIN_FIELDS: Final = ("at", "message")  # PUT /v1/maintenance/drain
+
+
+def announcement_body(message: str) -> dict[str, Any]:
+    """PUT /v1/maintenance/announcement."""
+    return {"message": message}
+
+
+def announcement_from_body(body: Mapping[str, Any]) -> str:
+    """The text of a PUT /v1/maintenance/announcement; InvalidInput."""
+    _refuse_unknown(body, MAINTENANCE_FIELDS)
+    return check_message(body.get("message"), "message")
+
+
+def drain_body(drain: Drain) -> dict[str, Any]:
+    """PUT /v1/maintenance/drain: ``at`` in ISO 8601 with its offset (UTC)."""
+    return drain.to_dict()
+
+
+def drain_from_body(body: Mapping[str, Any]) -> Drain:
+    """The drain of a PUT /v1/maintenance/drain: ``at`` ISO 8601 with an offset, ``message``
+    one line; InvalidInput. Whether ``at`` is ahead is the daemon's check (check_drain_at)."""
+    _refuse_unknown(body, DRAIN_FIELDS)
+    at = body.get("at")
+    if not isinstance(at, str):
+        raise InvalidOption("at: expected an ISO 8601 time with an offset, e.g. 2025-06-01T22:00Z")
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        raise InvalidOption(f"at: {_show(at)} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise InvalidOption(f"at: {_show(at)} has no offset; add Z or +00:00")
+    return Drain(moment.astimezone(UTC), check_message(body.get("message"), "message"))
 
 
 def empty_from_body(body: Mapping[str, Any]) -> None:
@@ -608,6 +656,11 @@ def auth_from_body(data: object) -> AuthResult:
 def account_from_body(data: object) -> AccountView:
     """GET /v1/accounts/{user}: the inverse of AccountView.to_dict."""
     return AccountView.from_dict(_object(data))
+
+
+def maintenance_from_body(data: object) -> MaintenanceView:
+    """GET and PUT/DELETE /v1/maintenance...: the inverse of MaintenanceView.to_dict."""
+    return MaintenanceView.from_dict(_object(data))
 
 
 def health_from_body(data: object) -> dict[str, Any]:

@@ -20,6 +20,7 @@ happen, with ``raise ... from exc``; ``api/`` maps them to HTTP statuses in one 
     ├── SessionNotFound              no session of that user is known          "not-found"
     ├── SessionConflict              the session is busy (stopping, say)       "conflict"
     ├── CapacityExceeded             starting would overcommit the machine     "capacity"
+    ├── Draining                     the admin drains the host for maintenance "draining"
     ├── SpawnFailed                  systemd ran it and it failed (with why)   "spawn-failed"
     ├── PermissionDenied             the peer may not use this API             "forbidden"
     ├── SystemdUnavailable           systemd or D-Bus did not answer           "systemd-unavailable"
@@ -38,6 +39,7 @@ __all__ = [
     "AccountUnchecked",
     "CapacityExceeded",
     "ConfigError",
+    "Draining",
     "HostdError",
     "InvalidInput",
     "InvalidName",
@@ -166,6 +168,18 @@ class CapacityExceeded(HostdError):
     code = "capacity"
 
     def __init__(self, message: str, *, retry_after_s: int = 30) -> None:
+        super().__init__(message, details={"retry_after_s": retry_after_s})
+        self.retry_after_s = retry_after_s
+
+
+class Draining(HostdError):
+    """Raised for a start while the admin drains the host (``hostctl drain``): the message is
+    the admin's; ``retry_after_s`` is until the drain's time, after which the host is down
+    for maintenance (a guess for a client; starts stay refused until the drain is cancelled)."""
+
+    code = "draining"
+
+    def __init__(self, message: str, *, retry_after_s: int = 60) -> None:
         super().__init__(message, details={"retry_after_s": retry_after_s})
         self.retry_after_s = retry_after_s
 

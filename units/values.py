@@ -108,6 +108,9 @@ class SessionView:
     details: Mapping[str, Any] = field(default_factory=dict)
     reason: str | None = None  # why it ended: "out of memory ...", "stopped by root", "idle ..."
     profile: str | None = None  # the limits profile it got: "user:alice", "group:staff"
+    # When an idle session will be culled, once it is within [capacity] idle_warning of it;
+    # activity before then clears it (and the cull).
+    cull_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -126,6 +129,7 @@ class SessionView:
             "log": list(self.log),
             "reason": self.reason,
             "profile": self.profile,
+            "cull_at": self.cull_at.isoformat() if self.cull_at else None,
         }
 
     @classmethod
@@ -136,6 +140,7 @@ class SessionView:
         if state not in SESSION_STATES:
             raise ValueError(f"unknown session state {state!r}")
         started_at, limits = data["started_at"], data["limits"]
+        cull_at = data.get("cull_at")  # absent from a daemon older than the cull warning
         return cls(
             user=data["user"],
             unit=data["unit"],
@@ -148,6 +153,7 @@ class SessionView:
             log=tuple(data["log"]),
             reason=data.get("reason"),
             profile=data.get("profile"),
+            cull_at=None if cull_at is None else datetime.fromisoformat(cull_at),
         )
 
 

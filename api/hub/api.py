@@ -139,6 +139,9 @@ class HubAPI:
             "progress_url": f"/hub/api/users/{status.user}/server/progress",
             "started": _iso(view.started_at) if view is not None else None,
             "failure": status.failure,
+            # hostd's own: when an idle server will be stopped, once [capacity] idle_warning
+            # of it is left (activity clears it). JupyterHub has no such field.
+            "cull_at": _iso(view.cull_at) if view is not None else None,
         }
 
     def _user_model(

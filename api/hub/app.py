@@ -38,6 +38,7 @@ from hostd.api.hub.db import HubStore
 from hostd.api.hub.forms import BadInput
 from hostd.api.hub.identity import SESSION_COOKIE, Identity, Sessions
 from hostd.api.hub.metrics import HubMetrics, RequestTimer, timed_login, timed_logout
+from hostd.api.hub.notices import Notices, RefreshNotices
 from hostd.api.hub.pages import Forbidden, Pages
 from hostd.api.hub.proxy import UserProxy
 from hostd.api.hub.routes import Activity, Routes, account_uid
@@ -219,7 +220,9 @@ def build_hub_app(
         metrics=metrics,
     )
     activity = Activity(daemon, store, routes, interval_s=config.activity_interval)
+    notices = Notices(daemon.maintenance)
     hub = Hub(
+        notices=notices,
         config=config,
         store=store,
         daemon=daemon,
@@ -313,6 +316,7 @@ def build_hub_app(
             Middleware(_UserPaths, proxy=proxy),
             Middleware(_PageHeaders),
             Middleware(_UserPageGuard),
+            Middleware(RefreshNotices, notices=notices),
         ],
         exception_handlers={
             Forbidden: forbidden,

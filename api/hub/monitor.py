@@ -5,6 +5,9 @@
                                        database; the daemon's state is hostd_hub_daemon_up)
     GET /hub/api/info                  JupyterHub's fields (version, python, sys_executable,
                                        spawner, authenticator); admins only, as read:hub is
+    GET /hub/api/maintenance           hostd's own (JupyterHub has nothing like it): the
+                                       admin's announcement and drain, {"announcement",
+                                       "drain": {"at", "message"} | null}; any logged-in user
     GET /hub/metrics, /hub/api/metrics Prometheus text: the hub's series (hostd.api.hub.
                                        metrics) and then the daemon's (hostd_..., per session
                                        and host), read through its socket at each scrape
@@ -67,6 +70,12 @@ class Monitor:
                 "authenticator": {"class": "hostd.daemon (PAM)", "version": version},
             }
         )
+
+    async def maintenance(self, request: Request) -> Response:
+        # What every page shows, for a user's tools; the same few-seconds cache as the pages.
+        if await self.hub.sessions.identify(request) is None:
+            return api_error(403, "not logged in: send a token or the session cookie")
+        return JSONResponse((await self.hub.notices.refresh()).to_dict())
 
     async def metrics(self, request: Request) -> Response:
         if not self.hub.config.metrics_public:

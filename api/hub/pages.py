@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 
 from hostd.api.hub.forms import BadInput, TooLarge, read_form
 from hostd.api.hub.identity import XSRF_FIELD, Identity
+from hostd.api.hub.notices import notices_context
 from hostd.api.hub.security import DEFAULT_NEXT, cross_site, safe_next
 from hostd.api.hub.state import Hub
 from hostd.units import validate_username
@@ -71,6 +72,7 @@ class Pages:
             "identity": identity,
             "xsrf": None if identity is None else self.hub.sessions.xsrf_token(identity),
             "admin_access": self.hub.config.admin_access,
+            **notices_context(self.hub.notices.latest),
         }
         return self.hub.templates.TemplateResponse(
             request, name, {**base, **context}, status_code=status, headers=headers

@@ -2,8 +2,8 @@
 
 Everything a request may need and nothing else: the config, the database, the daemon's
 client, sessions (who is asking), servers (pending starts and stops), the proxy's routes and
-activity reports, the Prometheus series, the templates, and the one pooled HTTP client for
-forwarded requests.
+activity reports, the admin's maintenance notices, the Prometheus series, the templates, and
+the one pooled HTTP client for forwarded requests.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from hostd.api.client import HostdClient
 from hostd.api.hub.db import HubStore
 from hostd.api.hub.identity import Sessions
 from hostd.api.hub.metrics import HubMetrics
+from hostd.api.hub.notices import Notices
 from hostd.api.hub.routes import Activity, Routes, upstream_transport
 from hostd.api.hub.servers import Servers
 from hostd.api.hub.settings import HubConfig
@@ -51,6 +52,7 @@ class Hub:
     servers: Servers
     routes: Routes
     activity: Activity
+    notices: Notices
     metrics: HubMetrics = field(default_factory=HubMetrics)
     templates: Jinja2Templates = field(default_factory=_templates)
     upstream: httpx.AsyncBaseTransport | None = None

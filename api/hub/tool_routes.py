@@ -36,6 +36,7 @@ def tool_routes(hub: Hub, pages: Pages, api: HubAPI) -> list[Route]:
         Route("/hub/health", monitor.health, methods=read),
         Route("/hub/api/health", monitor.health, methods=read),
         Route("/hub/api/info", monitor.info, methods=["GET"]),
+        Route("/hub/api/maintenance", monitor.maintenance, methods=["GET"]),
         Route("/hub/metrics", monitor.metrics, methods=["GET"]),
         Route("/hub/api/metrics", monitor.metrics, methods=["GET"]),
         Route("/hub/api/users/{name}/activity", call(activity.activity), methods=["POST"]),

@@ -25,6 +25,12 @@ from typing import Any, Final, TextIO
 
 from hostd.api.client import DEFAULT_SOCKET, DaemonUnreachable, HostdClient, StartResult
 from hostd.cli.config_command import add_config_parsers, run_config, run_reload
+from hostd.cli.maintenance import (
+    add_maintenance_parsers,
+    describe_maintenance,
+    run_announce,
+    run_drain,
+)
 from hostd.config import DEFAULT_CONFIG_PATH
 from hostd.units.errors import HostdError, SpawnFailed
 from hostd.units.failures import describe_oom_kills
@@ -310,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_CONFIG_PATH,
         help=f"default {DEFAULT_CONFIG_PATH}",
     )
+    add_maintenance_parsers(commands)
     add_config_parsers(commands)
     return parser
 
@@ -397,11 +404,20 @@ async def _status(client: HostdClient, args: argparse.Namespace, out: TextIO) ->
             print(format_table(TABLE_COLUMNS, session_rows([session], usage)), file=out)
             _print_lines(oom_notes([session], usage), out)
         return
-    sessions = await client.list()
+    sessions, maintenance = await asyncio.gather(client.list(), client.maintenance())
     usage = await _usage_of(client, sessions)
     if args.json:
-        _print_json({"sessions": [_with_usage(session, usage) for session in sessions]}, out)
-    elif sessions:
+        _print_json(
+            {
+                "sessions": [_with_usage(session, usage) for session in sessions],
+                "maintenance": maintenance.to_dict(),
+            },
+            out,
+        )
+        return
+    # First: a drain or an announcement is what an admin must not miss.
+    _print_lines(describe_maintenance(maintenance, datetime.now().astimezone()), out)
+    if sessions:
         print(format_table(TABLE_COLUMNS, session_rows(sessions, usage)), file=out)
         _print_lines(oom_notes(sessions, usage), out)
     else:
@@ -452,6 +468,8 @@ _COMMANDS: Final[
     "set": _set,
     "host": _host,
     "logs": _logs,
+    "announce": run_announce,
+    "drain": run_drain,
 }
 
 
@@ -467,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command == "set" and args.mem is None and args.cpu is None:
             parser.error("set: give --mem SIZE, --cpu CORES or both")
+        if args.command == "drain" and (args.at is None) != (args.message is None):
+            parser.error("drain: give --at TIME with --message TEXT, or --cancel alone")
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command in ("check-config", "verify", "config", "reload"):

@@ -4,6 +4,7 @@
     max_concurrent_starts = 4        # more starts wait, in order
     memory_share = 0.9               # of RAM: sum of sessions' mem_limit, and jupyter.slice
     idle_timeout = 0                 # seconds without activity before a session is stopped
+    idle_warning = 300               # seconds before a cull that its user is warned; 0: never
     idle_cpu_percent = 2.0           # below this (of one core) a session counts as idle
     retry_after = 30                 # seconds a refused start is told to wait
 
@@ -32,6 +33,8 @@ class CapacityConfig:
     max_concurrent_starts: int = 4
     memory_share: float = 0.9
     idle_timeout_s: float = 0.0  # 0: never cull
+    # How long before a cull the session's view has cull_at (the hub's warning); 0: none.
+    idle_warning_s: float = 300.0
     idle_cpu_percent: float = 2.0
     retry_after_s: int = 30
 
@@ -60,6 +63,7 @@ _CAPACITY_KEYS: dict[str, tuple[str, Callable[[object], float]]] = {
     "max_concurrent_starts": ("max_concurrent_starts", _number(1, 1000, integer=True)),
     "memory_share": ("memory_share", _number(0.001, 1.0)),
     "idle_timeout": ("idle_timeout_s", _idle_timeout),
+    "idle_warning": ("idle_warning_s", _idle_timeout),
     "idle_cpu_percent": ("idle_cpu_percent", _number(0, 10000)),
     "retry_after": ("retry_after_s", _number(1, 3600, integer=True)),
 }

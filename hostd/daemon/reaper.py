@@ -4,7 +4,8 @@ At start-up reattach() lists ``jupyter-*.service`` and rebuilds the SessionTable
 systemd runs and the store's open records (a daemon killed with -9 loses nothing). Every
 REAP_INTERVAL_S, reap() records sessions that ended on their own (crash, OOM kill) and frees
 what they held, samples the running ones and stops those idle for longer than
-capacity.idle_timeout.
+capacity.idle_timeout, and, once a drain's time has come (hostd.daemon.maintenance), every
+running session.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 import time
 
 from hostd.daemon.ends import Ends
+from hostd.daemon.maintenance import Maintenance, drain_reason
 from hostd.daemon.session_parts import SessionParts
 from hostd.daemon.sockets import remove_socket_dir
 from hostd.daemon.store import now
@@ -34,8 +36,11 @@ CUT_OFF_REASON = "hostd stopped before the session was running; start it again"
 class Reaper:
     """Reattach once, then reap every REAP_INTERVAL_S (start() .. close())."""
 
-    def __init__(self, parts: SessionParts, *, ends: Ends) -> None:
+    def __init__(
+        self, parts: SessionParts, *, ends: Ends, maintenance: Maintenance | None = None
+    ) -> None:
         self.parts = parts
+        self.maintenance = maintenance
         # The ends the reaper sees (a session ended on its own, one culled) are recorded as a
         # stop's are.
         self.ends = ends
@@ -105,8 +110,10 @@ class Reaper:
 
     async def reap(self) -> None:
         """Record sessions that ended on their own (crash, OOM kill) and free what they held;
-        sample the running ones; stop those idle for longer than capacity.idle_timeout."""
+        sample the running ones; stop those idle for longer than capacity.idle_timeout, and
+        every one once a drain's time has come."""
         idle_timeout = self.parts.config.capacity.idle_timeout_s
+        drain = None if self.maintenance is None else self.maintenance.due()
         for name in self.parts.table.recorded():
             unit = unit_name_for(name)
             lock = self.parts.table.lock(name)
@@ -121,6 +128,9 @@ class Reaper:
                 self.parts.oom.watch(
                     name, self.parts.sampler.memory_dir(status.control_group or "")
                 )
+                if drain is not None:
+                    await self.ends.stop_locked(name, unit, drain_reason(drain), requested=False)
+                    continue
                 if idle_timeout > 0 and status.active_state == "active":
                     idle_s = self.idle_seconds(name, status)
                     if idle_s > idle_timeout:

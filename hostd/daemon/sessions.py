@@ -28,6 +28,7 @@ from hostd.daemon import credentials, journal
 from hostd.daemon.admission import Admission
 from hostd.daemon.lifecycle import Lifecycle
 from hostd.daemon.login import AccountPamCheck, Authenticator
+from hostd.daemon.maintenance import Maintenance
 from hostd.daemon.metrics import Metrics, SessionSample
 from hostd.daemon.reaper import Reaper
 from hostd.daemon.session_parts import SessionParts
@@ -46,6 +47,7 @@ from hostd.units import (
     validate_username,
 )
 from hostd.units.errors import PermissionDenied, SessionNotFound
+from hostd.units.maintenance import Drain, MaintenanceView
 from hostd.units.values import (
     AccountView,
     AuthResult,
@@ -105,7 +107,10 @@ class SessionManager:
             metrics=self.metrics_registry,
         )
         self.lifecycle = Lifecycle(self.parts, check_account=self.authenticator.check_account)
-        self.reaper = Reaper(self.parts, ends=self.lifecycle.ends)
+        self.maintenance_state = Maintenance(store)
+        self.reaper = Reaper(
+            self.parts, ends=self.lifecycle.ends, maintenance=self.maintenance_state
+        )
 
     @classmethod
     async def create(cls, config: Config) -> SessionManager:
@@ -119,6 +124,7 @@ class SessionManager:
             memory_total=psutil.virtual_memory().total,
         )
         await manager.cap_slice()
+        await manager.maintenance_state.load()
         await manager.reaper.reattach()
         manager.reaper.start()
         return manager
@@ -155,6 +161,9 @@ class SessionManager:
         command: str | None = None,
         secrets: Mapping[str, str] | None = None,
     ) -> StartOutcome:
+        # Whoever asks, root too: a drained host is emptied for a reboot (drain --cancel
+        # opens it again).
+        self.maintenance_state.check_start()
         return await self.lifecycle.start(
             user, request, caller=caller, wait=wait, command=command, secrets=secrets
         )
@@ -237,6 +246,15 @@ class SessionManager:
         if self.table.record_id(name) is None:
             raise SessionNotFound(f"{name} has no running session")
         self.table[name].active_at = time.monotonic()
+
+    async def maintenance(self) -> MaintenanceView:
+        return self.maintenance_state.view
+
+    async def set_announcement(self, text: str | None, *, caller: Caller) -> MaintenanceView:
+        return await self.maintenance_state.announce(text, caller=caller)
+
+    async def set_drain(self, drain: Drain | None, *, caller: Caller) -> MaintenanceView:
+        return await self.maintenance_state.drain(drain, caller=caller)
 
     async def metrics(self) -> tuple[bytes, str]:
         samples = []

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 __all__ = [
+    "MaintenanceRecord",
     "SessionRecord",
     "Store",
     "now",
@@ -39,6 +40,18 @@ class SessionRecord(SQLModel, table=True):
     cpu_limit: float | None = None
     started_by_uid: int | None = None
     profile: str | None = None  # the limits profile applied: "user:alice", "group:staff"
+
+
+class MaintenanceRecord(SQLModel, table=True):
+    """The admin's maintenance state (hostd.daemon.maintenance): one row, id 1, so that a
+    drain set before a restart of the daemon (or a reboot) still holds after it."""
+
+    __tablename__ = "maintenance"
+
+    id: int = Field(default=1, primary_key=True)
+    announcement: str | None = None
+    drain_at: datetime | None = None  # UTC
+    drain_message: str | None = None
 
 
 class Store:
@@ -88,6 +101,22 @@ class Store:
         with Session(self._engine, expire_on_commit=False) as db:
             query = select(SessionRecord).where(col(SessionRecord.ended_at).is_(None))
             return list(db.exec(query).all())
+
+    def maintenance(self) -> MaintenanceRecord:
+        """The maintenance state (an empty one if none was ever saved)."""
+        with Session(self._engine, expire_on_commit=False) as db:
+            return db.get(MaintenanceRecord, 1) or MaintenanceRecord()
+
+    def save_maintenance(
+        self, *, announcement: str | None, drain_at: datetime | None, drain_message: str | None
+    ) -> None:
+        with self._lock, Session(self._engine) as db:
+            record = db.get(MaintenanceRecord, 1) or MaintenanceRecord()
+            record.announcement = announcement
+            record.drain_at = drain_at
+            record.drain_message = drain_message
+            db.add(record)
+            db.commit()
 
     def close(self) -> None:
         self._engine.dispose()

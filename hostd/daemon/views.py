@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import pwd
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
 from hostd.config import Config
+from hostd.daemon.idle import cull_at
 from hostd.daemon.ports import ListenerCheck, SessionOwner
 from hostd.daemon.sockets import Address, check_address, socket_path
-from hostd.daemon.store import SessionRecord, Store
+from hostd.daemon.store import SessionRecord, Store, now
 from hostd.daemon.systemd import UnitStatus
 from hostd.daemon.table import SessionTable
 from hostd.daemon.usage import OomWatcher
@@ -201,7 +204,7 @@ class Views:
             return await self.stored(name, unit_name_for(name))
         if answering is None and status.active_state in ("active", "reloading"):
             answering = (await self.listener(status)).state == "ours"
-        return view_from_status(
+        view = view_from_status(
             name,
             status,
             answering=bool(answering),
@@ -209,6 +212,20 @@ class Views:
             base_url=self.config.daemon.base_url_for(name),
             result_of=lambda result, exit_status: self.oom.result_of(name, result, exit_status),
             profile=self.table.profile(name),
+        )
+        if view.state != "running":
+            return view
+        return replace(view, cull_at=self.cull_at(name))
+
+    def cull_at(self, name: str) -> datetime | None:
+        """When the reaper will cull the session, once within [capacity] idle_warning of it."""
+        capacity = self.config.capacity
+        return cull_at(
+            self.table[name].active_at if self.table.record_id(name) is not None else None,
+            idle_timeout_s=capacity.idle_timeout_s,
+            idle_warning_s=capacity.idle_warning_s,
+            now_monotonic=time.monotonic(),
+            now_wall=now(),
         )
 
     def address(self, name: str, status: UnitStatus) -> Address:

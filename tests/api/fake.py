@@ -10,7 +10,9 @@ default of SessionPolicy), ``commands`` and ``config_file``. Logins: ``passwords
 password) are the accounts that may log in, ``admins`` the admins among them, ``locked_out``
 (name -> seconds) the names locked out. Accounts: every name in ``users`` has the uid in
 ``uids`` (given on first ask, from 5000 up); ``disabled`` are refused as PAM's account
-management refuses a locked or expired account.
+management refuses a locked or expired account. Maintenance: ``maintenance_view`` is the
+state (set by root only, checked as the daemon checks it); while it has a drain, every start
+is refused with Draining.
 """
 
 from __future__ import annotations
@@ -36,12 +38,14 @@ from hostd.daemon.login import LOGIN_FAILED_MESSAGE
 from hostd.units import SessionPolicy, SessionRequest, unit_name_for, validate_username
 from hostd.units.errors import (
     AccountDisabled,
+    Draining,
     LockedOut,
     LoginFailed,
     PermissionDenied,
     SessionNotFound,
     UnknownUser,
 )
+from hostd.units.maintenance import Drain, MaintenanceView, check_drain_at, check_message
 from hostd.units.values import (
     AccountView,
     AuthResult,
@@ -116,11 +120,18 @@ class FakeSessionService:
         self.session_policy = SessionPolicy(cmd=("/bin/true",))
         self.commands: tuple[str, ...] = ("singleuser",)
         self.config_file: str | None = "/etc/hostd/hostd.toml"
+        self.maintenance_view = MaintenanceView()
 
     def _check(self, method: str) -> None:
         error = self.fail.get(method)
         if error is not None:
             raise error
+
+    def check_drain(self) -> None:
+        """Draining while a drain is set, as the daemon refuses every start then."""
+        drain = self.maintenance_view.drain
+        if drain is not None:
+            raise Draining(f"{drain.message} (new sessions are refused for maintenance)")
 
     def _known(self, user: str) -> None:
         validate_username(user)
@@ -169,6 +180,7 @@ class FakeSessionService:
         self.calls.append(("start", user, request, caller, wait))
         self.extras = (command, dict(secrets or {}))
         self._check("start")
+        self.check_drain()
         self._known(user)
         existing = self.sessions.get(user)
         if existing is not None and existing.state in ("starting", "running"):
@@ -320,6 +332,30 @@ class FakeSessionService:
         self.calls.append(("activity", user, caller))
         self._check("activity")
         self._active(user)
+
+    async def maintenance(self) -> MaintenanceView:
+        self.calls.append(("maintenance",))
+        self._check("maintenance")
+        return self.maintenance_view
+
+    async def set_announcement(self, text: str | None, *, caller: Caller) -> MaintenanceView:
+        self.calls.append(("set_announcement", text, caller))
+        self._check("set_announcement")
+        if not caller.privileged:
+            raise PermissionDenied(f"{caller.name} may not announce: only root may")
+        announcement = None if text is None else check_message(text, "announcement")
+        self.maintenance_view = replace(self.maintenance_view, announcement=announcement)
+        return self.maintenance_view
+
+    async def set_drain(self, drain: Drain | None, *, caller: Caller) -> MaintenanceView:
+        self.calls.append(("set_drain", drain, caller))
+        self._check("set_drain")
+        if not caller.privileged:
+            raise PermissionDenied(f"{caller.name} may not drain the host: only root may")
+        if drain is not None:
+            drain = Drain(check_drain_at(drain.at, datetime.now(UTC)), drain.message)
+        self.maintenance_view = replace(self.maintenance_view, drain=drain)
+        return self.maintenance_view
 
     async def metrics(self) -> tuple[bytes, str]:
         self.calls.append(("metrics",))

@@ -29,6 +29,7 @@ from hostd.units.errors import (
     AccountUnchecked,
     CapacityExceeded,
     ConfigError,
+    Draining,
     HostdError,
     InvalidInput,
     InvalidName,
@@ -66,6 +67,7 @@ EXPECTED_STATUS = {
     SessionNotFound: 404,
     SessionConflict: 409,
     CapacityExceeded: 429,
+    Draining: 503,
     SpawnFailed: 502,
     SystemdUnavailable: 503,
     ConfigError: 500,
@@ -111,6 +113,8 @@ def test_error_response_and_back(cls: type[HostdError]) -> None:
         error: HostdError = CapacityExceeded("full", retry_after_s=12)
     elif cls is LockedOut:
         error = LockedOut("too many failed logins", retry_after_s=600)
+    elif cls is Draining:
+        error = Draining("Reboot for a kernel update", retry_after_s=75)
     elif cls is ConfigError:
         error = ConfigError([("mem_limit", "invalid size"), ("cmd", "must name a program")])
     else:
@@ -136,6 +140,13 @@ def test_capacity_answers_retry_after_and_keeps_it_on_the_way_back() -> None:
     assert response.headers["retry-after"] == "90"
     back = error_from_wire("capacity", "full", {"retry_after_s": 90})
     assert isinstance(back, CapacityExceeded) and back.retry_after_s == 90
+
+
+def test_draining_answers_retry_after_and_keeps_it_on_the_way_back() -> None:
+    response = error_response(Draining("Reboot at 22:00", retry_after_s=300))
+    assert (response.status_code, response.headers["retry-after"]) == (503, "300")
+    back = error_from_wire("draining", "Reboot at 22:00", {"retry_after_s": 300})
+    assert isinstance(back, Draining) and back.retry_after_s == 300
 
 
 def test_locked_out_answers_retry_after_and_keeps_it_on_the_way_back() -> None:

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from hostd.units import parse_cpu, parse_size
 from hostd.units.errors import (
     AccountUnchecked,
     CapacityExceeded,
+    Draining,
     HostdError,
     InvalidSize,
     LockedOut,
@@ -206,14 +208,28 @@ SERVICE_METHOD = {
     ("/openapi.json", "get"): "authorize",
     ("/v1/auth", "post"): "authenticate",
     ("/v1/accounts/{user}", "get"): "account",
+    ("/v1/maintenance", "get"): "maintenance",
+    ("/v1/maintenance/announcement", "put"): "set_announcement",
+    ("/v1/maintenance/announcement", "delete"): "set_announcement",
+    ("/v1/maintenance/drain", "put"): "set_drain",
+    ("/v1/maintenance/drain", "delete"): "set_drain",
 }
 # A body the operation takes, where it needs one to succeed.
 VALID_BODY = {
     ("/v1/sessions/{user}", "patch"): b'{"mem_limit": "1G"}',
     ("/v1/auth", "post"): b'{"username": "alice", "password": "wonderland"}',
+    ("/v1/maintenance/announcement", "put"): b'{"message": "Reboot at 22:00"}',
+    ("/v1/maintenance/drain", "put"): (
+        b'{"at": "%s", "message": "Reboot"}'
+        % (datetime.now(UTC) + timedelta(hours=1)).isoformat().encode()
+    ),
 }
 # Where the user is in the body, not the path: a body the operation refuses with 422.
-INVALID_BODY = {("/v1/auth", "post"): b'{"username": "-x", "password": "p"}'}
+INVALID_BODY = {
+    ("/v1/auth", "post"): b'{"username": "-x", "password": "p"}',
+    ("/v1/maintenance/announcement", "put"): b'{"message": "two\\nlines"}',
+    ("/v1/maintenance/drain", "put"): b'{"at": "2000-01-01T00:00:00Z", "message": "past"}',
+}
 ERROR_FOR_STATUS: dict[int, HostdError] = {
     401: LoginFailed("login failed: wrong user name or password"),
     409: SessionConflict("alice's session is stopping"),
@@ -227,6 +243,7 @@ ERROR_FOR_STATUS: dict[int, HostdError] = {
 ERROR_FOR_OPERATION: dict[tuple[str, str, int], HostdError] = {
     ("/v1/auth", "post", 429): LockedOut("too many failed logins", retry_after_s=60),
     ("/v1/accounts/{user}", "get", 503): AccountUnchecked("PAM did not answer"),
+    ("/v1/sessions/{user}", "post", 503): Draining("Reboot at 22:00", retry_after_s=60),
 }
 
 

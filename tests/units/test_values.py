@@ -18,8 +18,16 @@ def test_a_session_view_reads_back_what_it_wrote() -> None:
         url="http://127.0.0.1:20001/user/alice/",
         limits=Limits(mem_limit_bytes=2**30, cpu_limit=1.5),
         profile="group:staff",
+        cull_at=datetime(2026, 12, 6, 1, 5, tzinfo=UTC),
     )
     assert SessionView.from_dict(view.to_dict()) == view
+    assert view.to_dict()["cull_at"] == "2026-12-06T01:05:00+00:00"
+
+
+def test_a_view_from_a_daemon_without_cull_warnings_has_no_cull_at() -> None:
+    data = SessionView(user="alice", unit="jupyter-alice.service", state="running").to_dict()
+    del data["cull_at"]
+    assert SessionView.from_dict(data).cull_at is None
 
 
 def test_an_unknown_state_is_refused() -> None:

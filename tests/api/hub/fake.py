@@ -67,6 +67,7 @@ class HubFake(FakeSessionService):
         self.calls.append(("start", user, request, caller, wait))
         self.extras = (command, dict(secrets or {}))
         self._check("start")
+        self.check_drain()
         self._known(user)
         existing = self.sessions.get(user)
         if existing is not None and existing.state in ("starting", "running"):

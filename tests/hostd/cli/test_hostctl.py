@@ -369,7 +369,8 @@ def test_status_json_is_the_api_json(
     usage = fake.usages["alice"].to_dict()
     assert hostctl_at(daemon, "status", "--json") == 0
     assert json.loads(capsys.readouterr().out) == {
-        "sessions": [{**view.to_dict(), "usage": usage}, {**stopped.to_dict(), "usage": None}]
+        "sessions": [{**view.to_dict(), "usage": usage}, {**stopped.to_dict(), "usage": None}],
+        "maintenance": {"announcement": None, "drain": None},
     }
     assert hostctl_at(daemon, "status", "alice", "--json") == 0
     assert json.loads(capsys.readouterr().out) == {**view.to_dict(), "usage": usage}

@@ -46,12 +46,13 @@ def test_every_capacity_key_is_read() -> None:
         ("memory_share = 1.5", "1.5 is outside 0.001..1"),
         ("idle_timeout = -1", "expected 0 to 2592000 seconds, not -1"),
         ("idle_timeout = true", "expected a number of seconds, not True"),
+        ("idle_warning = -5", "expected 0 to 2592000 seconds, not -5"),
         ("idle_cpu_percent = 10001", "10001 is outside 0..10000"),
         ("retry_after = 0", "0 is outside 1..3600"),
         (
             "idle = 5",
             "unknown option; known: max_concurrent_starts, memory_share, idle_timeout, "
-            "idle_cpu_percent, retry_after",
+            "idle_warning, idle_cpu_percent, retry_after",
         ),
     ],
 )
