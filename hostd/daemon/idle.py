@@ -29,4 +29,8 @@ def cull_at(
     if left > idle_warning_s:
         return None
     # Past due: the reaper culls it on its next round (within REAP_INTERVAL_S).
-    return now_wall + timedelta(seconds=max(0.0, left))
+    when = now_wall + timedelta(seconds=max(0.0, left))
+    # In whole seconds, rounded up: two views a moment apart read the two clocks microseconds
+    # apart, and a user is told one time, not a new one at every look (a test saw 854493 and
+    # 854494 microseconds for the same session).
+    return when.replace(microsecond=0) + timedelta(seconds=1 if when.microsecond else 0)
