@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from hostd.cli.verify_host import check_hub_config
 from tests.api.hub.systemd.conftest import BASE, HUB_USER, Hub, free_port
 from tests.hostd.daemon.systemd.conftest import Daemon
 
@@ -296,3 +297,10 @@ def test_with_the_ca_gone_the_hub_keeps_its_certificate_and_says_why(
     ) in log
     failure = (acme_hub.root / "state" / "acme" / "last-failure").read_text()
     assert "Connection refused" in failure
+    # hostctl verify's reading of it, as root on the machine: the expiry and why it stays.
+    checks = {check.name: check for check in check_hub_config(acme_hub.config)}
+    tls = checks["TLS"]
+    # pebble's certificates last 30 days here, within acme_renew_days (30): a warning.
+    assert tls.status == "warn", tls
+    assert "the ACME certificate expires on" in tls.detail, tls
+    assert "last failure:" in tls.detail and "Connection refused" in tls.detail, tls

@@ -171,3 +171,13 @@ def test_prometheus_scrapes_the_hub_and_promql_sees_a_server_start_and_stop(
         assert stop.status_code in (202, 204), stop.text
     prometheus.wait_for("jupyterhub_running_servers", lambda r: scalar(r) == 0)
     prometheus.wait_for(f"hostd_session_memory_bytes{selector}", lambda r: r == [])
+
+
+def test_health_answers_without_auth_at_once(hub: Hub) -> None:
+    """What a load balancer or an uptime check asks of the real hub: no cookie, no token."""
+    for path in ("/hub/health", "/hub/api/health"):
+        started = time.monotonic()
+        answer = httpx.get(f"{hub.url}{path}", timeout=5)
+        assert (answer.status_code, answer.json()) == (200, {"status": "ok"}), path
+        assert time.monotonic() - started < 1.0, path
+    assert httpx.get(f"{hub.url}/hub/metrics", timeout=5).status_code == 403  # not without one
