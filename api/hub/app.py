@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Final
 
 from starlette.applications import Starlette
@@ -220,7 +221,11 @@ def build_hub_app(
         metrics=metrics,
     )
     activity = Activity(daemon, store, routes, interval_s=config.activity_interval)
-    notices = Notices(daemon.maintenance)
+
+    async def culls() -> dict[str, datetime]:
+        return {view.user: view.cull_at for view in await daemon.list() if view.cull_at}
+
+    notices = Notices(daemon.maintenance, fetch_culls=culls)
     hub = Hub(
         notices=notices,
         config=config,

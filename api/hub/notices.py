@@ -1,8 +1,9 @@
 """The admin's maintenance notices as the hub shows them (api layer; no host access).
 
-Every hub page shows the announcement and a drain's countdown (base.html), fetched from the
-daemon (GET /v1/maintenance) and kept NOTICES_TTL_S: a page costs the daemon at most one read
-every few seconds, however many users load pages. A daemon that does not answer leaves the
+Every hub page shows the announcement and a drain's countdown (base.html), and to a user whose
+idle server is about to be culled, when (the daemon's session list), fetched from the daemon
+(GET /v1/maintenance, GET /v1/sessions) and kept NOTICES_TTL_S: a page costs the daemon at most
+two reads every few seconds, however many users load pages. A daemon that does not answer leaves the
 last state shown (a notice is no reason to fail a page). RefreshNotices refreshes it before
 each hub page, so Pages.render, which is not async, reads it as it is.
 """
@@ -35,13 +36,18 @@ class Notices:
         self,
         fetch: Callable[[], Awaitable[MaintenanceView]],
         *,
+        fetch_culls: Callable[[], Awaitable[dict[str, datetime]]] | None = None,
         ttl_s: float = NOTICES_TTL_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetch = fetch
+        self._fetch_culls = fetch_culls
         self.ttl_s = ttl_s
         self._clock = clock
         self.latest = MaintenanceView()
+        # Users whose idle server will be culled soon, and when (SessionView.cull_at): each
+        # page of theirs says so, not only the home page.
+        self.culls: dict[str, datetime] = {}
         self._read_at: float | None = None
 
     async def refresh(self) -> MaintenanceView:
@@ -51,6 +57,8 @@ class Notices:
         self._read_at = now  # also after a failure: a daemon that is down is not asked per page
         try:
             self.latest = await self._fetch()
+            if self._fetch_culls is not None:
+                self.culls = await self._fetch_culls()
         except HostdError as exc:
             log.warning("could not read the maintenance notices: %s (%s)", exc.message, exc.code)
         return self.latest

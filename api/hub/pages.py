@@ -73,6 +73,7 @@ class Pages:
             "xsrf": None if identity is None else self.hub.sessions.xsrf_token(identity),
             "admin_access": self.hub.config.admin_access,
             **notices_context(self.hub.notices.latest),
+            "own_cull_at": None if identity is None else self.hub.notices.culls.get(identity.user),
         }
         return self.hub.templates.TemplateResponse(
             request, name, {**base, **context}, status_code=status, headers=headers

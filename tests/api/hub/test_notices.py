@@ -4,11 +4,13 @@ cache that keeps the daemon from being asked per page."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from hostd.api.hub.notices import Notices, notices_context
+from hostd.api.hub.notices import NOTICES_TTL_S, Notices, notices_context
 from hostd.units.errors import SystemdUnavailable
 from hostd.units.maintenance import Drain, MaintenanceView
 from tests.api.hub.conftest import HubUnderTest
@@ -85,21 +87,29 @@ async def test_the_rest_api_has_the_notices_for_any_user(hub: HubUnderTest) -> N
     assert response.json() == DRAINING.to_dict()
 
 
-async def test_the_cull_warning_shows_on_the_home_page_and_in_the_server_model(
+async def test_the_cull_warning_shows_on_every_page_of_its_user_and_in_the_server_model(
     hub: HubUnderTest,
 ) -> None:
     cull_at = datetime(2030, 1, 2, 3, 4, tzinfo=UTC)
     hub.fake.add_session("alice", cull_at=cull_at)
-    async with hub.client() as client:
+    hub.fake.add_session("bob")
+    warning = "Your server will be stopped for\n    inactivity at 2030-01-02 03:04 UTC"
+    async with hub.client() as client, hub.client() as bob:
         await log_in(client, "alice")
-        home = (await client.get("/hub/home")).text
-        assert "Your server will be stopped for\n  inactivity at 2030-01-02 03:04 UTC" in home
+        await log_in(bob, "bob")
+        for page in ("/hub/home", "/hub/token", "/hub/logs/alice"):
+            assert warning in (await client.get(page)).text, page
+        assert 'id="cull-warning"' not in (await bob.get("/hub/home")).text  # alice's alone
         model = (await client.get("/hub/api/user")).json()
         assert model["servers"][""]["cull_at"] == "2030-01-02T03:04:00+00:00"
         hub.fake.sessions["alice"] = replace(hub.fake.sessions["alice"], cull_at=None)
-        assert 'id="cull-warning"' not in (await client.get("/hub/home")).text
         model = (await client.get("/hub/api/user")).json()
         assert model["servers"][""]["cull_at"] is None
+        # The pages' banner follows within the notices' few seconds (NOTICES_TTL_S).
+        deadline = time.monotonic() + NOTICES_TTL_S + 3
+        while 'id="cull-warning"' in (await client.get("/hub/home")).text:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.2)
 
 
 async def test_notices_are_read_at_most_once_per_ttl_and_kept_when_the_daemon_fails() -> None:
