@@ -45,19 +45,13 @@ ALIASES: Final[Mapping[str, str]] = {
     "limits.memory": "session.mem_limit",
     "limits.cpu": "session.cpu_limit",
     "users.admin": "auth.admin_users",
+    "users.allowed": "daemon.allowed_users",
     "services.cull.timeout": "capacity.idle_timeout",
     "https.tls.cert": "hub.ssl_cert",
     "https.tls.key": "hub.ssl_key",
 }
-# tljh-config's keys that hostd has no equivalent of, and what to use instead.
-REFUSED_ALIASES: Final[Mapping[str, str]] = {
-    "users.allowed": (
-        "hostd has no list of allowed users: every account with a uid from daemon.min_uid on "
-        "may log in, or, when daemon.allowed_groups is set, only members of those groups. Put "
-        "the users in a group (groupadd jupyter-users; usermod -aG jupyter-users alice), then: "
-        "hostctl config add-item daemon.allowed_groups jupyter-users"
-    ),
-}
+# tljh-config's keys that hostd has no equivalent of, and what to use instead (none today).
+REFUSED_ALIASES: Final[Mapping[str, str]] = {}
 
 # The sections whose keys are fixed; hub.toml's come from hostd.api.hub.settings (see _hub_keys).
 _FIXED: Final[Mapping[str, tuple[str, ...]]] = {

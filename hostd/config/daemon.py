@@ -95,6 +95,7 @@ _DAEMON_FIELDS: dict[str, tuple[str | None, Callable[[object], object]]] = {
     "runtime_dir": ("runtime_dir", check_path),
     "min_uid": ("min_uid", _min_uid),
     "allowed_groups": ("allowed_groups", check_group_names),
+    "allowed_users": ("allowed_users", check_user_names),
     "port_range": ("port_range", check_port_range),
     "start_timeout_s": ("start_timeout", _timeout),
     "stop_timeout_s": ("stop_timeout", _timeout),
@@ -133,6 +134,9 @@ class DaemonConfig:
     min_uid: int | None = None
     # When set, only members (primary or supplementary) of one of these may have a session.
     allowed_groups: tuple[str, ...] = ()
+    # When set (or allowed_groups is), these users may too, whatever their groups (JupyterHub's
+    # allowed_users, TLJH's users.allowed).
+    allowed_users: tuple[str, ...] = ()
     port_range: tuple[int, int] = (20000, 29999)
     # How long a started session has to answer on its port before the start counts as failed.
     start_timeout_s: float = 60.0

@@ -393,6 +393,7 @@ class Authenticator:
                 credentials.username,
                 min_uid=daemon.resolved_min_uid,
                 allowed_groups=daemon.allowed_groups,
+                allowed_users=daemon.allowed_users,
             )
         except (UnknownUser, UserRefused, InvalidName) as exc:
             # InvalidName: the database spells the name in a way hostd does not take.
@@ -411,7 +412,11 @@ class Authenticator:
         AccountUnchecked when PAM did not answer."""
         daemon = self.daemon
         info = await asyncio.to_thread(
-            lookup_user, user, min_uid=daemon.resolved_min_uid, allowed_groups=daemon.allowed_groups
+            lookup_user,
+            user,
+            min_uid=daemon.resolved_min_uid,
+            allowed_groups=daemon.allowed_groups,
+            allowed_users=daemon.allowed_users,
         )
         await self.check_account(info.name)
         admin = await asyncio.to_thread(self._is_admin, info.name)

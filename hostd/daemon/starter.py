@@ -144,6 +144,7 @@ class Starter:
             user,
             min_uid=daemon.resolved_min_uid,
             allowed_groups=daemon.allowed_groups,
+            allowed_users=daemon.allowed_users,
         )
         name = info.name
         # Whoever asks (the hub, a token, the spawner, root): a locked or expired account gets

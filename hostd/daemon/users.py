@@ -29,13 +29,15 @@ def lookup_user(
     *,
     min_uid: int,
     allowed_groups: tuple[str, ...] = (),
+    allowed_users: tuple[str, ...] = (),
     max_uid: int = DEFAULT_MAX_UID,
 ) -> UserInfo:
     """The account that may have a session under this name, or the error saying why not.
 
     Raises InvalidName for a name that fails validation (before any lookup), UnknownUser if
     there is no such account, and UserRefused for uid 0, a uid below min_uid (a system
-    account) or, when allowed_groups is set, a user in none of them (primary or supplementary).
+    account) or, when allowed_groups or allowed_users is set, a user in none of those groups
+    (primary or supplementary) and not named in allowed_users.
     """
     validate_username(name)
     try:
@@ -57,10 +59,12 @@ def lookup_user(
         raise UserRefused(
             f"{user!r} is a system account (uid {entry.pw_uid} is above UID_MAX {max_uid})"
         )
-    if allowed_groups and not any(_is_member(entry, group) for group in allowed_groups):
-        raise UserRefused(
-            f"{user!r} is in none of the groups allowed a session: {', '.join(allowed_groups)}"
-        )
+    if (allowed_groups or allowed_users) and not (
+        user in allowed_users or any(_is_member(entry, group) for group in allowed_groups)
+    ):
+        allowed = [*(f"group {group}" for group in allowed_groups), *allowed_users]
+        raise UserRefused(f"{user!r} is not allowed a session (allowed: {', '.join(allowed)})")
+
     return UserInfo(
         name=user, uid=entry.pw_uid, gid=entry.pw_gid, home=entry.pw_dir, shell=entry.pw_shell
     )

@@ -72,6 +72,7 @@ def test_a_dotted_key_names_its_file_and_path(text: str, file: str, parts: tuple
         ("limits.memory", "session.mem_limit"),
         ("limits.cpu", "session.cpu_limit"),
         ("users.admin", "auth.admin_users"),
+        ("users.allowed", "daemon.allowed_users"),
         ("services.cull.timeout", "capacity.idle_timeout"),
         ("https.tls.cert", "hub.ssl_cert"),
         ("https.tls.key", "hub.ssl_key"),
@@ -80,12 +81,6 @@ def test_a_dotted_key_names_its_file_and_path(text: str, file: str, parts: tuple
 def test_tljh_config_names_are_aliases(alias: str, canonical: str) -> None:
     key = parse_key(alias)
     assert (str(key), key.alias) == (canonical, alias)
-
-
-def test_users_allowed_is_refused_naming_what_to_use() -> None:
-    with pytest.raises(ConfigKeyError, match=r"daemon\.allowed_groups") as raised:
-        parse_key("users.allowed")
-    assert "no list of allowed users" in raised.value.message
 
 
 @pytest.mark.parametrize(
@@ -243,7 +238,7 @@ def test_hub_keys_go_to_hub_toml(files: tuple[Path, Path], capsys: Capture) -> N
         (("set", "auth.admin_users", "alice"), "auth.admin_users"),  # a string, not a list
         (("add-item", "auth.admin_users", "root;x"), "auth.admin_users"),
         (("set", "session.mem_limt", "4G"), "did you mean session.mem_limit"),
-        (("set", "users.allowed", '["a"]'), "daemon.allowed_groups"),
+        (("add-item", "users.allowed", "root;x"), "daemon.allowed_users"),
         (("set", "session", "1"), "is a section"),
         (("set", "session.mem_limit"), "has no value"),
         (("remove-item", "auth.admin_users", "nobody"), "does not hold"),

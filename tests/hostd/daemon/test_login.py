@@ -229,7 +229,7 @@ async def test_admins_come_from_admin_users_and_admin_groups(auth: AuthConfig) -
         (
             "daemon",
             DaemonConfig(min_uid=1, allowed_groups=("root",)),
-            "in none of the groups allowed a session: root",
+            "is not allowed a session (allowed: group root)",
         ),
     ],
 )

@@ -65,11 +65,35 @@ def test_allowed_groups_by_primary_group() -> None:
         ).uid
         == 65534
     )
-    with pytest.raises(UserRefused, match=r"'nobody' is in none of the groups .*: root, daemon$"):
+    with pytest.raises(
+        UserRefused,
+        match=r"'nobody' is not allowed a session \(allowed: group root, group daemon\)$",
+    ):
         lookup_user("nobody", min_uid=1000, max_uid=65534, allowed_groups=("root", "daemon"))
     # A group that does not exist has no members.
     with pytest.raises(UserRefused):
         lookup_user("nobody", min_uid=1000, max_uid=65534, allowed_groups=("no-such-group-x",))
+
+
+def test_allowed_users_are_allowed_with_or_without_the_groups() -> None:
+    """[daemon] allowed_users (TLJH's users.allowed): named users may, whatever their groups;
+    with allowed_groups too, members of those may as well."""
+    only = lookup_user("nobody", min_uid=1000, max_uid=65534, allowed_users=("nobody",))
+    assert only.uid == 65534
+    either = lookup_user(
+        "nobody", min_uid=1000, max_uid=65534, allowed_groups=("root",), allowed_users=("nobody",)
+    )
+    assert either.uid == 65534
+    with pytest.raises(UserRefused, match=r"\(allowed: group root, alice\)$"):
+        lookup_user(
+            "nobody",
+            min_uid=1000,
+            max_uid=65534,
+            allowed_groups=("root",),
+            allowed_users=("alice",),
+        )
+    with pytest.raises(UserRefused, match=r"\(allowed: alice\)$"):
+        lookup_user("nobody", min_uid=1000, max_uid=65534, allowed_users=("alice",))
 
 
 def test_allowed_groups_by_supplementary_group(monkeypatch: pytest.MonkeyPatch) -> None:
