@@ -174,7 +174,13 @@ def test_root_system_accounts_and_users_outside_allowed_groups_are_refused(
         only_group = daemon(f'allowed_groups = ["{ALLOWED_GROUP}"]\n' + auth_policy())
         assert login(only_group, inside, password)[0] == 200
         assert login(only_group, outside, password)[0] == 401
-        assert "in none of the groups" in hostd_messages(outside)[-1]
+        assert "is not allowed a session (allowed: group " in hostd_messages(outside)[-1]
+        # allowed_users (TLJH's users.allowed): named, the account outside the group may.
+        named = daemon(
+            f'allowed_groups = ["{ALLOWED_GROUP}"]\nallowed_users = ["{outside}"]\n' + auth_policy()
+        )
+        assert login(named, outside, password)[0] == 200
+        assert login(named, inside, password)[0] == 200
     finally:
         subprocess.run(["usermod", "-p", root_hash, "root"], check=True)
         subprocess.run(["userdel", "-r", "-f", system], capture_output=True, check=False)
