@@ -14,7 +14,7 @@ import argparse
 import difflib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Any, Final, TextIO
 
 import tomlkit
 
@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_HOSTD_PREFIX",
     "FILE_MAX_BYTES",
     "add_migrate_parsers",
+    "import_edit",
     "import_plan",
     "run_export",
     "run_import",
@@ -217,22 +218,35 @@ def _apply_setting(documents: config_files.Documents, setting: Setting) -> str:
     return f"{key} = {_render(setting.value)} (was {was})  <- {setting.origin}"
 
 
-def _change(
-    plan: ImportPlan, args: argparse.Namespace, lines: list[str]
-) -> Callable[[config_files.Documents], None]:
+def import_edit(
+    plan: ImportPlan,
+    files: Mapping[ConfigFile, Path],
+    *,
+    listen: str = "port",
+    hostd_prefix: Path = DEFAULT_HOSTD_PREFIX,
+    write: bool = False,
+    check: bool = True,
+    lines: list[str] | None = None,
+    refusal: str = "refused, nothing written",
+) -> config_files.Edited:
+    """Carry the plan into the files, as `hostctl config` edits them (config_files.edit: the
+    checks of check-config unless check=False; written only if write). ``lines`` gets one line
+    per setting: what it was, what it becomes, where it came from."""
+    said = [] if lines is None else lines
+
     def change(documents: config_files.Documents) -> None:
         for setting in plan.settings:
-            lines.append(_apply_setting(documents, setting))
+            said.append(_apply_setting(documents, setting))
         if plan.command_name is not None:
             key = parse_key(f"commands.{plan.command_name}")
             if config_edit.lookup(documents["daemon"], key) is None:
-                argv = singleuser_command(args.hostd_prefix, args.listen)
+                argv = singleuser_command(hostd_prefix, listen)
                 config_edit.set_value(documents["daemon"], key, argv)
-                lines.append(f"{key} = {_render(argv)} (was unset)  <- HostdSpawner")
+                said.append(f"{key} = {_render(argv)} (was unset)  <- HostdSpawner")
             else:
-                lines.append(f"{key}: kept as hostd.toml has it")
+                said.append(f"{key}: kept as hostd.toml has it")
 
-    return change
+    return config_files.edit(files, change, write=write, check=check, refusal=refusal)
 
 
 def _diff(path: Path, old: str | None, new: str) -> list[str]:
@@ -269,16 +283,18 @@ def run_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return 1
     files: dict[ConfigFile, Path] = {"daemon": args.config, "hub": args.hub_config}
     lines: list[str] = []
+    options: dict[str, Any] = {"listen": args.listen, "hostd_prefix": args.hostd_prefix}
     try:
         # First what would change, unchecked: the admin sees the diff of a refused import too.
-        preview = config_files.edit(files, _change(plan, args, lines), write=False, check=False)
+        preview = import_edit(plan, files, **options, check=False, lines=lines)
         for path, old, new in preview.changes:
             out.writelines(_diff(path, old, new))
         _print_plan(plan, lines, out)
         verdict = "refused, nothing written" if args.apply else "would be refused"
-        edited = config_files.edit(
+        edited = import_edit(
+            plan,
             files,
-            _change(plan, args, []),
+            **options,
             write=args.apply,
             refusal=f"{verdict}: the result does not pass hostctl check-config",
         )
