@@ -11,6 +11,7 @@ Kubernetes is the engine beyond one machine: hostd does not grow a scheduler of 
 from __future__ import annotations
 
 import re
+import textwrap
 import tomllib
 from pathlib import Path
 from typing import Any, Final
@@ -32,6 +33,7 @@ _SINGLEUSER: Final = "jupyterhub-singleuser"
 _LISTENING: Final = re.compile(r"--(ip|port|ServerApp\.(ip|port|sock|sock_mode|base_url))(=|$)")
 # Paths every pod has of its own: never a host directory in a pod.
 _POD_OWN: Final = frozenset({"/tmp", "/var/tmp"})  # noqa: S108 (names, not files made)
+_WIDTH: Final = 96  # the header comment's lines
 _UNITS: Final = (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10))
 
 
@@ -90,7 +92,11 @@ def _volumes(
         *((path, True) for path in session.readonly_paths),
         *((path, False) for path in session.readwrite_paths),
     ]
+    seen: set[str] = set()
     for path, read_only in listed:
+        if path in seen:
+            continue  # one mount per path: the first list that names it (shared, read-only)
+        seen.add(path)
         if path == "/" or "{" in path or path in _POD_OWN:
             gaps.append(
                 f"{'read-only' if read_only else 'writable'} path {path}: structural (a pod's "
@@ -129,7 +135,8 @@ def _group_overrides(config: Config, gaps: list[str]) -> dict[str, Any]:
     if groups:
         gaps.append(
             "group profiles are for JupyterHub's groups now (hostd's were Linux groups): make "
-            "them in JupyterHub (hub.loadGroups, or an authenticator that manages groups)"
+            "them in JupyterHub (hub.config.JupyterHub.load_groups, or an authenticator that "
+            "manages groups)"
         )
     for user in config.profiles.users:
         gaps.append(
@@ -148,7 +155,7 @@ def _no_equivalent(config: Config, gaps: list[str]) -> None:
             "disable_user_sudo",
             "structural: the chart runs the server as uid 1000 without privilege escalation",
         ),
-        ("user_workingdir", "set singleuser.extraContainerConfig.workingDir or the image's"),
+        ("user_workingdir", "the image's working directory (or --notebook-dir in singleuser.cmd)"),
         ("allow_swap", "no equivalent: Kubernetes nodes decide swap"),
         ("oom_policy", "no equivalent: the kernel OOM-kills within the pod's limit"),
         ("unit_extra_properties", "no equivalent: systemd directives"),
@@ -261,6 +268,11 @@ def export_z2jh(path: Path) -> str:
         "No equivalent, or only a structural one (not in the values below):",
         *(f"- {gap}" for gap in gaps),
     ]
-    comment = "\n".join(f"# {line}".rstrip() for line in header)
+    wrapped = [
+        part
+        for line in header
+        for part in (textwrap.wrap(line, _WIDTH, subsequent_indent="  ") or [""])
+    ]
+    comment = "\n".join(f"# {line}".rstrip() for line in wrapped)
     body = yaml.safe_dump(values, sort_keys=False, default_flow_style=False, allow_unicode=True)
     return f"{comment}\n{body}"
