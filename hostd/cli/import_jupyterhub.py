@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable, Mapping
 from typing import Final
+from urllib.parse import urlsplit
 
 from hostd.cli.import_plan import ImportPlan, ImportRefused
 from hostd.units.values import SANDBOX_OPTIONS, UNSUPPORTED_SPAWNER_OPTIONS
@@ -194,6 +195,8 @@ class _Reader:
     def jupyterhub(self, name: str, value: object, origin: str) -> None:
         if name in _HUB_KEYS:
             self.plan.carry(_HUB_KEYS[name], value, origin)
+        elif name == "bind_url" and isinstance(value, str):
+            self.bind_url(value, origin)
         elif name == "spawner_class":
             if value not in _HOSTD_SPAWNERS:
                 self.plan.notes.append(
@@ -202,6 +205,21 @@ class _Reader:
                 )
         else:
             self.plan.notes.append(f"{origin}: JupyterHub's own, kept in jupyterhub_config.py")
+
+    def bind_url(self, url: str, origin: str) -> None:
+        """c.JupyterHub.bind_url = "http://IP:PORT/": the hub's ip and port."""
+        parsed = urlsplit(url)
+        try:
+            port = parsed.port
+        except ValueError:
+            port = None
+        if parsed.scheme not in ("http", "https") or parsed.path not in ("", "/") or not port:
+            self.plan.leave_out(
+                origin, "only http://IP:PORT/ carries over (hostd's hub serves at /)"
+            )
+            return
+        self.plan.carry("hub.ip", parsed.hostname or "", origin)
+        self.plan.carry("hub.port", port, origin)
 
     def services(self, node: ast.expr, origin: str) -> None:
         """c.JupyterHub.services: the idle culler's literal arguments, if it is one of them."""

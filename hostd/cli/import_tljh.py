@@ -23,6 +23,7 @@ TLJH_USER_PREFIX: Final = "jupyter-"
 _CULL_TIMEOUT_S: Final = 600
 _HTTP_PORT: Final = 80
 _HTTPS_PORT: Final = 443
+_DEPTH_MAX: Final = 8
 _LIMITS: Final = (("limits.memory", "session.mem_limit"), ("limits.cpu", "session.cpu_limit"))
 _USERS: Final = (("users.admin", "auth.admin_users"), ("users.allowed", "daemon.allowed_users"))
 _LEFT_OUT: Final[Mapping[str, str]] = {
@@ -44,12 +45,16 @@ _LEFT_OUT: Final[Mapping[str, str]] = {
 }
 
 
-def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, object]:
+def _flatten(table: Mapping[str, Any], prefix: str = "", depth: int = 0) -> dict[str, object]:
+    """{"limits.memory": "4G", ...}; ImportRefused for nesting no config.yaml has (YAML
+    aliases can make a structure that refers to itself)."""
+    if depth > _DEPTH_MAX:
+        raise ImportRefused(f"nested deeper than {_DEPTH_MAX} levels: not TLJH's config.yaml")
     flat: dict[str, object] = {}
     for key, value in table.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping) and value:
-            flat.update(_flatten(value, f"{name}."))
+            flat.update(_flatten(value, f"{name}.", depth + 1))
         else:
             flat[name] = value
     return flat
@@ -79,7 +84,7 @@ def read_tljh_config(text: str, *, name: str = "config.yaml") -> ImportPlan:
         data = {}
     if not isinstance(data, dict):
         raise ImportRefused(f"{name} is not TLJH's config.yaml: expected a mapping of settings")
-    flat = _flatten(data)
+    flat = _flatten({str(key): value for key, value in data.items()})
     plan = ImportPlan(source="TLJH config.yaml")
     used: set[str] = set()
 

@@ -519,3 +519,33 @@ def test_a_value_hostd_refuses_is_named(
     assert "session.mem_limit" in err and "lots" in err
     assert "None is not a value TOML can hold" in out
     assert snapshot(files) == before
+
+
+@pytest.mark.parametrize(
+    ("line", "carried", "left"),
+    [
+        (
+            "c.JupyterHub.bind_url = 'http://10.0.0.5:8443/'",
+            {"hub.ip": "10.0.0.5", "hub.port": 8443},
+            False,
+        ),
+        ("c.JupyterHub.bind_url = 'http://:8000/jupyter/'", {}, True),  # a base URL
+        ("c.JupyterHub.bind_url = 'unix:///run/jh.sock'", {}, True),
+    ],
+)
+def test_bind_url_carries_the_hubs_address(
+    line: str, carried: dict[str, object], left: bool
+) -> None:
+    plan = read_jupyterhub_config(line + "\n")
+    assert {s.key: s.value for s in plan.settings} == carried
+    assert bool(plan.not_carried) == left
+
+
+def test_a_yaml_structure_that_refers_to_itself_is_refused(
+    files: dict[str, Path], tmp_path: Path, capsys: Capture
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("limits: &a\n  memory: 4G\n  loop: *a\n")
+    assert hostctl_import(files, path) == 1
+    out, err = capsys.readouterr()
+    assert "nested deeper than" in err and "Traceback" not in out + err
