@@ -28,11 +28,12 @@ __all__ = [
     "memory_sparkline",
 ]
 
-# The drawing's own units (its viewBox); the page scales it to its width.
-CHART_SIZE: Final = (480, 180)
+# The drawing's own units (its viewBox); the page scales it to its width. About a phone's
+# width, so that its 11-unit labels stay about 11 px there (hub.css caps a chart's width).
+CHART_SIZE: Final = (320, 160)
 SPARK_SIZE: Final = (120, 32)
 # Space for the axes' labels around the plot: left, top, right, bottom.
-_CHART_MARGINS: Final = (52, 12, 12, 26)
+_CHART_MARGINS: Final = (46, 14, 8, 22)
 _SPARK_MARGINS: Final = (1, 2, 1, 2)
 _ROWS: Final = 12  # rows of the table of values: every 5 min of an hour, every 2 h of a day
 
@@ -97,12 +98,13 @@ def cpu_chart(history: UsageHistoryView, *, now: float | None = None) -> Chart:
     limit = _last([p.cpu_limit for p in history.points])
     return _chart(
         "cpu",
-        f"CPU, {_window_words(history.window)}",
+        f"CPU in cores, {_window_words(history.window)}",
         points,
         limit=limit,
         window_s=_seconds(history.window, history.resolution_s),
         now=now,
         show=_cores,
+        tick=_cores_tick,
         unit="CPU (cores)",
         limit_words="limit",
         size=CHART_SIZE,
@@ -166,7 +168,9 @@ def _chart(
     size: tuple[int, int],
     margins: tuple[int, int, int, int],
     ticks: bool = True,
+    tick: Callable[[float], str] | None = None,
 ) -> Chart:
+    tick = show if tick is None else tick
     now = time.time() if now is None else now
     width, height = size
     left, top = float(margins[0]), float(margins[1])
@@ -185,9 +189,12 @@ def _chart(
     y_ticks: tuple[Tick, ...] = ()
     x_ticks: tuple[Tick, ...] = ()
     if ticks:
-        y_ticks = tuple(Tick(y(top_value * f), show(top_value * f)) for f in (0.0, 0.5, 1.0))
+        # At 0, half and all of the limit (the peak without one): round numbers a reader knows.
+        scale = limit or max(values, default=0.0) or 1.0
+        y_ticks = tuple(Tick(round(y(scale * f), 1), tick(scale * f)) for f in (0.0, 0.5, 1.0))
         x_ticks = tuple(
-            Tick(x(start + window_s * f), _ago(window_s * (1 - f))) for f in (0.0, 0.5, 1.0)
+            Tick(round(x(start + window_s * f), 1), _ago(window_s * (1 - f)))
+            for f in (0.0, 0.5, 1.0)
         )
     return Chart(
         id=chart_id,
@@ -273,6 +280,10 @@ def _size(value: float) -> str:
 
 def _cores(value: float) -> str:
     return f"{value:.2f} cores"
+
+
+def _cores_tick(value: float) -> str:
+    return f"{value:.2g}"
 
 
 def _seconds(window: str, resolution_s: int) -> int:
