@@ -318,9 +318,10 @@ def _units(hub_installed: bool, looks: dict[str, list[UnitState]]) -> list[Check
     for name, seen in looks.items():
         if name == HUB_UNIT and not hub_installed:
             continue
-        journal = _journal(name) if restart_looping(seen) else []
-        looping = judge_restart_loop(seen, journal, hub_config=str(HUB_CONFIG))
-        if looping is not None:
+        looping = judge_restart_loop(seen, [], hub_config=str(HUB_CONFIG))
+        if looping is not None:  # judged again with the journal's word on why
+            looping = judge_restart_loop(seen, _journal(name), hub_config=str(HUB_CONFIG))
+            assert looping is not None
             checks = [looping if check.name == looping.name else check for check in checks]
     return checks
 

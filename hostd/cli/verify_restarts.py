@@ -5,8 +5,10 @@ F4) is, at any instant, either "active (running)" for the second its start takes
 "activating (auto-restart)" for its RestartSec=: one look at ActiveState calls it healthy.
 hostd.cli.verify_host looks several times (``systemctl show`` of NRestarts, ActiveState,
 SubState and ActiveEnterTimestampMonotonic) until each unit settles, and these functions judge
-the looks: a unit is looping when any look finds it waiting to restart (SubState auto-restart)
-or when its restart counter grew between the first look and the last. A unit settles when it
+the looks: a unit is looping when its restart counter grew between the first look and the
+last, or when a look finds it waiting to restart again (SubState auto-restart, NRestarts >= 1:
+a unit that died once, at its first start, is watched one more round). A unit found waiting to
+restart when the watch ends fails too, never "activating". A unit settles when it
 has been active for SETTLE_S without a restart (longer than hostd-hub's start plus its
 RestartSec=2, twice), or is stopped or failed (which the ordinary unit check judges).
 
@@ -52,8 +54,8 @@ def _waiting_to_restart(state: UnitState) -> bool:
 
 
 def restart_looping(looks: Sequence[UnitState]) -> bool:
-    """True when any look finds the unit waiting to restart, or its restart counter grew."""
-    if any(_waiting_to_restart(state) for state in looks):
+    """True when a look finds the unit waiting to restart once more, or its counter grew."""
+    if any(_waiting_to_restart(state) and (state.n_restarts or 0) >= 1 for state in looks):
         return True
     counts = [state.n_restarts for state in looks if state.n_restarts is not None]
     return len(counts) > 1 and counts[-1] > counts[0]
@@ -80,16 +82,22 @@ def _reason(journal: Sequence[str]) -> str:
 def judge_restart_loop(
     looks: Sequence[UnitState], journal: Sequence[str], *, hub_config: str
 ) -> Check | None:
-    """A failure when the looks at one unit show it restarting over and over (None: they do
-    not); journal: the unit's own last lines, the newest last; hub_config: hub.toml's path,
-    for the fix when the hub's port is taken."""
-    if not looks or not restart_looping(looks):
+    """A failure when the looks at one unit show it restarting over and over, or waiting to
+    restart at the last look (None: neither); journal: the unit's own last lines, the newest
+    last; hub_config: hub.toml's path, for the fix when the hub's port is taken."""
+    if not looks:
         return None
     unit = looks[-1].name
     short = unit.removesuffix(".service")
     reason = _reason(journal)
-    count = max((state.n_restarts or 0 for state in looks), default=0)
-    detail = f"{short} is restarting over and over ({count} restarts): {reason}"
+    count = max(state.n_restarts or 0 for state in looks)
+    if restart_looping(looks):
+        restarts = f"{count} restart{'' if count == 1 else 's'} so far"
+        detail = f"{short} is restarting over and over ({restarts}): {reason}"
+    elif _waiting_to_restart(looks[-1]):
+        detail = f"{short} died and is waiting to restart: {reason}"
+    else:
+        return None
     if unit == HUB_UNIT and _ADDRESS_IN_USE.search(reason):
         fix = (
             f"another process holds the hub's port: set another port in {hub_config} (or stop "

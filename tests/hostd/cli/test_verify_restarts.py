@@ -34,9 +34,23 @@ BIND_FAILED = [
 ]
 
 
-def test_a_look_that_finds_it_waiting_to_restart_is_a_loop() -> None:
-    assert restart_looping([look("active", "running"), look("activating", "auto-restart")])
-    assert restart_looping([look("activating", "auto-restart-queued")])  # systemd >= 254
+def test_a_look_that_finds_it_waiting_to_restart_again_is_a_loop() -> None:
+    assert restart_looping([look("active", "running", 1), look("activating", "auto-restart", 1)])
+    assert restart_looping([look("activating", "auto-restart-queued", 3)])  # systemd >= 254
+    # Died once, at its first start: watched one more round before it is called a loop...
+    assert not restart_looping([look("activating", "auto-restart", 0)])
+
+
+def test_a_unit_waiting_to_restart_when_the_watch_ends_fails() -> None:
+    """...and never called "activating" when the watch ends there."""
+    check = judge_restart_loop(
+        [look("activating", "auto-restart", 0)], BIND_FAILED, hub_config=HUB_CONFIG
+    )
+    assert check is not None and check.status == "fail"
+    assert check.detail == (
+        "hostd-hub died and is waiting to restart: ERROR:    [Errno 98] error while attempting "
+        "to bind on address ('0.0.0.0', 8000): address already in use"
+    )
 
 
 def test_a_restart_counter_that_grows_is_a_loop() -> None:
@@ -57,6 +71,7 @@ def test_settled() -> None:
     assert not settled(look("active", "running", since_s=1.0), NOW_US)  # may yet die
     assert not settled(look("activating", "start"), NOW_US)
     assert not settled(look("activating", "auto-restart"), NOW_US)
+    assert not settled(look("activating", "auto-restart", 1, since_s=100.0), NOW_US)
     assert settled(look("inactive", "dead"), NOW_US)  # hostd.service before its socket's use
     assert settled(look("failed", "failed"), NOW_US)  # the ordinary unit check says so
     assert settled(UnitState(HUB, "not-found", "inactive", "dead"), NOW_US)
@@ -68,8 +83,8 @@ def test_the_hub_on_a_taken_port() -> None:
     assert check is not None
     assert (check.name, check.status) == ("unit hostd-hub.service", "fail")
     assert check.detail == (
-        "hostd-hub is restarting over and over (7 restarts): ERROR:    [Errno 98] error while "
-        "attempting to bind on address ('0.0.0.0', 8000): address already in use"
+        "hostd-hub is restarting over and over (7 restarts so far): ERROR:    [Errno 98] error "
+        "while attempting to bind on address ('0.0.0.0', 8000): address already in use"
     )
     assert check.fix == (
         "another process holds the hub's port: set another port in /etc/hostd/hub.toml (or stop "
@@ -88,7 +103,7 @@ def test_another_unit_or_cause_gets_the_journal_fix() -> None:
     check = judge_restart_loop(looks, ["starting", "", "done"], hub_config=HUB_CONFIG)
     assert check is not None
     # No line reads like an error: the last one says what it can.
-    assert check.detail == "hostd is restarting over and over (2 restarts): done"
+    assert check.detail == "hostd is restarting over and over (2 restarts so far): done"
     assert check.fix == (
         "journalctl -u hostd -n 50 says why; fix that, then systemctl restart hostd"
     )
