@@ -40,10 +40,12 @@ SETTLE_S: Final = 8.0
 WATCH_S: Final = 20.0
 # How many of the unit's own last journal lines the report shows under the failure.
 JOURNAL_LINES: Final = 5
-_ERROR_WORDS = re.compile(
-    r"error|errno|exception|fail|denied|refused|not found|no such|cannot|can't|invalid|"
-    r"address already in use",
-    re.IGNORECASE,
+# A line that says why: a log level, a Python exception, an errno, or words of failure. Levels
+# match in capitals only: "INFO uvicorn.error: Application shutdown complete." says nothing.
+_ERROR_LINE = re.compile(
+    r"\b(ERROR|CRITICAL|FATAL)\b|\b[A-Z]\w*(Error|Exception):|\[Errno \d+\]|"
+    r"(?i:\b(failed|denied|refused|not found|no such file|cannot|can't|invalid|"
+    r"address already in use)\b)"
 )
 _ADDRESS_IN_USE = re.compile(r"errno 98|address already in use", re.IGNORECASE)
 
@@ -75,7 +77,7 @@ def _reason(journal: Sequence[str]) -> str:
     lines = [line.strip() for line in journal if line.strip()]
     if not lines:
         return "its journal has no lines"
-    errors = [line for line in lines if _ERROR_WORDS.search(line)]
+    errors = [line for line in lines if _ERROR_LINE.search(line)]
     return (errors or lines)[-1]
 
 

@@ -23,14 +23,15 @@ def look(active: str, sub: str, restarts: int | None = 0, since_s: float = 100.0
     )
 
 
-# What the hub writes when another process holds its port, then what uvicorn says after.
+# What the hub writes when another process holds its port (seen in the testbed), then what
+# uvicorn says after: its logger's name has "error" in it, on every line.
 BIND_FAILED = [
-    "INFO:     Started server process [812]",
-    "INFO:     Waiting for application startup.",
-    "ERROR:    [Errno 98] error while attempting to bind on address ('0.0.0.0', 8000): "
-    "address already in use",
-    "INFO:     Waiting for application shutdown.",
-    "INFO:     Application shutdown complete.",
+    "INFO uvicorn.error: Waiting for application startup.",
+    "INFO uvicorn.error: Application startup complete.",
+    "ERROR uvicorn.error: [Errno 98] error while attempting to bind on address ('0.0.0.0', "
+    "8000): address already in use",
+    "INFO uvicorn.error: Waiting for application shutdown.",
+    "INFO uvicorn.error: Application shutdown complete.",
 ]
 
 
@@ -48,8 +49,8 @@ def test_a_unit_waiting_to_restart_when_the_watch_ends_fails() -> None:
     )
     assert check is not None and check.status == "fail"
     assert check.detail == (
-        "hostd-hub died and is waiting to restart: ERROR:    [Errno 98] error while attempting "
-        "to bind on address ('0.0.0.0', 8000): address already in use"
+        "hostd-hub died and is waiting to restart: ERROR uvicorn.error: [Errno 98] error while "
+        "attempting to bind on address ('0.0.0.0', 8000): address already in use"
     )
 
 
@@ -83,8 +84,9 @@ def test_the_hub_on_a_taken_port() -> None:
     assert check is not None
     assert (check.name, check.status) == ("unit hostd-hub.service", "fail")
     assert check.detail == (
-        "hostd-hub is restarting over and over (7 restarts so far): ERROR:    [Errno 98] error "
-        "while attempting to bind on address ('0.0.0.0', 8000): address already in use"
+        "hostd-hub is restarting over and over (7 restarts so far): ERROR uvicorn.error: "
+        "[Errno 98] error while attempting to bind on address ('0.0.0.0', 8000): address "
+        "already in use"
     )
     assert check.fix == (
         "another process holds the hub's port: set another port in /etc/hostd/hub.toml (or stop "
@@ -110,6 +112,22 @@ def test_another_unit_or_cause_gets_the_journal_fix() -> None:
     empty = judge_restart_loop(looks, [], hub_config=HUB_CONFIG)
     assert empty is not None and empty.detail.endswith(": its journal has no lines")
     assert empty.log == ()
+
+
+def test_the_line_that_says_why() -> None:
+    looks = [UnitState("hostd.service", "loaded", "activating", "auto-restart", n_restarts=2)]
+
+    def reason(*journal: str) -> str:
+        check = judge_restart_loop(looks, journal, hub_config=HUB_CONFIG)
+        assert check is not None
+        return check.detail.split(": ", 1)[1]
+
+    python = ("Traceback (most recent call last):", '  File "x", line 1', "KeyError: 'x'", "bye")
+    assert reason(*python) == "KeyError: 'x'"
+    assert reason("hostd: /etc/hostd/hostd.toml: Permission denied", "stopping") == (
+        "hostd: /etc/hostd/hostd.toml: Permission denied"
+    )
+    assert reason("CRITICAL no config", "INFO x.error: done") == "CRITICAL no config"
 
 
 def test_no_verdict_for_a_steady_unit() -> None:
