@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -81,15 +83,23 @@ def snapshot(files: dict[str, Path]) -> dict[str, bytes]:
     return {name: path.read_bytes() for name, path in files.items()}
 
 
-def installed_prefix(tmp_path: Path) -> Path:
-    """A stand-in for install.sh's /opt/hostd: the two programs [commands] singleuser names."""
-    prefix = tmp_path / "opt-hostd"
-    for program in ("bin/hostd-session-exec", "session/bin/jupyterhub-singleuser"):
-        path = prefix / program
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("#!/bin/sh\n")
-        path.chmod(0o755)
-    return prefix
+@pytest.fixture
+def installed_prefix() -> Iterator[Path]:
+    """A stand-in for install.sh's /opt/hostd: the two programs [commands] singleuser names,
+    root's 0755 like install.sh's. Not under tmp_path: that is 0700, and check-config fails a
+    program no other user can reach."""
+    top = Path(tempfile.mkdtemp(prefix="hostd-import-", dir="/var/tmp"))
+    try:
+        top.chmod(0o755)
+        prefix = top / "opt-hostd"
+        for program in ("bin/hostd-session-exec", "session/bin/jupyterhub-singleuser"):
+            path = prefix / program
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            path.write_text("#!/bin/sh\n")
+            path.chmod(0o755)
+        yield prefix
+    finally:
+        shutil.rmtree(top)
 
 
 def seed_on_this_machine(tmp_path: Path) -> str:
@@ -193,11 +203,11 @@ def test_the_imported_policy_is_what_hostdspawner_agrees_with(tmp_path: Path) ->
 
 
 def test_apply_writes_what_the_preview_showed_and_the_spawner_agrees(
-    files: dict[str, Path], tmp_path: Path, capsys: Capture
+    files: dict[str, Path], tmp_path: Path, capsys: Capture, installed_prefix: Path
 ) -> None:
     config_py = tmp_path / "jupyterhub_config.py"
     config_py.write_text(seed_on_this_machine(tmp_path))
-    prefix = installed_prefix(tmp_path)
+    prefix = installed_prefix
     before = snapshot(files)
 
     assert hostctl_import(files, config_py, "--hostd-prefix", str(prefix)) == 0
@@ -230,11 +240,11 @@ def test_apply_writes_what_the_preview_showed_and_the_spawner_agrees(
 
 
 def test_listen_socket_writes_the_readmes_socket_command(
-    files: dict[str, Path], tmp_path: Path, capsys: Capture
+    files: dict[str, Path], tmp_path: Path, capsys: Capture, installed_prefix: Path
 ) -> None:
     config_py = tmp_path / "jupyterhub_config.py"
     config_py.write_text(seed_on_this_machine(tmp_path))
-    prefix = installed_prefix(tmp_path)
+    prefix = installed_prefix
     argv = ["--hostd-prefix", str(prefix), "--listen", "socket", "--apply"]
     assert hostctl_import(files, config_py, *argv) == 0
     command = parse_config(files["daemon"].read_text()).commands["singleuser"]
@@ -499,11 +509,11 @@ def test_a_missing_file_or_a_directory_is_refused(
 
 
 def test_format_names_a_file_with_another_name(
-    files: dict[str, Path], tmp_path: Path, capsys: Capture
+    files: dict[str, Path], tmp_path: Path, capsys: Capture, installed_prefix: Path
 ) -> None:
     path = tmp_path / "hub-settings"
     path.write_text("c.SystemdSpawner.cpu_limit = 2.0\n")
-    prefix = ["--hostd-prefix", str(installed_prefix(tmp_path))]
+    prefix = ["--hostd-prefix", str(installed_prefix)]
     assert hostctl_import(files, path, "--format", "jupyterhub", *prefix) == 0
     assert "session.cpu_limit = 2.0 (was unset)" in capsys.readouterr().out
 
