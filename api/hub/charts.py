@@ -73,20 +73,8 @@ class Chart:
 
 
 def memory_chart(history: UsageHistoryView, *, now: float | None = None) -> Chart:
-    points = [(p.at, _maybe_float(p.memory_bytes)) for p in history.points]
-    limit = _last([p.memory_limit_bytes for p in history.points])
-    return _chart(
-        "memory",
-        f"Memory, {_window_words(history.window)}",
-        points,
-        limit=None if limit is None else float(limit),
-        window_s=_seconds(history.window, history.resolution_s),
-        now=now,
-        show=_size,
-        unit="Memory",
-        limit_words="limit",
-        size=CHART_SIZE,
-        margins=_CHART_MARGINS,
+    return _memory_against_limit(
+        history, "memory", f"Memory, {_window_words(history.window)}", now=now, small=False
     )
 
 
@@ -114,11 +102,18 @@ def cpu_chart(history: UsageHistoryView, *, now: float | None = None) -> Chart:
 
 def memory_sparkline(history: UsageHistoryView, *, now: float | None = None) -> Chart:
     """A small chart of one session's memory, for a row of the admin's page."""
+    title = f"{history.user}'s memory, {_window_words(history.window)}"
+    return _memory_against_limit(history, f"memory-{history.user}", title, now=now, small=True)
+
+
+def _memory_against_limit(
+    history: UsageHistoryView, chart_id: str, title: str, *, now: float | None, small: bool
+) -> Chart:
     points = [(p.at, _maybe_float(p.memory_bytes)) for p in history.points]
     limit = _last([p.memory_limit_bytes for p in history.points])
     return _chart(
-        f"memory-{history.user}",
-        f"{history.user}'s memory, {_window_words(history.window)}",
+        chart_id,
+        title,
         points,
         limit=None if limit is None else float(limit),
         window_s=_seconds(history.window, history.resolution_s),
@@ -126,9 +121,9 @@ def memory_sparkline(history: UsageHistoryView, *, now: float | None = None) -> 
         show=_size,
         unit="Memory",
         limit_words="limit",
-        size=SPARK_SIZE,
-        margins=_SPARK_MARGINS,
-        ticks=False,
+        size=SPARK_SIZE if small else CHART_SIZE,
+        margins=_SPARK_MARGINS if small else _CHART_MARGINS,
+        ticks=not small,
     )
 
 
