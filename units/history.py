@@ -15,6 +15,14 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from hostd.units.errors import InvalidOption
+from hostd.units.fields import (
+    int_field,
+    json_object,
+    list_field,
+    optional_float,
+    optional_int,
+    str_field,
+)
 
 __all__ = [
     "DEFAULT_WINDOW",
@@ -85,11 +93,11 @@ class UsagePoint:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> UsagePoint:
         return cls(
-            at=_int(data, "at"),
-            memory_bytes=_optional_int(data, "memory_bytes"),
-            memory_limit_bytes=_optional_int(data, "memory_limit_bytes"),
-            cpu_percent=_optional_float(data, "cpu_percent"),
-            cpu_limit=_optional_float(data, "cpu_limit"),
+            at=int_field(data, "at"),
+            memory_bytes=optional_int(data, "memory_bytes"),
+            memory_limit_bytes=optional_int(data, "memory_limit_bytes"),
+            cpu_percent=optional_float(data, "cpu_percent"),
+            cpu_limit=optional_float(data, "cpu_limit"),
         )
 
 
@@ -109,10 +117,10 @@ class HostPoint:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HostPoint:
         return cls(
-            at=_int(data, "at"),
-            memory_committed_bytes=_int(data, "memory_committed_bytes"),
-            memory_capacity_bytes=_int(data, "memory_capacity_bytes"),
-            sessions_running=_int(data, "sessions_running"),
+            at=int_field(data, "at"),
+            memory_committed_bytes=int_field(data, "memory_committed_bytes"),
+            memory_capacity_bytes=int_field(data, "memory_capacity_bytes"),
+            sessions_running=int_field(data, "sessions_running"),
         )
 
 
@@ -136,10 +144,10 @@ class UsageHistoryView:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> UsageHistoryView:
         return cls(
-            user=_str(data, "user"),
-            window=_str(data, "window"),
-            resolution_s=_int(data, "resolution_s"),
-            points=tuple(UsagePoint.from_dict(_object(p)) for p in _list(data, "points")),
+            user=str_field(data, "user"),
+            window=str_field(data, "window"),
+            resolution_s=int_field(data, "resolution_s"),
+            points=tuple(UsagePoint.from_dict(json_object(p)) for p in list_field(data, "points")),
         )
 
 
@@ -161,51 +169,7 @@ class HostHistoryView:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HostHistoryView:
         return cls(
-            window=_str(data, "window"),
-            resolution_s=_int(data, "resolution_s"),
-            points=tuple(HostPoint.from_dict(_object(p)) for p in _list(data, "points")),
+            window=str_field(data, "window"),
+            resolution_s=int_field(data, "resolution_s"),
+            points=tuple(HostPoint.from_dict(json_object(p)) for p in list_field(data, "points")),
         )
-
-
-# -- reading JSON back: TypeError for a value of the wrong kind, KeyError for a missing one --
-
-
-def _object(value: object) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise TypeError(f"expected an object, not {type(value).__name__}")
-    return value
-
-
-def _list(data: Mapping[str, Any], name: str) -> list[Any]:
-    value = data[name]
-    if not isinstance(value, list):
-        raise TypeError(f"{name}: expected a list, not {type(value).__name__}")
-    return value
-
-
-def _str(data: Mapping[str, Any], name: str) -> str:
-    value = data[name]
-    if not isinstance(value, str):
-        raise TypeError(f"{name}: expected a string, not {type(value).__name__}")
-    return value
-
-
-def _int(data: Mapping[str, Any], name: str) -> int:
-    value = data[name]
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name}: expected an integer, not {type(value).__name__}")
-    return value
-
-
-def _optional_int(data: Mapping[str, Any], name: str) -> int | None:
-    return None if data[name] is None else _int(data, name)
-
-
-def _optional_float(data: Mapping[str, Any], name: str) -> float | None:
-    value = data[name]
-    if value is None:
-        return None
-    # JSON has one kind of number: 2 and 2.0 are the same amount of cores.
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise TypeError(f"{name}: expected a number, not {type(value).__name__}")
-    return float(value)
