@@ -19,7 +19,7 @@ from typing import Any, Final, TextIO
 import tomlkit
 
 from hostd.cli import config_edit, config_files
-from hostd.cli.config_command import DEFAULT_HUB_CONFIG_PATH
+from hostd.cli.config_command import DEFAULT_HUB_CONFIG_PATH, print_refusal
 from hostd.cli.config_keys import ConfigFile, ConfigKeyError, mask_secrets, parse_key
 from hostd.cli.import_jupyterhub import read_jupyterhub_config
 from hostd.cli.import_plan import ImportPlan, ImportRefused, Setting
@@ -298,15 +298,8 @@ def run_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             write=args.apply,
             refusal=f"{verdict}: the result does not pass hostctl check-config",
         )
-    except ConfigKeyError as exc:
-        print(f"hostctl import: {exc.message}", file=err)
-        for problem in exc.problems:
-            print(f"  {problem}", file=err)
-        return 1
-    except OSError as exc:
-        where = f" {exc.filename}" if exc.filename else ""
-        print(f"hostctl import: cannot write{where}: {exc.strerror or exc}", file=err)
-        return 1
+    except (ConfigKeyError, OSError) as exc:
+        return print_refusal("hostctl import", exc, err)
     if not edited.changes:
         print("nothing to change: hostd's config already says all of it", file=out)
     elif edited.written:
