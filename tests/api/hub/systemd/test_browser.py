@@ -70,3 +70,56 @@ def test_a_person_logs_in_starts_the_server_and_sees_jupyterlab(
     assert [line for line in seen["refused"] if line.startswith("403")] == [], seen["refused"]
     assert (ARTIFACTS / "jupyterlab.png").stat().st_size > 10_000
     assert seen["phoneOverflow"] <= 0  # readable on a phone: no sideways scrolling
+
+
+PAGES_SCRIPT = Path(__file__).with_name("browser") / "pages.cjs"
+
+
+def test_every_hub_page_is_readable_usable_by_keyboard_and_clean_at_desktop_and_phone_width(
+    hub: Hub, make_pam_user: Callable[..., PamUser]
+) -> None:
+    """Issue 16, in Chromium: every hub page at 1280 and 390 px (screenshots hub-<page>-<width>
+    .png in tests/artifacts), with no console error or failed request, no sideways scrolling,
+    a focus outline of 3:1 on Tab, text at 4.5:1 and input borders at 3:1; and the behaviours
+    (refusal page, start feedback and progress, JupyterLab by itself and its hub menu, the
+    logs' filters and follow, the admin table's search, sort and actions on a phone)."""
+    person, admin = make_pam_user(), make_pam_user(admin=True)
+    ARTIFACTS.mkdir(exist_ok=True)
+    seen = run_in_chromium(
+        hub,
+        PAGES_SCRIPT,
+        person.name,
+        person.password,
+        admin.name,
+        admin.password,
+        str(ARTIFACTS),
+        timeout=900,
+    )
+    events = seen["events"]
+    assert seen["problems"] == [], "\n".join(seen["problems"])
+    for width in ("desktop", "phone"):
+        refusal = events[f"refusal-{width}"]
+        assert refusal["status"] == 403 and refusal["type"].startswith("text/html"), refusal
+        assert refusal["links"] >= 1, refusal  # what to do next: a link back
+        assert events[f"afterClick-{width}"] == {"disabled": True, "text": "Starting…"}
+        assert events[f"progressLabel-{width}"], "the progress bar has no label"
+        assert events[f"openedLab-{width}"] is True
+        logs = events[f"logs-{width}"]
+        assert logs["filters"] == ["priority", "grep", "since"], logs
+        assert logs["followButton"] and logs["wraps"] in ("pre-wrap", "pre-line"), logs
+        assert events[f"followGrew-{width}"] > 0 and events[f"followStayed-{width}"] is True
+        assert events[f"followPressed-{width}"] == "true"
+        assert events[f"logsFiltered-{width}"] == 0
+        assert events[f"admin-{width}"] == {
+            "search": True,
+            "sort": events[f"admin-{width}"]["sort"],
+            "stopInView": True,
+            "logsInView": True,
+        }
+        assert events[f"admin-{width}"]["sort"] >= 3
+        assert events[f"adminFiltered-{width}"] == 1
+        assert events[f"adminSorted-{width}"] == 1
+    assert events["labFileMenu"] == ["Hub Control Panel", "Log Out"]
+    for page in ("login", "home-stopped", "refused", "spawn-pending", "logs", "admin", "error-404"):
+        for width in ("desktop", "phone"):
+            assert (ARTIFACTS / f"hub-{page}-{width}.png").stat().st_size > 5_000
