@@ -41,7 +41,7 @@ from hostd.api.hub.identity import SESSION_COOKIE, Identity, Sessions
 from hostd.api.hub.metrics import HubMetrics, RequestTimer, timed_login, timed_logout
 from hostd.api.hub.notices import Notices, RefreshNotices
 from hostd.api.hub.pages import Forbidden, Pages
-from hostd.api.hub.proxy import UserProxy
+from hostd.api.hub.proxy import ProxyError, UserProxy
 from hostd.api.hub.routes import Activity, Routes, account_uid
 from hostd.api.hub.security import Secret, from_user_page, scripted_load
 from hostd.api.hub.servers import Servers
@@ -165,8 +165,14 @@ def _routes(hub: Hub, pages: Pages, api: HubAPI) -> list[Route | Mount]:
     async def to_home(request: Request) -> Response:
         return RedirectResponse("/hub/home", 302)
 
+    async def favicon(request: Request) -> Response:
+        # Where browsers look when a page names no icon (a plain-text or JSON answer).
+        return RedirectResponse("/hub/static/favicon.svg", 301)
+
     return [
         Route("/", to_home),
+        Route("/favicon.ico", favicon, methods=["GET", "HEAD"]),
+        Route("/hub/favicon.ico", favicon, methods=["GET", "HEAD"]),
         Route("/hub", to_home),
         Route("/hub/", to_home),
         Route("/hub/login", pages.login_page, methods=["GET"]),
@@ -239,6 +245,25 @@ def build_hub_app(
     )
     pages = Pages(hub)
     api = HubAPI(hub)
+
+    async def proxy_error(
+        request: Request, identity: Identity | None, status: int, error: ProxyError
+    ) -> Response:
+        # /user/ paths skip _PageHeaders (a user's server sets its own): the hub's page
+        # carries the hub's headers itself.
+        response = pages.error(
+            request,
+            status,
+            error.message,
+            identity,
+            title=error.title,
+            advice=error.advice,
+            links=error.links,
+        )
+        for name, value in (*_PAGE_HEADERS, _NO_STORE):
+            response.headers[name.decode()] = value.decode()
+        return response
+
     proxy = UserProxy(
         sessions=sessions,
         routes=routes,
@@ -246,6 +271,7 @@ def build_hub_app(
         http=hub.http,
         admin_access=config.admin_access,
         not_running=pages.not_running,
+        error_page=proxy_error,
     )
     routes_list = _routes(hub, pages, api)
     gate: list[Middleware] = []
