@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Final
@@ -75,6 +76,7 @@ _PAGE_HEADERS: Final = (
 )
 _NO_STORE: Final = (b"cache-control", b"no-store")
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+_FOLLOW: Final = re.compile(r"/hub/logs/[^/]+/follow")
 
 
 class _UserPaths:
@@ -148,7 +150,14 @@ def _refusal(scope: Scope, headers: Headers) -> str | None:
     navigation = headers.get("sec-fetch-mode", "navigate") == "navigate"
     if from_user_page(headers) and (scope["method"] not in _SAFE_METHODS or not navigation):
         return "refused: a page of a user's server may not act on the hub with your cookie"
-    if not scope["path"].startswith("/hub/api") and scripted_load(headers):
+    path: str = scope["path"]
+    # The logs' Follow is read by the logs page's own script (hub.js): plain text that carries
+    # no CSRF token, as readable to this origin's scripts as the API is. A user's page that
+    # says so (Referer) is still refused above.
+    script_readable = (
+        _FOLLOW.fullmatch(path) is not None and headers.get("sec-fetch-site") == "same-origin"
+    )
+    if not path.startswith("/hub/api") and scripted_load(headers) and not script_readable:
         return "refused: hub pages are for the browser's window, not for scripts or frames"
     return None
 

@@ -1,8 +1,11 @@
 """The hub's pages: login, logout, home, admin, logs, tokens (api layer; server-rendered).
 
-Every page works without JavaScript; /static/hub.js only adds live progress while a server
-starts (the page also refreshes itself, inside <noscript>). Every form that changes something
-carries ``_xsrf`` and is refused without it, with another session's, or from another site.
+Every page works without JavaScript; /static/hub.js adds what needs it: a start's live
+progress and JupyterLab opened when ready (the page also refreshes itself, inside <noscript>),
+a button that says "Starting…" at once, the logs' Follow inside the page, the admin table's
+search and sort. How the pages word use, limits and log lines: hostd.api.hub.present.
+Every form that changes something carries ``_xsrf`` and is refused without it, with another
+session's, or from another site.
 """
 
 from __future__ import annotations
@@ -272,7 +275,9 @@ class Pages:
         context = await self._server_context(identity.user)
         if next_url is not None and context["status"].ready:
             return RedirectResponse(next_url, 302)
-        context["next"] = next_url
+        # A start from this page opens JupyterLab by itself once it is ready (issue 16): the
+        # form carries it as next, and the progress bar goes there.
+        context["next"] = next_url or f"/user/{identity.user}/lab"
         return self.render(request, "home.html", context, identity=identity)
 
     async def _server_context(self, user: str) -> dict[str, Any]:

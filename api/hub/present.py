@@ -23,6 +23,7 @@ __all__ = [
     "LogFilter",
     "cpus",
     "cpus_used",
+    "line_priority",
     "meter_level",
     "meter_words",
     "without_own_timestamp",
@@ -34,12 +35,12 @@ DANGER_FRACTION: Final = 0.95
 
 MeterLevel = Literal["ok", "warning", "danger"]
 
-# journalctl's priorities (syslog(3)), as the filter offers them: "this and worse".
+# journalctl's priorities (syslog(3), -p 0..7), as the filter offers them: "this and worse".
 LOG_PRIORITIES: Final = {
-    "0": "emerg",
+    "0": "emergency",
     "1": "alert",
-    "2": "crit",
-    "3": "err",
+    "2": "critical",
+    "3": "error",
     "4": "warning",
     "5": "notice",
     "6": "info",
@@ -59,6 +60,20 @@ LOG_TEXT_MAX: Final = 200
 _JUPYTER_PREFIX: Final = re.compile(
     r"^\[(?P<level>[A-Z]) \d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?P<name> [^\]]*)?\] ?"
 )
+
+
+# Jupyter's level letters as syslog priorities: journald files everything a session writes
+# at "info" (SyslogLevel=), so Jupyter's own level is the one that tells an error.
+_JUPYTER_LEVELS: Final = {"C": 2, "E": 3, "W": 4, "I": 6, "D": 7}
+
+
+def line_priority(line: LogLine) -> int | None:
+    """The priority a reader means: Jupyter's level when the message carries one, else the
+    journal's."""
+    match = _JUPYTER_PREFIX.match(line.message)
+    if match is not None and match["level"] in _JUPYTER_LEVELS:
+        return _JUPYTER_LEVELS[match["level"]]
+    return line.priority
 
 
 def meter_level(value: float | None, limit: float | None) -> MeterLevel:
@@ -121,12 +136,14 @@ class LogFilter:
         return bool(self.priority or self.text or self.since)
 
     def keeps(self, line: LogLine, now: datetime) -> bool:
-        """Whether a line passes: priority this or worse (a line without one passes only
-        "debug"), the text anywhere in the message (any case), and not older than ``since``."""
+        """Whether a line passes: priority this or worse (line_priority; a line without one
+        passes only "debug"), the text anywhere in the message (any case), and not older
+        than ``since``."""
+        priority = line_priority(line)
         if (
             self.priority
             and self.priority != "7"
-            and (line.priority is None or line.priority > int(self.priority))
+            and (priority is None or priority > int(self.priority))
         ):
             return False
         if self.text and self.text.casefold() not in line.message.casefold():

@@ -330,3 +330,26 @@ async def test_every_page_names_the_favicon_and_it_is_served(hub: HubUnderTest) 
     assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
     assert icon.text.startswith("<svg")
     assert (legacy.status_code, legacy.headers["location"]) == (301, "/hub/static/favicon.svg")
+
+
+async def test_a_start_from_home_opens_jupyterlab_by_itself(hub: HubUnderTest) -> None:
+    """Issue 16: "one more click to open JupyterLab". The home page's start form carries the
+    Lab as next; while starting, the labelled progress bar goes there when ready (hub.js);
+    once running, the hub sends the browser there itself."""
+    hub.fake.start_delay_s = 2.0
+    async with hub.client() as client:
+        await log_in(client, "alice")
+        home = (await client.get("/hub/home")).text
+        assert '<input type="hidden" name="next" value="/user/alice/lab">' in home
+        assert 'data-busy="Starting…"' in home  # hub.js: the button says so at once
+        started = await client.post(
+            "/hub/spawn/alice", data={"_xsrf": xsrf_of(home), "next": "/user/alice/lab"}
+        )
+        target = started.headers["location"]
+        assert target == "/hub/home?next=%2Fuser%2Falice%2Flab"
+        pending = (await client.get(target)).text
+        await asyncio.sleep(2.5)
+        ready = await client.get(target)
+    assert 'data-next="/user/alice/lab"' in pending
+    assert 'aria-labelledby="progress-label"' in pending and 'id="progress-events"' in pending
+    assert (ready.status_code, ready.headers["location"]) == (302, "/user/alice/lab")

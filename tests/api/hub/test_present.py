@@ -11,6 +11,7 @@ from hostd.api.hub.present import (
     LogFilter,
     cpus,
     cpus_used,
+    line_priority,
     meter_level,
     meter_words,
     without_own_timestamp,
@@ -88,6 +89,19 @@ def test_log_filters_by_priority_text_and_since() -> None:
     assert len(only({"priority": "7"}).apply(lines, NOW)) == 4  # debug: everything
     naive = LogLine(cursor="c", timestamp=NOW.replace(tzinfo=None), message="m")
     assert only({"since": "15m"}).keeps(naive, NOW)
+
+
+def test_jupyters_own_level_is_the_lines_priority() -> None:
+    """journald files all a session writes at "info": Jupyter's [E]/[W] letters are what
+    tell an error, so the priority filter reads them."""
+    error = line("[E 2026-12-06 11:00:00.000 ServerApp] Uncaught exception", priority=6)
+    warning = line("[W 2026-12-06 11:00:00.000 ServerApp] 404 GET /x", priority=6)
+    info = line("[I 2026-12-06 11:00:00.000 ServerApp] ok", priority=6)
+    assert [line_priority(x) for x in (error, warning, info)] == [3, 4, 6]
+    assert LogFilter.from_query({"priority": "4"}).apply([error, warning, info], NOW) == [
+        error,
+        warning,
+    ]
 
 
 def test_unknown_filter_values_are_ignored_not_refused() -> None:

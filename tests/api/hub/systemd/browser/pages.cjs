@@ -131,6 +131,22 @@ async function main() {
   const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: FLAGS, headless: true });
   for (const [width, viewport] of Object.entries(WIDTHS)) {
     const context = await browser.newContext({ viewport });
+    // A start's progress page is left for JupyterLab as soon as the server is ready: what it
+    // showed (its label, its events) is kept in sessionStorage, read back from the Lab's page
+    // (same origin). A start that is ready within the form's wait shows no progress at all.
+    await context.addInitScript(() => {
+      document.addEventListener("DOMContentLoaded", () => {
+        const list = document.getElementById("progress-events");
+        const bar = document.getElementById("progress-bar");
+        if (!list || !bar) return;
+        const labelled = bar.getAttribute("aria-labelledby");
+        sessionStorage.setItem("progressLabel",
+          (labelled && document.getElementById(labelled).textContent.trim()) || bar.getAttribute("aria-label") || "");
+        const keep = () => sessionStorage.setItem("progressEvents",
+          JSON.stringify([...list.children].map((item) => item.textContent)));
+        new MutationObserver(keep).observe(list, { childList: true, subtree: true, characterData: true });
+      });
+    });
     const page = await context.newPage();
     page.setDefaultTimeout(60_000);
     // Pages whose own status says "refused" or "not found" on purpose (403, 404, 424):
@@ -191,39 +207,34 @@ async function main() {
     await page.goto(`${hubUrl}/hub/home`);
     await page.evaluate(() => {
       const form = document.querySelector("#start").form;
-      // Hold the form's submission a moment, so the button's state right after the click is seen.
-      form.addEventListener("submit", (event) => {
+      // After hub.js's own listener (registered first), before the page is left: the button's
+      // state the moment the click was taken, kept across the navigation.
+      form.addEventListener("submit", () => {
         const button = document.querySelector("#start");
-        window.__afterClick = { disabled: button.disabled, text: button.textContent.trim() };
+        sessionStorage.setItem("afterClick",
+          JSON.stringify({ disabled: button.disabled, text: button.textContent.trim() }));
       });
     });
+    // The progress stream is held while the progress page is checked (it would leave for
+    // JupyterLab as soon as the server is ready), then let go.
+    let release;
+    const held = new Promise((resolve) => { release = resolve; });
+    await page.route("**/server/progress", async (route) => { await held; await route.continue(); });
     await page.click("#start");
-    seen.events[`afterClick-${width}`] = await page.evaluate(() => window.__afterClick || null)
-      .catch(() => null);
-    const pending = await page.waitForSelector("#progress-bar", { timeout: 20_000 }).catch(() => null);
-    if (pending) {
-      seen.events[`progressLabel-${width}`] = await page.evaluate(() => {
-        const bar = document.querySelector("#progress-bar");
-        const label = bar.getAttribute("aria-label") || (bar.labels && bar.labels[0] && bar.labels[0].textContent) ||
-          (bar.getAttribute("aria-labelledby") && document.getElementById(bar.getAttribute("aria-labelledby")).textContent);
-        return (label || "").trim();
-      });
-      await check(page, "spawn-pending", width);
-    } else {
-      problem(`${width}: no progress bar after the click`);
-    }
-    const events = [];
-    const opened = await page.waitForURL(`${hubUrl}/user/${user}/lab**`, {
-      timeout: 120_000,
-      waitUntil: "commit",
-    }).then(() => true, () => false);
+    const pending = await page.waitForSelector("#progress-bar", { timeout: 10_000 }).catch(() => null);
+    if (pending) await check(page, "spawn-pending", width);
+    release();
+    const opened = await page.waitForURL(`${hubUrl}/user/${user}/lab**`, { timeout: 120_000 })
+      .then(() => true, () => false);
     seen.events[`openedLab-${width}`] = opened;
-    if (!opened) {
-      problem(`${width}: JupyterLab did not open by itself (at ${page.url()})`);
-      events.push(...(await page.locator("#progress-events li").allTextContents().catch(() => [])));
-    }
-    await page.goto(`${hubUrl}/hub/spawn-pending/${user}`).catch(() => {});
-    seen.events[`progressEvents-${width}`] = events;
+    await page.unroute("**/server/progress");
+    if (!opened) problem(`${width}: JupyterLab did not open by itself (at ${page.url()})`);
+    seen.events[`afterClick-${width}`] = await page.evaluate(
+      () => JSON.parse(sessionStorage.getItem("afterClick") || "null"));
+    seen.events[`progress-${width}`] = await page.evaluate(() => ({
+      label: sessionStorage.getItem("progressLabel"),
+      events: JSON.parse(sessionStorage.getItem("progressEvents") || "[]"),
+    }));
 
     // JupyterLab's File menu: the way back to the hub and out.
     await page.goto(`${hubUrl}/user/${user}/lab`);
@@ -231,10 +242,13 @@ async function main() {
     await page.waitForSelector(".jp-Launcher", { timeout: 120_000 });
     if (!phone) {
       await page.click('.lm-MenuBar-itemLabel:text-is("File")');
-      const labels = await page.locator(".lm-Menu-itemLabel").allTextContents();
+      const labels = await page.locator(".lm-Menu-itemLabel:visible").allTextContents();
       seen.events.labFileMenu = labels.filter((label) => /Hub|Log Out/.test(label));
       await page.screenshot({ path: join(shots, "jupyterlab-file-menu.png") });
-      await page.keyboard.press("Escape");
+      // "Log Out" leads to the hub's logout page (which asks before it logs out).
+      await page.locator('.lm-Menu-itemLabel:text-is("Log Out"):visible').click();
+      seen.events.labLogOut = await page.waitForURL(`${hubUrl}/hub/logout`, { timeout: 20_000 })
+        .then(() => page.url(), () => page.url());
     }
 
     // Logs: filters as a form, one timestamp a line, Follow in the page.
@@ -246,7 +260,7 @@ async function main() {
       return {
         filters: ["priority", "grep", "since"].filter((name) => document.querySelector(`form [name=${name}]`)),
         followButton: !!document.querySelector("button#follow"),
-        wraps: pre ? getComputedStyle(pre).whiteSpace : null,
+        wraps: first ? getComputedStyle(first).whiteSpace : null,
         firstLine: first ? first.textContent : (pre ? pre.textContent.split("\n")[0] : null),
       };
     });
@@ -255,8 +269,9 @@ async function main() {
       await follow.focus();
       await page.keyboard.press("Enter");  // keyboard usable
       const before = await page.locator("#log-lines .log-line").count();
-      // A line the session's log will show: open the Lab's API (the server logs requests).
-      await page.evaluate((u) => fetch(`/user/${u}/api/status`), user).catch(() => {});
+      // A line the session's log will show: Jupyter logs a 404 as a warning. Asked outside
+      // the page (the context's own requests, same cookies): the page's console stays clean.
+      await context.request.get(`${hubUrl}/user/${user}/api/no-such-thing-${width}`).catch(() => {});
       await page.waitForFunction((n) => document.querySelectorAll("#log-lines .log-line").length > n,
         before, { timeout: 30_000 }).catch(() => {});
       seen.events[`followGrew-${width}`] = (await page.locator("#log-lines .log-line").count()) - before;
@@ -298,6 +313,9 @@ async function main() {
     if (await page.$("#user-search")) {
       await page.fill("#user-search", user);
       seen.events[`adminFiltered-${width}`] = await page.locator("#users tbody tr:visible").count();
+      seen.events[`adminRows-${width}`] = await page.evaluate(() => [...document.querySelectorAll("#users tbody tr")]
+        .map((row) => `${row.getAttribute("data-user")} hidden=${row.hidden} ${getComputedStyle(row).display}`)
+        .concat([document.getElementById("user-search").value, document.getElementById("user-count").textContent]));
       await page.fill("#user-search", "");
       const sorter = page.locator('#users th button[data-sort="user"]');
       if (await sorter.count()) {
