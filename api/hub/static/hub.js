@@ -13,8 +13,8 @@
     form.addEventListener("submit", function () {
       var button = form.querySelector("button[type=submit]");
       if (!button) return;
-      // After this turn: disabling the submitter inside its own submit event is allowed,
-      // but a second click now does nothing.
+      // The form is sent all the same (its data is taken after this event); a second
+      // click, while the hub waits up to a second for the start, does nothing.
       button.disabled = true;
       button.textContent = form.getAttribute("data-busy");
       button.setAttribute("aria-busy", "true");

@@ -222,7 +222,14 @@ async function main() {
     await page.route("**/server/progress", async (route) => { await held; await route.continue(); });
     await page.click("#start");
     const pending = await page.waitForSelector("#progress-bar", { timeout: 10_000 }).catch(() => null);
-    if (pending) await check(page, "spawn-pending", width);
+    if (pending) {
+      await check(page, "spawn-pending", width);
+      // /hub/spawn-pending/<name> (JupyterHub's address for the same): while the server is
+      // still starting it is the progress page; once ready it sends the browser to the Lab.
+      await page.goto(`${hubUrl}/hub/spawn-pending/${user}`);
+      seen.events[`spawnPendingPage-${width}`] = page.url().endsWith(`/hub/spawn-pending/${user}`);
+      if (seen.events[`spawnPendingPage-${width}`]) await check(page, "spawn-pending-page", width);
+    }
     release();
     const opened = await page.waitForURL(`${hubUrl}/user/${user}/lab**`, { timeout: 120_000 })
       .then(() => true, () => false);
