@@ -51,6 +51,7 @@ from hostd.units.errors import (
     UnknownUser,
     UserRefused,
 )
+from hostd.units.history import HistoryWindow, HostHistoryView, UsageHistoryView, window_named
 from hostd.units.maintenance import Drain, MaintenanceView, check_message
 from hostd.units.names import USERNAME_MAX
 from hostd.units.values import (
@@ -102,6 +103,7 @@ __all__ = [
     "error_from_wire",
     "health_from_body",
     "host_from_dict",
+    "host_history_from_body",
     "http_error_body",
     "limit_changes_from_body",
     "limits_body",
@@ -115,6 +117,7 @@ __all__ = [
     "policy_to_dict",
     "query_bool",
     "query_int",
+    "query_window",
     "request_object",
     "retry_after_headers",
     "session_from_body",
@@ -126,6 +129,7 @@ __all__ = [
     "token_body",
     "token_from_body",
     "usage_from_dict",
+    "usage_history_from_body",
 ]
 
 # -- request limits -----------------------------------------------------------------------
@@ -319,6 +323,11 @@ def query_int(name: str, value: str | None, *, default: int, low: int, high: int
             f"{name}: expected a whole number from {low} to {high}, not {_show(value)}"
         )
     return int(value)
+
+
+def query_window(value: str | None) -> HistoryWindow:
+    """?window= of a history (1h, 24h; hostd.units.history); InvalidOption for another."""
+    return window_named(value)
 
 
 def request_object(body: bytes) -> dict[str, Any]:
@@ -646,6 +655,16 @@ def host_from_dict(data: object) -> HostView:
         memory_capacity_bytes=_int(data, "memory_capacity_bytes"),
         starts_waiting=_int(data, "starts_waiting"),
     )
+
+
+def usage_history_from_body(data: object) -> UsageHistoryView:
+    """GET .../usage/history: the inverse of UsageHistoryView.to_dict."""
+    return UsageHistoryView.from_dict(_object(data))
+
+
+def host_history_from_body(data: object) -> HostHistoryView:
+    """GET /v1/host/history: the inverse of HostHistoryView.to_dict."""
+    return HostHistoryView.from_dict(_object(data))
 
 
 def auth_from_body(data: object) -> AuthResult:

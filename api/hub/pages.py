@@ -22,6 +22,7 @@ from urllib.parse import quote, urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
+from hostd.api.hub.chart_context import admin_charts, home_charts
 from hostd.api.hub.forms import BadInput, TooLarge, read_form
 from hostd.api.hub.identity import XSRF_FIELD, Identity
 from hostd.api.hub.notices import notices_context
@@ -290,7 +291,9 @@ class Pages:
                 usage = await self.hub.daemon.usage(user)
             if status.view is not None:
                 lines = await self.hub.daemon.logs(user, lines=HOME_LOG_LINES)
-        return {"status": status, "usage": usage, "lines": lines, "user": user}
+        # usage-charts: the last hour as pictures (chart_context), while the server runs.
+        charts = await home_charts(self.hub.daemon, user) if usage is not None else {"charts": []}
+        return {"status": status, "usage": usage, "lines": lines, "user": user, **charts}
 
     async def spawn(self, request: Request) -> Response:
         return await self._act(request, "start")
@@ -362,7 +365,11 @@ class Pages:
             }
             for name in names
         ]
-        return self.render(request, "admin.html", {"rows": rows, "host": host}, identity=identity)
+        # usage-charts: a sparkline per running session, the host's promises against capacity.
+        charts = await admin_charts(self.hub.daemon, usage_of)
+        return self.render(
+            request, "admin.html", {"rows": rows, "host": host, **charts}, identity=identity
+        )
 
     # -- logs ----------------------------------------------------------------------------
 

@@ -72,7 +72,7 @@ async def test_home_shows_state_usage_logs_and_the_lab_link(hub: HubUnderTest) -
     async with hub.client() as client:
         await log_in(client, "alice")
         home = (await client.get("/hub/home")).text
-    assert "<strong>running</strong>" in home
+    assert "<strong>Running</strong>" in home
     assert 'href="/user/alice/lab"' in home and "Open JupyterLab" in home
     assert "512.0M" in home and "2.0G" in home
     # CPU in CPUs against the limit (issue 16: never "of 150 %"), far from it: no warning.
@@ -106,18 +106,18 @@ async def test_start_from_the_form_shows_progress_then_the_running_server(
     async with hub.client() as client:
         await log_in(client, "alice")
         home = await client.get("/hub/home")
-        assert 'id="start"' in home.text and "<strong>stopped</strong>" in home.text
+        assert 'id="start"' in home.text and "<strong>Not running</strong>" in home.text
         started = await client.post("/hub/spawn/alice", data={"_xsrf": xsrf_of(home.text)})
         assert (started.status_code, started.headers["location"]) == (303, "/hub/home")
         pending = (await client.get("/hub/home")).text
-        assert "<strong>starting</strong>" in pending
+        assert "<strong>Starting</strong>" in pending
         assert 'data-progress-url="/hub/api/users/alice/server/progress"' in pending
         # Without JavaScript the page refreshes itself until the server runs.
         assert '<noscript><meta http-equiv="refresh" content="3"></noscript>' in pending
         assert '<script src="/hub/static/hub.js" defer></script>' in pending
         await asyncio.sleep(2.5)
         ready = (await client.get("/hub/home")).text
-    assert "<strong>running</strong>" in ready and "Open JupyterLab" in ready
+    assert "<strong>Running</strong>" in ready and "Open JupyterLab" in ready
 
 
 async def test_home_with_next_goes_there_once_the_server_runs(hub: HubUnderTest) -> None:
@@ -149,7 +149,7 @@ async def test_stop_from_the_form(hub: HubUnderTest) -> None:
         page = (await client.get("/hub/home")).text
     assert stopped.status_code == 303
     assert hub.fake.sessions["alice"].state == "stopped"
-    assert "<strong>stopped</strong>" in page
+    assert "<strong>Not running</strong>" in page
 
 
 async def test_every_form_refuses_no_token_another_sessions_token_and_other_sites(

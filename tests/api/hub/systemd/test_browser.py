@@ -65,7 +65,7 @@ def test_a_person_logs_in_starts_the_server_and_sees_jupyterlab(
     ARTIFACTS.mkdir(exist_ok=True)
     seen = run_in_chromium(hub, SCRIPT, user.name, user.password, str(ARTIFACTS), timeout=400)
     assert seen["wrongPassword"] == "Invalid user name or password."
-    assert "running" in seen["stateAfterStart"]
+    assert "Running" in seen["stateAfterStart"]
     assert seen["url"].startswith(f"{hub.url}/user/{user.name}/lab")
     assert "JupyterLab" in seen["title"]
     assert [line for line in seen["refused"] if line.startswith("403")] == [], seen["refused"]
