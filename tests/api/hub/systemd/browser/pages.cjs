@@ -147,33 +147,37 @@ async function main() {
         new MutationObserver(keep).observe(list, { childList: true, subtree: true, characterData: true });
       });
     });
-    const page = await context.newPage();
-    page.setDefaultTimeout(60_000);
-    // Pages whose own status says "refused" or "not found" on purpose (403, 404, 424):
-    // Chromium logs that status as a console error, which is the page's answer, not a fault.
-    const refusals = new Set();
-    page.on("console", (message) => {
-      if (message.type() !== "error") return;
-      const from = message.location().url;
-      if (refusals.has(from) && message.text().startsWith("Failed to load resource")) return;
-      problem(`console error on ${page.url()}: ${message.text().slice(0, 200)} (${from})`);
-    });
-    page.on("pageerror", (error) => problem(`script error on ${page.url()}: ${String(error).slice(0, 200)}`));
-    page.on("requestfailed", (request) => {
-      const why = request.failure() ? request.failure().errorText : "";
-      // Leaving a page aborts its event streams (progress, follow): not a failure.
-      if (!why.includes("ERR_ABORTED")) problem(`request failed: ${request.url()} ${why}`);
-    });
-    page.on("response", (response) => {
-      if (response.status() >= 400 && response.request().resourceType() === "document") {
-        refusals.add(response.url());
-      }
-      // A page's own status may say "refused" (403, 424); anything it loads may not fail.
-      if (response.status() >= 400 && response.request().resourceType() !== "document" &&
-          !response.url().includes("/user/")) {
-        problem(`${response.status()} for ${response.url()}`);
-      }
-    });
+    // Every page of the context is watched: console errors, script errors, failed requests.
+    const watch = (page) => {
+      page.setDefaultTimeout(60_000);
+      // Pages whose own status says "refused" or "not found" on purpose (403, 404, 424):
+      // Chromium logs that status as a console error, which is the page's answer, not a fault.
+      const refusals = new Set();
+      page.on("console", (message) => {
+        if (message.type() !== "error") return;
+        const from = message.location().url;
+        if (refusals.has(from) && message.text().startsWith("Failed to load resource")) return;
+        problem(`console error on ${page.url()}: ${message.text().slice(0, 200)} (${from})`);
+      });
+      page.on("pageerror", (error) => problem(`script error on ${page.url()}: ${String(error).slice(0, 200)}`));
+      page.on("requestfailed", (request) => {
+        const why = request.failure() ? request.failure().errorText : "";
+        // Leaving a page aborts its event streams (progress, follow): not a failure.
+        if (!why.includes("ERR_ABORTED")) problem(`request failed: ${request.url()} ${why}`);
+      });
+      page.on("response", (response) => {
+        if (response.status() >= 400 && response.request().resourceType() === "document") {
+          refusals.add(response.url());
+        }
+        // A page's own status may say "refused" (403, 424); anything it loads may not fail.
+        if (response.status() >= 400 && response.request().resourceType() !== "document" &&
+            !response.url().includes("/user/")) {
+          problem(`${response.status()} for ${response.url()}`);
+        }
+      });
+      return page;
+    };
+    const page = watch(await context.newPage());
     const phone = width === "phone";
 
     await page.goto(`${hubUrl}/hub/login`);
@@ -219,16 +223,20 @@ async function main() {
     // JupyterLab as soon as the server is ready), then let go.
     let release;
     const held = new Promise((resolve) => { release = resolve; });
-    await page.route("**/server/progress", async (route) => { await held; await route.continue(); });
+    await page.route("**/server/progress", async (route) => { await held; await route.continue().catch(() => {}); });
     await page.click("#start");
     const pending = await page.waitForSelector("#progress-bar", { timeout: 10_000 }).catch(() => null);
     if (pending) {
       await check(page, "spawn-pending", width);
-      // /hub/spawn-pending/<name> (JupyterHub's address for the same): while the server is
-      // still starting it is the progress page; once ready it sends the browser to the Lab.
-      await page.goto(`${hubUrl}/hub/spawn-pending/${user}`);
-      seen.events[`spawnPendingPage-${width}`] = page.url().endsWith(`/hub/spawn-pending/${user}`);
-      if (seen.events[`spawnPendingPage-${width}`]) await check(page, "spawn-pending-page", width);
+      // /hub/spawn-pending/<name> (JupyterHub's address for the same), in a second tab with
+      // its stream held too: while the server is still starting it is the progress page;
+      // once ready it sends the browser to the Lab (then there is nothing to check).
+      const other = watch(await context.newPage());
+      await other.route("**/server/progress", async (route) => { await held; await route.continue().catch(() => {}); });
+      await other.goto(`${hubUrl}/hub/spawn-pending/${user}`);
+      seen.events[`spawnPendingPage-${width}`] = other.url().endsWith(`/hub/spawn-pending/${user}`);
+      if (seen.events[`spawnPendingPage-${width}`]) await check(other, "spawn-pending-page", width);
+      await other.close();
     }
     release();
     const opened = await page.waitForURL(`${hubUrl}/user/${user}/lab**`, { timeout: 120_000 })
