@@ -21,6 +21,7 @@ from hostd.api.hub.db import HubStore
 from hostd.api.hub.identity import Sessions
 from hostd.api.hub.metrics import HubMetrics
 from hostd.api.hub.notices import Notices
+from hostd.api.hub.present import cpus, cpus_used, meter_level, meter_words, without_own_timestamp
 from hostd.api.hub.routes import Activity, Routes, upstream_transport
 from hostd.api.hub.servers import Servers
 from hostd.api.hub.settings import HubConfig
@@ -53,6 +54,12 @@ def _templates() -> Jinja2Templates:
     # "kernel killed: out of memory (2 processes)", or None: a kernel that died alone.
     templates.env.filters["oom"] = describe_oom_kills
     templates.env.filters["state_label"] = lambda state: STATE_LABELS.get(state, state)
+    # How the pages say use, limits and log lines (hostd.api.hub.present).
+    templates.env.filters["level"] = meter_level
+    templates.env.filters["level_words"] = meter_words
+    templates.env.filters["cpus"] = cpus
+    templates.env.filters["cpus_used"] = cpus_used
+    templates.env.filters["own_words"] = without_own_timestamp
     return templates
 
 

@@ -105,3 +105,30 @@ async def test_requests_without_the_hubs_cookie_are_not_the_guards(hub: HubUnder
         api = await anonymous.get("/hub/api/", headers=scripts_fetch(hub, "/user/alice/lab"))
     assert login.status_code == 200
     assert api.status_code == 200
+
+
+async def test_the_logs_page_script_reads_follow_and_a_users_page_still_cannot(
+    hub: HubUnderTest,
+) -> None:
+    """The logs page's Follow (hub.js) fetches /hub/logs/<name>/follow: a script's read of
+    plain text without a CSRF token, let through for this origin only. The logs page itself
+    stays refused to scripts, and a user's page that says so (Referer) is refused."""
+    hub.fake.add_session(ADMIN)
+    hub.fake.follow_forever = False
+    async with hub.client() as browser:
+        await logged_in_admin(hub, browser)
+        own = await browser.get(
+            f"/hub/logs/{ADMIN}/follow", headers=scripts_fetch(hub, "/hub/logs/carol")
+        )
+        page = await browser.get(
+            f"/hub/logs/{ADMIN}", headers=scripts_fetch(hub, "/hub/logs/carol")
+        )
+        from_lab = await browser.get(
+            f"/hub/logs/{ADMIN}/follow", headers=scripts_fetch(hub, "/user/alice/lab")
+        )
+        other_site = await browser.get(
+            f"/hub/logs/{ADMIN}/follow",
+            headers={**scripts_fetch(hub, None), "Sec-Fetch-Site": "cross-site"},
+        )
+    assert own.status_code == 200 and f"{ADMIN} line 2" in own.text
+    assert page.status_code == from_lab.status_code == other_site.status_code == 403

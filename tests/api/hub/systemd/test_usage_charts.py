@@ -86,11 +86,7 @@ def test_charts_of_usage_over_time_in_chromium(
     assert_labelled_and_inside(admin_phone["spark"], PHONE_WIDTH)
     assert admin_phone["overflow"] <= 0
 
-    # The hub serves no favicon yet: Chromium's 404 for it is issue 16's other part (branch
-    # pages-polish adds one). Only that one is set aside; once merged, drop this filter.
-    errors = [
-        e for e in seen["errors"] if not (e["url"].endswith("/favicon.ico") and "404" in e["text"])
-    ]
-    assert errors == [], errors
+    # No console error at all: the favicon is served now (branch pages-polish).
+    assert seen["errors"] == [], seen["errors"]
     for name in SHOTS:
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000, name

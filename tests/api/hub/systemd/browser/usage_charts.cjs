@@ -82,7 +82,8 @@ async function main() {
     page.setDefaultTimeout(90_000);
     await logIn(page, user, password);
     await page.click("#start");
-    await page.waitForSelector("#open-lab", { timeout: 120_000 });
+    // A start from the home page opens JupyterLab by itself once the server is ready.
+    await page.waitForURL(`${hubUrl}/user/${user}/lab**`, { timeout: 120_000 });
     // The daemon reads usage every 2 s into 10 s points: wait for three points on the chart.
     const deadline = Date.now() + 90_000;
     for (;;) {
