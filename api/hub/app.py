@@ -151,9 +151,9 @@ def _refusal(scope: Scope, headers: Headers) -> str | None:
     if from_user_page(headers) and (scope["method"] not in _SAFE_METHODS or not navigation):
         return "refused: a page of a user's server may not act on the hub with your cookie"
     path: str = scope["path"]
-    # The logs' Follow is read by the logs page's own script (hub.js): plain text that carries
-    # no CSRF token, as readable to this origin's scripts as the API is. A user's page that
-    # says so (Referer) is still refused above.
+    # The logs' Follow is read by the logs page's own script (hub.js), which sends the page's
+    # CSRF token: the route refuses a script's read without it (Pages.follow). A user's page
+    # that says so (Referer) is refused above.
     script_readable = (
         _FOLLOW.fullmatch(path) is not None and headers.get("sec-fetch-site") == "same-origin"
     )

@@ -24,10 +24,10 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 
 from hostd.api.hub.chart_context import admin_charts, home_charts
 from hostd.api.hub.forms import BadInput, TooLarge, read_form
-from hostd.api.hub.identity import XSRF_FIELD, Identity
+from hostd.api.hub.identity import XSRF_FIELD, XSRF_HEADER, Identity
 from hostd.api.hub.notices import notices_context
 from hostd.api.hub.present import LOG_PRIORITIES, LOG_SINCE, LogFilter, without_own_timestamp
-from hostd.api.hub.security import DEFAULT_NEXT, cross_site, safe_next
+from hostd.api.hub.security import DEFAULT_NEXT, cross_site, safe_next, scripted_load
 from hostd.api.hub.state import Hub
 from hostd.units import validate_username
 from hostd.units.errors import (
@@ -417,7 +417,14 @@ class Pages:
         checked = await self._log_identity(request)
         if isinstance(checked, Response):
             return checked
-        _, user = checked
+        identity, user = checked
+        # A script's read (the logs page's Follow) shows the page's CSRF token: a script of a
+        # user's server on this origin that hides its Referer cannot read the page to learn it,
+        # so it cannot read another account's log with the cookie of whoever visits it.
+        if scripted_load(request.headers) and not self.hub.sessions.check_xsrf(
+            identity, request.headers.get(XSRF_HEADER)
+        ):
+            return self.error(request, 403, f"Missing or wrong {XSRF_HEADER} header.", identity)
         # The page's priority and text filters apply to new lines too ("since" is moot).
         wanted = dataclasses.replace(LogFilter.from_query(dict(request.query_params)), since="")
         lines = self.hub.daemon.follow(user)

@@ -77,7 +77,7 @@
       if (running) { running.abort(); return; }
       running = new AbortController();
       setFollowing(true);
-      readFollow(follow.getAttribute("data-url"), running.signal).catch(function () {}).then(function () {
+      readFollow(follow.getAttribute("data-url"), follow.getAttribute("data-xsrf"), running.signal).catch(function () {}).then(function () {
         running = null;
         setFollowing(false);
       });
@@ -117,8 +117,11 @@
     if (atBottom) item.scrollIntoView({ block: "end" });
   }
 
-  async function readFollow(url, signal) {
-    var response = await fetch(url, { signal: signal, credentials: "same-origin" });
+  async function readFollow(url, xsrf, signal) {
+    // The page's CSRF token: the hub lets a script read Follow only with it.
+    var response = await fetch(url, {
+      signal: signal, credentials: "same-origin", headers: { "X-XSRFToken": xsrf || "" }
+    });
     if (!response.ok || !response.body) throw new Error("follow: " + response.status);
     var reader = response.body.getReader();
     var decoder = new TextDecoder();
