@@ -47,6 +47,7 @@ from hostd.cli.verify import (
     judge_units,
     parse_systemctl_show,
 )
+from hostd.cli.verify_jupyterhub_host import jupyterhub_checks, jupyterhub_mode
 from hostd.config import Config, load_config, parse_config
 from hostd.units import SLICE, listens_on_socket
 from hostd.units.errors import ConfigError, HostdError
@@ -399,4 +400,7 @@ def verify(config_path: Path, *, prefix: Path = PREFIX) -> list[Check]:
         checks.extend(config_checks(config))
     checks.append(_hub_user(hub_installed, group))
     checks.extend(_hub_tls(hub_installed))
+    if jupyterhub_mode():  # install.sh --jupyterhub: JupyterHub serves instead of hostd-hub
+        checks = [check for check in checks if check.name != f"unit {HUB_UNIT}"]
+        checks.extend(jupyterhub_checks(config, prefix))
     return checks
