@@ -182,6 +182,15 @@ if [ -n "$jupyterhub" ] && [ -e "$UNIT_DIR/$JH_UNIT" ] && ! jh_unit_ours; then
   how to fix: stop it and move it aside (systemctl disable --now $JH_UNIT; mv $UNIT_DIR/$JH_UNIT /root/),
   then run install.sh --jupyterhub again; your jupyterhub_config.py carries over (README, JupyterHub)"
 fi
+# JupyterHub upgrades its database (upgrade-db, below), but an older JupyterHub cannot read a
+# newer one's: refused before anything changes, rather than a hub that restart-loops.
+JH_DB=$JH_STATE/jupyterhub.sqlite
+jh_installed=$(sed -n '1s/^jupyterhub>=\([0-9]*\),.*/\1/p' "$JH_ENV/.hostd-spec" 2>/dev/null || true)
+if [ -n "$jupyterhub" ] && [ -n "$jh_installed" ] && [ "$jupyterhub" -lt "$jh_installed" ] && [ -e "$JH_DB" ]; then
+  die "JupyterHub $jupyterhub cannot read JupyterHub $jh_installed's database $JH_DB: nothing changed.
+  how to fix: systemctl stop jupyterhub; mv $JH_DB $JH_DB.jupyterhub$jh_installed
+  (JupyterHub $jupyterhub starts a new one: users log in again), then run install.sh --jupyterhub=$jupyterhub again"
+fi
 
 changed_daemon=0  # the daemon's code or units changed: restart hostd
 changed_hub=0     # the hub's code, unit or TLS drop-in changed: restart hostd-hub
@@ -366,6 +375,13 @@ if [ -n "$jupyterhub" ]; then
     quiet "$JH_ENV/bin/pip" install --disable-pip-version-check --no-deps --force-reinstall "$build"
     rm -rf "$build"
     "$JH_ENV/bin/python" -m compileall -q "$JH_ENV/lib" >/dev/null || true
+    if [ -e "$JH_DB" ] && [ -e "$JH_CONFIG" ]; then
+      # A newer JupyterHub may need a newer schema: upgrade-db backs the sqlite file up beside
+      # it first, and does nothing when the schema is current. Not while the old one runs.
+      systemctl stop "$JH_UNIT" 2>/dev/null || true
+      (cd "$JH_STATE" && quiet runuser -u "$JH_USER" -- "$JH_ENV/bin/jupyterhub" upgrade-db -f "$JH_CONFIG")
+      say "checked $JH_DB against JupyterHub's schema (jupyterhub upgrade-db)"
+    fi
     echo "$jh_stamp" > "$JH_ENV/.hostd-spec"
     changed_hub=1
     say "installed JupyterHub $("$JH_ENV/bin/python" -c 'import jupyterhub; print(jupyterhub.__version__)') and hostd $("$JH_ENV/bin/python" -c 'from importlib.metadata import version; print(version("hostd"))')"

@@ -120,6 +120,18 @@ class Machine:
     port: int
     first_install: subprocess.CompletedProcess[str]
     users: list[str] = field(default_factory=list)
+    token: str = ""  # the REST API's, once the test's lines are in jupyterhub_config.py
+
+    def pam_user(self) -> tuple[str, str]:
+        """A new account with a password, and its seed 002 working directory."""
+        name, password = f"j{uuid.uuid4().hex[:8]}", secrets.token_urlsafe(12)
+        run("useradd", "-m", "-s", "/bin/bash", name)
+        self.users.append(name)
+        subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True)
+        workdir = Path("/shared/users") / name
+        workdir.mkdir(parents=True)
+        shutil.chown(workdir, name, name)
+        return name, password
 
     @property
     def url(self) -> str:
@@ -264,11 +276,11 @@ def test_seed_002_a_pam_user_logs_in_and_a_kernel_answers_through_the_proxy(
     machine: Machine,
 ) -> None:
     # The admin's step: seed 002's sandbox in hostd.toml, its directories, its lines appended.
-    run(HOSTCTL, "config", "set", *[item for pair in SEED_002_SESSION.items() for item in pair])
     Path("/opt/shared-data").mkdir(parents=True)
     outputs = Path("/shared/notebook-outputs")
     outputs.mkdir(parents=True)
     outputs.chmod(0o1777)
+    run(HOSTCTL, "config", "set", *[item for pair in SEED_002_SESSION.items() for item in pair])
     token = secrets.token_hex(16)
     with JH_CONFIG.open("a") as config:
         config.write(SEED_002 + TEST_ONLY.format(token=token))
@@ -277,13 +289,9 @@ def test_seed_002_a_pam_user_logs_in_and_a_kernel_answers_through_the_proxy(
     hub = InstalledHub(machine.url, token)
     wait_until(lambda: hub.api("GET", "/").status == 200, 60, "JupyterHub's API")
 
-    name, password = f"j{uuid.uuid4().hex[:8]}", secrets.token_urlsafe(12)
-    run("useradd", "-m", "-s", "/bin/bash", name)
-    machine.users.append(name)
-    run("chpasswd", input=f"{name}:{password}\n")
+    machine.token = token
+    name, password = machine.pam_user()
     workdir = Path("/shared/users") / name
-    workdir.mkdir(parents=True)
-    shutil.chown(workdir, name, name)
 
     class User:  # what log_in reads
         def __init__(self, name: str, password: str) -> None:
@@ -304,7 +312,8 @@ def test_seed_002_a_pam_user_logs_in_and_a_kernel_answers_through_the_proxy(
         "NoNewPrivileges": "yes",
         "WorkingDirectory": str(workdir),
         "ReadOnlyPaths": "/opt/shared-data",
-        "ReadWritePaths": "/tmp /shared/notebook-outputs",
+        # Seed 002's, then the session's socket directory (hostd's, for {SOCKET}).
+        "ReadWritePaths": f"/tmp /shared/notebook-outputs /run/hostd/sessions/{name}",
         "RuntimeDirectoryPreserve": "no",
     }
     assert {key: unit_property(unit, key) for key in expected} == expected
@@ -343,6 +352,44 @@ def test_running_install_again_changes_nothing(machine: Machine) -> None:
     assert f"kept your {JH_CONFIG}" in again.stdout
     assert "restarted" not in again.stdout
     assert {unit: main_pid(unit) for unit in before} == before
+
+
+def test_jupyterhub_5_by_running_it_again_with_5(machine: Machine) -> None:
+    """--jupyterhub=5: a fresh environment with JupyterHub 5, [commands] singleuser switched to
+    a loopback port (JupyterHub 5 cannot connect to a socket), and a server that answers.
+    JupyterHub 5 cannot read JupyterHub 6's database: refused first, then done as told."""
+    refused = install("--jupyterhub=5")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    db = JH_STATE / "jupyterhub.sqlite"
+    assert f"JupyterHub 5 cannot read JupyterHub 6's database {db}: nothing changed" in (
+        refused.stderr
+    )
+    assert active(JH_UNIT) == ["active"]  # untouched
+    fix = f"how to fix: systemctl stop jupyterhub; mv {db} {db}.jupyterhub6"
+    assert fix in refused.stderr, refused.stderr
+    run("systemctl", "stop", JH_UNIT)
+    db.rename(db.with_name("jupyterhub.sqlite.jupyterhub6"))
+
+    switched = install("--jupyterhub=5")
+    assert switched.returncode == 0, f"{switched.stdout}\n{switched.stderr}"
+    assert "==> JupyterHub 5, HostdSpawner and configurable-http-proxy in" in switched.stdout
+    environment = r"^ok\s+JupyterHub's environment\s+/opt/hostd/jupyterhub: JupyterHub 5\."
+    assert re.search(environment, switched.stdout, re.M), switched.stdout
+    singleuser = tomllib.loads(CONFIG.read_text())["commands"]["singleuser"]
+    assert singleuser == [SESSION_EXEC, SINGLEUSER, "--ip=127.0.0.1", "--port={PORT}"]
+    assert f"kept your {JH_CONFIG}" in switched.stdout  # the test's lines are still there
+
+    hub = InstalledHub(machine.url, machine.token)
+    wait_until(lambda: hub.api("GET", "/").status == 200, 60, "JupyterHub 5's API")
+    assert hub.api("GET", "/").json()["version"].startswith("5.")
+    name, _ = machine.pam_user()
+    events = spawn(hub, name)
+    assert events[-1].get("ready"), (events, hub.tail())
+    route = hub.api("GET", "/proxy").json()[f"/user/{name}/"]["target"]
+    assert route.startswith("http://127.0.0.1:"), route
+    assert asyncio.run(run_in_kernel(hub, name, "print(6*7)")) == "42\n"
+    stop(hub, name)
+    assert units_left(f"jupyter-{name}") == []
 
 
 @pytest.mark.parametrize("flag", ["--jupyterhub", ""])
