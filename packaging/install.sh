@@ -378,8 +378,11 @@ if [ -n "$jupyterhub" ]; then
     if [ -e "$JH_DB" ] && [ -e "$JH_CONFIG" ]; then
       # A newer JupyterHub may need a newer schema: upgrade-db backs the sqlite file up beside
       # it first, and does nothing when the schema is current. Not while the old one runs.
+      hint "jupyterhub upgrade-db failed (see above); its backup of $JH_DB is beside it"
       systemctl stop "$JH_UNIT" 2>/dev/null || true
-      (cd "$JH_STATE" && quiet runuser -u "$JH_USER" -- "$JH_ENV/bin/jupyterhub" upgrade-db -f "$JH_CONFIG")
+      # (It runs alembic from PATH: JupyterHub's own, as in its unit.)
+      (cd "$JH_STATE" && quiet runuser -u "$JH_USER" -- env PATH="$JH_ENV/bin:/usr/bin:/bin" \
+        HOME="$JH_STATE" "$JH_ENV/bin/jupyterhub" upgrade-db -f "$JH_CONFIG")
       say "checked $JH_DB against JupyterHub's schema (jupyterhub upgrade-db)"
     fi
     echo "$jh_stamp" > "$JH_ENV/.hostd-spec"
