@@ -55,6 +55,8 @@ JH_CONFIG=$JH_ETC/jupyterhub_config.py
 JH_STATE=/var/lib/jupyterhub
 JH_TLS_DIR=$JH_ETC/tls
 CHP_SPEC=configurable-http-proxy@5
+# What HostdSpawner imports besides JupyterHub (hostd itself goes in without its dependencies).
+JH_SPEC_EXTRA=("httpx>=0.27" "starlette>=0.40" "sniffio>=1.3")
 # What the daemon's venv is built from; its hash decides whether an upgrade reinstalls.
 SOURCES=(pyproject.toml README.md hostd api units cgroups)
 
@@ -220,7 +222,11 @@ for p in python3-venv python3-dev gcc libsystemd-dev pkg-config dbus libpam-runt
 done
 if [ -n "$tls_host" ] && ! command -v openssl >/dev/null; then need+=(openssl); fi
 # configurable-http-proxy runs on Debian's node (unless a node and npm are there already).
-if [ -n "$jupyterhub" ] && ! command -v npm >/dev/null; then need+=(nodejs npm); fi
+if [ -n "$jupyterhub" ] && ! command -v node >/dev/null; then need+=(nodejs); fi
+if [ -n "$jupyterhub" ] && ! command -v npm >/dev/null && [ ! -d "${HOSTD_PREBUILT:-/nonexistent}/jupyterhub/node" ] \
+  && [ ! -x "$JH_ENV/node/node_modules/.bin/configurable-http-proxy" ]; then
+  need+=(npm)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   say "apt-get install ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -360,10 +366,17 @@ if [ -n "$jupyterhub" ]; then
   # HostdSpawner needs hostd's client and wire only: hostd without its dependencies (no
   # pystemd, uvicorn, sqlmodel in JupyterHub's environment), plus what they import. hostd
   # installs one import name, hostd: checked below, as no stray top-level module may appear.
-  jh_spec=("jupyterhub>=$jupyterhub,<$next" "httpx>=0.27" "starlette>=0.40" "sniffio>=1.3")
+  jh_spec=("jupyterhub>=$jupyterhub,<$next" "${JH_SPEC_EXTRA[@]}")
   jh_stamp=$(printf '%s\n' "${jh_spec[@]}" "$want")
   if [ -x "$JH_ENV/bin/jupyterhub" ] && [ "$(cat "$JH_ENV/.hostd-spec" 2>/dev/null)" = "$jh_stamp" ]; then
     say "up to date"
+  elif [ -n "${HOSTD_PREBUILT:-}" ] && [ -d "$HOSTD_PREBUILT/jupyterhub" ]; then
+    [ "$(cat "$HOSTD_PREBUILT/jupyterhub/.hostd-spec" 2>/dev/null)" = "$jh_stamp" ] \
+      || die "HOSTD_PREBUILT=$HOSTD_PREBUILT: its jupyterhub was not built for ${jh_spec[0]} and these sources (packaging/vm prebuild)"
+    rm -rf "$JH_ENV"
+    cp -a "$HOSTD_PREBUILT/jupyterhub" "$JH_ENV"
+    changed_hub=1
+    say "installed JupyterHub $("$JH_ENV/bin/python" -c 'import jupyterhub; print(jupyterhub.__version__)') (copied from $HOSTD_PREBUILT/jupyterhub)"
   else
     if [ -x "$JH_ENV/bin/python" ] && [ "$(head -n 1 "$JH_ENV/.hostd-spec" 2>/dev/null)" != "${jh_spec[0]}" ]; then
       rm -rf "$JH_ENV"  # another JupyterHub major version: a fresh environment, not a downgrade
