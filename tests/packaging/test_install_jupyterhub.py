@@ -173,9 +173,9 @@ def wait_until(condition: Any, timeout: float, what: str) -> None:
 def machine() -> Iterator[Machine]:
     if PREFIX.exists() or CONFIG.exists() or JH_CONFIG.exists():
         pytest.fail(f"{PREFIX}, {CONFIG} or {JH_CONFIG} exists already: this needs a fresh testbed")
-    for path in SEED_PATHS:
-        if path.exists():
-            pytest.fail(f"{path} exists already: a previous run left it, or the host has it")
+    # The spawner's systemd tier (session-scoped) may hold seed 002's paths too: use them then,
+    # and remove only what this module made.
+    made_paths = [path for path in SEED_PATHS if not path.exists()]
     taken = [port for port in INTERNAL_PORTS if listening(port)]
     if taken:
         pytest.fail(f"JupyterHub's internal ports {taken} are taken on this machine's loopback")
@@ -193,8 +193,9 @@ def machine() -> Iterator[Machine]:
         for name in made.users:
             subprocess.run(["systemctl", "stop", f"jupyter-{name}.service"], check=False)
             subprocess.run(["userdel", "-r", "-f", name], capture_output=True, check=False)
+            shutil.rmtree(Path("/shared/users") / name, ignore_errors=True)
         install("--purge")
-        for path in SEED_PATHS:
+        for path in made_paths:
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -276,9 +277,9 @@ def test_seed_002_a_pam_user_logs_in_and_a_kernel_answers_through_the_proxy(
     machine: Machine,
 ) -> None:
     # The admin's step: seed 002's sandbox in hostd.toml, its directories, its lines appended.
-    Path("/opt/shared-data").mkdir(parents=True)
+    Path("/opt/shared-data").mkdir(parents=True, exist_ok=True)
     outputs = Path("/shared/notebook-outputs")
-    outputs.mkdir(parents=True)
+    outputs.mkdir(parents=True, exist_ok=True)
     outputs.chmod(0o1777)
     run(HOSTCTL, "config", "set", *[item for pair in SEED_002_SESSION.items() for item in pair])
     token = secrets.token_hex(16)
