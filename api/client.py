@@ -29,6 +29,7 @@ from hostd.api.wire import (
     error_from_body,
     health_from_body,
     host_from_dict,
+    host_history_from_body,
     limits_body,
     line_from_ndjson,
     lines_from_body,
@@ -39,8 +40,10 @@ from hostd.api.wire import (
     start_body,
     token_from_body,
     usage_from_dict,
+    usage_history_from_body,
 )
 from hostd.units.errors import HostdError
+from hostd.units.history import DEFAULT_WINDOW, HostHistoryView, UsageHistoryView
 from hostd.units.maintenance import Drain, MaintenanceView
 from hostd.units.values import (
     AccountView,
@@ -308,6 +311,13 @@ class HostdClient:
         response = await self._request("GET", f"{self._session_path(user)}/usage")
         return self._read(response, usage_from_dict)
 
+    async def usage_history(self, user: str, *, window: str = DEFAULT_WINDOW) -> UsageHistoryView:
+        """What ``user``'s session used over the window (1h: 10 s points; 24h: 5 min)."""
+        response = await self._request(
+            "GET", f"{self._session_path(user)}/usage/history", params={"window": window}
+        )
+        return self._read(response, usage_history_from_body)
+
     async def token(self, user: str) -> str:
         """The running session's Jupyter token (for a proxy that adds it to requests)."""
         response = await self._request("GET", f"{self._session_path(user)}/token")
@@ -345,6 +355,11 @@ class HostdClient:
     async def host(self) -> HostView:
         response = await self._request("GET", "/v1/host")
         return self._read(response, host_from_dict)
+
+    async def host_history(self, *, window: str = DEFAULT_WINDOW) -> HostHistoryView:
+        """The memory promised to sessions against the host's capacity over the window."""
+        response = await self._request("GET", "/v1/host/history", params={"window": window})
+        return self._read(response, host_history_from_body)
 
     async def metrics(self) -> str:
         """The daemon's Prometheus exposition, as text."""

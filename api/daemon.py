@@ -58,6 +58,7 @@ from hostd.api.wire import (
     policy_to_dict,
     query_bool,
     query_int,
+    query_window,
     request_object,
     retry_after_headers,
     sessions_body,
@@ -285,6 +286,16 @@ class _Endpoints:
     async def usage(self, request: Request) -> Response:
         return JSONResponse((await self.service.usage(_own_user(request))).to_dict())
 
+    async def usage_history(self, request: Request) -> Response:
+        # The same right as reading the usage now: the user, or who acts for others.
+        user = _own_user(request)
+        window = query_window(_query(request, "window"))
+        return JSONResponse((await self.service.usage_history(user, window=window)).to_dict())
+
+    async def host_history(self, request: Request) -> Response:
+        window = query_window(_query(request, "window"))
+        return JSONResponse((await self.service.host_history(window=window)).to_dict())
+
     async def activity(self, request: Request) -> Response:
         user = _own_user(request)
         empty_from_body(await _json_object(request))
@@ -423,11 +434,13 @@ def build_daemon_app(
         Route("/v1/sessions/{user}", endpoints.session, methods=["GET", "POST", "PATCH", "DELETE"]),
         Route("/v1/sessions/{user}/logs", endpoints.logs, methods=["GET"]),
         Route("/v1/sessions/{user}/usage", endpoints.usage, methods=["GET"]),
+        Route("/v1/sessions/{user}/usage/history", endpoints.usage_history, methods=["GET"]),
         Route("/v1/sessions/{user}/token", endpoints.token, methods=["GET"]),
         Route("/v1/sessions/{user}/activity", endpoints.activity, methods=["POST"]),
         Route("/v1/auth", endpoints.auth, methods=["POST"]),
         Route("/v1/accounts/{user}", endpoints.account, methods=["GET"]),
         Route("/v1/host", endpoints.host, methods=["GET"]),
+        Route("/v1/host/history", endpoints.host_history, methods=["GET"]),
         Route("/v1/health", endpoints.health, methods=["GET"]),
         Route("/v1/policy", endpoints.policy, methods=["GET"]),
         Route("/v1/maintenance", endpoints.maintenance, methods=["GET"]),

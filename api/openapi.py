@@ -19,6 +19,7 @@ from hostd.api.wire import (
     USERNAME_MAX,
     all_codes,
 )
+from hostd.units.history import DEFAULT_WINDOW, HISTORY_WINDOWS
 from hostd.units.maintenance import MESSAGE_MAX
 
 __all__ = ["CPU_PATTERN", "SIZE_PATTERN", "openapi_document"]
@@ -125,6 +126,27 @@ def _boolean_query(name: str, default: bool, description: str) -> dict[str, Any]
         "schema": {"type": "boolean", "default": default},
     }
 
+
+_WINDOW_PARAMETER = {
+    "name": "window",
+    "in": "query",
+    "required": False,
+    "description": "How far back: "
+    + "; ".join(
+        f"{w.name}: {w.max_points} points of {w.resolution_s} s" for w in HISTORY_WINDOWS.values()
+    )
+    + ".",
+    "schema": {"type": "string", "enum": list(HISTORY_WINDOWS), "default": DEFAULT_WINDOW},
+}
+_WINDOW_FIELDS = {
+    "window": {"type": "string", "enum": list(HISTORY_WINDOWS)},
+    "resolution_s": {"type": "integer", "minimum": 1, "description": "Seconds a point stands for."},
+}
+_AT = {
+    "type": "integer",
+    "minimum": 0,
+    "description": "The start of the point's interval, Unix time in seconds.",
+}
 
 _MEM_LIMIT = {
     "description": "Bytes, or a size like 512M or 2G (base 1024).",
@@ -377,6 +399,45 @@ def _schemas() -> dict[str, Any]:
                 "oom_kills": _measured("integer", "Processes the OOM killer ended."),
             },
         ),
+        "UsagePoint": _every_key_required(
+            "What a session used during one interval; the last point may be still filling.",
+            {
+                "at": _AT,
+                "memory_bytes": _measured("integer", "The most memory in use in the interval."),
+                "memory_limit_bytes": _measured(
+                    "integer", "The memory limit in force; null: none or unknown.", minimum=1
+                ),
+                "cpu_percent": _measured(
+                    "number", "Mean CPU use over the interval; 100 is one core busy."
+                ),
+                "cpu_limit": _measured("number", "The CPU limit in force, in cores; null: none."),
+            },
+        ),
+        "UsageHistory": _every_key_required(
+            "A session's usage over a window, oldest point first.",
+            {
+                "user": {"type": "string"},
+                **_WINDOW_FIELDS,
+                "points": {"type": "array", "items": _ref("UsagePoint")},
+            },
+        ),
+        "HostPoint": _every_key_required(
+            "The host during one interval; the last point may be still filling.",
+            {
+                "at": _AT,
+                "memory_committed_bytes": _count(
+                    "integer", "The most memory promised to sessions (their limits together)."
+                ),
+                "memory_capacity_bytes": _count(
+                    "integer", "What all sessions together may be promised (a share of RAM)."
+                ),
+                "sessions_running": _count("integer", "The most sessions running at once."),
+            },
+        ),
+        "HostHistory": _every_key_required(
+            "The host's promised memory against its capacity over a window, oldest first.",
+            {**_WINDOW_FIELDS, "points": {"type": "array", "items": _ref("HostPoint")}},
+        ),
         "Host": _every_key_required(
             "The machine, and what the sessions ask of it together.",
             {
@@ -580,6 +641,20 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _json(_ref("Usage"), "The usage."), **_errors(*_USER)},
                 },
             },
+            "/v1/sessions/{user}/usage/history": {
+                "parameters": [_USER_PARAMETER],
+                "get": {
+                    "operationId": "sessionUsageHistory",
+                    "summary": (
+                        "What a session used over the last hour or day (kept while it runs)."
+                    ),
+                    "parameters": [_WINDOW_PARAMETER],
+                    "responses": {
+                        "200": _json(_ref("UsageHistory"), "The points, oldest first."),
+                        **_errors(*_USER),
+                    },
+                },
+            },
             "/v1/sessions/{user}/token": {
                 "parameters": [_USER_PARAMETER],
                 "get": {
@@ -723,6 +798,17 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": _json(_ref("Host"), "The machine."),
                         **_errors(*_ANY, 503),
+                    },
+                }
+            },
+            "/v1/host/history": {
+                "get": {
+                    "operationId": "hostHistory",
+                    "summary": "The memory promised to sessions against capacity, over time.",
+                    "parameters": [_WINDOW_PARAMETER],
+                    "responses": {
+                        "200": _json(_ref("HostHistory"), "The points, oldest first."),
+                        **_errors(*_ANY, 422),
                     },
                 }
             },

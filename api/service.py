@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 from hostd.units import SessionRequest
+from hostd.units.history import HistoryWindow, HostHistoryView, UsageHistoryView
 from hostd.units.maintenance import Drain, MaintenanceView
 from hostd.units.values import (
     AccountView,
@@ -82,7 +83,16 @@ class SessionService(Protocol):
         """SessionNotFound unless the session is starting or running."""
         ...
 
+    async def usage_history(self, user: str, *, window: HistoryWindow) -> UsageHistoryView:
+        """What the session used over the window, oldest first (hostd.units.history); an
+        empty view for a session not yet measured; SessionNotFound when there is none."""
+        ...
+
     async def host(self) -> HostView: ...
+
+    async def host_history(self, *, window: HistoryWindow) -> HostHistoryView:
+        """The memory promised to sessions against the host's capacity over the window."""
+        ...
 
     async def policy(self) -> PolicyView:
         """The admin's sandbox, [commands] names and [session] limits, which a caller must

@@ -59,7 +59,12 @@ from hostd.units.errors import (
     SpawnFailed,
 )
 from hostd.units.sizes import format_size
-from hostd.units.values import SANDBOX_OPTIONS, PolicyView, SessionView
+from hostd.units.values import (
+    SANDBOX_OPTIONS,
+    UNSUPPORTED_SPAWNER_OPTIONS,
+    PolicyView,
+    SessionView,
+)
 
 __all__ = [
     "DEFAULT_COMMAND",
@@ -248,16 +253,9 @@ class SystemdSpawner(Configurable):
     slice = Unicode(None, allow_none=True, help="Not supported by hostd.").tag(config=True)
 
 
-# Why each systemdspawner option without a hostd equivalent is refused.
-_UNSUPPORTED: Final = {
-    "username_template": "a session runs as the account named as the JupyterHub user",
-    "unit_name_template": "units are always named jupyter-<user>.service",
-    "extra_paths": "PATH is the admin's ([session] environment in hostd.toml)",
-    "dynamic_users": "sessions run as existing accounts (hostd refuses system users)",
-    "slice": "sessions always run in jupyter.slice, capped by [capacity] memory_share",
-    "mem_guarantee": "hostd enforces limits, not guarantees",
-    "cpu_guarantee": "hostd enforces limits, not guarantees",
-}
+# Why each systemdspawner option without a hostd equivalent is refused (shared with hostctl
+# import, which names the same reasons).
+_UNSUPPORTED: Final = UNSUPPORTED_SPAWNER_OPTIONS
 
 
 class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[misc]

@@ -51,6 +51,18 @@ from hostd.units.errors import (
     UnknownUser,
     UserRefused,
 )
+from hostd.units.fields import (
+    bool_field,
+    float_field,
+    int_field,
+    json_object,
+    optional_float,
+    optional_int,
+    optional_str,
+    str_field,
+    strings_field,
+)
+from hostd.units.history import HistoryWindow, HostHistoryView, UsageHistoryView, window_named
 from hostd.units.maintenance import Drain, MaintenanceView, check_message
 from hostd.units.names import USERNAME_MAX
 from hostd.units.values import (
@@ -102,6 +114,7 @@ __all__ = [
     "error_from_wire",
     "health_from_body",
     "host_from_dict",
+    "host_history_from_body",
     "http_error_body",
     "limit_changes_from_body",
     "limits_body",
@@ -115,6 +128,7 @@ __all__ = [
     "policy_to_dict",
     "query_bool",
     "query_int",
+    "query_window",
     "request_object",
     "retry_after_headers",
     "session_from_body",
@@ -126,6 +140,7 @@ __all__ = [
     "token_body",
     "token_from_body",
     "usage_from_dict",
+    "usage_history_from_body",
 ]
 
 # -- request limits -----------------------------------------------------------------------
@@ -274,7 +289,7 @@ def error_from_wire(
 def error_from_body(body: object) -> HostdError:
     """The error an error body (parsed JSON) stands for; errors as the readers' if it is not
     one."""
-    data = _object(body)
+    data = json_object(body)
     code, message = data["code"], data["message"]
     details = data.get("details", {})
     if not isinstance(code, str) or not isinstance(message, str):
@@ -319,6 +334,11 @@ def query_int(name: str, value: str | None, *, default: int, low: int, high: int
             f"{name}: expected a whole number from {low} to {high}, not {_show(value)}"
         )
     return int(value)
+
+
+def query_window(value: str | None) -> HistoryWindow:
+    """?window= of a history (1h, 24h; hostd.units.history); InvalidOption for another."""
+    return window_named(value)
 
 
 def request_object(body: bytes) -> dict[str, Any]:
@@ -531,68 +551,14 @@ def policy_to_dict(policy: PolicyView) -> dict[str, Any]:
 # -- values: what the client reads --------------------------------------------------------
 
 
-def _object(data: object) -> Mapping[str, Any]:
-    if not isinstance(data, Mapping):
-        raise TypeError(f"expected an object, not {type(data).__name__}")
-    return data
-
-
-def _int(data: Mapping[str, Any], name: str) -> int:
-    value = data[name]
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name}: expected an integer, not {type(value).__name__}")
-    return value
-
-
-def _float(data: Mapping[str, Any], name: str) -> float:
-    value = data[name]
-    # JSON has one kind of number: 2 and 2.0 are the same amount of cores or seconds.
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise TypeError(f"{name}: expected a number, not {type(value).__name__}")
-    return float(value)
-
-
-def _str(data: Mapping[str, Any], name: str) -> str:
-    value = data[name]
-    if not isinstance(value, str):
-        raise TypeError(f"{name}: expected a string, not {type(value).__name__}")
-    return value
-
-
-def _bool(data: Mapping[str, Any], name: str) -> bool:
-    value = data[name]
-    if not isinstance(value, bool):
-        raise TypeError(f"{name}: expected true or false, not {type(value).__name__}")
-    return value
-
-
-def _strings(data: Mapping[str, Any], name: str) -> tuple[str, ...]:
-    value = data[name]
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise TypeError(f"{name}: expected a list of strings")
-    return tuple(value)
-
-
-def _optional_int(data: Mapping[str, Any], name: str) -> int | None:
-    return None if data[name] is None else _int(data, name)
-
-
-def _optional_float(data: Mapping[str, Any], name: str) -> float | None:
-    return None if data[name] is None else _float(data, name)
-
-
-def _optional_str(data: Mapping[str, Any], name: str) -> str | None:
-    return None if data[name] is None else _str(data, name)
-
-
 def session_from_body(data: object) -> SessionView:
     """GET, POST, PATCH and DELETE /v1/sessions/{user}."""
-    return SessionView.from_dict(_object(data))
+    return SessionView.from_dict(json_object(data))
 
 
 def sessions_from_body(data: object) -> list[SessionView]:
     """GET /v1/sessions."""
-    sessions = _object(data)["sessions"]
+    sessions = json_object(data)["sessions"]
     if not isinstance(sessions, list):
         raise TypeError("sessions is not a list")
     return [session_from_body(session) for session in sessions]
@@ -600,12 +566,12 @@ def sessions_from_body(data: object) -> list[SessionView]:
 
 def lines_from_body(data: object) -> list[LogLine]:
     """GET .../logs without follow."""
-    return [LogLine.from_dict(_object(line)) for line in _object(data)["lines"]]
+    return [LogLine.from_dict(json_object(line)) for line in json_object(data)["lines"]]
 
 
 def line_from_ndjson(text: str) -> LogLine:
     """One line of a follow; the error its last line stands for is raised."""
-    item = _object(json.loads(text))
+    item = json_object(json.loads(text))
     if "error" in item:  # the daemon failed after the stream began
         raise error_from_body(item["error"])
     return LogLine.from_dict(item)
@@ -613,80 +579,90 @@ def line_from_ndjson(text: str) -> LogLine:
 
 def token_from_body(data: object) -> str:
     """GET .../token."""
-    return _str(_object(data), "token")
+    return str_field(json_object(data), "token")
 
 
 def usage_from_dict(data: object) -> UsageView:
     """GET .../usage: the inverse of UsageView.to_dict."""
-    data = _object(data)
+    data = json_object(data)
     return UsageView(
-        user=_str(data, "user"),
-        memory_bytes=_optional_int(data, "memory_bytes"),
-        memory_peak_bytes=_optional_int(data, "memory_peak_bytes"),
-        memory_limit_bytes=_optional_int(data, "memory_limit_bytes"),
-        cpu_seconds=_optional_float(data, "cpu_seconds"),
-        cpu_percent=_optional_float(data, "cpu_percent"),
-        cpu_limit=_optional_float(data, "cpu_limit"),
-        cpu_throttled_seconds=_optional_float(data, "cpu_throttled_seconds"),
-        tasks=_optional_int(data, "tasks"),
-        oom_kills=_optional_int(data, "oom_kills"),
+        user=str_field(data, "user"),
+        memory_bytes=optional_int(data, "memory_bytes"),
+        memory_peak_bytes=optional_int(data, "memory_peak_bytes"),
+        memory_limit_bytes=optional_int(data, "memory_limit_bytes"),
+        cpu_seconds=optional_float(data, "cpu_seconds"),
+        cpu_percent=optional_float(data, "cpu_percent"),
+        cpu_limit=optional_float(data, "cpu_limit"),
+        cpu_throttled_seconds=optional_float(data, "cpu_throttled_seconds"),
+        tasks=optional_int(data, "tasks"),
+        oom_kills=optional_int(data, "oom_kills"),
     )
 
 
 def host_from_dict(data: object) -> HostView:
     """GET /v1/host: the inverse of HostView.to_dict."""
-    data = _object(data)
+    data = json_object(data)
     return HostView(
-        memory_total_bytes=_int(data, "memory_total_bytes"),
-        memory_available_bytes=_int(data, "memory_available_bytes"),
-        cpus=_int(data, "cpus"),
-        sessions_running=_int(data, "sessions_running"),
-        memory_limits_bytes=_int(data, "memory_limits_bytes"),
-        cpu_limits=_float(data, "cpu_limits"),
-        memory_capacity_bytes=_int(data, "memory_capacity_bytes"),
-        starts_waiting=_int(data, "starts_waiting"),
+        memory_total_bytes=int_field(data, "memory_total_bytes"),
+        memory_available_bytes=int_field(data, "memory_available_bytes"),
+        cpus=int_field(data, "cpus"),
+        sessions_running=int_field(data, "sessions_running"),
+        memory_limits_bytes=int_field(data, "memory_limits_bytes"),
+        cpu_limits=float_field(data, "cpu_limits"),
+        memory_capacity_bytes=int_field(data, "memory_capacity_bytes"),
+        starts_waiting=int_field(data, "starts_waiting"),
     )
+
+
+def usage_history_from_body(data: object) -> UsageHistoryView:
+    """GET .../usage/history: the inverse of UsageHistoryView.to_dict."""
+    return UsageHistoryView.from_dict(json_object(data))
+
+
+def host_history_from_body(data: object) -> HostHistoryView:
+    """GET /v1/host/history: the inverse of HostHistoryView.to_dict."""
+    return HostHistoryView.from_dict(json_object(data))
 
 
 def auth_from_body(data: object) -> AuthResult:
     """POST /v1/auth: the inverse of AuthResult.to_dict."""
-    return AuthResult.from_dict(_object(data))
+    return AuthResult.from_dict(json_object(data))
 
 
 def account_from_body(data: object) -> AccountView:
     """GET /v1/accounts/{user}: the inverse of AccountView.to_dict."""
-    return AccountView.from_dict(_object(data))
+    return AccountView.from_dict(json_object(data))
 
 
 def maintenance_from_body(data: object) -> MaintenanceView:
     """GET and PUT/DELETE /v1/maintenance...: the inverse of MaintenanceView.to_dict."""
-    return MaintenanceView.from_dict(_object(data))
+    return MaintenanceView.from_dict(json_object(data))
 
 
 def health_from_body(data: object) -> dict[str, Any]:
     """GET /v1/health: an object whose keys are the daemon's own report."""
-    return dict(_object(data))
+    return dict(json_object(data))
 
 
 def policy_from_dict(data: object) -> PolicyView:
     """GET /v1/policy: the inverse of policy_to_dict."""
-    data = _object(data)
+    data = json_object(data)
     extra = data["unit_extra_properties"]
     if not isinstance(extra, Mapping):
         raise TypeError("unit_extra_properties: expected an object")
     return PolicyView(
-        config_file=_optional_str(data, "config_file"),
-        isolate_tmp=_bool(data, "isolate_tmp"),
-        isolate_devices=_bool(data, "isolate_devices"),
-        disable_user_sudo=_bool(data, "disable_user_sudo"),
-        user_workingdir=_optional_str(data, "user_workingdir"),
-        readonly_paths=_strings(data, "readonly_paths"),
-        readwrite_paths=_strings(data, "readwrite_paths"),
-        default_shell=_str(data, "default_shell"),
+        config_file=optional_str(data, "config_file"),
+        isolate_tmp=bool_field(data, "isolate_tmp"),
+        isolate_devices=bool_field(data, "isolate_devices"),
+        disable_user_sudo=bool_field(data, "disable_user_sudo"),
+        user_workingdir=optional_str(data, "user_workingdir"),
+        readonly_paths=strings_field(data, "readonly_paths"),
+        readwrite_paths=strings_field(data, "readwrite_paths"),
+        default_shell=str_field(data, "default_shell"),
         unit_extra_properties=dict(extra),
-        commands=_strings(data, "commands"),
-        mem_limit_bytes=_optional_int(data, "mem_limit_bytes"),
-        cpu_limit=_optional_float(data, "cpu_limit"),
-        max_mem_limit_bytes=_optional_int(data, "max_mem_limit_bytes"),
-        max_cpu_limit=_optional_float(data, "max_cpu_limit"),
+        commands=strings_field(data, "commands"),
+        mem_limit_bytes=optional_int(data, "mem_limit_bytes"),
+        cpu_limit=optional_float(data, "cpu_limit"),
+        max_mem_limit_bytes=optional_int(data, "max_mem_limit_bytes"),
+        max_cpu_limit=optional_float(data, "max_cpu_limit"),
     )

@@ -44,6 +44,17 @@ SANDBOX_OPTIONS: tuple[str, ...] = (
     "default_shell",
     "unit_extra_properties",
 )
+# systemdspawner's options that hostd has no equivalent of, and why: HostdSpawner refuses a
+# start while one is set, `hostctl import` leaves them out, both with these words.
+UNSUPPORTED_SPAWNER_OPTIONS: Mapping[str, str] = {
+    "username_template": "a session runs as the account named as the JupyterHub user",
+    "unit_name_template": "units are always named jupyter-<user>.service",
+    "extra_paths": "PATH is the admin's ([session] environment in hostd.toml)",
+    "dynamic_users": "sessions run as existing accounts (hostd refuses system users)",
+    "slice": "sessions always run in jupyter.slice, capped by [capacity] memory_share",
+    "mem_guarantee": "hostd enforces limits, not guarantees",
+    "cpu_guarantee": "hostd enforces limits, not guarantees",
+}
 # Longer is not a password a person types; PAM modules copy it around (pam_unix caps at 512).
 PASSWORD_MAX = 1024
 

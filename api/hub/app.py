@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Final
@@ -41,7 +42,7 @@ from hostd.api.hub.identity import SESSION_COOKIE, Identity, Sessions
 from hostd.api.hub.metrics import HubMetrics, RequestTimer, timed_login, timed_logout
 from hostd.api.hub.notices import Notices, RefreshNotices
 from hostd.api.hub.pages import Forbidden, Pages
-from hostd.api.hub.proxy import UserProxy
+from hostd.api.hub.proxy import ProxyError, UserProxy
 from hostd.api.hub.routes import Activity, Routes, account_uid
 from hostd.api.hub.security import Secret, from_user_page, scripted_load
 from hostd.api.hub.servers import Servers
@@ -75,6 +76,7 @@ _PAGE_HEADERS: Final = (
 )
 _NO_STORE: Final = (b"cache-control", b"no-store")
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+_FOLLOW: Final = re.compile(r"/hub/logs/[^/]+/follow")
 
 
 class _UserPaths:
@@ -148,7 +150,14 @@ def _refusal(scope: Scope, headers: Headers) -> str | None:
     navigation = headers.get("sec-fetch-mode", "navigate") == "navigate"
     if from_user_page(headers) and (scope["method"] not in _SAFE_METHODS or not navigation):
         return "refused: a page of a user's server may not act on the hub with your cookie"
-    if not scope["path"].startswith("/hub/api") and scripted_load(headers):
+    path: str = scope["path"]
+    # The logs' Follow is read by the logs page's own script (hub.js), which sends the page's
+    # CSRF token: the route refuses a script's read without it (Pages.follow). A user's page
+    # that says so (Referer) is refused above.
+    script_readable = (
+        _FOLLOW.fullmatch(path) is not None and headers.get("sec-fetch-site") == "same-origin"
+    )
+    if not path.startswith("/hub/api") and scripted_load(headers) and not script_readable:
         return "refused: hub pages are for the browser's window, not for scripts or frames"
     return None
 
@@ -165,8 +174,14 @@ def _routes(hub: Hub, pages: Pages, api: HubAPI) -> list[Route | Mount]:
     async def to_home(request: Request) -> Response:
         return RedirectResponse("/hub/home", 302)
 
+    async def favicon(request: Request) -> Response:
+        # Where browsers look when a page names no icon (a plain-text or JSON answer).
+        return RedirectResponse("/hub/static/favicon.svg", 301)
+
     return [
         Route("/", to_home),
+        Route("/favicon.ico", favicon, methods=["GET", "HEAD"]),
+        Route("/hub/favicon.ico", favicon, methods=["GET", "HEAD"]),
         Route("/hub", to_home),
         Route("/hub/", to_home),
         Route("/hub/login", pages.login_page, methods=["GET"]),
@@ -239,6 +254,25 @@ def build_hub_app(
     )
     pages = Pages(hub)
     api = HubAPI(hub)
+
+    async def proxy_error(
+        request: Request, identity: Identity | None, status: int, error: ProxyError
+    ) -> Response:
+        # /user/ paths skip _PageHeaders (a user's server sets its own): the hub's page
+        # carries the hub's headers itself.
+        response = pages.error(
+            request,
+            status,
+            error.message,
+            identity,
+            title=error.title,
+            advice=error.advice,
+            links=error.links,
+        )
+        for name, value in (*_PAGE_HEADERS, _NO_STORE):
+            response.headers[name.decode()] = value.decode()
+        return response
+
     proxy = UserProxy(
         sessions=sessions,
         routes=routes,
@@ -246,6 +280,7 @@ def build_hub_app(
         http=hub.http,
         admin_access=config.admin_access,
         not_running=pages.not_running,
+        error_page=proxy_error,
     )
     routes_list = _routes(hub, pages, api)
     gate: list[Middleware] = []

@@ -1,27 +1,33 @@
 """The hub's pages: login, logout, home, admin, logs, tokens (api layer; server-rendered).
 
-Every page works without JavaScript; /static/hub.js only adds live progress while a server
-starts (the page also refreshes itself, inside <noscript>). Every form that changes something
-carries ``_xsrf`` and is refused without it, with another session's, or from another site.
+Every page works without JavaScript; /static/hub.js adds what needs it: a start's live
+progress and JupyterLab opened when ready (the page also refreshes itself, inside <noscript>),
+a button that says "Starting…" at once, the logs' Follow inside the page, the admin table's
+search and sort. How the pages word use, limits and log lines: hostd.api.hub.present.
+Every form that changes something carries ``_xsrf`` and is refused without it, with another
+session's, or from another site.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-from collections.abc import AsyncIterator
-from datetime import timedelta
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
+from hostd.api.hub.chart_context import admin_charts, home_charts
 from hostd.api.hub.forms import BadInput, TooLarge, read_form
-from hostd.api.hub.identity import XSRF_FIELD, Identity
+from hostd.api.hub.identity import XSRF_FIELD, XSRF_HEADER, Identity
 from hostd.api.hub.notices import notices_context
-from hostd.api.hub.security import DEFAULT_NEXT, cross_site, safe_next
+from hostd.api.hub.present import LOG_PRIORITIES, LOG_SINCE, LogFilter, without_own_timestamp
+from hostd.api.hub.security import DEFAULT_NEXT, cross_site, safe_next, scripted_load
 from hostd.api.hub.state import Hub
 from hostd.units import validate_username
 from hostd.units.errors import (
@@ -44,6 +50,8 @@ UNAVAILABLE = "The login service is not available right now; please try later."
 
 HOME_LOG_LINES: Final = 20
 LOGS_PAGE_LINES: Final = 200
+# How far back the logs page's filters look (LINES_MAX of the daemon's API is 10 000).
+LOGS_FILTER_SCAN: Final = 2000
 # Form-started servers: wait this long, so an immediate refusal (capacity) shows as a message.
 FORM_START_WAIT_S: Final = 1.0
 
@@ -86,11 +94,23 @@ class Pages:
         message: str,
         identity: Identity | None = None,
         headers: dict[str, str] | None = None,
+        *,
+        title: str | None = None,
+        advice: str | None = None,
+        links: Sequence[tuple[str, str]] = (),
     ) -> Response:
+        """The hub's error page: the reason (``message``), what to do (``advice``, ``links``:
+        (href, words)); a link home, or to sign in, is always there."""
         return self.render(
             request,
             "error.html",
-            {"status": status, "message": message},
+            {
+                "status": status,
+                "message": message,
+                "title": title,
+                "advice": advice,
+                "links": links,
+            },
             status=status,
             identity=identity,
             headers=headers,
@@ -256,7 +276,9 @@ class Pages:
         context = await self._server_context(identity.user)
         if next_url is not None and context["status"].ready:
             return RedirectResponse(next_url, 302)
-        context["next"] = next_url
+        # A start from this page opens JupyterLab by itself once it is ready (issue 16): the
+        # form carries it as next, and the progress bar goes there.
+        context["next"] = next_url or f"/user/{identity.user}/lab"
         return self.render(request, "home.html", context, identity=identity)
 
     async def _server_context(self, user: str) -> dict[str, Any]:
@@ -269,7 +291,9 @@ class Pages:
                 usage = await self.hub.daemon.usage(user)
             if status.view is not None:
                 lines = await self.hub.daemon.logs(user, lines=HOME_LOG_LINES)
-        return {"status": status, "usage": usage, "lines": lines, "user": user}
+        # usage-charts: the last hour as pictures (chart_context), while the server runs.
+        charts = await home_charts(self.hub.daemon, user) if usage is not None else {"charts": []}
+        return {"status": status, "usage": usage, "lines": lines, "user": user, **charts}
 
     async def spawn(self, request: Request) -> Response:
         return await self._act(request, "start")
@@ -341,7 +365,11 @@ class Pages:
             }
             for name in names
         ]
-        return self.render(request, "admin.html", {"rows": rows, "host": host}, identity=identity)
+        # usage-charts: a sparkline per running session, the host's promises against capacity.
+        charts = await admin_charts(self.hub.daemon, usage_of)
+        return self.render(
+            request, "admin.html", {"rows": rows, "host": host, **charts}, identity=identity
+        )
 
     # -- logs ----------------------------------------------------------------------------
 
@@ -362,25 +390,53 @@ class Pages:
         if isinstance(checked, Response):
             return checked
         identity, user = checked
+        wanted = LogFilter.from_query(dict(request.query_params))
+        # Filtered: the filters run over the last LOGS_FILTER_SCAN lines (the daemon's logs
+        # API has no filters of its own); the page says so.
+        scanned = LOGS_FILTER_SCAN if wanted.active else LOGS_PAGE_LINES
         try:
-            lines = await self.hub.daemon.logs(user, lines=LOGS_PAGE_LINES)
+            lines = await self.hub.daemon.logs(user, lines=scanned)
         except SessionNotFound:
             lines = []
-        return self.render(request, "logs.html", {"user": user, "lines": lines}, identity=identity)
+        shown = wanted.apply(lines, datetime.now(UTC))[-LOGS_PAGE_LINES:]
+        query = {"priority": wanted.priority, "grep": wanted.text}
+        follow_query = urlencode({key: value for key, value in query.items() if value})
+        context = {
+            "user": user,
+            "lines": shown,
+            "filter": wanted,
+            "scanned": scanned,
+            "priorities": LOG_PRIORITIES,
+            "since": LOG_SINCE,
+            "follow_url": f"/hub/logs/{user}/follow" + (f"?{follow_query}" if follow_query else ""),
+        }
+        return self.render(request, "logs.html", context, identity=identity)
 
     async def follow(self, request: Request) -> Response:
         """The log as plain text that grows as lines come (a browser shows it as it loads)."""
         checked = await self._log_identity(request)
         if isinstance(checked, Response):
             return checked
-        _, user = checked
+        identity, user = checked
+        # A script's read (the logs page's Follow) shows the page's CSRF token: a script of a
+        # user's server on this origin that hides its Referer cannot read the page to learn it,
+        # so it cannot read another account's log with the cookie of whoever visits it.
+        if scripted_load(request.headers) and not self.hub.sessions.check_xsrf(
+            identity, request.headers.get(XSRF_HEADER)
+        ):
+            return self.error(request, 403, f"Missing or wrong {XSRF_HEADER} header.", identity)
+        # The page's priority and text filters apply to new lines too ("since" is moot).
+        wanted = dataclasses.replace(LogFilter.from_query(dict(request.query_params)), since="")
         lines = self.hub.daemon.follow(user)
 
         async def body() -> AsyncIterator[bytes]:
             async with contextlib.aclosing(lines):
                 try:
                     async for line in lines:
-                        yield f"{line.timestamp:%Y-%m-%d %H:%M:%S} {line.message}\n".encode()
+                        if not wanted.keeps(line, line.timestamp):
+                            continue
+                        message = without_own_timestamp(line.message)
+                        yield f"{line.timestamp:%Y-%m-%d %H:%M:%S} {message}\n".encode()
                 except HostdError as exc:
                     yield f"-- {exc.message}\n".encode()
 

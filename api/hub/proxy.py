@@ -20,6 +20,7 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote, unquote
 
@@ -46,7 +47,7 @@ from hostd.api.hub.security import cross_site
 from hostd.units import validate_username
 from hostd.units.errors import HostdError, InvalidName
 
-__all__ = ["WS_MAX_BYTES", "UserProxy"]
+__all__ = ["WS_MAX_BYTES", "ErrorPage", "ProxyError", "UserProxy"]
 
 log = logging.getLogger(__name__)
 
@@ -183,10 +184,13 @@ class UserProxy:
         not_running: Callable[[Request, Identity, str], Awaitable[Response]],
         identify: Callable[[HTTPConnection], Awaitable[Identity | None]] | None = None,
         login_url: Callable[[HTTPConnection, str], str] | None = None,
+        error_page: ErrorPage | None = None,
     ) -> None:
         """``identify`` and ``login_url`` (where a browser that is nobody goes, given the path
         it asked for) default to the hub's own origin's: its cookie, its login page. Under
-        subdomain_host they are the user's origin's (hostd.api.hub.subdomains)."""
+        subdomain_host they are the user's origin's (hostd.api.hub.subdomains).
+        ``error_page``: the hub's page for a refusal or a failure, shown to a browser asking
+        for a page (GET, Accept: text/html); every other client gets the JSON body."""
         self.sessions = sessions
         self.identify = identify or sessions.identify
         self.login_url = login_url or _login_page
@@ -195,6 +199,21 @@ class UserProxy:
         self.http = http
         self.admin_access = admin_access
         self.not_running = not_running
+        self.error_page = error_page
+
+    async def _refuse(
+        self,
+        request: Request,
+        identity: Identity | None,
+        status: int,
+        message: str,
+        page: ProxyError | None = None,
+    ) -> Response:
+        """JupyterHub's JSON error body; a hub page with the reason and what to do instead,
+        for a browser asking for a page (when this proxy has one)."""
+        if self.error_page is None or not _wants_html(request.headers, request.method):
+            return _json(status, message)
+        return await self.error_page(request, identity, status, page or ProxyError(message))
 
     def allowed(self, identity: Identity, user: str) -> bool:
         return identity.user == user or (identity.admin and self.admin_access)
@@ -205,10 +224,16 @@ class UserProxy:
         if scope["type"] == "websocket":
             await self._websocket(scope, receive, send, None if rest is None else user)
             return
-        if user is None:
-            await _json(404, "no such server")(scope, receive, send)
-            return
         request = Request(scope, receive)
+        if user is None:
+            page = ProxyError(
+                "There is no server at this address: a server's address is /user/<name>/.",
+                title="No such server",
+            )
+            await (await self._refuse(request, None, 404, "no such server", page))(
+                scope, receive, send
+            )
+            return
         if rest is None:  # /user/alice: the server lives under /user/alice/
             query = f"?{request.url.query}" if request.url.query else ""
             await RedirectResponse(f"/user/{user}/{query}", 302)(scope, receive, send)
@@ -224,7 +249,15 @@ class UserProxy:
             await response(scope, receive, send)
             return
         if not self.allowed(identity, user):
-            await _json(403, f"{identity.user} may not use {user}'s server")(scope, receive, send)
+            message = f"{identity.user} may not use {user}'s server"
+            refused = await self._refuse(
+                request, identity, 403, message, _not_yours(identity, user)
+            )
+            await refused(scope, receive, send)
+            return
+        if user == identity.user and rest == b"/logout" and _wants_html(request.headers, method):
+            # JupyterLab's File > Log Out (its hub extension: <server>/logout): the hub's.
+            await RedirectResponse("/hub/logout", 302)(scope, receive, send)
             return
         changes = method.upper() not in _SAFE_METHODS
         if changes and not identity.by_token and cross_site(request.headers):
@@ -234,7 +267,15 @@ class UserProxy:
             route = await self.routes.get(user)
         except HostdError as exc:  # the daemon is restarting, say: a clear answer, not a 500
             log.warning("could not look up %s's server: %s", user, exc.message)
-            await _json(503, "the hub cannot reach hostd just now; try again")(scope, receive, send)
+            message = "the hub cannot reach hostd just now; try again"
+            page = ProxyError(
+                "The hub cannot reach hostd, the service that runs the servers, just now.",
+                title="Try again in a moment",
+                advice="It is probably restarting: reload this page in a few seconds. "
+                "If it lasts, tell the administrator.",
+            )
+            refused = await self._refuse(request, identity, 503, message, page)
+            await refused(scope, receive, send)
             return
         if route is None:
             await (await self.not_running(request, identity, user))(scope, receive, send)
@@ -268,7 +309,16 @@ class UserProxy:
         except httpx.TransportError as exc:
             self.routes.forget(user)
             log.info("%s's server did not answer %s: %r", user, scope["path"], exc)
-            await _json(502, f"{user}'s server did not answer; try again")(scope, receive, send)
+            message = f"{user}'s server did not answer; try again"
+            page = ProxyError(
+                f"{user}'s server did not answer.",
+                title="The server did not answer",
+                advice="It may be busy or just stopping: reload this page in a moment, or "
+                "see its state and logs on the home page.",
+            )
+            asked = Request(scope, receive)
+            failed = await self._refuse(asked, await self.identify(asked), 502, message, page)
+            await failed(scope, receive, send)
             return
         try:
             answer_headers = _response_headers(upstream.headers.raw, route)
@@ -383,6 +433,36 @@ async def _pump(websocket: WebSocket, upstream: ClientConnection, seen: Callable
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@dataclass(frozen=True)
+class ProxyError:
+    """What a refusal's page says: the reason, a title, what to do, links to do it."""
+
+    message: str
+    title: str | None = None
+    advice: str | None = None
+    links: tuple[tuple[str, str], ...] = ()
+
+
+ErrorPage = Callable[[Request, Identity | None, int, ProxyError], Awaitable[Response]]
+
+
+def _not_yours(identity: Identity, user: str) -> ProxyError:
+    admins = (
+        " Admins may open other people's servers only when the hub's admin_access is on."
+        if identity.admin
+        else ""
+    )
+    return ProxyError(
+        f"You are signed in as {identity.user}; {user}'s server is {user}'s alone.{admins}",
+        title="This is not your server",
+        advice=f"Open your own server from your home page, or sign in as {user} if that is you.",
+        links=(
+            (f"/user/{identity.user}/lab", "Open your own JupyterLab"),
+            ("/hub/logout", "Sign out, to sign in as someone else"),
+        ),
+    )
 
 
 def _login_page(connection: HTTPConnection, target: str) -> str:

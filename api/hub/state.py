@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Final
 
 import httpx
@@ -20,16 +21,28 @@ from hostd.api.hub.db import HubStore
 from hostd.api.hub.identity import Sessions
 from hostd.api.hub.metrics import HubMetrics
 from hostd.api.hub.notices import Notices
+from hostd.api.hub.present import cpus, cpus_used, meter_level, meter_words, without_own_timestamp
 from hostd.api.hub.routes import Activity, Routes, upstream_transport
 from hostd.api.hub.servers import Servers
 from hostd.api.hub.settings import HubConfig
 from hostd.units.failures import describe_oom_kills
 from hostd.units.sizes import format_size
 
-__all__ = ["STATIC_DIR", "TEMPLATES_DIR", "Hub"]
+__all__ = ["STATE_LABELS", "STATIC_DIR", "TEMPLATES_DIR", "Hub"]
 
 TEMPLATES_DIR: Final = Path(__file__).with_name("templates")
 STATIC_DIR: Final = Path(__file__).with_name("static")
+# What the pages call a server's state: Cockpit's words for a service (issue 16). The one
+# place they are set; the templates show them through the "state_label" filter.
+STATE_LABELS: Final = MappingProxyType(
+    {
+        "starting": "Starting",
+        "running": "Running",
+        "stopping": "Stopping",
+        "stopped": "Not running",
+        "failed": "Failed to start",
+    }
+)
 
 
 def _templates() -> Jinja2Templates:
@@ -40,6 +53,13 @@ def _templates() -> Jinja2Templates:
     )
     # "kernel killed: out of memory (2 processes)", or None: a kernel that died alone.
     templates.env.filters["oom"] = describe_oom_kills
+    templates.env.filters["state_label"] = lambda state: STATE_LABELS.get(state, state)
+    # How the pages say use, limits and log lines (hostd.api.hub.present).
+    templates.env.filters["level"] = meter_level
+    templates.env.filters["level_words"] = meter_words
+    templates.env.filters["cpus"] = cpus
+    templates.env.filters["cpus_used"] = cpus_used
+    templates.env.filters["own_words"] = without_own_timestamp
     return templates
 
 

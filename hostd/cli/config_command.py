@@ -29,6 +29,7 @@ from hostd.config import DEFAULT_CONFIG_PATH
 __all__ = [
     "DEFAULT_HUB_CONFIG_PATH",
     "add_config_parsers",
+    "print_refusal",
     "run_config",
     "run_reload",
 ]
@@ -204,6 +205,18 @@ def _edit(
 _ACTIONS: Final = {"set": _set, "unset": _unset, "add-item": _item, "remove-item": _item}
 
 
+def print_refusal(command: str, exc: ConfigKeyError | OSError, err: TextIO) -> int:
+    """Say why an edit of the config files was refused or failed; the exit status (1)."""
+    if isinstance(exc, ConfigKeyError):
+        print(f"{command}: {exc.message}", file=err)
+        for problem in exc.problems:
+            print(f"  {problem}", file=err)
+    else:
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"{command}: cannot write{where}: {exc.strerror or exc}", file=err)
+    return 1
+
+
 def run_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Run `hostctl config ACTION`; the exit status. Never a traceback for bad input."""
     try:
@@ -213,15 +226,8 @@ def run_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if args.action == "get":
             return _get(args, out)
         lines, written = _ACTIONS[args.action](args)
-    except ConfigKeyError as exc:
-        print(f"hostctl config: {exc.message}", file=err)
-        for problem in exc.problems:
-            print(f"  {problem}", file=err)
-        return 1
-    except OSError as exc:
-        where = f" {exc.filename}" if exc.filename else ""
-        print(f"hostctl config: cannot write{where}: {exc.strerror or exc}", file=err)
-        return 1
+    except (ConfigKeyError, OSError) as exc:
+        return print_refusal("hostctl config", exc, err)
     for line in lines:
         print(line, file=out)
     if written:

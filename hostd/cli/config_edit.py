@@ -66,7 +66,8 @@ def _parent(document: TOMLDocument, key: Key, *, create: bool) -> _Tables | None
 
 
 def _insert(table: _Tables, name: str, value: object) -> None:
-    """Add name = value after the table's last plain key (see the module's docstring)."""
+    """Add name = value after the table's last plain key, or in a table of comments only
+    after its first paragraph of them (see the module's docstring)."""
     if isinstance(table, Table) and not table.is_super_table():
         body = table.value.body
         keyed = [
@@ -78,6 +79,16 @@ def _insert(table: _Tables, name: str, value: object) -> None:
             # tomlkit has no public "insert after"; _insert_at keeps the container's index.
             table.value._insert_at(keyed[-1] + 1, name, tomlkit.item(value))
             return
+        if not keyed:
+            # A table of comments only (the shipped [commands]): after its own comments, at
+            # the first blank line, before those that introduce the next section.
+            blank = next(
+                (i for i, (k, item) in enumerate(body) if k is None and item.as_string() == "\n"),
+                None,
+            )
+            if blank is not None and blank + 1 < len(body):
+                table.value._insert_at(blank, name, tomlkit.item(value))
+                return
     table[name] = value
 
 

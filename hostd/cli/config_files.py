@@ -60,9 +60,11 @@ Documents = Mapping[ConfigFile, TOMLDocument]
 
 @dataclass(frozen=True)
 class Edited:
-    """What an edit did: the files it wrote (none when nothing changed)."""
+    """What an edit did: the files it wrote (none when nothing changed, or when only asked
+    what it would do), and each changed file's text before (None: no file) and after."""
 
     written: tuple[Path, ...]
+    changes: tuple[tuple[Path, str | None, str], ...] = ()
 
 
 def _lock_path(path: Path) -> Path:
@@ -190,10 +192,19 @@ def problems_of(file: ConfigFile, path: Path, old: str | None, new: str) -> list
     ]
 
 
-def edit(paths: Mapping[ConfigFile, Path], change: Callable[[Documents], None]) -> Edited:
-    """Lock the files, change their documents with change, check, and write what changed.
+def edit(
+    paths: Mapping[ConfigFile, Path],
+    change: Callable[[Documents], None],
+    *,
+    write: bool = True,
+    check: bool = True,
+    refusal: str = "refused, nothing written (keys that go together: give them to one `set`)",
+) -> Edited:
+    """Lock the files, change their documents with change, check, and write what changed
+    (with write=False: only say what would change, after the same checks; with check=False
+    as well, without them, to show a change that would be refused).
 
-    ConfigKeyError (listing every problem) refuses the edit; nothing is written then."""
+    ConfigKeyError (refusal, then every problem) refuses the edit; nothing is written then."""
     # A symbolic link is followed: the file it names is edited, the link stays.
     paths = {file: Path(os.path.realpath(path)) for file, path in paths.items()}
     files = sorted(paths)  # one order for every writer: no deadlock between two
@@ -207,16 +218,15 @@ def edit(paths: Mapping[ConfigFile, Path], change: Callable[[Documents], None]) 
         changed = [f for f in files if tomlkit.dumps(documents[f]) != baseline[f]]
         problems = [
             problem
-            for f in changed
+            for f in (changed if check or write else [])
             for problem in problems_of(f, paths[f], read[f][0], tomlkit.dumps(documents[f]))
         ]
         if problems:
-            raise ConfigKeyError(
-                "refused, nothing written (keys that go together: give them to one `set`)",
-                tuple(problems),
-            )
-        for f in changed:
-            path = paths[f]
+            raise ConfigKeyError(refusal, tuple(problems))
+        changes = tuple((paths[f], read[f][0], tomlkit.dumps(documents[f])) for f in changed)
+        if not write:
+            return Edited(written=(), changes=changes)
+        for path, _, text in changes:
             like = path.stat() if path.exists() else None
-            write_atomically(path, tomlkit.dumps(documents[f]), like)
-        return Edited(written=tuple(paths[f] for f in changed))
+            write_atomically(path, text, like)
+        return Edited(written=tuple(path for path, _, _ in changes), changes=changes)

@@ -3,7 +3,9 @@
 It parses arguments, calls hostd.api.client.HostdClient, and formats what comes back; the formatting
 helpers are small pure functions. `check-config` and `verify` need no API: they run
 hostd.cli.verify_host here and print its report; nor do `config` and `reload`
-(hostd.cli.config_command), which edit the config files and restart the services. Exit
+(hostd.cli.config_command), which edit the config files and restart the services; nor
+`import` and `export` (hostd.cli.migrate_command), which carry other systems' settings in and
+out. Exit
 status: 0 ok, 1 an error from the API (or a failed check, a refused edit), 2 a usage error, 3
 the daemon cannot be reached, 130 interrupted. Never a traceback.
 """
@@ -31,6 +33,7 @@ from hostd.cli.maintenance import (
     run_announce,
     run_drain,
 )
+from hostd.cli.migrate_command import add_migrate_parsers, run_export, run_import
 from hostd.config import DEFAULT_CONFIG_PATH
 from hostd.units.errors import HostdError, SpawnFailed
 from hostd.units.failures import describe_oom_kills
@@ -318,13 +321,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_maintenance_parsers(commands)
     add_config_parsers(commands)
+    add_migrate_parsers(commands)
     return parser
 
 
 def _run_local(args: argparse.Namespace, out: TextIO) -> int:
-    """check-config, verify, config and reload: exit status 1 if any check failed."""
+    """check-config, verify, config, reload, import and export: exit status 1 if any check
+    failed or an edit was refused."""
     if args.command == "config":
         return run_config(args, out, sys.stderr)
+    if args.command == "import":
+        return run_import(args, out, sys.stderr)
+    if args.command == "export":
+        return run_export(args, out, sys.stderr)
     if args.command == "reload":
         if os.geteuid() != 0:
             print("hostctl: reload needs root (it restarts services)", file=sys.stderr)
@@ -489,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("drain: give --at TIME with --message TEXT, or --cancel alone")
     except SystemExit as exc:  # --help (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    if args.command in ("check-config", "verify", "config", "reload"):
+    if args.command in ("check-config", "verify", "config", "reload", "import", "export"):
         try:
             return _run_local(args, sys.stdout)
         except KeyboardInterrupt:

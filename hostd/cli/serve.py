@@ -82,7 +82,17 @@ def _check_config(path: Path | None) -> int:
         return EXIT_CONFIG
     where = config.source or f"defaults, no {DEFAULT_CONFIG_PATH}"
     print(f"ok: {where} ({config.describe()})")
-    return EXIT_OK
+    # The programs each command runs, as `hostctl check-config` checks them (stat only): a
+    # missing one fails every start (issue 14, F3). Imported here: serve needs none of it.
+    from hostd.cli.verify_host import program_checks
+
+    failed = False
+    for check in program_checks(config):
+        if check.status in ("fail", "warn"):
+            failed = failed or check.status == "fail"
+            fix = f" (fix: {check.fix})" if check.fix else ""
+            print(f"{check.name}: {check.detail}{fix}", file=sys.stderr)
+    return EXIT_CONFIG if failed else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,7 +46,6 @@ __all__ = [
     "judge_limits",
     "judge_pam",
     "judge_paths",
-    "judge_programs",
     "judge_proxy_group",
     "judge_scratch",
     "judge_session_env",
@@ -78,6 +77,8 @@ class Check:
     status: Status
     detail: str
     fix: str | None = None
+    # Lines shown under the fix (a unit's last journal lines, say).
+    log: tuple[str, ...] = ()
 
 
 # -- units ----------------------------------------------------------------------------------
@@ -85,13 +86,17 @@ class Check:
 
 @dataclass(frozen=True)
 class UnitState:
-    """A unit as ``systemctl show -p Id,LoadState,ActiveState,SubState,UnitFileState`` has it."""
+    """A unit as ``systemctl show -p Id,LoadState,ActiveState,SubState,UnitFileState,
+    NRestarts,ActiveEnterTimestampMonotonic`` has it (n_restarts: None for a unit that has no
+    such counter, a socket or a slice; active_enter_us: CLOCK_MONOTONIC microseconds)."""
 
     name: str
     load_state: str = ""
     active_state: str = ""
     sub_state: str = ""
     unit_file_state: str = ""
+    n_restarts: int | None = None
+    active_enter_us: int = 0
 
 
 def parse_systemctl_show(text: str) -> dict[str, UnitState]:
@@ -108,8 +113,14 @@ def parse_systemctl_show(text: str) -> dict[str, UnitState]:
                 active_state=values.get("ActiveState", ""),
                 sub_state=values.get("SubState", ""),
                 unit_file_state=values.get("UnitFileState", ""),
+                n_restarts=_whole(values.get("NRestarts")),
+                active_enter_us=_whole(values.get("ActiveEnterTimestampMonotonic")) or 0,
             )
     return units
+
+
+def _whole(text: str | None) -> int | None:
+    return int(text) if text is not None and text.isdigit() else None
 
 
 def _state(unit: UnitState) -> str:
@@ -258,34 +269,6 @@ def judge_pam(path: str, text: str | None) -> Check:
     if "auth" not in kinds and not any(words[0] == "@include" for words in lines):
         return Check("PAM", "fail", f"{path} has no auth line: nobody can log in to the hub", fix)
     return Check("PAM", "ok", f"{path} ({len(lines)} rules)")
-
-
-def judge_programs(programs: Mapping[str, tuple[str, PathFacts | None]]) -> list[Check]:
-    """Each session command's program (path, and its lstat or None), by where it is
-    configured (session.cmd, commands.NAME)."""
-    checks: list[Check] = []
-    for where, (path, facts) in programs.items():
-        label = f"program {where}"
-        if facts is None:
-            checks.append(
-                Check(
-                    label,
-                    "fail",
-                    f"{path} does not exist: every start with it fails",
-                    f"install it, or change {where}",
-                )
-            )
-        elif not stat.S_ISREG(facts.mode) or not facts.permissions & 0o111:
-            checks.append(
-                Check(label, "fail", f"{path} is not an executable file", f"chmod 0755 {path}")
-            )
-        elif not facts.permissions & 0o001:
-            checks.append(
-                Check(label, "warn", f"{path} is {facts.describe()}: only some users may run it")
-            )
-        else:
-            checks.append(Check(label, "ok", path))
-    return checks
 
 
 def judge_paths(paths: Mapping[str, Iterable[str]], existing: Iterable[str]) -> list[Check]:
@@ -640,6 +623,8 @@ def format_report(checks: Sequence[Check], *, title: str = "hostctl verify") -> 
         lines.append(f"{status:<5} {check.name:<{width}}  {detail}".rstrip())
         if check.fix and check.status in ("fail", "warn"):
             lines.append(f"{'':<5} {'':<{width}}  fix: {check.fix}")
+        if check.status in ("fail", "warn"):
+            lines.extend(f"{'':<5} {'':<{width}}  | {line}" for line in check.log)
     lines.append(summary(checks, title=title))
     return "\n".join(lines)
 

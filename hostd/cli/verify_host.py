@@ -1,7 +1,8 @@
 """`hostctl verify` and `hostctl check-config`: gather the facts, let hostd.cli.verify judge them
 (hostd/ layer: the I/O half; every verdict is in hostd.cli.verify).
 
-What it does to the machine: reads files and unit states, asks the daemon GET /v1/health,
+What it does to the machine: reads files and unit states (a few times over some seconds, to
+see a unit that restarts over and over), asks the daemon GET /v1/health,
 runs the session environment's Python as ``nobody``, and starts one short-lived probe unit in
 jupyter.slice (``hostd-verify-<random>.service``: ``sleep`` with a memory limit and a CPU
 quota) to read what the kernel made of them; the probe is stopped before it returns. It never
@@ -16,7 +17,11 @@ import grp
 import os
 import pwd
 import secrets
+import stat
 import subprocess
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -30,6 +35,7 @@ from hostd.cli.verify import (
     Check,
     LimitProbe,
     PathFacts,
+    UnitState,
     judge_acme_certificate,
     judge_cgroup_shape,
     judge_config,
@@ -38,7 +44,6 @@ from hostd.cli.verify import (
     judge_limits,
     judge_pam,
     judge_paths,
-    judge_programs,
     judge_proxy_group,
     judge_scratch,
     judge_session_env,
@@ -48,9 +53,19 @@ from hostd.cli.verify import (
     parse_systemctl_show,
 )
 from hostd.cli.verify_jupyterhub_host import jupyterhub_checks, jupyterhub_mode
+from hostd.cli.verify_programs import ProgramFacts, judge_command
+from hostd.cli.verify_restarts import (
+    JOURNAL_LINES,
+    RESTARTING_UNITS,
+    WATCH_S,
+    judge_restart_loop,
+    restart_looping,
+    settled,
+)
 from hostd.config import Config, load_config, parse_config
 from hostd.units import SLICE, listens_on_socket
 from hostd.units.errors import ConfigError, HostdError
+from hostd.units.programs import programs_of, session_path, shebang_programs
 
 __all__ = [
     "HUB_CONFIG",
@@ -61,7 +76,10 @@ __all__ = [
     "config_checks",
     "path_facts",
     "probe_limits",
+    "program_checks",
+    "program_facts",
     "verify",
+    "watch_units",
 ]
 
 PREFIX: Final = Path("/opt/hostd")
@@ -81,10 +99,10 @@ def _run(argv: list[str], **options: Any) -> subprocess.CompletedProcess[str]:
     )
 
 
-def path_facts(path: Path) -> PathFacts | None:
-    """lstat of path with owner and group names; None if it does not exist."""
+def path_facts(path: Path, *, follow: bool = False) -> PathFacts | None:
+    """lstat (follow: stat) of path with owner and group names; None if it does not exist."""
     try:
-        st = path.lstat()
+        st = path.stat() if follow else path.lstat()
     except OSError:
         return None
     try:
@@ -116,12 +134,95 @@ def _load(path: Path) -> tuple[Config, Check]:
     return config, judge_config(where, description=config.describe(), problems=())
 
 
+# How deep "#!" lines are followed (a script whose interpreter is a script...): execve's own
+# limit is 4; two covers env and a venv's python.
+_SHEBANG_DEPTH: Final = 2
+
+
+def _directories(path: str) -> tuple[PathFacts, ...]:
+    """Every directory a user passes through to reach path: those the path names and those its
+    symbolic links resolve to (stat, links followed), root first, each once."""
+    seen: dict[str, PathFacts] = {}
+    for written in (Path(path), Path(os.path.realpath(path))):
+        for directory in reversed(written.parents):
+            if str(directory) not in seen:
+                facts = path_facts(directory, follow=True)
+                if facts is not None:
+                    seen[str(directory)] = facts
+    return tuple(seen.values())
+
+
+def _resolve(name: str, search_path: Sequence[str]) -> str | None:
+    """Where exec finds name: itself if it has a slash, else the first executable file on
+    search_path (as execvp(3) and sh's exec look)."""
+    if "/" in name:
+        return name
+    for directory in search_path:
+        candidate = Path(directory) / name
+        try:
+            st = candidate.stat()
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+            return str(candidate)
+    return None
+
+
+def _head(path: str) -> bytes:
+    try:
+        with Path(path).open("rb") as file:
+            return file.read(256)
+    except OSError:
+        return b""
+
+
+def program_facts(
+    name: str, search_path: Sequence[str], *, interpreter_of: str = "", depth: int = 0
+) -> list[ProgramFacts]:
+    """What a session's exec of name meets: the file, the directories above it, and (for a
+    script) its interpreter's, each as ProgramFacts. Only stat(2) and a read of the first
+    line: no process is started."""
+    path = _resolve(name, search_path)
+    if path is None:
+        return [ProgramFacts(name, None, None, interpreter_of=interpreter_of)]
+    target = path_facts(Path(path), follow=True)
+    pip = Path(path).parent / "pip"
+    found = [
+        ProgramFacts(
+            name,
+            path,
+            target,
+            _directories(path) if target is not None else (),
+            interpreter_of=interpreter_of,
+            pip=str(pip) if pip.is_file() else None,
+        )
+    ]
+    if target is not None and stat.S_ISREG(target.mode) and depth < _SHEBANG_DEPTH:
+        for interpreter in shebang_programs(_head(path)):
+            found += program_facts(interpreter, search_path, interpreter_of=path, depth=depth + 1)
+    return found
+
+
+def program_checks(config: Config) -> list[Check]:
+    """One check per configured command ([session] cmd, each [commands] entry): every program
+    it runs (the wrapper, the program after it, their interpreters) runnable by every user."""
+    search_path = session_path(config.session.environment)
+    commands = {"session.cmd": config.session.cmd} | {
+        f"commands.{name}": argv for name, argv in config.commands.items()
+    }
+    return [
+        judge_command(
+            where,
+            [facts for name in programs_of(argv) for facts in program_facts(name, search_path)],
+            search_path=search_path,
+        )
+        for where, argv in commands.items()
+    ]
+
+
 def config_checks(config: Config) -> list[Check]:
     """What the config names on this machine: programs, bound paths, the scratch directory."""
     session = config.session
-    programs = {"session.cmd": session.cmd[0]} | {
-        f"commands.{name}": argv[0] for name, argv in config.commands.items()
-    }
     # Templates ({USERNAME}) are per user; judge_paths leaves them out.
     bound = {
         "session.shared_paths": session.shared_paths,
@@ -134,7 +235,7 @@ def config_checks(config: Config) -> list[Check]:
     scratch = config.shared.scratch
     on_socket = any(listens_on_socket(argv) for argv in (session.cmd, *config.commands.values()))
     return [
-        *judge_programs({key: (path, path_facts(Path(path))) for key, path in programs.items()}),
+        *program_checks(config),
         *judge_paths(bound, existing),
         judge_scratch(
             None if scratch is None else str(scratch),
@@ -170,15 +271,60 @@ def check_config(path: Path) -> list[Check]:
     return [checked, *config_checks(config)]
 
 
-def _units(hub_installed: bool) -> list[Check]:
-    names = [*DAEMON_UNITS, HUB_UNIT]
+_SHOWN: Final = (
+    "Id,LoadState,ActiveState,SubState,UnitFileState,NRestarts,ActiveEnterTimestampMonotonic"
+)
+_LOOK_EVERY_S: Final = 0.25
+
+
+def watch_units(names: Sequence[str] = RESTARTING_UNITS) -> dict[str, list[UnitState]]:
+    """Look at each unit every _LOOK_EVERY_S until every one is looping or settled
+    (hostd.cli.verify_restarts), or WATCH_S passed: the looks, oldest first. A unit that has
+    run for long without a restart costs one look."""
+    looks: dict[str, list[UnitState]] = {name: [] for name in names}
+    deadline = time.monotonic() + WATCH_S
+    while True:
+        shown = _run(["systemctl", "show", "-p", _SHOWN, *names])
+        if shown.returncode != 0:
+            return looks
+        # systemd's ...TimestampMonotonic is CLOCK_MONOTONIC, as time.monotonic_ns() is.
+        now_us = time.monotonic_ns() // 1000
+        units = parse_systemctl_show(shown.stdout)
+        for name in names:
+            if name in units:
+                looks[name].append(units[name])
+        if time.monotonic() >= deadline or all(
+            not seen or restart_looping(seen) or settled(seen[-1], now_us)
+            for seen in looks.values()
+        ):
+            return looks
+        time.sleep(_LOOK_EVERY_S)
+
+
+def _journal(unit: str) -> list[str]:
+    """The unit's own last lines (its processes' output, not systemd's lines about it)."""
     shown = _run(
-        ["systemctl", "show", "-p", "Id,LoadState,ActiveState,SubState,UnitFileState", *names]
+        ["journalctl", f"_SYSTEMD_UNIT={unit}", "-n", str(JOURNAL_LINES), "-o", "cat", "--no-pager"]
     )
+    return shown.stdout.splitlines() if shown.returncode == 0 else []
+
+
+def _units(hub_installed: bool, looks: dict[str, list[UnitState]]) -> list[Check]:
+    names = [*DAEMON_UNITS, HUB_UNIT]
+    shown = _run(["systemctl", "show", "-p", _SHOWN, *names])
     if shown.returncode != 0:
         reason = shown.stderr.strip() or f"exit status {shown.returncode}"
         return [Check("units", "fail", f"systemctl show failed: {reason}", "is systemd PID 1?")]
-    return judge_units(parse_systemctl_show(shown.stdout), hub_installed=hub_installed)
+    checks = judge_units(parse_systemctl_show(shown.stdout), hub_installed=hub_installed)
+    for name, seen in looks.items():
+        if name == HUB_UNIT and not hub_installed:
+            continue
+        looping = judge_restart_loop(seen, [], hub_config=str(HUB_CONFIG))
+        if looping is not None:  # judged again with the journal's word on why
+            looping = judge_restart_loop(seen, _journal(name), hub_config=str(HUB_CONFIG))
+            assert looping is not None
+            checks = [looping if check.name == looping.name else check for check in checks]
+    return checks
 
 
 async def _health(socket_path: str) -> dict[str, Any]:
@@ -378,28 +524,33 @@ def _acme_certificate(acme_dir: Path, renew_days: float) -> Check:
 
 def verify(config_path: Path, *, prefix: Path = PREFIX) -> list[Check]:
     """Every check of an installation, in the order the report shows them."""
-    config, config_check = _load(config_path)
-    hub_installed = _hub_installed(prefix)
-    socket_path = str(config.daemon.socket)
-    group = config.daemon.socket_group
-    checks = [config_check, *_units(hub_installed)]
-    checks.append(judge_socket(socket_path, path_facts(Path(socket_path)), group=group))
-    checks.append(_daemon_answer(socket_path))
-    checks.append(_pam(config.auth.pam_service))
-    probe = probe_limits()
-    checks.extend(judge_limits(probe))
-    checks.append(
-        judge_cgroup_shape(
-            probe.version,
-            allow_swap=config.session.allow_swap,
-            ip_address_deny=bool(config.session.ip_address_deny),
+    # The units are watched for a few seconds (a restart loop shows only over time) while
+    # the other checks run.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        watching = pool.submit(watch_units)
+        config, config_check = _load(config_path)
+        hub_installed = _hub_installed(prefix)
+        socket_path = str(config.daemon.socket)
+        group = config.daemon.socket_group
+        checks = [judge_socket(socket_path, path_facts(Path(socket_path)), group=group)]
+        checks.append(_daemon_answer(socket_path))
+        checks.append(_pam(config.auth.pam_service))
+        probe = probe_limits()
+        checks.extend(judge_limits(probe))
+        checks.append(
+            judge_cgroup_shape(
+                probe.version,
+                allow_swap=config.session.allow_swap,
+                ip_address_deny=bool(config.session.ip_address_deny),
+            )
         )
-    )
-    checks.append(_session_env(prefix))
-    if config_check.status != "fail":
-        checks.extend(config_checks(config))
-    checks.append(_hub_user(hub_installed, group))
-    checks.extend(_hub_tls(hub_installed))
+        checks.append(_session_env(prefix))
+        if config_check.status != "fail":
+            checks.extend(config_checks(config))
+        checks.append(_hub_user(hub_installed, group))
+        checks.extend(_hub_tls(hub_installed))
+        looks = watching.result()
+    checks = [config_check, *_units(hub_installed, looks), *checks]
     if jupyterhub_mode():  # install.sh --jupyterhub: JupyterHub serves instead of hostd-hub
         checks = [check for check in checks if check.name != f"unit {HUB_UNIT}"]
         checks.extend(jupyterhub_checks(config, prefix))

@@ -20,6 +20,7 @@ from hostd.daemon.systemd import SystemdSeam
 from hostd.daemon.table import SessionTable
 from hostd.units import SLICE, slice_cap_properties
 from hostd.units.errors import CapacityExceeded
+from hostd.units.sizes import format_size
 
 __all__ = ["Admission", "check_memory_promise", "memory_capacity"]
 
@@ -36,9 +37,11 @@ def check_memory_promise(
 ) -> None:
     """CapacityExceeded if promising mem_limit on top of others passes capacity."""
     if others + mem_limit > capacity:
+        # Sizes for people (2.0G, base 1024 as systemctl shows them), not byte counts.
         raise CapacityExceeded(
-            f"starting this session would promise {others + mem_limit} bytes of memory, "
-            f"over the {capacity} bytes sessions may have together (memory_share "
+            f"starting this session (memory limit {format_size(mem_limit)}) would promise "
+            f"{format_size(others + mem_limit)} of memory to sessions, over the "
+            f"{format_size(capacity)} they may have together (memory_share "
             f"{memory_share:g}); try again when another stops",
             retry_after_s=retry_after_s,
         )

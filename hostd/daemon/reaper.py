@@ -17,13 +17,14 @@ import shutil
 import time
 
 from hostd.daemon.ends import Ends
+from hostd.daemon.history import HostHistory
 from hostd.daemon.maintenance import Maintenance, drain_reason
 from hostd.daemon.session_parts import SessionParts
 from hostd.daemon.sockets import remove_socket_dir
 from hostd.daemon.store import now
 from hostd.daemon.systemd import UnitStatus
 from hostd.daemon.views import ENDED, ended_reason, session_port
-from hostd.units import unit_name_for, user_for_unit_name
+from hostd.units import cpu_limit_of, unit_name_for, user_for_unit_name
 
 __all__ = ["CUT_OFF_REASON", "REAP_INTERVAL_S", "Reaper"]
 
@@ -37,10 +38,17 @@ class Reaper:
     """Reattach once, then reap every REAP_INTERVAL_S (start() .. close())."""
 
     def __init__(
-        self, parts: SessionParts, *, ends: Ends, maintenance: Maintenance | None = None
+        self,
+        parts: SessionParts,
+        *,
+        ends: Ends,
+        maintenance: Maintenance | None = None,
+        host_history: HostHistory | None = None,
     ) -> None:
         self.parts = parts
         self.maintenance = maintenance
+        # The host's promised memory against its capacity, one reading a round (see reap).
+        self.host_history = HostHistory() if host_history is None else host_history
         # The ends the reaper sees (a session ended on its own, one culled) are recorded as a
         # stop's are.
         self.ends = ends
@@ -114,6 +122,7 @@ class Reaper:
         every one once a drain's time has come."""
         idle_timeout = self.parts.config.capacity.idle_timeout_s
         drain = None if self.maintenance is None else self.maintenance.due()
+        self.record_host()
         for name in self.parts.table.recorded():
             unit = unit_name_for(name)
             lock = self.parts.table.lock(name)
@@ -124,7 +133,9 @@ class Reaper:
                 if status is None or status.active_state in ENDED:
                     await self.ends.finish(name, unit, status, reason=ended_reason(status))
                     continue
-                self.parts.sampler.read(name, status.control_group)
+                self.parts.sampler.read(
+                    name, status.control_group, cpu_limit=cpu_limit_of(status.cpu_quota_usec)
+                )
                 self.parts.oom.watch(
                     name, self.parts.sampler.memory_dir(status.control_group or "")
                 )
@@ -136,6 +147,16 @@ class Reaper:
                     if idle_s > idle_timeout:
                         reason = f"idle for {idle_s:.0f} s (culled)"
                         await self.ends.stop_locked(name, unit, reason, requested=False)
+
+    def record_host(self) -> None:
+        """One reading of the host's history: the memory promised to sessions now (their
+        limits, as admission counts them) against what they may be promised together."""
+        table = self.parts.table
+        self.host_history.record(
+            committed=table.promised_total(),
+            capacity=self.parts.admission.memory_capacity(),
+            sessions=len(table.recorded()),
+        )
 
     def idle_seconds(self, name: str, status: UnitStatus) -> float:
         """Seconds since the last activity: the hub's reports (POST .../activity, which only a

@@ -26,6 +26,7 @@ import psutil
 from hostd.config import Config
 from hostd.daemon import credentials, journal
 from hostd.daemon.admission import Admission
+from hostd.daemon.history import HostHistory
 from hostd.daemon.lifecycle import Lifecycle
 from hostd.daemon.login import AccountPamCheck, Authenticator
 from hostd.daemon.maintenance import Maintenance
@@ -47,6 +48,7 @@ from hostd.units import (
     validate_username,
 )
 from hostd.units.errors import PermissionDenied, SessionNotFound
+from hostd.units.history import HistoryWindow, HostHistoryView, UsageHistoryView
 from hostd.units.maintenance import Drain, MaintenanceView
 from hostd.units.values import (
     AccountView,
@@ -108,8 +110,12 @@ class SessionManager:
         )
         self.lifecycle = Lifecycle(self.parts, check_account=self.authenticator.check_account)
         self.maintenance_state = Maintenance(store)
+        self.host_rings = HostHistory()
         self.reaper = Reaper(
-            self.parts, ends=self.lifecycle.ends, maintenance=self.maintenance_state
+            self.parts,
+            ends=self.lifecycle.ends,
+            maintenance=self.maintenance_state,
+            host_history=self.host_rings,
         )
 
     @classmethod
@@ -201,12 +207,25 @@ class SessionManager:
         if status is None or status.active_state not in ACTIVE:
             raise SessionNotFound(f"{name} has no running session")
         cpu_limit = cpu_limit_of(status.cpu_quota_usec)
-        usage = self.sampler.read(name, status.control_group)
+        usage = self.sampler.read(name, status.control_group, cpu_limit=cpu_limit)
         if usage is not None and not self.sampler.has_fresh_pair(name):
             # No recent sample to compare with: measure over a short interval now.
             await asyncio.sleep(0.5)
-            usage = self.sampler.read(name, status.control_group) or usage
+            usage = self.sampler.read(name, status.control_group, cpu_limit=cpu_limit) or usage
         return self.sampler.view(name, usage, cpu_limit)
+
+    async def usage_history(self, user: str, *, window: HistoryWindow) -> UsageHistoryView:
+        name = validate_username(user)
+        history = self.sampler.history
+        if not history.has(name):
+            # No reading yet: a session that just started has an empty history, no session none.
+            status = await self.systemd.unit_status(unit_name_for(name))
+            if status is None or status.active_state not in ACTIVE:
+                raise SessionNotFound(f"{name} has no running session")
+        return history.view(name, window)
+
+    async def host_history(self, *, window: HistoryWindow) -> HostHistoryView:
+        return self.host_rings.view(window)
 
     async def token(self, user: str) -> str:
         name = validate_username(user)
@@ -263,8 +282,9 @@ class SessionManager:
             name = user_for_unit_name(status.name)
             if name is None or status.active_state not in ACTIVE:
                 continue
-            usage = self.sampler.read(name, status.control_group)
-            view = self.sampler.view(name, usage, cpu_limit_of(status.cpu_quota_usec))
+            cpu_limit = cpu_limit_of(status.cpu_quota_usec)
+            usage = self.sampler.read(name, status.control_group, cpu_limit=cpu_limit)
+            view = self.sampler.view(name, usage, cpu_limit)
             samples.append(SessionSample(view, status.memory_max))
         return self.metrics_registry.render(samples, self.admission.waiting, self._host_of(units))
 

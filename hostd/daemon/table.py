@@ -62,6 +62,10 @@ class SessionTable:
         """Memory promised to every session but name's."""
         return sum(entry.promised or 0 for user, entry in self._entries.items() if user != name)
 
+    def promised_total(self) -> int:
+        """Memory promised to every session together."""
+        return sum(entry.promised or 0 for entry in self._entries.values())
+
     def close_record(self, name: str) -> int | None:
         """Forget the session's record, activity and profile; the record's id, if any."""
         entry = self[name]

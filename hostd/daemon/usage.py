@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hostd.cgroups import OOM_FILES, CgroupReader, CpuSample, Usage, cpu_percent, oom_kills_from
+from hostd.daemon.history import UsageHistory
 from hostd.units.values import UsageView
 
 __all__ = [
@@ -52,10 +53,15 @@ class Sample:
 
 
 class UsageSampler:
-    """Readings per user; ``load()`` first (it reads mountinfo), then ``read``."""
+    """Readings per user; ``load()`` first (it reads mountinfo), then ``read``.
 
-    def __init__(self, reader: CgroupReader | None) -> None:
+    Every reading also goes into ``history`` (usage over time, bounded: hostd.daemon.history);
+    ``forget`` drops both at a session's end.
+    """
+
+    def __init__(self, reader: CgroupReader | None, history: UsageHistory | None = None) -> None:
         self.reader = reader
+        self.history = UsageHistory() if history is None else history
         self._samples: dict[str, tuple[Sample | None, Sample]] = {}
 
     @classmethod
@@ -66,8 +72,11 @@ class UsageSampler:
             log.warning("cgroup usage unavailable: %s", exc)
             return cls(None)
 
-    def read(self, user: str, control_group: str | None) -> Usage | None:
-        """Read now and remember the reading (the previous one is kept for CPU %)."""
+    def read(
+        self, user: str, control_group: str | None, *, cpu_limit: float | None = None
+    ) -> Usage | None:
+        """Read now and remember the reading (the previous one is kept for CPU %, and the
+        history keeps it too, with the CPU limit in force when the caller knows it)."""
         if self.reader is None or not control_group:
             return None
         usage = self.reader.read_usage(control_group)
@@ -75,6 +84,7 @@ class UsageSampler:
             return None
         last = self._samples.get(user)
         self._samples[user] = (last[1] if last else None, Sample(time.monotonic(), usage))
+        self.history.record(user, usage, cpu_limit=cpu_limit)
         return usage
 
     def recent_cpu_percent(self, user: str) -> float | None:
@@ -94,6 +104,7 @@ class UsageSampler:
 
     def forget(self, user: str) -> None:
         self._samples.pop(user, None)
+        self.history.forget(user)
 
     def view(self, user: str, usage: Usage | None, cpu_limit: float | None) -> UsageView:
         if usage is None:

@@ -9,7 +9,19 @@ c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
 
 def _no_token_in_pages(handler, page_config):  # type: ignore[no-untyped-def]
-    return {**page_config, "token": ""}
+    page_config = {**page_config, "token": ""}
+    # JupyterLab's own hub extension (@jupyterlab/hub-extension, built in: no extension to
+    # install) adds File > "Hub Control Panel" (hubHost + hubPrefix + "home", a new tab) and
+    # "Log Out" (<this server>/logout, which the hub's proxy sends to /hub/logout) once the
+    # page config names a hub prefix. Under JupyterHub (jupyterhub-singleuser) it is set
+    # already; under hostd-hub the server lives at /user/<name>/ and the hub at /hub/, on
+    # this origin (with subdomain_host, the user's origin sends /hub/... to the hub's). As
+    # under JupyterHub, the server's own "Log Out" and "Shut Down" go (quitButton): the hub
+    # stops servers, and a second "Log Out" that only forgets the server's cookie misleads.
+    parts = handler.base_url.strip("/").split("/")
+    if "hubPrefix" not in page_config and len(parts) == 2 and parts[0] == "user":
+        page_config.update(hubPrefix="/hub/", hubHost="", hubUser=parts[1], quitButton=False)
+    return page_config
 
 
 c.ServerApp.tornado_settings = {"page_config_hook": _no_token_in_pages}

@@ -45,6 +45,13 @@ from hostd.units.errors import (
     SessionNotFound,
     UnknownUser,
 )
+from hostd.units.history import (
+    HistoryWindow,
+    HostHistoryView,
+    HostPoint,
+    UsageHistoryView,
+    UsagePoint,
+)
 from hostd.units.maintenance import Drain, MaintenanceView, check_drain_at, check_message
 from hostd.units.values import (
     AccountView,
@@ -73,6 +80,22 @@ HOST_MEMORY_BYTES = 16 * 1024**3
 HOST_CPUS = 8
 DEFAULT_MEMORY_BYTES = 256 * 1024**2  # what a session uses unless a test says otherwise
 ACTIVE = ("starting", "running")
+DEFAULT_HISTORY_POINTS = 6  # points of a default usage history, the last one now
+
+
+def history_points(window: HistoryWindow, limits: Limits) -> tuple[UsagePoint, ...]:
+    """A default history: memory growing to DEFAULT_MEMORY_BYTES, CPU from 10 % to 60 %."""
+    start = int(time.time()) // window.resolution_s * window.resolution_s
+    return tuple(
+        UsagePoint(
+            at=start - (DEFAULT_HISTORY_POINTS - 1 - i) * window.resolution_s,
+            memory_bytes=DEFAULT_MEMORY_BYTES * (i + 1) // DEFAULT_HISTORY_POINTS,
+            memory_limit_bytes=limits.mem_limit_bytes,
+            cpu_percent=10.0 * (i + 1),
+            cpu_limit=limits.cpu_limit,
+        )
+        for i in range(DEFAULT_HISTORY_POINTS)
+    )
 
 
 def log_lines(user: str, count: int) -> list[LogLine]:
@@ -104,6 +127,9 @@ class FakeSessionService:
         self.journal: dict[str, list[LogLine]] = {}
         self.calls: list[tuple[Any, ...]] = []
         self.usages: dict[str, UsageView] = {}
+        # Usage over time: what a test puts here, else DEFAULT_HISTORY_POINTS points made
+        # from the session's limits (history_points).
+        self.histories: dict[str, UsageHistoryView] = {}
         self.starts_waiting = 0
         self.fail: dict[str, BaseException] = {}
         # follow: wait before the first line, raise after the lines, or wait forever.
@@ -279,6 +305,36 @@ class FakeSessionService:
             tasks=9,
             oom_kills=0,
         )
+
+    async def usage_history(self, user: str, *, window: HistoryWindow) -> UsageHistoryView:
+        self.calls.append(("usage_history", user, window.name))
+        self._check("usage_history")
+        if user in self.histories:
+            return self.histories[user]
+        view = self._active(user)
+        limits = view.limits or Limits(mem_limit_bytes=None, cpu_limit=None)
+        return UsageHistoryView(
+            user=user,
+            window=window.name,
+            resolution_s=window.resolution_s,
+            points=history_points(window, limits),
+        )
+
+    async def host_history(self, *, window: HistoryWindow) -> HostHistoryView:
+        self.calls.append(("host_history", window.name))
+        self._check("host_history")
+        host = await self.host()
+        start = int(time.time()) // window.resolution_s * window.resolution_s
+        points = tuple(
+            HostPoint(
+                at=start - (DEFAULT_HISTORY_POINTS - 1 - i) * window.resolution_s,
+                memory_committed_bytes=host.memory_limits_bytes * (i + 1) // DEFAULT_HISTORY_POINTS,
+                memory_capacity_bytes=host.memory_capacity_bytes,
+                sessions_running=host.sessions_running,
+            )
+            for i in range(DEFAULT_HISTORY_POINTS)
+        )
+        return HostHistoryView(window=window.name, resolution_s=window.resolution_s, points=points)
 
     async def token(self, user: str) -> str:
         self.calls.append(("token", user))

@@ -26,7 +26,14 @@ from hostd.units.errors import (
     UserRefused,
 )
 from hostd.units.values import Caller, PeerCredentials, UsageView
-from tests.api.fake import MEMBER, MEMBER_UID, SELF_ONLY, STRANGER, FakeSessionService
+from tests.api.fake import (
+    DEFAULT_HISTORY_POINTS,
+    MEMBER,
+    MEMBER_UID,
+    SELF_ONLY,
+    STRANGER,
+    FakeSessionService,
+)
 
 ROUTES = [
     ("GET", "/v1/sessions"),
@@ -37,8 +44,10 @@ ROUTES = [
     ("GET", "/v1/sessions/alice/logs?follow=1"),
     ("PATCH", "/v1/sessions/alice"),
     ("GET", "/v1/sessions/alice/usage"),
+    ("GET", "/v1/sessions/alice/usage/history"),
     ("POST", "/v1/sessions/alice/activity"),
     ("GET", "/v1/host"),
+    ("GET", "/v1/host/history"),
     ("GET", "/v1/health"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
@@ -470,6 +479,73 @@ async def test_usage_of_an_invalid_name_is_422(http: httpx.AsyncClient) -> None:
     assert_error(await http.get("/v1/sessions/-x/usage"), 422, "invalid-name")
 
 
+# -- usage over time ------------------------------------------------------------------------
+
+
+async def test_usage_history_answers_the_view_of_the_window(
+    http: httpx.AsyncClient, fake: FakeSessionService
+) -> None:
+    fake.add_session("alice")
+    hour = await http.get("/v1/sessions/alice/usage/history")
+    day = await http.get("/v1/sessions/alice/usage/history", params={"window": "24h"})
+    assert hour.status_code == day.status_code == 200
+    assert (hour.json()["window"], hour.json()["resolution_s"]) == ("1h", 10)
+    assert (day.json()["window"], day.json()["resolution_s"]) == ("24h", 300)
+    assert len(hour.json()["points"]) == DEFAULT_HISTORY_POINTS
+    assert ("usage_history", "alice", "1h") in fake.calls
+    assert ("usage_history", "alice", "24h") in fake.calls
+
+
+@pytest.mark.parametrize("window", ["1y", "", "1H", "3600", "x" * 100])
+async def test_usage_history_of_an_unknown_window_is_422_and_says_which_are_known(
+    http: httpx.AsyncClient, fake: FakeSessionService, window: str
+) -> None:
+    fake.add_session("alice")
+    for path in ("/v1/sessions/alice/usage/history", "/v1/host/history"):
+        body = assert_error(await http.get(path, params={"window": window}), 422, "invalid-option")
+        assert "1h, 24h" in str(body["message"])
+        assert len(str(body["message"])) < 100
+    assert not {call[0] for call in fake.calls} & {"usage_history", "host_history"}
+
+
+@pytest.mark.parametrize("state", ["stopped", "failed", None])
+async def test_usage_history_of_a_session_that_is_not_running_is_404(
+    http: httpx.AsyncClient, fake: FakeSessionService, state: str | None
+) -> None:
+    if state is not None:
+        fake.add_session("alice", state=state)
+    assert_error(await http.get("/v1/sessions/alice/usage/history"), 404, "not-found")
+
+
+async def test_usage_history_of_an_invalid_name_is_422(http: httpx.AsyncClient) -> None:
+    assert_error(await http.get("/v1/sessions/-x/usage/history"), 422, "invalid-name")
+
+
+async def test_usage_history_of_an_unknown_user_is_404(http: httpx.AsyncClient) -> None:
+    assert_error(await http.get("/v1/sessions/zed/usage/history"), 404, "unknown-user")
+
+
+async def test_a_member_reads_its_own_usage_history_and_the_hosts(
+    http_as: HttpAs, fake: FakeSessionService
+) -> None:
+    fake.add_session("carol")
+    async with http_as(SELF_ONLY) as carol:
+        own = await carol.get("/v1/sessions/carol/usage/history")
+        host = await carol.get("/v1/host/history", params={"window": "24h"})
+    assert own.status_code == host.status_code == 200, own.text + host.text
+    assert own.json()["user"] == "carol"
+    assert host.json()["window"] == "24h" and host.json()["points"]
+
+
+async def test_the_hub_reads_anyones_usage_history(
+    http_as: HttpAs, fake: FakeSessionService
+) -> None:
+    fake.add_session("alice")
+    async with http_as(MEMBER) as hub:
+        response = await hub.get("/v1/sessions/alice/usage/history")
+    assert response.status_code == 200 and response.json()["user"] == "alice"
+
+
 async def test_host_answers_the_view(http: httpx.AsyncClient, fake: FakeSessionService) -> None:
     fake.add_session("alice")
     response = await http.get("/v1/host")
@@ -825,6 +901,8 @@ OTHERS_ROUTES = [
     ("GET", "/v1/sessions/alice/logs?follow=1"),
     ("GET", "/v1/sessions/alice/token"),
     ("GET", "/v1/sessions/alice/usage"),
+    ("GET", "/v1/sessions/alice/usage/history"),
+    ("GET", "/v1/sessions/alice/usage/history?window=24h"),
     ("POST", "/v1/sessions/alice/activity"),
     ("POST", "/v1/auth"),
     ("GET", "/metrics"),

@@ -199,9 +199,11 @@ SERVICE_METHOD = {
     ("/v1/sessions/{user}/logs", "get"): "logs",
     ("/v1/sessions/{user}", "patch"): "set_limits",
     ("/v1/sessions/{user}/usage", "get"): "usage",
+    ("/v1/sessions/{user}/usage/history", "get"): "usage_history",
     ("/v1/sessions/{user}/token", "get"): "token",
     ("/v1/sessions/{user}/activity", "post"): "activity",
     ("/v1/host", "get"): "host",
+    ("/v1/host/history", "get"): "host_history",
     ("/v1/policy", "get"): "policy",
     ("/v1/health", "get"): "health",
     ("/metrics", "get"): "metrics",
@@ -230,6 +232,8 @@ INVALID_BODY = {
     ("/v1/maintenance/announcement", "put"): b'{"message": "two\\nlines"}',
     ("/v1/maintenance/drain", "put"): b'{"at": "2000-01-01T00:00:00Z", "message": "past"}',
 }
+# Where a query parameter is what the operation refuses with 422 (no user in the path).
+INVALID_QUERY = {("/v1/host/history", "get"): {"window": "1y"}}
 ERROR_FOR_STATUS: dict[int, HostdError] = {
     401: LoginFailed("login failed: wrong user name or password"),
     409: SessionConflict("alice's session is stopping"),
@@ -262,6 +266,7 @@ async def produce(
     user = "alice"
     peer: PeerCredentials | None = ROOT
     content = VALID_BODY.get((path, method))
+    params: dict[str, str] = {}
     service_method = SERVICE_METHOD[(path, method)]
     match status:
         case 200 | 204:
@@ -279,6 +284,7 @@ async def produce(
         case 422:
             user = "-x"  # an invalid name
             content = INVALID_BODY.get((path, method), content)
+            params = INVALID_QUERY.get((path, method), params)
         case 500:
             fake.fail[service_method] = RuntimeError("boom")
         case _:
@@ -287,7 +293,9 @@ async def produce(
                 (path, method, status), ERROR_FOR_STATUS[status]
             )
     async with http_as(peer) as client:
-        return await client.request(method.upper(), path.replace("{user}", user), content=content)
+        return await client.request(
+            method.upper(), path.replace("{user}", user), content=content, params=params
+        )
 
 
 @pytest.mark.parametrize(("path", "method", "status"), scenarios())

@@ -333,6 +333,100 @@ def test_verify_fails_with_a_clear_line_when_the_socket_mode_is_broken(session: 
     assert run(HOSTCTL, "verify", check=False, timeout=180).returncode == 0
 
 
+SINGLEUSER = PREFIX / "session" / "bin" / "jupyterhub-singleuser"
+SINGLEUSER_LINE = (
+    'singleuser = ["/opt/hostd/bin/hostd-session-exec", "/opt/hostd/session/bin/'
+    'jupyterhub-singleuser", "--ServerApp.sock={SOCKET}", "--ServerApp.sock_mode=0660", '
+    '"--ServerApp.port=8888"]'
+)
+
+
+def test_verify_fails_on_a_missing_program_after_the_wrapper_and_passes_once_installed(
+    machine: Machine,
+) -> None:
+    """Issue 14, F3: [commands] singleuser uncommented, jupyterhub not in the session
+    environment: check-config and verify name the entry, the path and the fix; the fix, run
+    as given, makes them pass."""
+    original = CONFIG.read_text()
+    assert not SINGLEUSER.exists(), "install.sh installs JupyterLab only"
+    changed = original.replace("\n[commands]\n", f"\n[commands]\n{SINGLEUSER_LINE}\n", 1)
+    assert changed != original, "packaging/hostd.toml no longer has a [commands] table"
+    CONFIG.write_text(changed)
+    try:
+        missing = (
+            r"^FAIL\s+program commands\.singleuser\s+/opt/hostd/session/bin/jupyterhub-singleuser "
+            r"does not exist: every start with it fails$"
+        )
+        fix = "fix: /opt/hostd/session/bin/pip install jupyterhub"
+        checked = run(HOSTCTL, "check-config", check=False)
+        assert checked.returncode == 1, checked.stdout + checked.stderr
+        assert re.search(missing, checked.stdout, re.M), checked.stdout
+        assert fix in checked.stdout
+        result = run(HOSTCTL, "verify", check=False, timeout=180)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert re.search(missing, result.stdout, re.M), result.stdout
+        assert fix in result.stdout
+        assert re.search(r"^hostctl verify: 1 of \d+ checks FAILED", result.stdout, re.M)
+
+        env = {**os.environ, "PIP_CACHE_DIR": str(PIP_CACHE), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+        pip = subprocess.run(
+            [str(PREFIX / "session" / "bin" / "pip"), "install", "-q", "jupyterhub"],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+            env=env,
+        )
+        assert pip.returncode == 0, pip.stdout + pip.stderr
+        result = run(HOSTCTL, "verify", check=False, timeout=180)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert re.search(
+            r"^ok\s+program commands\.singleuser\s+/opt/hostd/bin/hostd-session-exec, then "
+            r"/opt/hostd/session/bin/jupyterhub-singleuser$",
+            result.stdout,
+            re.M,
+        ), result.stdout
+    finally:
+        CONFIG.write_text(original)
+
+
+def test_verify_fails_while_the_hub_restarts_over_and_over_on_a_taken_port(
+    machine: Machine,
+) -> None:
+    """Issue 14, F4: another process holds the hub's port; hostd-hub dies on EADDRINUSE and
+    systemd restarts it every RestartSec=2, forever (never the start limit). verify used to
+    call it active; it fails, naming the journal's line and the fix."""
+    port = int(machine.hub_url.rsplit(":", 1)[1])
+    run("systemctl", "stop", "hostd-hub.service")
+    try:
+        with socket.socket() as holder:
+            # Past the hub's connections in TIME_WAIT; the hub still cannot bind a listener's port.
+            holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            holder.bind(("127.0.0.1", port))
+            holder.listen()
+            run("systemctl", "start", "hostd-hub.service")
+            result = run(HOSTCTL, "verify", check=False, timeout=180)
+    finally:
+        run("systemctl", "restart", "hostd-hub.service")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert re.search(
+        r"^FAIL\s+unit hostd-hub\.service\s+hostd-hub is restarting over and over "
+        r"\(\d+ restarts? so far\): .*\[Errno 98\].*address already in use",
+        result.stdout,
+        re.M | re.I,
+    ), result.stdout
+    assert (
+        "fix: another process holds the hub's port: set another port in /etc/hostd/hub.toml "
+        "(or stop that process: ss -ltnp), then systemctl restart hostd-hub"
+    ) in result.stdout
+    assert re.search(r"^\s+\| .*\[Errno 98\]", result.stdout, re.M), result.stdout
+    assert not re.search(r"^ok\s+unit hostd-hub\.service", result.stdout, re.M)
+    # The port free again, the hub runs and verify passes (it waits for the hub to settle).
+    wait_for(lambda: active("hostd-hub.service") == ["active"], what="hostd-hub active")
+    again = run(HOSTCTL, "verify", check=False, timeout=180)
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
 def memory_limit_file(group: str) -> Path:
     """The kernel's memory limit file of a cgroup, on v2 or (the testbed on a hybrid host) v1."""
     reader = CgroupReader.load()

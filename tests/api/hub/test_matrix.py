@@ -306,17 +306,18 @@ async def tokens_delete(hub: HubUnderTest, actor: Actor) -> Outcome:
 
 
 _reports: dict[int, tuple[int, datetime]] = {}
-# Half an hour ahead (JupyterHub takes up to 59 minutes of clock skew): later than any
-# activity the proxy records meanwhile, so a report that took effect is what is stored.
-_AHEAD: Final = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=30)
 
 
 def activity_body(hub: HubUnderTest) -> dict[str, Any]:
     """A report of alice's activity, a second later each time: the latest report wins, so one
-    that took effect is seen in her last_activity."""
-    count = _reports.get(id(hub), (0, _AHEAD))[0] + 1
-    at = _AHEAD + timedelta(seconds=count)
-    _reports[id(hub)] = (count, at)
+    that took effect is seen in her last_activity. The first is half an hour ahead of the
+    hub's first report (JupyterHub takes up to 59 minutes of clock skew), taken when the test
+    runs: later than any activity the proxy records meanwhile."""
+    if id(hub) not in _reports:
+        _reports[id(hub)] = (0, datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=30))
+    count, last = _reports[id(hub)]
+    at = last + timedelta(seconds=1)
+    _reports[id(hub)] = (count + 1, at)
     return {"last_activity": at.isoformat(), "servers": {"": {"last_activity": at.isoformat()}}}
 
 

@@ -16,16 +16,28 @@ from hostd.units.maintenance import Drain, MaintenanceView
 from tests.api.hub.conftest import HubUnderTest
 from tests.api.hub.fake import log_in
 
-DRAIN_AT = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=42, seconds=30)
-DRAINING = MaintenanceView(
-    announcement="Kernel update tonight", drain=Drain(DRAIN_AT, "Reboot for a kernel update")
-)
+
+def draining(at: datetime) -> MaintenanceView:
+    return MaintenanceView(
+        announcement="Kernel update tonight", drain=Drain(at, "Reboot for a kernel update")
+    )
+
+
+def drain_soon() -> datetime:
+    """A drain 42½ minutes from now: taken when the test runs, not when the file is collected
+    (a long run reaches a test minutes after collection, and the countdown would say less)."""
+    return datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=42, seconds=30)
+
+
+DRAIN_AT = datetime(2099, 3, 1, 22, 0, tzinfo=UTC)  # far ahead: tests that pass their own "now"
+DRAINING = draining(DRAIN_AT)
 
 
 async def test_every_page_shows_the_announcement_and_the_drain_countdown(
     hub: HubUnderTest,
 ) -> None:
-    hub.fake.maintenance_view = DRAINING
+    drain_at = drain_soon()
+    hub.fake.maintenance_view = draining(drain_at)
     async with hub.client() as client:
         login = await client.get("/hub/login")
         assert 'id="announcement" role="status">Kernel update tonight<' in login.text
@@ -34,10 +46,10 @@ async def test_every_page_shows_the_announcement_and_the_drain_countdown(
             page = (await client.get(path)).text
             assert "Kernel update tonight" in page, path
             assert "Maintenance: Reboot for a kernel update." in page, path
-            assert f"stopped at {DRAIN_AT:%Y-%m-%d %H:%M} UTC" in page, path
+            assert f"stopped at {drain_at:%Y-%m-%d %H:%M} UTC" in page, path
             countdown = re.search(r'id="drain-countdown" data-at="([^"]+)">([^<]+)<', page)
             assert countdown is not None, path
-            assert datetime.fromisoformat(countdown[1]) == DRAIN_AT
+            assert datetime.fromisoformat(countdown[1]) == drain_at
             assert countdown[2] in ("in 43 minutes", "in 42 minutes"), countdown[2]
             # The countdown's script is a file (CSP script-src 'self'), never inline.
             assert '<script src="/hub/static/notices.js" defer></script>' in page

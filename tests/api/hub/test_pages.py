@@ -4,9 +4,10 @@ without JavaScript, usage and logs, tokens, and the headers every page carries."
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 from hostd.units.errors import CapacityExceeded
-from hostd.units.values import UsageView
+from hostd.units.values import LogLine, UsageView
 from tests.api.hub.conftest import HubUnderTest
 from tests.api.hub.fake import log_in, xsrf_of
 
@@ -71,12 +72,14 @@ async def test_home_shows_state_usage_logs_and_the_lab_link(hub: HubUnderTest) -
     async with hub.client() as client:
         await log_in(client, "alice")
         home = (await client.get("/hub/home")).text
-    assert "<strong>running</strong>" in home
+    assert "<strong>Running</strong>" in home
     assert 'href="/user/alice/lab"' in home and "Open JupyterLab" in home
     assert "512.0M" in home and "2.0G" in home
-    assert "37 %" in home and "150 %" in home
+    # CPU in CPUs against the limit (issue 16: never "of 150 %"), far from it: no warning.
+    assert "0.37 of 1.5 CPUs (25 %)" in home and "150 %" not in home
+    assert 'class="level' not in home
     assert "alice line 29" in home and "alice line 9" not in home  # the last 20 lines
-    assert 'href="/hub/logs/alice/follow"' in home
+    assert 'href="/hub/logs/alice"' in home
     assert 'id="stop"' in home and 'id="start"' not in home
 
 
@@ -103,18 +106,18 @@ async def test_start_from_the_form_shows_progress_then_the_running_server(
     async with hub.client() as client:
         await log_in(client, "alice")
         home = await client.get("/hub/home")
-        assert 'id="start"' in home.text and "<strong>stopped</strong>" in home.text
+        assert 'id="start"' in home.text and "<strong>Not running</strong>" in home.text
         started = await client.post("/hub/spawn/alice", data={"_xsrf": xsrf_of(home.text)})
         assert (started.status_code, started.headers["location"]) == (303, "/hub/home")
         pending = (await client.get("/hub/home")).text
-        assert "<strong>starting</strong>" in pending
+        assert "<strong>Starting</strong>" in pending
         assert 'data-progress-url="/hub/api/users/alice/server/progress"' in pending
         # Without JavaScript the page refreshes itself until the server runs.
         assert '<noscript><meta http-equiv="refresh" content="3"></noscript>' in pending
         assert '<script src="/hub/static/hub.js" defer></script>' in pending
         await asyncio.sleep(2.5)
         ready = (await client.get("/hub/home")).text
-    assert "<strong>running</strong>" in ready and "Open JupyterLab" in ready
+    assert "<strong>Running</strong>" in ready and "Open JupyterLab" in ready
 
 
 async def test_home_with_next_goes_there_once_the_server_runs(hub: HubUnderTest) -> None:
@@ -146,7 +149,7 @@ async def test_stop_from_the_form(hub: HubUnderTest) -> None:
         page = (await client.get("/hub/home")).text
     assert stopped.status_code == 303
     assert hub.fake.sessions["alice"].state == "stopped"
-    assert "<strong>stopped</strong>" in page
+    assert "<strong>Not running</strong>" in page
 
 
 async def test_every_form_refuses_no_token_another_sessions_token_and_other_sites(
@@ -233,3 +236,120 @@ async def test_a_daemon_that_fails_is_a_503_page(hub: HubUnderTest) -> None:
         hub.fake.fail["list"] = RuntimeError("boom")
         response = await client.get("/hub/admin")
     assert response.status_code == 503 and "could not do that" in response.text
+
+
+async def test_meters_warn_near_the_limit_in_colour_and_words(hub: HubUnderTest) -> None:
+    """Issue 16: "meters stay green at 86 %". 86 % of the memory limit is a warning, 96 % of
+    the CPU limit a danger, on the home page and in the admin's table; the words say it too."""
+    hub.fake.add_session("alice")
+    hub.fake.usages["alice"] = UsageView(
+        user="alice",
+        memory_bytes=int(0.86 * 2 * 1024**3),
+        memory_limit_bytes=2 * 1024**3,
+        cpu_percent=96.0,
+        cpu_limit=1.0,
+    )
+    async with hub.client() as client:
+        await log_in(client, "alice")
+        home = (await client.get("/hub/home")).text
+    memory = home[home.index('id="usage-memory"') : home.index("<dt>CPU</dt>")]
+    cpu = home[home.index('id="usage-cpu"') : home.index("</dl>")]
+    assert 'class="meter-warning"' in memory and "near the limit" in memory
+    assert 'low="1717986918.4"' in memory and 'high="2040109465.6"' in memory  # its colours
+    assert 'class="meter-danger"' in cpu and "at the limit" in cpu
+    assert "0.96 of 1 CPU (96 %)" in cpu and "of 100 %" not in home
+    async with hub.client() as client:
+        await log_in(client, "carol")
+        admin = (await client.get("/hub/admin")).text
+    row = admin[
+        admin.index('id="user-alice"') : admin.index("</tr>", admin.index('id="user-alice"'))
+    ]
+    assert 'class="meter-warning"' in row and 'class="meter-danger"' in row
+    assert "near the limit" in row and "at the limit" in row
+
+
+async def test_the_logs_page_filters_by_priority_text_and_since(hub: HubUnderTest) -> None:
+    hub.fake.add_session("alice")
+    now = datetime.now(UTC)
+    hub.fake.journal["alice"] = [
+        LogLine(
+            "1", now - timedelta(hours=3), "[E 2026-12-06 08:00:00.000 ServerApp] old failure", 3
+        ),
+        LogLine(
+            "2",
+            now - timedelta(minutes=5),
+            "[I 2026-12-06 11:00:00.000 ServerApp] Kernel started",
+            6,
+        ),
+        LogLine("3", now - timedelta(minutes=1), "kernel died", 3),
+    ]
+    async with hub.client() as client:
+        await log_in(client, "alice")
+        everything = (await client.get("/hub/logs/alice")).text
+        errors = (await client.get("/hub/logs/alice?priority=3")).text
+        recent_errors = (await client.get("/hub/logs/alice?priority=3&since=1h")).text
+        kernel = (await client.get("/hub/logs/alice?grep=KERNEL")).text
+        nothing = (await client.get("/hub/logs/alice?grep=zz")).text
+    # One timestamp per line: the journal's; Jupyter's own date is gone, its level stays.
+    assert everything.count('class="log-line"') == 3
+    assert "[I ServerApp] Kernel started" in everything and "2026-12-06 11:00:00" not in everything
+    for name in ('name="priority"', 'name="grep"', 'name="since"'):
+        assert name in everything  # the filters, as a form
+    assert 'id="follow"' in everything and 'data-url="/hub/logs/alice/follow"' in everything
+    assert errors.count('class="log-line"') == 2 and "Kernel started" not in errors
+    assert '<option value="3" selected>' in errors
+    assert recent_errors.count('class="log-line"') == 1 and "kernel died" in recent_errors
+    assert kernel.count('class="log-line"') == 2 and "old failure" not in kernel
+    assert 'data-url="/hub/logs/alice/follow?grep=KERNEL"' in kernel
+    assert 'class="log-line"' not in nothing and "No log lines match these filters" in nothing
+
+
+async def test_follow_applies_the_filters_and_drops_jupyters_timestamp(hub: HubUnderTest) -> None:
+    hub.fake.add_session("alice")
+    hub.fake.follow_forever = False
+    now = datetime.now(UTC)
+    hub.fake.journal["alice"] = [
+        LogLine("1", now, "[I 2026-12-06 11:00:00.000 ServerApp] Kernel started", 6),
+        LogLine("2", now, "kernel died", 3),
+    ]
+    async with hub.client() as client:
+        await log_in(client, "alice")
+        errors = (await client.get("/hub/logs/alice/follow?priority=3&since=1h")).text
+        both = (await client.get("/hub/logs/alice/follow")).text
+    assert errors.splitlines() == [f"{now:%Y-%m-%d %H:%M:%S} kernel died"]
+    assert f"{now:%Y-%m-%d %H:%M:%S} [I ServerApp] Kernel started" in both.splitlines()
+
+
+async def test_every_page_names_the_favicon_and_it_is_served(hub: HubUnderTest) -> None:
+    """Issue 16: every page logged a 404 for a missing favicon."""
+    async with hub.client() as client:
+        login = (await client.get("/hub/login")).text
+        icon = await client.get("/hub/static/favicon.svg")
+        legacy = await client.get("/favicon.ico")
+    assert '<link rel="icon" href="/hub/static/favicon.svg" type="image/svg+xml">' in login
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
+    assert icon.text.startswith("<svg")
+    assert (legacy.status_code, legacy.headers["location"]) == (301, "/hub/static/favicon.svg")
+
+
+async def test_a_start_from_home_opens_jupyterlab_by_itself(hub: HubUnderTest) -> None:
+    """Issue 16: "one more click to open JupyterLab". The home page's start form carries the
+    Lab as next; while starting, the labelled progress bar goes there when ready (hub.js);
+    once running, the hub sends the browser there itself."""
+    hub.fake.start_delay_s = 2.0
+    async with hub.client() as client:
+        await log_in(client, "alice")
+        home = (await client.get("/hub/home")).text
+        assert '<input type="hidden" name="next" value="/user/alice/lab">' in home
+        assert 'data-busy="Starting…"' in home  # hub.js: the button says so at once
+        started = await client.post(
+            "/hub/spawn/alice", data={"_xsrf": xsrf_of(home), "next": "/user/alice/lab"}
+        )
+        target = started.headers["location"]
+        assert target == "/hub/home?next=%2Fuser%2Falice%2Flab"
+        pending = (await client.get(target)).text
+        await asyncio.sleep(2.5)
+        ready = await client.get(target)
+    assert 'data-next="/user/alice/lab"' in pending
+    assert 'aria-labelledby="progress-label"' in pending and 'id="progress-events"' in pending
+    assert (ready.status_code, ready.headers["location"]) == (302, "/user/alice/lab")

@@ -17,6 +17,7 @@ import websockets
 from websockets.asyncio.client import connect
 
 from hostd.api.hub.identity import SESSION_COOKIE
+from hostd.units.errors import SystemdUnavailable
 from tests.api.hub.conftest import HubUnderTest
 from tests.api.hub.fake import log_in, xsrf_of
 
@@ -411,3 +412,64 @@ async def test_a_cookie_one_users_server_sets_never_reaches_another_users_server
         response = await bob.get("/user/bob/api/contents")
     assert response.status_code == 200
     assert "cookie" not in response.json()["headers"]
+
+
+async def test_another_users_server_is_a_page_for_a_browser_and_json_for_a_client(
+    hub: HubUnderTest,
+) -> None:
+    """Issue 16: bob's Lab, asked for by alice's browser, was a bare JSON 403. A browser asking
+    for a page gets the hub's page with the reason and what to do; any other client keeps
+    JupyterHub's JSON body."""
+    hub.fake.add_session("bob")
+    async with logged_in(hub, "alice") as client:
+        page = await client.get("/user/bob/lab", headers={"accept": "text/html,*/*"})
+        api = await client.get("/user/bob/api/contents")
+        api_html = await client.post("/user/bob/api/sessions", headers={"accept": "text/html"})
+        nobody = await client.get("/user/no%20one/lab", headers={"accept": "text/html"})
+        nobody_api = await client.get("/user/no%20one/api")
+    assert page.status_code == 403 and page.headers["content-type"].startswith("text/html")
+    assert "<h1>This is not your server</h1>" in page.text
+    assert "You are signed in as alice; bob&#39;s server is bob&#39;s alone." in page.text
+    assert 'href="/user/alice/lab"' in page.text and 'href="/hub/logout"' in page.text
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["cache-control"] == "no-store"
+    assert api.status_code == api_html.status_code == 403
+    assert api.json() == {"status": 403, "message": "alice may not use bob's server"}
+    assert api_html.json() == api.json()  # a POST is never a page
+    assert nobody.status_code == 404 and "<h1>No such server</h1>" in nobody.text
+    assert nobody_api.json() == {"status": 404, "message": "no such server"}
+    assert not any(call[0] in ("get", "token") and call[1] == "bob" for call in hub.fake.calls)
+
+
+async def test_a_server_that_does_not_answer_is_a_page_for_a_browser(hub: HubUnderTest) -> None:
+    hub.fake.add_session("alice", url="http://127.0.0.1:9/user/alice/")  # nothing listens
+    async with logged_in(hub, "alice") as client:
+        page = await client.get("/user/alice/lab", headers={"accept": "text/html"})
+        api = await client.get("/user/alice/api/status")
+    assert page.status_code == 502 and "<h1>The server did not answer</h1>" in page.text
+    assert api.status_code == 502
+    assert api.json() == {"status": 502, "message": "alice's server did not answer; try again"}
+
+
+async def test_the_daemon_out_of_reach_is_a_page_for_a_browser(hub: HubUnderTest) -> None:
+    hub.fake.add_session("alice")
+    async with logged_in(hub, "alice") as client:
+        hub.fake.fail["get"] = SystemdUnavailable("systemd is restarting")
+        page = await client.get("/user/alice/lab", headers={"accept": "text/html"})
+        api = await client.get("/user/alice/api/status")
+    assert page.status_code == 503 and "<h1>Try again in a moment</h1>" in page.text
+    assert api.json() == {
+        "status": 503,
+        "message": "the hub cannot reach hostd just now; try again",
+    }
+
+
+async def test_jupyterlabs_log_out_is_the_hubs(hub: HubUnderTest) -> None:
+    """JupyterLab's File > Log Out opens <server>/logout: the hub's logout page, for the
+    owner's browser; another user's, or a script's, goes on as before."""
+    hub.fake.add_session("alice")
+    async with logged_in(hub, "alice") as client:
+        page = await client.get("/user/alice/logout", headers={"accept": "text/html"})
+        api = await client.get("/user/alice/logout")
+    assert (page.status_code, page.headers["location"]) == (302, "/hub/logout")
+    assert api.status_code != 302

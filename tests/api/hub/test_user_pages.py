@@ -11,6 +11,7 @@ is in SECURITY.md.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -105,3 +106,43 @@ async def test_requests_without_the_hubs_cookie_are_not_the_guards(hub: HubUnder
         api = await anonymous.get("/hub/api/", headers=scripts_fetch(hub, "/user/alice/lab"))
     assert login.status_code == 200
     assert api.status_code == 200
+
+
+async def test_the_logs_page_script_reads_follow_and_a_users_page_still_cannot(
+    hub: HubUnderTest,
+) -> None:
+    """The logs page's Follow (hub.js) fetches /hub/logs/<name>/follow with the page's CSRF
+    token, let through for this origin only. Without the token (a user's page that hides its
+    Referer: it cannot read the logs page to learn it) the read is refused; the logs page
+    itself stays refused to scripts, and a user's page that says so (Referer) is refused."""
+    hub.fake.add_session(ADMIN)
+    hub.fake.follow_forever = False
+    async with hub.client() as browser:
+        await logged_in_admin(hub, browser)
+        logs_page = (await browser.get(f"/hub/logs/{ADMIN}")).text
+        token = re.search(r'data-xsrf="([^"]+)"', logs_page)
+        assert token is not None, logs_page
+        own = await browser.get(
+            f"/hub/logs/{ADMIN}/follow",
+            headers={**scripts_fetch(hub, "/hub/logs/carol"), "X-XSRFToken": token[1]},
+        )
+        hidden_referer = await browser.get(
+            f"/hub/logs/{ADMIN}/follow", headers=scripts_fetch(hub, None)
+        )
+        wrong_token = await browser.get(
+            f"/hub/logs/{ADMIN}/follow",
+            headers={**scripts_fetch(hub, None), "X-XSRFToken": "x" + token[1]},
+        )
+        page = await browser.get(
+            f"/hub/logs/{ADMIN}", headers=scripts_fetch(hub, "/hub/logs/carol")
+        )
+        from_lab = await browser.get(
+            f"/hub/logs/{ADMIN}/follow", headers=scripts_fetch(hub, "/user/alice/lab")
+        )
+        other_site = await browser.get(
+            f"/hub/logs/{ADMIN}/follow",
+            headers={**scripts_fetch(hub, None), "Sec-Fetch-Site": "cross-site"},
+        )
+    assert own.status_code == 200 and f"{ADMIN} line 2" in own.text
+    assert page.status_code == from_lab.status_code == other_site.status_code == 403
+    assert hidden_referer.status_code == wrong_token.status_code == 403

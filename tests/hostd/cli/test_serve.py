@@ -16,6 +16,7 @@ GOOD = """\
 port_range = [30000, 30999]
 
 [session]
+cmd = ["/bin/sh", "{SOCKET}"]  # a program that exists: check-config checks that it does
 mem_limit = "2G"
 cpu_limit = 1.0
 isolate_tmp = true
@@ -43,7 +44,7 @@ def test_check_config_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     out, err = capsys.readouterr()
     assert err == ""
     assert out.count("\n") == 1
-    assert out.startswith(f"ok: {path} (4 options changed from the defaults; ")
+    assert out.startswith(f"ok: {path} (5 options changed from the defaults; ")
     assert "ports 30000-30999" in out
     assert "mem_limit 2G, cpu_limit 1" in out
 
@@ -80,8 +81,15 @@ def test_check_config_without_a_file_checks_the_defaults(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr("hostd.config.DEFAULT_CONFIG_PATH", tmp_path / "hostd.toml")
-    assert main(["check-config"]) == 0
-    assert capsys.readouterr().out.startswith("ok: defaults, no /etc/hostd/hostd.toml (0 options")
+    status = main(["check-config"])
+    out, err = capsys.readouterr()
+    assert out.startswith("ok: defaults, no /etc/hostd/hostd.toml (0 options")
+    # The default cmd's program is there only where install.sh made the session environment.
+    if Path("/opt/hostd/session/bin/jupyter").exists():
+        assert (status, err) == (0, "")
+    else:
+        assert status == 1
+        assert err.startswith("program session.cmd: /opt/hostd/session/bin/jupyter does not exist")
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

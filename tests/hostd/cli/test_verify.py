@@ -22,7 +22,6 @@ from hostd.cli.verify import (
     judge_limits,
     judge_pam,
     judge_paths,
-    judge_programs,
     judge_proxy_group,
     judge_scratch,
     judge_session_env,
@@ -88,6 +87,12 @@ def test_parse_systemctl_show() -> None:
     )
     assert parse_systemctl_show("") == {}
     assert parse_systemctl_show("LoadState=loaded\n") == {}  # no Id: not a unit
+    # What verify watches a restarting unit by (a socket has no NRestarts: None).
+    looped = parse_systemctl_show(
+        "Id=hostd-hub.service\nNRestarts=7\nActiveEnterTimestampMonotonic=123456789\n"
+    )["hostd-hub.service"]
+    assert (looped.n_restarts, looped.active_enter_us) == (7, 123456789)
+    assert (parsed["hostd.socket"].n_restarts, parsed["hostd.socket"].active_enter_us) == (None, 0)
 
 
 def test_healthy_units() -> None:
@@ -226,26 +231,6 @@ def test_pam() -> None:
     )
     empty = judge_pam("/etc/pam.d/hostd", "# only a comment\naccount required pam_unix.so\n")
     assert empty.detail == "/etc/pam.d/hostd has no auth line: nobody can log in to the hub"
-
-
-def test_programs() -> None:
-    program = "/opt/hostd/session/bin/jupyter"
-    checks = judge_programs(
-        {
-            "session.cmd": (program, PathFacts(program, stat.S_IFREG | 0o755, "root", "root")),
-            "commands.a": ("/x/a", None),
-            "commands.b": ("/x/b", PathFacts("/x/b", stat.S_IFREG | 0o644, "root", "root")),
-            "commands.c": ("/x/c", PathFacts("/x/c", stat.S_IFREG | 0o750, "root", "staff")),
-        }
-    )
-    assert [(c.name, c.status) for c in checks] == [
-        ("program session.cmd", "ok"),
-        ("program commands.a", "fail"),
-        ("program commands.b", "fail"),
-        ("program commands.c", "warn"),
-    ]
-    assert checks[1].detail == "/x/a does not exist: every start with it fails"
-    assert checks[3].detail == "/x/c is root:staff 0750: only some users may run it"
 
 
 def test_paths() -> None:
@@ -440,14 +425,21 @@ def test_report_lines_fixes_and_summary() -> None:
         Check("socket", "fail", "bad\nmode", "systemctl restart hostd.socket"),
         Check("scratch", "skip", "none", "not shown for a skip"),
         Check("unit hostd.service", "warn", "idle"),
+        Check("unit hostd-hub.service", "fail", "looping", "fix it", log=("one", "two")),
+        Check("daemon", "ok", "fine", log=("not shown when ok",)),
     ]
     assert format_report(checks).splitlines() == [
-        "ok    config              /etc/hostd/hostd.toml: fine",
-        "FAIL  socket              bad / mode",
-        "                          fix: systemctl restart hostd.socket",
-        "skip  scratch             none",
-        "WARN  unit hostd.service  idle",
-        "hostctl verify: 1 of 3 checks FAILED (1 warning, 1 skipped)",
+        "ok    config                  /etc/hostd/hostd.toml: fine",
+        "FAIL  socket                  bad / mode",
+        "                              fix: systemctl restart hostd.socket",
+        "skip  scratch                 none",
+        "WARN  unit hostd.service      idle",
+        "FAIL  unit hostd-hub.service  looping",
+        "                              fix: fix it",
+        "                              | one",
+        "                              | two",
+        "ok    daemon                  fine",
+        "hostctl verify: 2 of 5 checks FAILED (1 warning, 1 skipped)",
     ]
     assert exit_status(checks) == 1
 

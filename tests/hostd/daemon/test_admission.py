@@ -29,6 +29,13 @@ def test_a_promise_within_capacity_passes_and_one_over_it_says_why() -> None:
     with pytest.raises(CapacityExceeded) as caught:
         check_memory_promise(3 * GIB, 2 * GIB + 1, 5 * GIB, memory_share=0.5, retry_after_s=7)
     assert "memory_share 0.5" in caught.value.message
+    # Sizes for people: no byte counts (issue 16: "would promise 70866960384 bytes").
+    with pytest.raises(CapacityExceeded) as caught:
+        check_memory_promise(3 * GIB, 3 * GIB, 5 * GIB, memory_share=0.5, retry_after_s=7)
+    assert caught.value.message == (
+        "starting this session (memory limit 3.0G) would promise 6.0G of memory to sessions, "
+        "over the 5.0G they may have together (memory_share 0.5); try again when another stops"
+    )
     assert caught.value.retry_after_s == 7
 
 

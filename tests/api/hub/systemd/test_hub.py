@@ -112,7 +112,7 @@ def test_alice_opens_jupyterlab_through_the_hub(
     unit = run("systemctl", "show", f"jupyter-{alice.name}.service", "-p", "ActiveState")
     assert unit.stdout.strip() == "ActiveState=active"
     home = alice_browser.get("/hub/home").text
-    assert "<strong>running</strong>" in home and 'id="usage-memory"' in home
+    assert "<strong>Running</strong>" in home and 'id="usage-memory"' in home
 
 
 def test_code_runs_in_a_kernel_over_the_proxys_websocket(

@@ -102,6 +102,8 @@ def test_a_start_over_capacity_is_refused_until_another_stops(daemon, make_user)
     start(d, first)
     status, body = d.api("POST", f"/v1/sessions/{second}")
     assert (status, body["code"]) == (429, "capacity")
+    assert "(memory limit 128.0M) would promise 256.0M of memory" in body["message"]
+    assert "bytes" not in body["message"]
     assert d.api("DELETE", f"/v1/sessions/{first}")[0] == 200
     assert start(d, second)["state"] == "running"
 

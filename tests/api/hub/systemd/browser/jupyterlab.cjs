@@ -1,5 +1,5 @@
 // A person at a browser: log in through the hub's form, start the server from the home page,
-// open JupyterLab through /user/<name>/lab and wait for it to load; a screenshot of each step.
+// see JupyterLab open by itself, open it again from the home page and wait for it to load; a screenshot of each step.
 //
 //   NODE_PATH=.../node_modules node jupyterlab.cjs HUB_URL USER PASSWORD SCREENSHOT_DIR
 //
@@ -54,8 +54,10 @@ try {
   await page.screenshot({ path: join(shots, "hub-home.png"), fullPage: true });
 
   await page.click("#start");
-  // The home page shows progress (hub.js over the SSE endpoint) and reloads when it is ready.
-  await page.waitForSelector("#open-lab", { timeout: 120_000 });
+  // The home page shows progress (hub.js over the SSE endpoint) and opens JupyterLab by
+  // itself when it is ready (issue 16).
+  await page.waitForURL(`${hubUrl}/user/${user}/lab**`, { timeout: 120_000 });
+  await page.goto(`${hubUrl}/hub/home`);
   seen.stateAfterStart = (await page.textContent("#server-state")).trim();
   await page.screenshot({ path: join(shots, "hub-running.png"), fullPage: true });
 
