@@ -82,14 +82,6 @@ c.SystemdSpawner.user_workingdir = '/shared/users/{USERNAME}'
 c.SystemdSpawner.readonly_paths = ['/opt/shared-data']
 c.SystemdSpawner.readwrite_paths = ['/tmp', '/shared/notebook-outputs']
 """
-# The one step for an existing configuration, until `hostctl import jupyterhub_config.py`
-# writes it: the sandbox of seed 002 as hostd.toml's [session] (the limits are asked per start).
-SEED_002_SESSION = {
-    "session.user_workingdir": '"/shared/users/{USERNAME}"',
-    "session.readonly_paths": '["/opt/shared-data"]',
-    "session.readwrite_paths": '["/tmp", "/shared/notebook-outputs"]',
-    "session.unit_extra_properties": '{ RuntimeDirectoryPreserve = "no" }',
-}
 SEED_PATHS = (Path("/opt/shared-data"), Path("/shared"))
 # The test's own lines: a service token for the REST API, and POST .../server answering at
 # once (the test reads the progress stream).
@@ -281,10 +273,14 @@ def test_seed_002_a_pam_user_logs_in_and_a_kernel_answers_through_the_proxy(
     outputs = Path("/shared/notebook-outputs")
     outputs.mkdir(parents=True, exist_ok=True)
     outputs.chmod(0o1777)
-    run(HOSTCTL, "config", "set", *[item for pair in SEED_002_SESSION.items() for item in pair])
     token = secrets.token_hex(16)
     with JH_CONFIG.open("a") as config:
         config.write(SEED_002 + TEST_ONLY.format(token=token))
+    # The one documented step: seed 002's sandbox into hostd.toml's [session].
+    imported = run(HOSTCTL, "import", "--apply", JH_CONFIG)
+    assert 'session.readonly_paths = ["/opt/shared-data"] (was [])' in imported.stdout, imported
+    singleuser = tomllib.loads(CONFIG.read_text())["commands"]["singleuser"]
+    assert "--ServerApp.sock={SOCKET}" in singleuser  # install.sh's, kept by the import
     run("systemctl", "restart", "hostd.service", JH_UNIT)
     wait_until(lambda: listening(machine.port), 60, "JupyterHub after its restart")
     hub = InstalledHub(machine.url, token)
