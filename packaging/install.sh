@@ -4,8 +4,11 @@
 #   ./packaging/install.sh                     install, or upgrade in place (sessions keep running)
 #   ./packaging/install.sh --self-signed HOST  the same, plus a self-signed TLS certificate for
 #                                              the hub (for testing; not for production)
-#   ./packaging/install.sh --uninstall         remove the units, the venvs, the system user and
-#                                              group; keep the config, the databases and homes
+#   ./packaging/install.sh --jupyterhub[=6|5]  JupyterHub 6 (or 5) with HostdSpawner and
+#                                              configurable-http-proxy, as jupyterhub.service,
+#                                              instead of hostd-hub (run it with the flag each time)
+#   ./packaging/install.sh --uninstall         remove the units, the venvs, the system users and
+#                                              groups; keep the config, the databases and homes
 #   ./packaging/install.sh --purge             --uninstall, and the config and databases too
 #
 # Needs root on Debian 12 or Ubuntu 22.04+. Where PID 1 is not systemd (a container, a CI
@@ -41,6 +44,19 @@ HUB_USER=hostd-hub
 PROXY_GROUP=hostd-proxy
 HUB_PORT=8000  # the hub's default (JupyterHub's); /etc/hostd/hub.toml can change it
 HUB_DROPIN=$UNIT_DIR/hostd-hub.service.d/self-signed.conf
+# --jupyterhub: JupyterHub and its proxy in an environment of their own, as their own user.
+JH_ENV=$PREFIX/jupyterhub
+JH_USER=jupyterhub
+JH_COMMENT="hostd's JupyterHub"      # tells --uninstall the account is install.sh's to remove
+JH_UNIT=jupyterhub.service
+JH_MARK="# hostd: installed by packaging/install.sh --jupyterhub"  # the unit's first line
+JH_ETC=/etc/jupyterhub
+JH_CONFIG=$JH_ETC/jupyterhub_config.py
+JH_STATE=/var/lib/jupyterhub
+JH_TLS_DIR=$JH_ETC/tls
+CHP_SPEC=configurable-http-proxy@5
+# What HostdSpawner imports besides JupyterHub (hostd itself goes in without its dependencies).
+JH_SPEC_EXTRA=("httpx>=0.27" "starlette>=0.40" "sniffio>=1.3")
 # What the daemon's venv is built from; its hash decides whether an upgrade reinstalls.
 SOURCES=(pyproject.toml README.md hostd api units cgroups)
 
@@ -63,16 +79,25 @@ on_error() {
   exit 1
 }
 trap 'on_error $LINENO' ERR
+# jh_unit_ours: true if $UNIT_DIR/$JH_UNIT is install.sh's (an admin's own jupyterhub.service,
+# seed 002's say, is never replaced or removed).
+jh_unit_ours() { [ -e "$UNIT_DIR/$JH_UNIT" ] && head -n 1 "$UNIT_DIR/$JH_UNIT" | grep -qxF "$JH_MARK"; }
+jh_config_ours() { [ -e "$JH_CONFIG" ] && head -n 1 "$JH_CONFIG" | grep -qF "written once by hostd's"; }
+jh_user_ours() { [ "$(getent passwd "$JH_USER" | cut -d: -f5)" = "$JH_COMMENT" ]; }
 
 usage() {
   echo "usage:"
-  sed -n '4,9p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '4,12p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 mode=install
 tls_host=""
+jupyterhub=""  # the JupyterHub major version of --jupyterhub; empty: hostd-hub
 while [ $# -gt 0 ]; do
   case "$1" in
+    --jupyterhub | --jupyterhub=6) jupyterhub=6 ;;
+    --jupyterhub=5) jupyterhub=5 ;;
+    --jupyterhub=*) die "$1: JupyterHub 6 or 5 (--jupyterhub=6, --jupyterhub=5)" ;;
     --uninstall) mode=uninstall ;;
     --purge) mode=purge ;;
     --self-signed)
@@ -85,6 +110,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ "$mode" = install ] || [ -z "$tls_host" ] || die "--self-signed goes with an install, not --$mode"
+[ "$mode" = install ] || [ -z "$jupyterhub" ] || die "--jupyterhub goes with an install; --$mode removes it too"
 if [ -n "$tls_host" ] && ! [[ $tls_host =~ ^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$ ]]; then
   die "--self-signed $tls_host: not a host name or IP address"
 fi
@@ -105,19 +131,29 @@ fi
 # -- uninstall, purge ---------------------------------------------------------------------------
 
 if [ "$mode" != install ]; then
+  jh_ours=0
+  if jh_unit_ours; then jh_ours=1; fi
   step "stopping hostd, the hub and every session (jupyter.slice)"
   systemctl disable --now hostd-hub.service hostd.socket hostd.service >/dev/null 2>&1 || true
+  if [ $jh_ours = 1 ]; then systemctl disable --now "$JH_UNIT" >/dev/null 2>&1 || true; fi
   systemctl stop jupyter.slice >/dev/null 2>&1 || true
   step "removing the units"
   for unit in "${UNITS[@]}"; do rm -f "$UNIT_DIR/$unit"; done
   rm -rf "$UNIT_DIR/hostd-hub.service.d"
+  if [ $jh_ours = 1 ]; then rm -rf "$UNIT_DIR/$JH_UNIT" "$UNIT_DIR/$JH_UNIT.d"; fi
   systemctl daemon-reload
   systemctl reset-failed hostd.service hostd-hub.service 'jupyter-*.service' >/dev/null 2>&1 || true
+  if [ $jh_ours = 1 ]; then systemctl reset-failed "$JH_UNIT" >/dev/null 2>&1 || true; fi
   step "removing $PREFIX, the commands, the user $HUB_USER and the groups hostd and $PROXY_GROUP"
   rm -rf "$PREFIX" /run/hostd
   rm -f /usr/local/bin/hostd /usr/local/bin/hostctl /usr/local/bin/hostd-hub
   if getent passwd "$HUB_USER" >/dev/null; then userdel "$HUB_USER"; fi
   if getent group "$HUB_USER" >/dev/null; then groupdel "$HUB_USER"; fi
+  if jh_user_ours; then
+    userdel "$JH_USER"
+    if getent group "$JH_USER" >/dev/null; then groupdel "$JH_USER" || true; fi
+    say "removed user $JH_USER (--jupyterhub's)"
+  fi
   if getent group hostd >/dev/null; then
     groupdel hostd || say "kept group hostd: it is some account's primary group"
   fi
@@ -127,8 +163,13 @@ if [ "$mode" != install ]; then
   if [ "$mode" = purge ]; then
     step "purging the config, the TLS files, the PAM file and the databases"
     rm -rf "$ETC" /var/lib/hostd /var/lib/hostd-hub "$PAM_FILE"
+    if jh_config_ours; then  # --jupyterhub's; an admin's own jupyterhub_config.py stays
+      rm -rf "$JH_CONFIG" "$JH_TLS_DIR" "$JH_STATE"
+      rmdir "$JH_ETC" 2>/dev/null || say "kept $JH_ETC: it holds files install.sh did not write"
+    fi
   else
     say "kept: $ETC (config, TLS), $PAM_FILE, /var/lib/hostd and /var/lib/hostd-hub (databases)"
+    if jh_config_ours; then say "kept: $JH_ETC and $JH_STATE (--jupyterhub's config and database)"; fi
     say "remove them too with: $0 --purge"
   fi
   say "users' homes and any shared or scratch directories are never removed"
@@ -137,6 +178,21 @@ if [ "$mode" != install ]; then
 fi
 
 # -- install, upgrade ---------------------------------------------------------------------------
+
+if [ -n "$jupyterhub" ] && [ -e "$UNIT_DIR/$JH_UNIT" ] && ! jh_unit_ours; then
+  die "$UNIT_DIR/$JH_UNIT is not install.sh's (your own JupyterHub?): nothing changed.
+  how to fix: stop it and move it aside (systemctl disable --now $JH_UNIT; mv $UNIT_DIR/$JH_UNIT /root/),
+  then run install.sh --jupyterhub again; your jupyterhub_config.py carries over (README, JupyterHub)"
+fi
+# JupyterHub upgrades its database (upgrade-db, below), but an older JupyterHub cannot read a
+# newer one's: refused before anything changes, rather than a hub that restart-loops.
+JH_DB=$JH_STATE/jupyterhub.sqlite
+jh_installed=$(sed -n '1s/^jupyterhub>=\([0-9]*\),.*/\1/p' "$JH_ENV/.hostd-spec" 2>/dev/null || true)
+if [ -n "$jupyterhub" ] && [ -n "$jh_installed" ] && [ "$jupyterhub" -lt "$jh_installed" ] && [ -e "$JH_DB" ]; then
+  die "JupyterHub $jupyterhub cannot read JupyterHub $jh_installed's database $JH_DB: nothing changed.
+  how to fix: systemctl stop jupyterhub; mv $JH_DB $JH_DB.jupyterhub$jh_installed
+  (JupyterHub $jupyterhub starts a new one: users log in again), then run install.sh --jupyterhub=$jupyterhub again"
+fi
 
 changed_daemon=0  # the daemon's code or units changed: restart hostd
 changed_hub=0     # the hub's code, unit or TLS drop-in changed: restart hostd-hub
@@ -165,6 +221,12 @@ for p in python3-venv python3-dev gcc libsystemd-dev pkg-config dbus libpam-runt
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ -n "$tls_host" ] && ! command -v openssl >/dev/null; then need+=(openssl); fi
+# configurable-http-proxy runs on Debian's node (unless a node and npm are there already).
+if [ -n "$jupyterhub" ] && ! command -v node >/dev/null; then need+=(nodejs); fi
+if [ -n "$jupyterhub" ] && ! command -v npm >/dev/null && [ ! -d "${HOSTD_PREBUILT:-/nonexistent}/jupyterhub/node" ] \
+  && [ ! -x "$JH_ENV/node/node_modules/.bin/configurable-http-proxy" ]; then
+  need+=(npm)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   say "apt-get install ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -192,6 +254,25 @@ if ! id -nG "$HUB_USER" | tr ' ' '\n' | grep -qx "$PROXY_GROUP"; then
   usermod -aG "$PROXY_GROUP" "$HUB_USER"
   say "added $HUB_USER to group $PROXY_GROUP"
   changed_hub=1  # a running hub gets the group at its restart
+fi
+
+if [ -n "$jupyterhub" ]; then
+  # JupyterHub's account: the daemon's socket (hostd; it acts for the users it spawns, so it is
+  # named in [daemon] act_for_others below), the sessions' sockets ($PROXY_GROUP: its proxy
+  # connects to them) and shadow (PAMAuthenticator's pam_unix reads /etc/shadow itself; the
+  # alternative, unix_chkpwd, checks only the caller's own password).
+  jh_groups=(hostd "$PROXY_GROUP" shadow)
+  if ! getent passwd "$JH_USER" >/dev/null; then
+    useradd --system --user-group --groups "$(IFS=,; echo "${jh_groups[*]}")" \
+      --home-dir "$JH_STATE" --no-create-home --shell /usr/sbin/nologin --comment "$JH_COMMENT" "$JH_USER"
+    say "created user $JH_USER (groups $JH_USER, ${jh_groups[*]})"
+  fi
+  for g in "${jh_groups[@]}"; do
+    if ! id -nG "$JH_USER" | tr ' ' '\n' | grep -qx "$g"; then
+      usermod -aG "$g" "$JH_USER"
+      say "added $JH_USER to group $g"
+    fi
+  done
 fi
 
 step "the daemon's venv $VENV"
@@ -265,6 +346,82 @@ if ! cmp -s "$src/packaging/session/jupyter_server_config.py" \
   install -D -m 0644 "$src/packaging/session/jupyter_server_config.py" \
     "$SESSION_ENV/etc/jupyter/jupyter_server_config.py"
 fi
+if [ -n "$jupyterhub" ]; then
+  next=$((jupyterhub + 1))
+  step "jupyterhub-singleuser (JupyterHub $jupyterhub) in the session environment"
+  hint "pip could not install jupyterhub into $SESSION_ENV: see its error above (network, PyPI)"
+  singleuser_spec="jupyterhub>=$jupyterhub,<$next"
+  if [ -x "$SESSION_ENV/bin/jupyterhub-singleuser" ] \
+    && [ "$(cat "$SESSION_ENV/.hostd-singleuser" 2>/dev/null)" = "$singleuser_spec" ]; then
+    say "up to date"
+  else
+    quiet "$SESSION_ENV/bin/pip" install --disable-pip-version-check "$singleuser_spec"
+    "$SESSION_ENV/bin/python" -m compileall -q "$SESSION_ENV/lib" >/dev/null || true
+    echo "$singleuser_spec" > "$SESSION_ENV/.hostd-singleuser"
+    say "installed $SESSION_ENV/bin/jupyterhub-singleuser ($("$SESSION_ENV/bin/python" -c 'import jupyterhub; print(jupyterhub.__version__)'))"
+  fi
+
+  step "JupyterHub $jupyterhub, HostdSpawner and configurable-http-proxy in $JH_ENV"
+  hint "pip or npm could not install them: see the error above (network, PyPI, npm's registry)"
+  # HostdSpawner needs hostd's client and wire only: hostd without its dependencies (no
+  # pystemd, uvicorn, sqlmodel in JupyterHub's environment), plus what they import. hostd
+  # installs one import name, hostd: checked below, as no stray top-level module may appear.
+  jh_spec=("jupyterhub>=$jupyterhub,<$next" "${JH_SPEC_EXTRA[@]}")
+  jh_stamp=$(printf '%s\n' "${jh_spec[@]}" "$want")
+  if [ -x "$JH_ENV/bin/jupyterhub" ] && [ "$(cat "$JH_ENV/.hostd-spec" 2>/dev/null)" = "$jh_stamp" ]; then
+    say "up to date"
+  elif [ -n "${HOSTD_PREBUILT:-}" ] && [ -d "$HOSTD_PREBUILT/jupyterhub" ]; then
+    [ "$(cat "$HOSTD_PREBUILT/jupyterhub/.hostd-spec" 2>/dev/null)" = "$jh_stamp" ] \
+      || die "HOSTD_PREBUILT=$HOSTD_PREBUILT: its jupyterhub was not built for ${jh_spec[0]} and these sources (packaging/vm prebuild)"
+    rm -rf "$JH_ENV"
+    cp -a "$HOSTD_PREBUILT/jupyterhub" "$JH_ENV"
+    changed_hub=1
+    say "installed JupyterHub $("$JH_ENV/bin/python" -c 'import jupyterhub; print(jupyterhub.__version__)') (copied from $HOSTD_PREBUILT/jupyterhub)"
+  else
+    if [ -x "$JH_ENV/bin/python" ] && [ "$(head -n 1 "$JH_ENV/.hostd-spec" 2>/dev/null)" != "${jh_spec[0]}" ]; then
+      rm -rf "$JH_ENV"  # another JupyterHub major version: a fresh environment, not a downgrade
+    fi
+    [ -x "$JH_ENV/bin/python" ] || /usr/bin/python3 -m venv "$JH_ENV"
+    quiet "$JH_ENV/bin/pip" install --disable-pip-version-check "${jh_spec[@]}"
+    build=$(mktemp -d)
+    tar --exclude=__pycache__ -cf - "${SOURCES[@]}" | tar -xf - -C "$build"
+    quiet "$JH_ENV/bin/pip" install --disable-pip-version-check --no-deps --force-reinstall "$build"
+    rm -rf "$build"
+    "$JH_ENV/bin/python" -m compileall -q "$JH_ENV/lib" >/dev/null || true
+    if [ -e "$JH_DB" ] && [ -e "$JH_CONFIG" ]; then
+      # A newer JupyterHub may need a newer schema: upgrade-db backs the sqlite file up beside
+      # it first, and does nothing when the schema is current. Not while the old one runs.
+      hint "jupyterhub upgrade-db failed (see above); its backup of $JH_DB is beside it"
+      systemctl stop "$JH_UNIT" 2>/dev/null || true
+      # (It runs alembic from PATH: JupyterHub's own, as in its unit.)
+      (cd "$JH_STATE" && quiet runuser -u "$JH_USER" -- env PATH="$JH_ENV/bin:/usr/bin:/bin" \
+        HOME="$JH_STATE" "$JH_ENV/bin/jupyterhub" upgrade-db -f "$JH_CONFIG")
+      say "checked $JH_DB against JupyterHub's schema (jupyterhub upgrade-db)"
+    fi
+    echo "$jh_stamp" > "$JH_ENV/.hostd-spec"
+    changed_hub=1
+    say "installed JupyterHub $("$JH_ENV/bin/python" -c 'import jupyterhub; print(jupyterhub.__version__)') and hostd $("$JH_ENV/bin/python" -c 'from importlib.metadata import version; print(version("hostd"))')"
+  fi
+  # -I: not the working directory's modules (this checkout has api/, units/ at its top).
+  (cd / && "$JH_ENV/bin/python" -I -c 'import hostd.api.spawner') \
+    || die "$JH_ENV: HostdSpawner does not import (see the error above)"
+  stray=$(cd / && "$JH_ENV/bin/python" -I -c 'import importlib.util as u
+print(" ".join(n for n in ("api", "units", "cgroups") if u.find_spec(n)))')
+  [ -z "$stray" ] || die "$JH_ENV has top-level modules $stray: remove $JH_ENV and run install.sh again"
+  if [ -x "$JH_ENV/node/node_modules/.bin/configurable-http-proxy" ] \
+    && [ "$(cat "$JH_ENV/node/.hostd-spec" 2>/dev/null)" = "$CHP_SPEC" ]; then
+    say "configurable-http-proxy up to date"
+  else
+    rm -rf "$JH_ENV/node"
+    quiet npm install --no-audit --no-fund --prefix "$JH_ENV/node" "$CHP_SPEC"
+    echo "$CHP_SPEC" > "$JH_ENV/node/.hostd-spec"
+    changed_hub=1
+    say "installed configurable-http-proxy $("$JH_ENV/node/node_modules/.bin/configurable-http-proxy" --version)"
+  fi
+  [ "$(readlink "$JH_ENV/bin/configurable-http-proxy" 2>/dev/null)" = ../node/node_modules/.bin/configurable-http-proxy ] \
+    || ln -sfn ../node/node_modules/.bin/configurable-http-proxy "$JH_ENV/bin/configurable-http-proxy"
+fi
+
 # Root's, readable by all, writable by none else; touched only when something is off, so a
 # second run changes nothing.
 if [ -n "$(find "$PREFIX" ! -type l \( ! -user root -o -perm /022 -o ! -perm -004 \) -print -quit)" ]; then
@@ -278,27 +435,61 @@ hint "fix what check-config printed above in $CONFIG, then run install.sh again"
 install_config "$src/packaging/hostd.toml" "$CONFIG"
 install_config "$src/packaging/hub.toml" "$HUB_CONFIG"
 install_config "$src/packaging/pam.d/hostd" "$PAM_FILE"
+if [ -n "$jupyterhub" ]; then
+  # JupyterHub's user acts for the users it spawns; its servers run [commands] singleuser: on
+  # the session's Unix socket with JupyterHub 6, on a loopback port with 5 (which cannot connect
+  # to a socket). An admin's own singleuser is kept; one of these two is switched with -- .
+  hostctl_config() { "$VENV/bin/hostctl" config "$@" --config "$CONFIG" | sed 's/^/    /'; }
+  exec_=/opt/hostd/bin/hostd-session-exec singleuser=$SESSION_ENV/bin/jupyterhub-singleuser
+  on_socket="[\"$exec_\", \"$singleuser\", \"--ServerApp.sock={SOCKET}\", \"--ServerApp.sock_mode=0660\", \"--ServerApp.port=8888\"]"
+  on_port="[\"$exec_\", \"$singleuser\", \"--ip=127.0.0.1\", \"--port={PORT}\"]"
+  if [ "$jupyterhub" = 6 ]; then want_cmd=$on_socket; other_cmd=$on_port; else want_cmd=$on_port; other_cmd=$on_socket; fi
+  # "yes"/"no" (JupyterHub's user in act_for_others), then "unset", "ours", "other" or "admin's".
+  read -r acts command_state < <("$VENV/bin/python" -c 'import json, sys, tomllib
+config = tomllib.load(open(sys.argv[1], "rb"))
+acts = sys.argv[2] in config.get("daemon", {}).get("act_for_others", ["hostd-hub"])
+current = config.get("commands", {}).get("singleuser")
+state = ("unset" if current is None else "ours" if current == json.loads(sys.argv[3])
+         else "other" if current == json.loads(sys.argv[4]) else "admins")
+print("yes" if acts else "no", state)' "$CONFIG" "$JH_USER" "$want_cmd" "$other_cmd")
+  if [ "$acts" = no ]; then
+    hostctl_config add-item daemon.act_for_others "$JH_USER"
+    changed_daemon=1
+  fi
+  case $command_state in
+    unset | other) hostctl_config set commands.singleuser "$want_cmd"; changed_daemon=1 ;;
+    admins) say "kept your [commands] singleuser in $CONFIG (JupyterHub $jupyterhub's would be: singleuser = $want_cmd)" ;;
+  esac
+fi
 "$VENV/bin/hostd" check-config "$CONFIG" | sed 's/^/    /'
 if [ $hub_present = 1 ]; then
   hint "fix what check-config printed above in $HUB_CONFIG, then run install.sh again"
   "$VENV/bin/hostd-hub" --check-config --config "$HUB_CONFIG" | sed 's/^/    /'
 fi
 
+# The certificate and key of --self-signed: the hub's, or JupyterHub's (readable by its user).
+if [ -n "$jupyterhub" ]; then
+  tls_dir=$JH_TLS_DIR tls_group=$JH_USER tls_name=jupyterhub
+else
+  tls_dir=$TLS_DIR tls_group=$HUB_USER tls_name=hub
+fi
 if [ -n "$tls_host" ]; then
-  step "a self-signed TLS certificate for $tls_host in $TLS_DIR"
+  step "a self-signed TLS certificate for $tls_host in $tls_dir"
   hint "openssl failed: see its error above"
-  install -d -m 0750 -o root -g "$HUB_USER" "$TLS_DIR"
-  if [ -e "$TLS_DIR/hub.crt" ] || [ -e "$TLS_DIR/hub.key" ]; then
-    say "kept the existing $TLS_DIR/hub.crt and hub.key (remove both to make new ones)"
+  install -d -m 0750 -o root -g "$tls_group" "$tls_dir"
+  if [ -e "$tls_dir/$tls_name.crt" ] || [ -e "$tls_dir/$tls_name.key" ]; then
+    say "kept the existing $tls_dir/$tls_name.crt and $tls_name.key (remove both to make new ones)"
   else
     if [[ $tls_host =~ ^[0-9.]+$ || $tls_host == *:* ]]; then san="IP:$tls_host"; else san="DNS:$tls_host"; fi
     (umask 077 && openssl req -x509 -newkey rsa:3072 -sha256 -days 365 -nodes -batch \
       -subj "/CN=$tls_host" -addext "subjectAltName=$san" \
-      -keyout "$TLS_DIR/hub.key" -out "$TLS_DIR/hub.crt" 2>/dev/null)
-    chown root:"$HUB_USER" "$TLS_DIR/hub.key" && chmod 0640 "$TLS_DIR/hub.key"
-    chmod 0644 "$TLS_DIR/hub.crt"
-    say "made $TLS_DIR/hub.crt and hub.key for $tls_host, valid 365 days"
+      -keyout "$tls_dir/$tls_name.key" -out "$tls_dir/$tls_name.crt" 2>/dev/null)
+    chown root:"$tls_group" "$tls_dir/$tls_name.key" && chmod 0640 "$tls_dir/$tls_name.key"
+    chmod 0644 "$tls_dir/$tls_name.crt"
+    say "made $tls_dir/$tls_name.crt and $tls_name.key for $tls_host, valid 365 days"
   fi
+fi
+if [ -n "$tls_host" ] && [ -z "$jupyterhub" ]; then
   tmp=$(mktemp)
   cat > "$tmp" <<EOF
 # Written by install.sh --self-signed $tls_host: the hub serves HTTPS with a self-signed
@@ -314,7 +505,49 @@ EOF
   printf '\033[1;33m    NOT FOR PRODUCTION: a self-signed certificate makes browsers warn and proves nothing.\033[0m\n'
 fi
 
-step "systemd units: ${UNITS[*]}"
+if [ -n "$jupyterhub" ]; then
+  step "JupyterHub's config $JH_CONFIG (yours once written: never overwritten)"
+  hint "see the error above; $JH_CONFIG is made from packaging/jupyterhub/jupyterhub_config.py"
+  jh_cert=$JH_TLS_DIR/jupyterhub.crt jh_key=$JH_TLS_DIR/jupyterhub.key
+  if [ -e "$JH_CONFIG" ]; then
+    say "kept your $JH_CONFIG"
+    if [ -n "$tls_host" ] && ! grep -q '^c\.JupyterHub\.ssl_cert' "$JH_CONFIG"; then
+      say "to serve HTTPS with the certificate made above, add to it, then: systemctl restart jupyterhub"
+      say "  c.JupyterHub.ssl_cert = \"$jh_cert\""
+      say "  c.JupyterHub.ssl_key = \"$jh_key\""
+    fi
+  else
+    # Where it listens: the hub's address and port (/etc/hostd/hub.toml: one hub per port).
+    tmp=$(mktemp)
+    "$VENV/bin/python" -c 'import sys; from pathlib import Path
+from hostd.api.hub.settings import load_hub_config
+template, hub_toml, cert, key, out = sys.argv[1:]
+hub = load_hub_config(Path(hub_toml))
+host = f"[{hub.ip}]" if ":" in hub.ip else hub.ip
+scheme = "https" if cert else "http"
+if cert:
+    note = "HTTPS with the certificate install.sh --self-signed made (not for production)."
+    tls = f"c.JupyterHub.ssl_cert = \"{cert}\"\nc.JupyterHub.ssl_key = \"{key}\"\n"
+else:
+    note = "HTTPS: https:// here and c.JupyterHub.ssl_cert, ssl_key."
+    tls = ""
+text = Path(template).read_text()
+text = text.replace("@BIND_URL@", f"{scheme}://{host}:{hub.port}").replace("@TLS_NOTE@", note)
+Path(out).write_text(text.replace("# @TLS_LINES@\n", tls))' \
+      "$src/packaging/jupyterhub/jupyterhub_config.py" "$HUB_CONFIG" \
+      "${tls_host:+$jh_cert}" "${tls_host:+$jh_key}" "$tmp"
+    install -d -m 0755 "$JH_ETC"
+    install -m 0640 -o root -g "$JH_USER" "$tmp" "$JH_CONFIG"
+    rm -f "$tmp"
+    changed_hub=1
+    say "wrote $JH_CONFIG ($(grep '^c.JupyterHub.bind_url' "$JH_CONFIG"))"
+  fi
+  if [ -n "$tls_host" ]; then
+    printf '\033[1;33m    NOT FOR PRODUCTION: a self-signed certificate makes browsers warn and proves nothing.\033[0m\n'
+  fi
+fi
+
+step "systemd units: ${UNITS[*]}${jupyterhub:+ $JH_UNIT}"
 hint "systemd refused a unit: see 'systemctl status UNIT' and 'journalctl -xe'"
 units_changed=0
 socket_changed=0
@@ -330,6 +563,10 @@ for unit in "${UNITS[@]}"; do
     esac
   fi
 done
+if [ -n "$jupyterhub" ] && install_file "$src/packaging/systemd/$JH_UNIT" "$UNIT_DIR/$JH_UNIT" 0644; then
+  units_changed=1
+  changed_hub=1
+fi
 if [ $units_changed = 1 ] || [ $changed_hub = 1 ]; then systemctl daemon-reload; fi
 
 step "starting hostd"
@@ -351,6 +588,84 @@ else
 fi
 systemctl is-active --quiet hostd.socket hostd.service
 
+# hub_port: the port the hub of this mode listens on, from its config.
+hub_port() {
+  if [ -n "$jupyterhub" ]; then
+    "$VENV/bin/python" -c 'import re, sys; from urllib.parse import urlsplit
+text = open(sys.argv[1]).read()
+urls = re.findall(r"^c\.JupyterHub\.bind_url\s*=\s*[\x27\x22]([^\x27\x22]+)", text, re.M)
+ports = re.findall(r"^c\.JupyterHub\.port\s*=\s*(\d+)", text, re.M)
+print(ports[-1] if ports else (urlsplit(urls[-1]).port if urls else None) or 8000)' "$JH_CONFIG"
+  else
+    "$VENV/bin/python" -c 'import sys; from pathlib import Path
+from hostd.api.hub.settings import load_hub_config
+print(load_hub_config(Path(sys.argv[1])).port)' "$HUB_CONFIG" 2>/dev/null || echo $HUB_PORT
+  fi
+}
+# port_holders PORT: "UNIT PID NAME" of each process listening on TCP PORT (UNIT "-" if none).
+port_holders() {
+  "$VENV/bin/python" -c 'import re, sys, psutil
+for conn in psutil.net_connections("tcp"):
+    if conn.status != psutil.CONN_LISTEN or conn.laddr.port != int(sys.argv[1]):
+        continue
+    unit, name = "-", "?"
+    if conn.pid is not None:
+        try:
+            name = psutil.Process(conn.pid).name()
+            found = re.findall(r"/([^/\n]+\.(?:service|scope))$", open(f"/proc/{conn.pid}/cgroup").read(), re.M)
+            unit = found[-1] if found else "-"
+        except (OSError, psutil.Error):
+            pass
+    print(unit, conn.pid or "?", name)' "$1" | sort -u
+}
+# One hub per port: a port another process holds would make the hub restart-loop on
+# "address already in use". Our own hubs (hostd-hub, JupyterHub's proxy) are no conflict.
+port=$(hub_port)
+conflicts=$(port_holders "$port" | awk '$1 != "hostd-hub.service" && $1 != "jupyterhub.service"')
+if [ -n "$conflicts" ]; then
+  read -r c_unit c_pid c_name <<< "$(head -n 1 <<< "$conflicts")"
+  if [ "$c_unit" != - ]; then stop_it="systemctl disable --now $c_unit"; else stop_it="kill $c_pid"; fi
+  if [ -n "$jupyterhub" ]; then where_port="c.JupyterHub.bind_url in $JH_CONFIG"; else where_port="port in $HUB_CONFIG"; fi
+  die "port $port is held by $c_name (pid $c_pid, unit $c_unit), not by hostd's hub: the hub cannot listen there.
+  how to fix: stop it ($stop_it), or give the hub another port ($where_port); then run install.sh again"
+fi
+
+if [ -n "$jupyterhub" ]; then
+  step "JupyterHub (jupyterhub.service, instead of hostd-hub)"
+  hint "see why with: systemctl status jupyterhub; journalctl -u jupyterhub -n 50"
+  if systemctl is-enabled --quiet hostd-hub.service 2>/dev/null || systemctl is-active --quiet hostd-hub.service; then
+    systemctl disable --now --quiet hostd-hub.service
+    say "stopped and disabled hostd-hub (one hub per port; install.sh without --jupyterhub brings it back)"
+  fi
+  systemctl is-enabled --quiet "$JH_UNIT" 2>/dev/null || systemctl enable --quiet "$JH_UNIT"
+  if [ $changed_hub = 1 ] && systemctl is-active --quiet "$JH_UNIT"; then
+    systemctl restart "$JH_UNIT"
+    say "restarted JupyterHub (sessions keep running)"
+  else
+    systemctl start "$JH_UNIT"
+  fi
+  # Up means: its proxy listens on the port, and systemd has not had to restart it.
+  for _ in $(seq 120); do
+    if port_holders "$port" | grep -q "^$JH_UNIT "; then break; fi
+    [ "$(systemctl show -p NRestarts --value "$JH_UNIT")" = 0 ] || break
+    sleep 0.5
+  done
+  restarts=$(systemctl show -p NRestarts --value "$JH_UNIT")
+  [ "$restarts" = 0 ] || die "JupyterHub exited and was restarted $restarts times: journalctl -u jupyterhub -n 50 says why"
+  port_holders "$port" | grep -q "^$JH_UNIT " \
+    || die "JupyterHub does not listen on port $port after 60 s: journalctl -u jupyterhub -n 50 says why"
+  say "running: JupyterHub $("$JH_ENV/bin/jupyterhub" --version) on port $port, as user $JH_USER"
+fi
+
+if [ -z "$jupyterhub" ] && jh_unit_ours; then
+  step "back to hostd-hub: removing jupyterhub.service (install.sh --jupyterhub's)"
+  systemctl disable --now --quiet "$JH_UNIT" || true
+  rm -rf "$UNIT_DIR/$JH_UNIT" "$UNIT_DIR/$JH_UNIT.d"
+  systemctl daemon-reload
+  say "kept $JH_ENV, $JH_CONFIG and $JH_STATE (install.sh --jupyterhub uses them again)"
+fi
+
+if [ -z "$jupyterhub" ]; then
 step "the hub (hostd-hub.service)"
 hint "see why with: systemctl status hostd-hub; journalctl -u hostd-hub -n 50"
 if [ $hub_present = 1 ]; then
@@ -367,13 +682,24 @@ else
   systemctl disable --now --quiet hostd-hub.service 2>/dev/null || true
   say "this version has no hub yet ($VENV/bin/hostd-hub --help fails): unit installed, not enabled"
 fi
+fi
 
 step "checking the installation (hostctl verify)"
 hint "each FAIL line above says what is wrong and how to fix it"
 "$VENV/bin/hostctl" verify --config "$CONFIG"
 
 where="(no hub in this version yet)"
-if [ $hub_present = 1 ]; then
+if [ -n "$jupyterhub" ]; then
+  scheme=http
+  if grep -q '^c\.JupyterHub\.ssl_cert' "$JH_CONFIG"; then scheme=https; fi
+  # The address it is bound to, or (every interface) this machine's name.
+  host=$(sed -n 's|^c\.JupyterHub\.bind_url *= *["'"'"']https\{0,1\}://\([^:/]*\):.*|\1|p' "$JH_CONFIG" | tail -n 1)
+  [ -n "$host" ] || host=$(hostname -f 2>/dev/null || hostname)
+  where="$scheme://$host:$port/ (JupyterHub)"
+  if [ -n "${HOSTD_INSIDE_TESTBED:-}" ]; then
+    where="$scheme://127.0.0.1:$port/ (JupyterHub, inside packaging/testbed hostd, on this machine's loopback)"
+  fi
+elif [ $hub_present = 1 ]; then
   # "PORT https" (or http) as the hub will serve, from its config.
   read -r port scheme < <("$VENV/bin/python" -c 'import sys; from pathlib import Path
 from hostd.api.hub.settings import load_hub_config
@@ -393,7 +719,13 @@ row "hub" "$where"
 row "hostctl status" "sessions (as root, or a member of group hostd)"
 row "hostctl start alice --mem 2G" "start alice's JupyterLab (alice: a real account)"
 row "hostctl verify" "check the installation again"
-row "systemctl status hostd hostd-hub" "the services (journalctl -u jupyter-alice: a session's log)"
+if [ -n "$jupyterhub" ]; then
+  row "systemctl status hostd jupyterhub" "the services (journalctl -u jupyterhub -f: JupyterHub's log)"
+  row "journalctl -u jupyter-alice" "a session's log"
+  row "$JH_CONFIG" "JupyterHub's: then systemctl restart jupyterhub"
+else
+  row "systemctl status hostd hostd-hub" "the services (journalctl -u jupyter-alice: a session's log)"
+fi
 row "$CONFIG" "the policy: hostctl check-config, then systemctl restart hostd"
-row "$HUB_CONFIG" "the hub: hostd-hub --check-config, then systemctl restart hostd-hub"
+[ -n "$jupyterhub" ] || row "$HUB_CONFIG" "the hub: hostd-hub --check-config, then systemctl restart hostd-hub"
 row "$PREFIX/README.md" "configuration reference, how-tos, troubleshooting"

@@ -52,6 +52,7 @@ from hostd.cli.verify import (
     judge_units,
     parse_systemctl_show,
 )
+from hostd.cli.verify_jupyterhub_host import jupyterhub_checks, jupyterhub_mode
 from hostd.cli.verify_programs import ProgramFacts, judge_command
 from hostd.cli.verify_restarts import (
     JOURNAL_LINES,
@@ -549,4 +550,8 @@ def verify(config_path: Path, *, prefix: Path = PREFIX) -> list[Check]:
         checks.append(_hub_user(hub_installed, group))
         checks.extend(_hub_tls(hub_installed))
         looks = watching.result()
-    return [config_check, *_units(hub_installed, looks), *checks]
+    checks = [config_check, *_units(hub_installed, looks), *checks]
+    if jupyterhub_mode():  # install.sh --jupyterhub: JupyterHub serves instead of hostd-hub
+        checks = [check for check in checks if check.name != f"unit {HUB_UNIT}"]
+        checks.extend(jupyterhub_checks(config, prefix))
+    return checks
