@@ -36,6 +36,7 @@ pytestmark = pytest.mark.systemd
 TOP = Path(__file__).resolve().parents[2]
 INSTALL = TOP / "packaging" / "install.sh"
 PIP_CACHE = TOP / ".cache" / "pip-install"
+NPM_CACHE = TOP / ".cache" / "npm-install"  # --jupyterhub: configurable-http-proxy
 INSTALL_TIMEOUT_S = 1500
 HUB_CONFIG = Path("/etc/hostd/hub.toml")
 CONFIG = Path("/etc/hostd/hostd.toml")
@@ -83,7 +84,14 @@ def run(
 
 
 def install(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PIP_CACHE_DIR": str(PIP_CACHE), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    """Run install.sh with pip's and npm's caches kept beside the checkout (a second run is
+    quick)."""
+    env = {
+        **os.environ,
+        "PIP_CACHE_DIR": str(PIP_CACHE),
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "npm_config_cache": str(NPM_CACHE),
+    }
     return subprocess.run(
         [str(INSTALL), *args],
         capture_output=True,

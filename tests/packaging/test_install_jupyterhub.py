@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import secrets
 import shutil
@@ -43,11 +42,11 @@ from tests.hostd.daemon.systemd.conftest import unit_property, units_left
 from tests.packaging.test_install import (
     CONFIG,
     HUB_CONFIG,
-    INSTALL,
     PREFIX,
     TOP,
     active,
     free_port,
+    install,
     main_pid,
     newer_than,
     run,
@@ -55,9 +54,6 @@ from tests.packaging.test_install import (
 
 pytestmark = pytest.mark.systemd
 
-PIP_CACHE = TOP / ".cache" / "pip-install"
-NPM_CACHE = TOP / ".cache" / "npm-install"
-INSTALL_TIMEOUT_S = 1500
 JH_ENV = PREFIX / "jupyterhub"
 JH_CONFIG = Path("/etc/jupyterhub/jupyterhub_config.py")
 JH_STATE = Path("/var/lib/jupyterhub")
@@ -128,23 +124,6 @@ class Machine:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-
-def install(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PIP_CACHE_DIR": str(PIP_CACHE),
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-        "npm_config_cache": str(NPM_CACHE),
-    }
-    return subprocess.run(
-        [str(INSTALL), *args],
-        capture_output=True,
-        text=True,
-        timeout=INSTALL_TIMEOUT_S,
-        check=False,
-        env=env,
-    )
 
 
 def listening(port: int) -> bool:

@@ -48,6 +48,24 @@ USERS_DIR = SHARED / "users"
 USER_SESSIONS = "systemd-user-sessions.service"
 BROKEN_PREFIX = "broken"  # users whose spawn runs the [commands] entry whose program is missing
 SOCKET_PREFIX = "sock"  # users whose spawn runs the [commands] entry on a Unix socket
+
+
+def seed_002_unit(user: str) -> dict[str, str]:
+    """What seed 002's jupyterhub_config.py makes of a user's unit, as systemctl shows it."""
+    return {
+        "User": user,
+        "MemoryMax": str(2 * 1024**3),
+        "CPUQuotaPerSecUSec": "1s",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
+        "NoNewPrivileges": "yes",
+        "WorkingDirectory": f"{USERS_DIR}/{user}",
+        "ReadOnlyPaths": str(SHARED_DATA),
+        "ReadWritePaths": f"/tmp {OUTPUTS}",
+        "RuntimeDirectoryPreserve": "no",
+    }
+
+
 SINGLEUSER = [
     str(SESSION_EXEC),
     str(SESSION_VENV / "bin" / "jupyterhub-singleuser"),

@@ -20,14 +20,12 @@ import pytest
 from tests.api.spawner.systemd.conftest import (
     BASE,
     HUB_ACCOUNTS,
-    OUTPUTS,
     PROXY_GROUP,
     SESSION_EXEC,
     SESSION_VENV,
-    SHARED_DATA,
-    USERS_DIR,
     JupyterHub,
     run,
+    seed_002_unit,
 )
 from tests.api.spawner.systemd.test_jupyterhub import log_in, run_in_kernel, spawn, stop
 from tests.hostd.cli.test_import import SEED_002_ON_HOSTD
@@ -90,18 +88,7 @@ def test_seed_002_after_hostctl_import_spawns_with_every_seed_setting(
     events = spawn(hub, user.name)
     assert events[-1].get("ready"), (events, hub.tail())
     unit = f"jupyter-{user.name}.service"
-    expected = {
-        "User": user.name,
-        "MemoryMax": str(2 * 1024**3),
-        "CPUQuotaPerSecUSec": "1s",
-        "PrivateTmp": "yes",
-        "PrivateDevices": "yes",
-        "NoNewPrivileges": "yes",
-        "WorkingDirectory": f"{USERS_DIR}/{user.name}",
-        "ReadOnlyPaths": str(SHARED_DATA),
-        "ReadWritePaths": f"/tmp {OUTPUTS}",
-        "RuntimeDirectoryPreserve": "no",
-    }
+    expected = seed_002_unit(user.name)
     assert {key: unit_property(unit, key) for key in expected} == expected
     assert asyncio.run(run_in_kernel(hub, user.name, "print(6*7)")) == "42\n"
     stop(hub, user.name)

@@ -25,16 +25,14 @@ from websockets.asyncio.client import connect
 from tests.api.spawner.systemd.conftest import (
     BROKEN_PREFIX,
     MISSING_PROGRAM,
-    OUTPUTS,
     PROXY_GROUP,
-    SHARED_DATA,
     SOCKET_PREFIX,
-    USERS_DIR,
     JupyterHub,
     NoRedirect,
     PamUser,
     http,
     run,
+    seed_002_unit,
 )
 from tests.hostd.daemon.systemd.conftest import Daemon, unit_property, units_left
 
@@ -154,18 +152,7 @@ def test_a_pam_user_gets_a_sandboxed_server_whose_kernel_answers_through_the_pro
     assert any(m.startswith(f"Asking hostd to start {unit}") for m in messages), messages
     assert any(m.startswith(f"systemd started {unit} (memory 2.0G, 1 CPU)") for m in messages)
 
-    expected = {
-        "User": user.name,
-        "MemoryMax": str(2 * 1024**3),
-        "CPUQuotaPerSecUSec": "1s",
-        "PrivateTmp": "yes",
-        "PrivateDevices": "yes",
-        "NoNewPrivileges": "yes",
-        "WorkingDirectory": f"{USERS_DIR}/{user.name}",
-        "ReadOnlyPaths": str(SHARED_DATA),
-        "ReadWritePaths": f"/tmp {OUTPUTS}",
-        "RuntimeDirectoryPreserve": "no",
-    }
+    expected = seed_002_unit(user.name)
     assert {key: unit_property(unit, key) for key in expected} == expected
 
     # The API token reached jupyterhub-singleuser, and nothing any local user can read.
