@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import secrets
 import shutil
@@ -380,7 +381,9 @@ def test_a_port_another_process_holds_is_refused_with_the_fix(machine: Machine, 
     finally:
         holder.close()
     assert refused.returncode == 1, refused.stdout + refused.stderr
-    assert f"port {machine.port} is held by python" in refused.stderr, refused.stderr
+    # The holder is this process: its name is how pytest was started (pytest, python).
+    me = f"{Path('/proc/self/comm').read_text().strip()} (pid {os.getpid()},"
+    assert f"port {machine.port} is held by {me}" in refused.stderr, refused.stderr
     where = (
         "c.JupyterHub.bind_url in /etc/jupyterhub/jupyterhub_config.py"
         if flag
