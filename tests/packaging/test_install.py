@@ -143,10 +143,9 @@ def wait_for(condition, timeout: float = 60, what: str = "condition"):  # type: 
     pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
 
 
-@pytest.fixture(scope="module")
-def machine() -> Iterator[Machine]:
-    if PREFIX.exists() or CONFIG.exists():
-        pytest.fail(f"{PREFIX} or {CONFIG} exists already: this test needs a fresh testbed")
+def write_loopback_hub_config() -> int:
+    """The admin's /etc/hostd/hub.toml, written before install.sh (which keeps it): the shipped
+    file on loopback and a free port, so the hub never meets another listener. Returns the port."""
     port = free_port()
     shipped = (TOP / "packaging" / "hub.toml").read_text()
     hub_config = re.sub(r'(?m)^ip = ""', 'ip = "127.0.0.1"', shipped)
@@ -154,6 +153,14 @@ def machine() -> Iterator[Machine]:
     assert hub_config != shipped, "packaging/hub.toml no longer has the ip and port lines"
     HUB_CONFIG.parent.mkdir(mode=0o755)
     HUB_CONFIG.write_text(hub_config)
+    return port
+
+
+@pytest.fixture(scope="module")
+def machine() -> Iterator[Machine]:
+    if PREFIX.exists() or CONFIG.exists():
+        pytest.fail(f"{PREFIX} or {CONFIG} exists already: this test needs a fresh testbed")
+    port = write_loopback_hub_config()
     made = Machine(hub_url=f"http://127.0.0.1:{port}", first_install=install(), users={})
     try:
         yield made

@@ -42,16 +42,15 @@ from tests.api.spawner.systemd.test_jupyterhub import log_in, run_in_kernel, spa
 from tests.hostd.daemon.systemd.conftest import unit_property, units_left
 from tests.packaging.test_install import (
     CONFIG,
-    HUB_CONFIG,
     PREFIX,
-    TOP,
     active,
-    free_port,
     install,
     main_pid,
     newer_than,
     run,
+    write_loopback_hub_config,
 )
+from tests.seeds import SEED_002_ON_HOSTD
 
 pytestmark = pytest.mark.systemd
 
@@ -66,19 +65,6 @@ SINGLEUSER = "/opt/hostd/session/bin/jupyterhub-singleuser"
 # generated config keeps. The testbed shares the machine's loopback: they must be free.
 INTERNAL_PORTS = (8081, 8001)
 
-# Seed 002's lines, verbatim (its spawner_class line is the generated file's "hostd").
-SEED_002 = """
-c.SystemdSpawner.default_shell = '/bin/bash'
-c.SystemdSpawner.mem_limit = '2G'
-c.SystemdSpawner.cpu_limit = 1.0
-c.SystemdSpawner.isolate_tmp = True
-c.SystemdSpawner.isolate_devices = True
-c.SystemdSpawner.disable_user_sudo = True
-c.SystemdSpawner.unit_extra_properties = {'RuntimeDirectoryPreserve': 'no'}
-c.SystemdSpawner.user_workingdir = '/shared/users/{USERNAME}'
-c.SystemdSpawner.readonly_paths = ['/opt/shared-data']
-c.SystemdSpawner.readwrite_paths = ['/tmp', '/shared/notebook-outputs']
-"""
 SEED_PATHS = (Path("/opt/shared-data"), Path("/shared"))
 # The test's own lines: a service token for the REST API, and POST .../server answering at
 # once (the test reads the progress stream).
@@ -151,13 +137,7 @@ def machine() -> Iterator[Machine]:
     taken = [port for port in INTERNAL_PORTS if listening(port)]
     if taken:
         pytest.fail(f"JupyterHub's internal ports {taken} are taken on this machine's loopback")
-    port = free_port()
-    shipped = (TOP / "packaging" / "hub.toml").read_text()
-    hub_config = re.sub(r'(?m)^ip = ""', 'ip = "127.0.0.1"', shipped)
-    hub_config = re.sub(r"(?m)^port = 8000", f"port = {port}", hub_config)
-    assert hub_config != shipped, "packaging/hub.toml no longer has the ip and port lines"
-    HUB_CONFIG.parent.mkdir(mode=0o755)
-    HUB_CONFIG.write_text(hub_config)
+    port = write_loopback_hub_config()
     made = Machine(port=port, first_install=install("--jupyterhub"))
     try:
         yield made
@@ -255,7 +235,7 @@ def test_seed_002_a_pam_user_logs_in_and_a_kernel_answers_through_the_proxy(
     outputs.chmod(0o1777)
     token = secrets.token_hex(16)
     with JH_CONFIG.open("a") as config:
-        config.write(SEED_002 + TEST_ONLY.format(token=token))
+        config.write(SEED_002_ON_HOSTD + TEST_ONLY.format(token=token))
     # The one documented step: seed 002's sandbox into hostd.toml's [session].
     imported = run(HOSTCTL, "import", "--apply", JH_CONFIG)
     assert 'session.readonly_paths = ["/opt/shared-data"] (was [])' in imported.stdout, imported

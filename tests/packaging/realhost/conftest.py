@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -49,12 +52,12 @@ def run(*argv: str, check: bool = True, timeout: float = 300) -> subprocess.Comp
     return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=timeout)
 
 
-@pytest.fixture(scope="session")
-def installed() -> Installed:
-    """./packaging/install.sh, once: as root, on this host, no testbed anywhere."""
+def install(*args: str) -> subprocess.CompletedProcess[str]:
+    """./packaging/install.sh ARGS as an admin runs it on this host (never a testbed); stdout
+    and stderr together."""
     env = {k: v for k, v in os.environ.items() if k != "HOSTD_INSIDE_TESTBED"}
-    done = subprocess.run(
-        [str(INSTALL)],
+    return subprocess.run(
+        [str(INSTALL), *args],
         cwd=TOP,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -64,6 +67,27 @@ def installed() -> Installed:
         timeout=INSTALL_TIMEOUT_S,
         check=False,
     )
+
+
+@contextmanager
+def local_account() -> Iterator[tuple[str, str]]:
+    """A local account with a password, made as an admin makes one (useradd, chpasswd); its
+    session and the account are gone afterwards."""
+    name = f"r{uuid.uuid4().hex[:8]}"
+    password = f"Pw-{uuid.uuid4().hex}"
+    run("useradd", "-m", "-s", "/bin/bash", name)
+    subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True)
+    try:
+        yield name, password
+    finally:
+        run("systemctl", "stop", f"jupyter-{name}.service", check=False)
+        run("userdel", "-r", "-f", name, check=False)
+
+
+@pytest.fixture(scope="session")
+def installed() -> Installed:
+    """./packaging/install.sh, once: as root, on this host, no testbed anywhere."""
+    done = install()
     print(done.stdout)
     assert done.returncode == 0, f"install.sh failed ({done.returncode}):\n{done.stdout}"
     return Installed(done.stdout)

@@ -6,8 +6,6 @@ proxy at /user/<name>/, all over the VM's loopback."""
 from __future__ import annotations
 
 import re
-import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 
 from tests.api.hub.systemd.conftest import log_in, xsrf_of
 from tests.api.hub.systemd.lab import channels, run_code, start_lab
-from tests.packaging.realhost.conftest import Installed, InstalledHub, run
+from tests.packaging.realhost.conftest import Installed, InstalledHub, local_account, run
 
 pytestmark = pytest.mark.real_host
 
@@ -45,14 +43,8 @@ def test_hostctl_verify_is_all_green(installed: Installed) -> None:
 
 @pytest.fixture
 def local_user(installed: Installed) -> Iterator[tuple[str, str]]:
-    """A local account with a password, made as an admin makes one (useradd, chpasswd)."""
-    name = f"r{uuid.uuid4().hex[:8]}"
-    password = f"Pw-{uuid.uuid4().hex}"
-    run("useradd", "-m", "-s", "/bin/bash", name)
-    subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True)
-    yield name, password
-    run("systemctl", "stop", f"jupyter-{name}.service", check=False)
-    run("userdel", "-r", "-f", name, check=False)
+    with local_account() as account:
+        yield account
 
 
 def test_a_local_user_logs_in_with_pam_and_runs_code_in_jupyterlab_through_the_hub(

@@ -7,18 +7,16 @@ At the end a plain install.sh brings hostd-hub back, for the tests that follow."
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import secrets
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from tests.api.spawner.systemd.test_jupyterhub import log_in, run_in_kernel, spawn, stop
-from tests.packaging.realhost.conftest import INSTALL, INSTALL_TIMEOUT_S, TOP, Installed, run
+from tests.packaging.realhost.conftest import Installed, install, local_account, run
 from tests.packaging.test_install_jupyterhub import JH_CONFIG, TEST_ONLY, InstalledHub
 
 pytestmark = pytest.mark.real_host
@@ -33,35 +31,21 @@ c.Spawner.http_timeout = 600
 """
 
 
-def install(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "HOSTD_INSIDE_TESTBED"}
-    return subprocess.run(
-        [str(INSTALL), *args],
-        cwd=TOP,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=INSTALL_TIMEOUT_S,
-        check=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def jupyterhub(installed: Installed) -> Iterator[subprocess.CompletedProcess[str]]:
     done = install("--jupyterhub")
-    print(done.stdout, done.stderr)
+    print(done.stdout)
     try:
         yield done
     finally:
         back = install()  # hostd-hub again, for the real_host tests after this module
-        assert back.returncode == 0, back.stdout + back.stderr
+        assert back.returncode == 0, back.stdout
 
 
 def test_install_jupyterhub_takes_the_port_over_from_hostd_hub(
     jupyterhub: subprocess.CompletedProcess[str],
 ) -> None:
-    assert jupyterhub.returncode == 0, jupyterhub.stdout + jupyterhub.stderr
+    assert jupyterhub.returncode == 0, jupyterhub.stdout
     assert "stopped and disabled hostd-hub (one hub per port" in jupyterhub.stdout
     assert re.search(r"^hostctl verify: all \d+ checks passed", jupyterhub.stdout, re.M)
     unit = r"^ok\s+unit jupyterhub.service\s+active \(running\), enabled"
@@ -75,13 +59,8 @@ def test_install_jupyterhub_takes_the_port_over_from_hostd_hub(
 
 @pytest.fixture
 def local_user(jupyterhub: subprocess.CompletedProcess[str]) -> Iterator[tuple[str, str]]:
-    name = f"r{uuid.uuid4().hex[:8]}"
-    password = f"Pw-{uuid.uuid4().hex}"
-    run("useradd", "-m", "-s", "/bin/bash", name)
-    subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True)
-    yield name, password
-    run("systemctl", "stop", f"jupyter-{name}.service", check=False)
-    run("userdel", "-r", "-f", name, check=False)
+    with local_account() as account:
+        yield account
 
 
 def test_a_local_user_logs_in_through_jupyterhub_and_a_kernel_answers(

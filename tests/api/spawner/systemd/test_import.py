@@ -28,8 +28,8 @@ from tests.api.spawner.systemd.conftest import (
     seed_002_unit,
 )
 from tests.api.spawner.systemd.test_jupyterhub import log_in, run_in_kernel, spawn, stop
-from tests.hostd.cli.test_import import SEED_002_ON_HOSTD
 from tests.hostd.daemon.systemd.conftest import VENV_BIN, Daemon, unit_property, units_left
+from tests.seeds import SEED_002_ON_HOSTD
 
 pytestmark = pytest.mark.systemd
 
