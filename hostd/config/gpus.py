@@ -62,7 +62,7 @@ def parse_gpus(table: object, problems: Problems) -> GpuConfig:
     for key in table:
         if key not in GPU_KEYS:
             problems.append((f"gpus.{key}", "unknown option; [gpus] has devices, control"))
-    devices: list[tuple[str, ...]] = []
+    named: list[tuple[str, tuple[str, ...]]] = []  # (dotted key, nodes) of each GPU
     raw_devices = table.get("devices", [])
     if not isinstance(raw_devices, list):
         problems.append(("gpus.devices", "expected a list: one entry (a list of nodes) per GPU"))
@@ -70,19 +70,16 @@ def parse_gpus(table: object, problems: Problems) -> GpuConfig:
     for index, gpu in enumerate(raw_devices):
         nodes = _paths(gpu, f"gpus.devices[{index}]", problems)
         if nodes is not None:
-            devices.append(nodes)
+            named.append((f"gpus.devices[{index}]", nodes))
     control: tuple[str, ...] = ()
     if "control" in table:
         control = _paths(table["control"], "gpus.control", problems) or ()
         if control and not raw_devices:
             problems.append(("gpus.control", "control nodes without any GPU in gpus.devices"))
     seen: dict[str, str] = {}
-    for where, nodes in [
-        *((f"gpus.devices[{i}]", gpu) for i, gpu in enumerate(devices)),
-        ("gpus.control", control),
-    ]:
+    for where, nodes in [*named, ("gpus.control", control)]:
         for node in nodes:
             if node in seen and seen[node] != where:
                 problems.append((where, f"{node} is also in {seen[node]}: a node is one GPU's"))
             seen.setdefault(node, where)
-    return GpuConfig(tuple(devices), control)
+    return GpuConfig(tuple(nodes for _, nodes in named), control)
