@@ -168,23 +168,33 @@ class Starter:
             if status is not None:  # ended but still loaded (our AddRef): free the name
                 await self.ends.finish(name, unit, status, reason="ended")
             entry = parts.table[name]
-            # Before the port, so that a refusal (429: every GPU held) holds nothing.
-            gpus = allocate_gpus(parts.config.gpus, policy.gpus, parts.table.gpus(), user=name)
-            on_socket = listens_on_socket(policy.cmd)
-            if on_socket:
-                # The proxy group first: without it no hub could reach the session.
-                gid = await asyncio.to_thread(proxy_gid, daemon.proxy_group)
-                port = entry.port = None
-                address: Address = await asyncio.to_thread(
-                    prepare_socket_dir, daemon.sessions_dir, name, info.uid, gid
+            # Taken as soon as chosen, with no await between: other users' starts interleave
+            # with this one at each await, and must see these GPUs held.
+            gpus = entry.gpus = allocate_gpus(
+                parts.config.gpus, policy.gpus, parts.table.gpus(), user=name
+            )
+            try:
+                on_socket = listens_on_socket(policy.cmd)
+                if on_socket:
+                    # The proxy group first: without it no hub could reach the session.
+                    gid = await asyncio.to_thread(proxy_gid, daemon.proxy_group)
+                    port = entry.port = None
+                    address: Address = await asyncio.to_thread(
+                        prepare_socket_dir, daemon.sessions_dir, name, info.uid, gid
+                    )
+                else:
+                    low, high = daemon.port_range
+                    port = entry.port = allocate_port(low, high, parts.table.ports())
+                    address = port
+                token_file = credentials.write_token(
+                    parts.credentials_dir, unit, info.uid, info.gid
                 )
-            else:
-                low, high = daemon.port_range
-                port = entry.port = allocate_port(low, high, parts.table.ports())
-                address = port
-            entry.gpus = gpus
-            token_file = credentials.write_token(parts.credentials_dir, unit, info.uid, info.gid)
-            secrets_dir = credentials.write_secrets(token_file.parent, secrets, info.uid, info.gid)
+                secrets_dir = credentials.write_secrets(
+                    token_file.parent, secrets, info.uid, info.gid
+                )
+            except BaseException:
+                entry.gpus = ()  # no session holds them: a start that failed here
+                raise
             try:
                 spec = build_unit(
                     policy,

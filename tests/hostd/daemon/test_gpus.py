@@ -10,8 +10,10 @@ from hostd.cli.verify_gpus import gpu_checks, node_kind
 from hostd.config.gpus import GpuConfig
 from hostd.daemon.gpus import GPU_RETRY_AFTER_S, allocate_gpus, grant_for
 from hostd.daemon.table import SessionTable
+from hostd.units import Property, SessionRequest
 from hostd.units.errors import GpusNotConfigured, GpusUnavailable
 from hostd.units.gpus import GpuGrant
+from tests.hostd.daemon.parts import ROOT, make_manager
 
 THREE = GpuConfig((("/dev/nvidia0",), ("/dev/nvidia1",), ("/dev/nvidia2",)), ("/dev/nvidiactl",))
 
@@ -66,3 +68,27 @@ def test_check_config_wants_character_devices(tmp_path: Path) -> None:
     assert check.status == "ok" and check.detail.startswith("2 GPUs, 1 control nodes")
     assert gpu_checks(GpuConfig()) == []
     assert node_kind("/dev/null") == "char 1:3" and node_kind(str(tmp_path)) == "a directory"
+
+
+GPU_CONFIG = 'isolate_devices = true\ngpus = 1\n[gpus]\ndevices = [["/dev/null"]]\n'
+
+
+async def test_a_start_holds_its_gpu_until_its_end_and_a_restart_keeps_it(tmp_path: Path) -> None:
+    manager, fake = make_manager(tmp_path, GPU_CONFIG)
+    fake.serve = True
+    try:
+        first = await manager.start("daemon", SessionRequest(), caller=ROOT)
+        assert first.session.gpus == (0,)
+        (spec,) = fake.started
+        assert Property("DeviceAllow", "a(ss)", [("/dev/null", "rw")]) in spec.properties
+        with pytest.raises(GpusUnavailable, match="GPU 0: daemon"):
+            await manager.start("bin", SessionRequest(), caller=ROOT)
+        assert manager.table["bin"].gpus == () and manager.table["bin"].port is None
+    finally:
+        await manager.close()
+    # A new daemon over the same units: the GPU is still held.
+    again, fake_again = make_manager(tmp_path, GPU_CONFIG)
+    fake_again.units.update(fake.units)
+    await again.reattach()
+    assert again.table.gpus() == {0: "daemon"}
+    await again.close()
