@@ -233,6 +233,7 @@ def _schemas() -> dict[str, Any]:
                 "log",
                 "reason",
                 "profile",
+                "gpus",
                 "cull_at",
             ],
             "additionalProperties": False,
@@ -272,6 +273,11 @@ def _schemas() -> dict[str, Any]:
                 "profile": {
                     **nullable_string,
                     "description": "The limits profile it got: user:alice, group:staff, ...",
+                },
+                "gpus": {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 0},
+                    "description": "The GPUs it holds: their indices in [gpus] devices.",
                 },
                 "cull_at": {
                     **nullable_string,

@@ -38,6 +38,8 @@ from hostd.units.errors import (
     CapacityExceeded,
     ConfigError,
     Draining,
+    GpusNotConfigured,
+    GpusUnavailable,
     HostdError,
     InvalidInput,
     InvalidOption,
@@ -185,6 +187,8 @@ STATUS_BY_ERROR: Final[Mapping[type[HostdError], int]] = MappingProxyType(
         SessionNotFound: 404,
         SessionConflict: 409,
         CapacityExceeded: 429,  # with Retry-After (RFC 9110 §10.2.3)
+        GpusUnavailable: 429,  # every GPU held by other sessions; with Retry-After
+        GpusNotConfigured: 422,  # more GPUs asked for than [gpus] lists
         Draining: 503,  # the host is (about to be) down for maintenance; with Retry-After
         SpawnFailed: 502,
         SystemdUnavailable: 503,
@@ -268,7 +272,7 @@ def error_from_wire(
     """
     details = dict(details or {})
     cls = ERROR_BY_CODE.get(code)
-    if cls is CapacityExceeded or cls is LockedOut or cls is Draining:
+    if cls is CapacityExceeded or cls is GpusUnavailable or cls is LockedOut or cls is Draining:
         retry_after = details.get("retry_after_s")
         if not isinstance(retry_after, int) or isinstance(retry_after, bool):
             retry_after = 30

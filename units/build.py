@@ -16,6 +16,7 @@ from hostd.units.convert import MS_REC, ip_prefixes
 from hostd.units.directives import convert_extra_properties
 from hostd.units.environ import env_allowed, validate_environment
 from hostd.units.errors import InvalidOption, UserRefused
+from hostd.units.gpus import GpuGrant, gpu_environment, gpu_properties
 from hostd.units.model import Property, UnitSpec, UserInfo
 from hostd.units.names import (
     SLICE,
@@ -70,6 +71,7 @@ def build_unit(
     credentials: Mapping[str, str] = _NO_CREDENTIALS,
     privileged: bool = False,
     hostd_environment: Mapping[str, str] = _NO_CREDENTIALS,
+    gpus: GpuGrant | None = None,
 ) -> UnitSpec:
     """The transient unit for user's session under policy, as request asks.
 
@@ -79,9 +81,10 @@ def build_unit(
     sets (the port, the path of a token file: never a secret, Environment= is readable by
     every local user over D-Bus).
     credentials maps credential names to host paths (LoadCredential=). privileged lets a
-    request go above the policy's caps (an admin's request, say). Raises UserRefused for
-    uid 0, InvalidOption for a request the policy does not allow, and InvalidName/InvalidPath
-    for values that fail validation.
+    request go above the policy's caps (an admin's request, say). gpus: the GPUs the daemon
+    gave the session (units.gpus: their device nodes allowed and bound, their variables set).
+    Raises UserRefused for uid 0, InvalidOption for a request the policy does not allow, and
+    InvalidName/InvalidPath for values that fail validation.
     """
     if user.uid == 0:
         # Defence in depth: the daemon refuses root before it gets here.
@@ -112,7 +115,17 @@ def build_unit(
         Property(
             "Environment",
             "as",
-            _environment(policy, request, mem, cpu, {**hostd_environment, **runtime_environment}),
+            _environment(
+                policy,
+                request,
+                mem,
+                cpu,
+                {
+                    **hostd_environment,
+                    **runtime_environment,
+                    **gpu_environment(gpus.indices if gpus else ()),
+                },
+            ),
         ),
         Property("Slice", "s", SLICE),
         # ref: systemd.exec(5) RuntimeDirectory=: /run/jupyter-<user>, the user's alone (0700),
@@ -150,6 +163,8 @@ def build_unit(
         properties.append(Property("TemporaryFileSystem", "a(ss)", [(DEV_SHM, DEV_SHM_OPTIONS)]))
     if policy.isolate_devices:
         properties.append(Property("PrivateDevices", "b", True))
+    if gpus is not None:
+        properties.extend(gpu_properties(gpus, private_devices=policy.isolate_devices))
     if policy.disable_user_sudo:
         # NoNewPrivileges stops sudo and setuid binaries from raising privileges;
         # RestrictSUIDSGID also stops the session from making new setuid files.

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from hostd.units import convert as c
 from hostd.units._text import prefixed, show
 from hostd.units.errors import InvalidOption, UnknownDirective
+from hostd.units.gpus import device_allow
 from hostd.units.model import Property
 from hostd.units.paths import validate_path
 from hostd.units.sizes import parse_percent_quota
@@ -87,6 +88,9 @@ DIRECTIVES: Mapping[str, Directive] = _table(
     # eBPF on the unit's cgroup (cgroup v2); Allow= wins over Deny= for an address in both.
     ("IPAddressDeny", "IPAddressDeny", "a(iayu)", c.ip_prefixes, _RC),
     ("IPAddressAllow", "IPAddressAllow", "a(iayu)", c.ip_prefixes, _RC),
+    # Device nodes the unit may open ("/dev/nvidia0 rw"); hostd adds a session's GPUs'.
+    ("DeviceAllow", "DeviceAllow", "a(ss)", device_allow, _RC),
+    ("DevicePolicy", "DevicePolicy", "s", c.choice("auto", "closed", "strict"), _RC),
     ("PrivateTmp", "PrivateTmp", "b", c.to_bool, _EXEC),
     ("PrivateDevices", "PrivateDevices", "b", c.to_bool, _EXEC),
     ("PrivateNetwork", "PrivateNetwork", "b", c.to_bool, _EXEC),

@@ -40,6 +40,8 @@ __all__ = [
     "CapacityExceeded",
     "ConfigError",
     "Draining",
+    "GpusNotConfigured",
+    "GpusUnavailable",
     "HostdError",
     "InvalidInput",
     "InvalidName",
@@ -170,6 +172,18 @@ class CapacityExceeded(HostdError):
     def __init__(self, message: str, *, retry_after_s: int = 30) -> None:
         super().__init__(message, details={"retry_after_s": retry_after_s})
         self.retry_after_s = retry_after_s
+
+
+class GpusUnavailable(CapacityExceeded):
+    """Raised when a start asks for more GPUs than are free now (others hold them)."""
+
+    code = "gpus-unavailable"
+
+
+class GpusNotConfigured(InvalidOption):
+    """Raised when a start asks for more GPUs than the admin listed in [gpus] (or none)."""
+
+    code = "gpus-not-configured"
 
 
 class Draining(HostdError):

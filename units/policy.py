@@ -18,6 +18,7 @@ from hostd.units.convert import choice, ip_prefixes
 from hostd.units.directives import convert_extra_properties
 from hostd.units.environ import validate_env_pattern, validate_environment
 from hostd.units.errors import InvalidOption, InvalidPath
+from hostd.units.gpus import gpu_count
 from hostd.units.paths import expand_template, substitute_placeholders, validate_path
 from hostd.units.sizes import TIMESPAN_MAX_USEC, parse_cpu, parse_size
 from hostd.units.urls import validate_default_url
@@ -209,6 +210,8 @@ class SessionPolicy:
     allow_swap: bool = False
     ip_address_deny: tuple[str, ...] = (METADATA_ADDRESS,)
     unit_extra_properties: Mapping[str, object] = field(default_factory=dict)
+    # GPUs each session gets, of those listed in [gpus] (0: none).
+    gpus: int = 0
 
     def __post_init__(self) -> None:
         checks: dict[str, Callable[[object], object]] = {
@@ -234,6 +237,7 @@ class SessionPolicy:
             "allow_swap": _flag,
             "ip_address_deny": _ip_addresses,
             "unit_extra_properties": _extra_properties,
+            "gpus": gpu_count,
         }
         _check_fields(self, checks)
         _cap(self.mem_limit, self.max_mem_limit, "mem_limit")

@@ -54,6 +54,7 @@ __all__ = [
     "describe_stop",
     "format_cpu",
     "format_cpu_percent",
+    "format_gpus",
     "format_memory",
     "format_size",
     "format_table",
@@ -61,6 +62,7 @@ __all__ = [
     "main",
     "oom_notes",
     "session_rows",
+    "status_table",
 ]
 
 EXIT_OK: Final = 0
@@ -137,6 +139,20 @@ def session_rows(
         )
         for session in sessions
     ]
+
+
+def format_gpus(gpus: Sequence[int]) -> str:
+    """The GPUs a session holds, as CUDA_VISIBLE_DEVICES lists them: "0,2"; "-" for none."""
+    return ",".join(str(gpu) for gpu in gpus) or NONE
+
+
+def status_table(sessions: Sequence[SessionView], usage: Mapping[str, UsageView]) -> str:
+    """The sessions' table; with a GPUS column once any session holds a GPU."""
+    rows = session_rows(sessions, usage)
+    if not any(session.gpus for session in sessions):
+        return format_table(TABLE_COLUMNS, rows)
+    with_gpus = [(*row, format_gpus(s.gpus)) for row, s in zip(rows, sessions, strict=True)]
+    return format_table((*TABLE_COLUMNS, "GPUS"), with_gpus)
 
 
 def oom_notes(sessions: Sequence[SessionView], usage: Mapping[str, UsageView]) -> list[str]:
@@ -410,7 +426,7 @@ async def _status(client: HostdClient, args: argparse.Namespace, out: TextIO) ->
         if args.json:
             _print_json(_with_usage(session, usage), out)
         else:
-            print(format_table(TABLE_COLUMNS, session_rows([session], usage)), file=out)
+            print(status_table([session], usage), file=out)
             _print_lines(oom_notes([session], usage), out)
         return
     sessions, maintenance = await asyncio.gather(client.list(), client.maintenance())
@@ -427,7 +443,7 @@ async def _status(client: HostdClient, args: argparse.Namespace, out: TextIO) ->
     # First: a drain or an announcement is what an admin must not miss.
     _print_lines(describe_maintenance(maintenance, datetime.now().astimezone()), out)
     if sessions:
-        print(format_table(TABLE_COLUMNS, session_rows(sessions, usage)), file=out)
+        print(status_table(sessions, usage), file=out)
         _print_lines(oom_notes(sessions, usage), out)
     else:
         print("no sessions", file=out)

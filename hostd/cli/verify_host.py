@@ -52,6 +52,7 @@ from hostd.cli.verify import (
     judge_units,
     parse_systemctl_show,
 )
+from hostd.cli.verify_gpus import gpu_checks
 from hostd.cli.verify_jupyterhub_host import jupyterhub_checks, jupyterhub_mode
 from hostd.cli.verify_programs import ProgramFacts, judge_command
 from hostd.cli.verify_restarts import (
@@ -221,7 +222,8 @@ def program_checks(config: Config) -> list[Check]:
 
 
 def config_checks(config: Config) -> list[Check]:
-    """What the config names on this machine: programs, bound paths, the scratch directory."""
+    """What the config names on this machine: programs, bound paths, the scratch directory,
+    the GPUs' device nodes."""
     session = config.session
     # Templates ({USERNAME}) are per user; judge_paths leaves them out.
     bound = {
@@ -249,6 +251,7 @@ def config_checks(config: Config) -> list[Check]:
             members=_members(config.daemon.proxy_group),
             hub_users=config.daemon.act_for_others,
         ),
+        *gpu_checks(config.gpus),
     ]
 
 

@@ -38,6 +38,7 @@ from hostd.config.daemon import (
     read_uid_min,
 )
 from hostd.config.document import (
+    Problems,
     SectionKeys,
     parse_toml,
     read_config_text,
@@ -45,7 +46,8 @@ from hostd.config.document import (
     section_table,
     unknown_sections,
 )
-from hostd.config.profiles import Profiles, parse_profiles
+from hostd.config.gpus import GpuConfig, parse_gpus
+from hostd.config.profiles import Profiles, check_profile_gpus, parse_profiles
 from hostd.config.session import (
     DEFAULT_SESSION_CMD,
     SESSION_KEYS,
@@ -53,7 +55,7 @@ from hostd.config.session import (
     parse_session,
 )
 from hostd.config.shared import SHARED_KEYS, SharedConfig, parse_shared
-from hostd.units import SessionPolicy
+from hostd.units import SessionPolicy, convert_extra_properties
 from hostd.units.errors import ConfigError
 
 __all__ = [
@@ -65,6 +67,7 @@ __all__ = [
     "CapacityConfig",
     "Config",
     "DaemonConfig",
+    "GpuConfig",
     "LogLevel",
     "Profiles",
     "SharedConfig",
@@ -82,7 +85,7 @@ _KEYS = SectionKeys(
     not_settable={**DAEMON_NOT_SETTABLE, **SESSION_NOT_SETTABLE},
 )
 # The sections parsed each as a whole, by their own module.
-_OTHER_SECTIONS = ("commands", "profiles", "capacity", "auth", "shared")
+_OTHER_SECTIONS = ("commands", "profiles", "capacity", "auth", "shared", "gpus")
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     # [shared] scratch is also in session.readwrite_paths (parse_config puts it there).
     shared: SharedConfig = field(default_factory=SharedConfig)
+    gpus: GpuConfig = field(default_factory=GpuConfig)
 
     def describe(self) -> str:
         """One line for people: how many options differ from the defaults, the main settings."""
@@ -175,6 +179,10 @@ def parse_config(text: str, *, source: Path | None = None, login_defs: str | Non
     capacity = parse_capacity(data.get("capacity", {}), problems)
     auth = parse_auth(data.get("auth", {}), problems)
     shared = parse_shared(data.get("shared", {}), problems)
+    gpus = parse_gpus(data.get("gpus", {}), problems)
+    check_profile_gpus(profiles, gpus.count, problems)
+    if session is not None:
+        _check_session_gpus(session, gpus, problems)
     if session is not None and shared.scratch is not None:
         scratch = str(shared.scratch)
         if scratch not in session.readwrite_paths:
@@ -190,7 +198,36 @@ def parse_config(text: str, *, source: Path | None = None, login_defs: str | Non
         capacity=capacity,
         auth=auth,
         shared=shared,
+        gpus=gpus,
     )
+
+
+def _check_session_gpus(session: SessionPolicy, gpus: GpuConfig, problems: Problems) -> None:
+    """[session] gpus within [gpus]; GPUs only with isolate_devices, whose closed device
+    policy is what keeps every session from the GPUs it was not given."""
+    if session.gpus > gpus.count:
+        problems.append(
+            (
+                "session.gpus",
+                f"{session.gpus} GPUs for every session, and [gpus] lists {gpus.count}",
+            )
+        )
+    if gpus.count and not session.isolate_devices:
+        problems.append(
+            (
+                "session.isolate_devices",
+                "must be true with [gpus]: without PrivateDevices= every session could open "
+                "every GPU",
+            )
+        )
+    extra = {p.name: p.value for p in convert_extra_properties(session.unit_extra_properties)}
+    if gpus.count and extra.get("PrivateDevices") is False:
+        problems.append(
+            (
+                "session.unit_extra_properties.PrivateDevices",
+                "cannot be turned off with [gpus]: every session could open every GPU",
+            )
+        )
 
 
 def load_config(path: Path | None = None, *, login_defs: Path = DEFAULT_LOGIN_DEFS) -> Config:

@@ -20,10 +20,18 @@ from typing import Any
 from hostd.config.document import Problems
 from hostd.units import SessionPolicy, parse_cpu, parse_size, validate_username
 from hostd.units.errors import InvalidInput
+from hostd.units.gpus import gpu_count
 
-__all__ = ["PROFILE_KEYS", "ProfileLimits", "Profiles", "apply_profile", "parse_profiles"]
+__all__ = [
+    "PROFILE_KEYS",
+    "ProfileLimits",
+    "Profiles",
+    "apply_profile",
+    "check_profile_gpus",
+    "parse_profiles",
+]
 
-PROFILE_KEYS = ("mem_limit", "cpu_limit")
+PROFILE_KEYS = ("mem_limit", "cpu_limit", "gpus")
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,7 @@ class ProfileLimits:
 
     mem_limit: int | None = None
     cpu_limit: float | None = None
+    gpus: int | None = None
 
 
 @dataclass(frozen=True)
@@ -64,12 +73,23 @@ def apply_profile(policy: SessionPolicy, limits: ProfileLimits) -> SessionPolicy
         changes["cpu_limit"] = limits.cpu_limit
         if policy.max_cpu_limit is not None and policy.max_cpu_limit < limits.cpu_limit:
             changes["max_cpu_limit"] = limits.cpu_limit
+    if limits.gpus is not None:
+        changes["gpus"] = limits.gpus
     return replace(policy, **changes) if changes else policy
+
+
+def check_profile_gpus(profiles: Profiles, available: int, problems: Problems) -> None:
+    """Each profile's gpus within the GPUs [gpus] lists."""
+    named = [(f"profiles.users.{name}", limits) for name, limits in profiles.users.items()]
+    named += [(f"profiles.groups.{name}", limits) for name, limits in profiles.groups]
+    for where, limits in named:
+        if limits.gpus is not None and limits.gpus > available:
+            problems.append((f"{where}.gpus", f"{limits.gpus} GPUs, and [gpus] lists {available}"))
 
 
 def _limits(table: object, where: str, problems: Problems) -> ProfileLimits | None:
     if not isinstance(table, dict):
-        problems.append((where, "expected a table of mem_limit and cpu_limit"))
+        problems.append((where, "expected a table of mem_limit, cpu_limit and gpus"))
         return None
     values: dict[str, Any] = {}
     ok = True
@@ -79,9 +99,11 @@ def _limits(table: object, where: str, problems: Problems) -> ProfileLimits | No
                 values[key] = parse_size(value)
             elif key == "cpu_limit":
                 values[key] = parse_cpu(value)
+            elif key == "gpus":
+                values[key] = gpu_count(value)
             else:
                 problems.append(
-                    (f"{where}.{key}", "unknown option; a profile sets mem_limit, cpu_limit")
+                    (f"{where}.{key}", "unknown option; a profile sets mem_limit, cpu_limit, gpus")
                 )
                 ok = False
         except InvalidInput as exc:

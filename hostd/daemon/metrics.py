@@ -43,6 +43,7 @@ def _version() -> str:
 class SessionSample:
     usage: UsageView
     mem_limit_bytes: int | None
+    gpus: tuple[int, ...] = ()  # the GPUs it holds (its unit's HOSTD_GPUS)
 
 
 class _ScrapeCollector(Collector):
@@ -82,7 +83,14 @@ class _ScrapeCollector(Collector):
             labels=labels,
         )
         tasks = GaugeMetricFamily("hostd_session_tasks", "tasks (threads)", labels=labels)
+        # One series per GPU held: a GPU has one holder at a time, so there are never more
+        # series than [gpus] lists GPUs.
+        gpu = GaugeMetricFamily(
+            "hostd_session_gpu", "1 for each GPU the session holds", labels=["user", "gpu"]
+        )
         for sample in self.sessions:
+            for index in sample.gpus:
+                gpu.add_metric([sample.usage.user, str(index)], 1)
             u = sample.usage
             pairs = (
                 (memory, u.memory_bytes),
@@ -96,7 +104,7 @@ class _ScrapeCollector(Collector):
             for family, value in pairs:
                 if value is not None:
                     family.add_metric([u.user], value)
-        yield from (memory, peak, limit, cpu, throttled, oom, tasks)
+        yield from (memory, peak, limit, cpu, throttled, oom, tasks, gpu)
 
 
 def _host_series(host: HostView) -> Iterator[Metric]:

@@ -25,6 +25,7 @@ from hostd.daemon.store import now
 from hostd.daemon.systemd import UnitStatus
 from hostd.daemon.views import ENDED, ended_reason, session_port
 from hostd.units import cpu_limit_of, unit_name_for, user_for_unit_name
+from hostd.units.gpus import gpus_of_environment
 
 __all__ = ["CUT_OFF_REASON", "REAP_INTERVAL_S", "Reaper"]
 
@@ -80,6 +81,8 @@ class Reaper:
             port = session_port(status)
             if port is not None:
                 entry.port = port
+            # The unit is the record of its GPUs: none is handed out twice after a restart.
+            entry.gpus = gpus_of_environment(status.env("HOSTD_GPUS"))
         for record in await asyncio.to_thread(self.parts.store.open_records):
             if record.unit in active and record.id is not None:
                 self.parts.table[record.user].record_id = record.id

@@ -48,6 +48,7 @@ from hostd.units import (
     validate_username,
 )
 from hostd.units.errors import PermissionDenied, SessionNotFound
+from hostd.units.gpus import gpus_of_environment
 from hostd.units.history import HistoryWindow, HostHistoryView, UsageHistoryView
 from hostd.units.maintenance import Drain, MaintenanceView
 from hostd.units.values import (
@@ -285,7 +286,8 @@ class SessionManager:
             cpu_limit = cpu_limit_of(status.cpu_quota_usec)
             usage = self.sampler.read(name, status.control_group, cpu_limit=cpu_limit)
             view = self.sampler.view(name, usage, cpu_limit)
-            samples.append(SessionSample(view, status.memory_max))
+            gpus = gpus_of_environment(status.env("HOSTD_GPUS"))
+            samples.append(SessionSample(view, status.memory_max, gpus))
         return self.metrics_registry.render(samples, self.admission.waiting, self._host_of(units))
 
     async def authenticate(self, credentials: Credentials) -> AuthResult:

@@ -1,10 +1,11 @@
 """The start of a session, until its server listens or the start fails (host layer).
 
 A start looks the account up and asks PAM's account management (a locked or expired account
-gets no session, whoever asks), allocates a port, writes the token, builds the unit with
-hostd.units, records it in the store, waits for a start slot (Admission) and for the server to
-listen on its port. A start that fails is recorded as an end (Ends.finish) with the reason and
-the last lines the session printed. All of it runs under the user's lock.
+gets no session, whoever asks), allocates a port and the GPUs it asks for, writes the token,
+builds the unit with hostd.units, records it in the store, waits for a start slot (Admission)
+and for the server to listen on its port. A start that fails is recorded as an end
+(Ends.finish) with the reason and the last lines the session printed. All of it runs under the
+user's lock.
 
 Ready means the session's own listener: a socket on its port held by a process in its unit's
 cgroup, running as its user (hostd.daemon.ports). The port is public (HOSTD_PORT in the unit's
@@ -24,6 +25,7 @@ from hostd.config import Config
 from hostd.config.profiles import apply_profile
 from hostd.daemon import credentials, journal
 from hostd.daemon.ends import Ends
+from hostd.daemon.gpus import allocate_gpus, grant_for
 from hostd.daemon.ports import ListenerCheck, SessionOwner, allocate_port, describe_address
 from hostd.daemon.session_parts import SessionParts
 from hostd.daemon.sockets import (
@@ -166,20 +168,33 @@ class Starter:
             if status is not None:  # ended but still loaded (our AddRef): free the name
                 await self.ends.finish(name, unit, status, reason="ended")
             entry = parts.table[name]
-            on_socket = listens_on_socket(policy.cmd)
-            if on_socket:
-                # The proxy group first: without it no hub could reach the session.
-                gid = await asyncio.to_thread(proxy_gid, daemon.proxy_group)
-                port = entry.port = None
-                address: Address = await asyncio.to_thread(
-                    prepare_socket_dir, daemon.sessions_dir, name, info.uid, gid
+            # Taken as soon as chosen, with no await between: other users' starts interleave
+            # with this one at each await, and must see these GPUs held.
+            gpus = entry.gpus = allocate_gpus(
+                parts.config.gpus, policy.gpus, parts.table.gpus(), user=name
+            )
+            try:
+                on_socket = listens_on_socket(policy.cmd)
+                if on_socket:
+                    # The proxy group first: without it no hub could reach the session.
+                    gid = await asyncio.to_thread(proxy_gid, daemon.proxy_group)
+                    port = entry.port = None
+                    address: Address = await asyncio.to_thread(
+                        prepare_socket_dir, daemon.sessions_dir, name, info.uid, gid
+                    )
+                else:
+                    low, high = daemon.port_range
+                    port = entry.port = allocate_port(low, high, parts.table.ports())
+                    address = port
+                token_file = credentials.write_token(
+                    parts.credentials_dir, unit, info.uid, info.gid
                 )
-            else:
-                low, high = daemon.port_range
-                port = entry.port = allocate_port(low, high, parts.table.ports())
-                address = port
-            token_file = credentials.write_token(parts.credentials_dir, unit, info.uid, info.gid)
-            secrets_dir = credentials.write_secrets(token_file.parent, secrets, info.uid, info.gid)
+                secrets_dir = credentials.write_secrets(
+                    token_file.parent, secrets, info.uid, info.gid
+                )
+            except BaseException:
+                entry.gpus = ()  # no session holds them: a start that failed here
+                raise
             try:
                 spec = build_unit(
                     policy,
@@ -194,6 +209,7 @@ class Starter:
                         "JUPYTER_TOKEN_FILE": str(token_file),
                         **({"HOSTD_CREDENTIALS_DIR": str(secrets_dir)} if secrets_dir else {}),
                     },
+                    gpus=grant_for(parts.config.gpus, gpus),
                 )
                 limits = spec_limits(spec)
                 parts.admission.promise_memory(name, limits.mem_limit_bytes or 0)

@@ -2,9 +2,10 @@
 
 State lives in systemd and the store; this is the little that is cheap to rebuild at start-up
 (the reaper's reattach does): the lock that keeps a start and a stop of one user from
-interleaving, the port the session holds (also in its unit's HOSTD_PORT), the store record
-not yet closed, the memory it was promised, when it was last active and its profile. One
-entry per user, in one table, instead of one dictionary per field.
+interleaving, the port the session holds (also in its unit's HOSTD_PORT), the GPUs it holds
+(also in its unit's HOSTD_GPUS), the store record not yet closed, the memory it was promised,
+when it was last active and its profile. One entry per user, in one table, instead of one
+dictionary per field.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class UserEntry:
     promised: int | None = None  # memory limit counted against capacity
     active_at: float | None = None  # monotonic time of its last activity
     profile: str | None = None  # the profile its running session got
+    gpus: tuple[int, ...] = ()  # the GPUs (indices in [gpus]) a session that is not over holds
 
 
 class SessionTable:
@@ -58,6 +60,10 @@ class SessionTable:
         """Ports held by sessions that are not over."""
         return {entry.port for entry in self._entries.values() if entry.port is not None}
 
+    def gpus(self) -> dict[int, str]:
+        """GPUs held by sessions that are not over: index -> user."""
+        return {gpu: name for name, entry in self._entries.items() for gpu in entry.gpus}
+
     def promised_except(self, name: str) -> int:
         """Memory promised to every session but name's."""
         return sum(entry.promised or 0 for user, entry in self._entries.items() if user != name)
@@ -74,6 +80,7 @@ class SessionTable:
         return record_id
 
     def release(self, name: str) -> None:
-        """Free the port and the promised memory of a session that is over."""
+        """Free the port, the promised memory and the GPUs of a session that is over."""
         entry = self[name]
         entry.port = entry.promised = None
+        entry.gpus = ()

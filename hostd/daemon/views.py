@@ -26,6 +26,7 @@ from hostd.daemon.table import SessionTable
 from hostd.daemon.usage import OomWatcher
 from hostd.units import cpu_limit_of, unit_name_for, user_for_unit_name
 from hostd.units.failures import describe_end
+from hostd.units.gpus import gpus_of_environment
 from hostd.units.values import HostView, Limits, SessionState, SessionView
 
 __all__ = [
@@ -131,6 +132,7 @@ def view_from_status(
         limits=Limits(status.memory_max, cpu_limit_of(status.cpu_quota_usec)),
         reason=reason,
         profile=profile,
+        gpus=gpus_of_environment(status.env("HOSTD_GPUS")) if not ended else (),
     )
 
 

@@ -30,6 +30,8 @@ from hostd.units.errors import (
     CapacityExceeded,
     ConfigError,
     Draining,
+    GpusNotConfigured,
+    GpusUnavailable,
     HostdError,
     InvalidInput,
     InvalidName,
@@ -67,6 +69,8 @@ EXPECTED_STATUS = {
     SessionNotFound: 404,
     SessionConflict: 409,
     CapacityExceeded: 429,
+    GpusUnavailable: 429,
+    GpusNotConfigured: 422,
     Draining: 503,
     SpawnFailed: 502,
     SystemdUnavailable: 503,
@@ -109,8 +113,8 @@ def test_http_codes_are_apart_from_domain_codes_but_not_found() -> None:
 
 @pytest.mark.parametrize("cls", ERROR_CLASSES, ids=lambda cls: cls.__name__)
 def test_error_response_and_back(cls: type[HostdError]) -> None:
-    if cls is CapacityExceeded:
-        error: HostdError = CapacityExceeded("full", retry_after_s=12)
+    if cls is CapacityExceeded or cls is GpusUnavailable:
+        error: HostdError = cls("full", retry_after_s=12)
     elif cls is LockedOut:
         error = LockedOut("too many failed logins", retry_after_s=600)
     elif cls is Draining:

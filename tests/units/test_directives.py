@@ -170,6 +170,10 @@ ACCEPTED = [
     ("LimitNOFILE", "infinity", INFINITY),
     ("WorkingDirectory", "/srv/work", "/srv/work"),
     ("Description", "Notebook of a user", "Notebook of a user"),
+    ("DeviceAllow", "/dev/nvidia0 rw", [("/dev/nvidia0", "rw")]),
+    ("DeviceAllow", ["/dev/nvidiactl", "char-nvidia-uvm r"],
+     [("/dev/nvidiactl", "rwm"), ("char-nvidia-uvm", "r")]),
+    ("DevicePolicy", "closed", "closed"),
 ]  # fmt: skip
 
 
@@ -250,6 +254,12 @@ REFUSED: list[tuple[str, object, type[InvalidInput]]] = [
     ("Description", "x" * 257, InvalidOption),
     ("Description", "two\nlines", InvalidOption),
     ("Description", 5, InvalidOption),
+    ("DeviceAllow", "/dev/nvidia0 rx", InvalidOption),
+    ("DeviceAllow", "", InvalidOption),
+    ("DeviceAllow", [5], InvalidOption),
+    ("DeviceAllow", 5, InvalidOption),
+    ("DeviceAllow", "dev/nvidia0", InvalidPath),
+    ("DevicePolicy", "open", InvalidOption),
 ]
 
 

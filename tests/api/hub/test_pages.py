@@ -209,6 +209,17 @@ async def test_the_admin_page_lists_users_sessions_usage_and_acts(hub: HubUnderT
     assert logs.status_code == 200 and "alice line 2" in logs.text
 
 
+async def test_the_admin_page_shows_each_sessions_gpus(hub: HubUnderTest) -> None:
+    hub.fake.add_session("alice", gpus=(0, 2))
+    hub.fake.add_session("dave")
+    async with hub.client() as client:
+        await log_in(client, "carol")
+        page = (await client.get("/hub/admin")).text
+    alice_row = page[page.index('id="user-alice"') : page.index('id="user-carol"')]
+    assert '<small class="gpus">GPU 0, 2</small>' in alice_row
+    assert 'class="gpus"' not in page[page.index('id="user-carol"') :]
+
+
 async def test_the_token_page_makes_shows_once_and_revokes(hub: HubUnderTest) -> None:
     async with hub.client() as client:
         await log_in(client, "alice")

@@ -286,6 +286,19 @@ def test_status_shows_the_usage_it_reads(
     assert [row[4:6] for row in rows] == [["256.0M/2.0G", "37%"], ["412.3M/-", "150%"]]
 
 
+def test_status_shows_each_sessions_gpus_once_any_holds_one(
+    daemon: Path, fake: FakeSessionService, capsys: Capture
+) -> None:
+    fake.add_session("alice", gpus=(0, 2))
+    fake.add_session("bob")
+    assert hostctl_at(daemon, "status") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[-1] == "GPUS"
+    assert [line.split()[-1] for line in out[1:]] == ["0,2", "-"]
+    assert hostctl_at(daemon, "status", "bob") == 0
+    assert "GPUS" not in capsys.readouterr().out
+
+
 def test_status_says_when_the_kernel_killed_in_a_session(
     daemon: Path, fake: FakeSessionService, capsys: Capture
 ) -> None:

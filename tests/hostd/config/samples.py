@@ -45,6 +45,7 @@ oom_policy = "continue"
 allow_swap = false
 ip_address_deny = ["169.254.169.254"]
 unit_extra_properties = {}
+gpus = 0
 """
 
 # Seed 002's SystemdSpawner settings, verbatim but for Python → TOML syntax.

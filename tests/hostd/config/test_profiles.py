@@ -66,8 +66,8 @@ def test_every_profile_problem_is_reported_by_its_key() -> None:
         "profiles.groups.staff",
         "profiles.teams",
     ]
-    assert problems[2][1] == "unknown option; a profile sets mem_limit, cpu_limit"
-    assert problems[3][1] == "expected a table of mem_limit and cpu_limit"
+    assert problems[2][1] == "unknown option; a profile sets mem_limit, cpu_limit, gpus"
+    assert problems[3][1] == "expected a table of mem_limit, cpu_limit and gpus"
 
 
 def test_profiles_must_be_a_table() -> None:

@@ -29,7 +29,7 @@ def test_the_session_keys_are_systemdspawners_names() -> None:
         "environment", "allowed_environment", "max_mem_limit", "max_cpu_limit",
         "unit_extra_properties",
         # hostd's own: safe defaults systemdspawner does not have
-        "oom_policy", "allow_swap", "ip_address_deny",
+        "oom_policy", "allow_swap", "ip_address_deny", "gpus",
     }  # fmt: skip
     session_fields = {field.name for field in dataclasses.fields(SessionPolicy)}
     assert session_fields - {"stop_timeout_usec"} == keys

@@ -56,6 +56,18 @@ def test_growing_session_values_are_counters_ending_in_total() -> None:
     assert 'user="alice"' not in text
 
 
+def test_each_gpu_held_is_one_series_labelled_by_user_and_gpu() -> None:
+    sessions = [
+        SessionSample(UsageView(user="alice"), None, (0, 2)),
+        SessionSample(UsageView(user="bob"), None),
+    ]
+    seen = families(Metrics().render(sessions, waiting=0)[0].decode())
+    assert seen["hostd_session_gpu"] == (
+        "gauge",
+        [({"user": "alice", "gpu": "0"}, 1.0), ({"user": "alice", "gpu": "2"}, 1.0)],
+    )
+
+
 def test_status_labels_exist_before_any_start_or_stop() -> None:
     text = Metrics().render([], waiting=0)[0].decode()
     for name in ("hostd_server_spawn_duration_seconds", "hostd_server_stop_seconds"):

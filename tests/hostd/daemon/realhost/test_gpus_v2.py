@@ -1,0 +1,29 @@
+"""GPUs (issue 15) on a real host (the Debian 12 VM): cgroup v2, where DeviceAllow= is a BPF
+device program on the unit's cgroup. The scenarios, with their stand-in nodes, are
+gpu_scenarios' (the testbed's v1 devices controller runs the same ones)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.hostd.daemon.gpu_scenarios import (
+    a_gpu_is_held_until_stop_and_after_a_restart,
+    each_opens_its_own_and_is_refused_the_others,
+)
+from tests.hostd.daemon.systemd.conftest import Daemon
+
+pytestmark = pytest.mark.real_host
+
+
+def test_each_session_opens_its_own_gpu_and_is_refused_anothers(
+    daemon: Callable[..., Daemon], make_user: Callable[..., str]
+) -> None:
+    each_opens_its_own_and_is_refused_the_others(daemon, make_user)
+
+
+def test_no_free_gpu_is_429_until_a_stop_also_after_a_daemon_restart(
+    daemon: Callable[..., Daemon], make_user: Callable[..., str]
+) -> None:
+    a_gpu_is_held_until_stop_and_after_a_restart(daemon, make_user)
