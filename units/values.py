@@ -119,6 +119,7 @@ class SessionView:
     details: Mapping[str, Any] = field(default_factory=dict)
     reason: str | None = None  # why it ended: "out of memory ...", "stopped by root", "idle ..."
     profile: str | None = None  # the limits profile it got: "user:alice", "group:staff"
+    profile_slug: str | None = None  # the [[profile_list]] choice it was started with
     # When an idle session will be culled, once it is within [capacity] idle_warning of it;
     # activity before then clears it (and the cull).
     cull_at: datetime | None = None
@@ -140,6 +141,7 @@ class SessionView:
             "log": list(self.log),
             "reason": self.reason,
             "profile": self.profile,
+            "profile_slug": self.profile_slug,
             "cull_at": self.cull_at.isoformat() if self.cull_at else None,
         }
 
@@ -164,6 +166,7 @@ class SessionView:
             log=tuple(data["log"]),
             reason=data.get("reason"),
             profile=data.get("profile"),
+            profile_slug=data.get("profile_slug"),  # absent from a daemon before choices
             cull_at=None if cull_at is None else datetime.fromisoformat(cull_at),
         )
 
