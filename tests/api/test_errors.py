@@ -44,6 +44,7 @@ from hostd.units.errors import (
     SpawnFailed,
     SystemdUnavailable,
     UnknownDirective,
+    UnknownProfile,
     UnknownUser,
     UserRefused,
 )
@@ -57,6 +58,7 @@ EXPECTED_STATUS = {
     InvalidSize: 422,
     InvalidOption: 422,
     UnknownDirective: 422,
+    UnknownProfile: 422,
     PermissionDenied: 403,
     UserRefused: 403,
     AccountDisabled: 403,
