@@ -51,3 +51,6 @@ def test_limits_for_people() -> None:
     assert describe_limits(ProfileView(slug="a", display_name="A", gpus=2)) == (
         "no memory limit · no CPU limit · 2 GPUs"
     )
+    assert describe_limits(ProfileView(slug="b", display_name="B", cpu_limit=1)) == (
+        "no memory limit · 1 CPU"
+    )

@@ -107,7 +107,8 @@ def test_a_choice_with_gpus_needs_the_gpu_allocator() -> None:
     else:
         with pytest.raises(InvalidInput, match="asks for GPUs"):
             apply_choice(policy, gpu, {})
-    assert parse_config('[[profile_list]]\nslug = "g"\ngpus = 2\n').profile_list.choices[0].gpus == 2
+    (parsed,) = parse_config('[[profile_list]]\nslug = "g"\ngpus = 2\n').profile_list.choices
+    assert parsed.gpus == 2
 
 
 def test_every_choice_problem_is_reported_by_its_key() -> None:

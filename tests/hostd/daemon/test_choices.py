@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hostd.daemon.sessions import SessionManager
-from hostd.units import Property, SessionRequest
+from hostd.units import SessionRequest
 from hostd.units.choices import ProfileView
 from hostd.units.errors import InvalidOption, UnknownProfile
 from hostd.units.values import Caller
@@ -94,9 +94,7 @@ async def test_attack_a_hidden_slug_is_refused_as_an_unknown_one(
     for slug in ("staff", "no-such"):
         with pytest.raises(UnknownProfile) as caught:
             await made.start("daemon", SessionRequest(), caller=HUB, profile=slug)
-        assert caught.value.message == (
-            f"no profile {slug} to choose (the choices: small, large)"
-        )
+        assert caught.value.message == (f"no profile {slug} to choose (the choices: small, large)")
     assert fake.started == [] and made.store.last_for("daemon") is None
 
 
