@@ -139,6 +139,20 @@ def session_rows(
     ]
 
 
+def session_table(
+    sessions: Sequence[SessionView], usage: Mapping[str, UsageView] | None = None
+) -> str:
+    """TABLE_COLUMNS, plus PROFILE (the [[profile_list]] choice) once a session has one: a
+    host without choices shows the table as it always did."""
+    rows = session_rows(sessions, usage)
+    if not any(session.profile_slug for session in sessions):
+        return format_table(TABLE_COLUMNS, rows)
+    rows = [
+        (*row, session.profile_slug or NONE) for row, session in zip(rows, sessions, strict=True)
+    ]
+    return format_table((*TABLE_COLUMNS, "PROFILE"), rows)
+
+
 def oom_notes(sessions: Sequence[SessionView], usage: Mapping[str, UsageView]) -> list[str]:
     """A line under the table for each session in which the kernel OOM-killed processes that
     it outlived (OOMPolicy=continue): "alice: kernel killed: out of memory (2 processes)"."""
@@ -410,7 +424,7 @@ async def _status(client: HostdClient, args: argparse.Namespace, out: TextIO) ->
         if args.json:
             _print_json(_with_usage(session, usage), out)
         else:
-            print(format_table(TABLE_COLUMNS, session_rows([session], usage)), file=out)
+            print(session_table([session], usage), file=out)
             _print_lines(oom_notes([session], usage), out)
         return
     sessions, maintenance = await asyncio.gather(client.list(), client.maintenance())
@@ -427,7 +441,7 @@ async def _status(client: HostdClient, args: argparse.Namespace, out: TextIO) ->
     # First: a drain or an announcement is what an admin must not miss.
     _print_lines(describe_maintenance(maintenance, datetime.now().astimezone()), out)
     if sessions:
-        print(format_table(TABLE_COLUMNS, session_rows(sessions, usage)), file=out)
+        print(session_table(sessions, usage), file=out)
         _print_lines(oom_notes(sessions, usage), out)
     else:
         print("no sessions", file=out)

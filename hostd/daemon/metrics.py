@@ -43,6 +43,7 @@ def _version() -> str:
 class SessionSample:
     usage: UsageView
     mem_limit_bytes: int | None
+    profile: str | None = None  # the [[profile_list]] slug: from the config, so bounded
 
 
 class _ScrapeCollector(Collector):
@@ -82,6 +83,13 @@ class _ScrapeCollector(Collector):
             labels=labels,
         )
         tasks = GaugeMetricFamily("hostd_session_tasks", "tasks (threads)", labels=labels)
+        # An info series (1 per session started with a choice) rather than a label on every
+        # series above: their label sets stay as they were for hosts without choices.
+        profile = GaugeMetricFamily(
+            "hostd_session_profile",
+            "the [[profile_list]] choice the session was started with",
+            labels=["user", "profile"],
+        )
         for sample in self.sessions:
             u = sample.usage
             pairs = (
@@ -96,7 +104,11 @@ class _ScrapeCollector(Collector):
             for family, value in pairs:
                 if value is not None:
                     family.add_metric([u.user], value)
+            if sample.profile is not None:
+                profile.add_metric([u.user, sample.profile], 1)
         yield from (memory, peak, limit, cpu, throttled, oom, tasks)
+        if profile.samples:
+            yield profile
 
 
 def _host_series(host: HostView) -> Iterator[Metric]:

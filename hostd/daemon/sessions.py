@@ -294,7 +294,7 @@ class SessionManager:
             cpu_limit = cpu_limit_of(status.cpu_quota_usec)
             usage = self.sampler.read(name, status.control_group, cpu_limit=cpu_limit)
             view = self.sampler.view(name, usage, cpu_limit)
-            samples.append(SessionSample(view, status.memory_max))
+            samples.append(SessionSample(view, status.memory_max, self.table.profile_slug(name)))
         return self.metrics_registry.render(samples, self.admission.waiting, self._host_of(units))
 
     async def authenticate(self, credentials: Credentials) -> AuthResult:

@@ -92,3 +92,13 @@ async def test_the_hub_api_takes_the_slug_as_user_options(hub: HubUnderTest) -> 
     assert malformed.status_code == 400 and "profile" in malformed.json()["message"]
     assert started.status_code == 201
     assert hub.fake.sessions["alice"].profile_slug == "small"
+
+
+async def test_the_admin_page_shows_each_sessions_profile(hub: HubUnderTest) -> None:
+    hub.fake.add_session("alice", profile_slug="large")
+    hub.fake.add_session("bob")
+    async with hub.client() as client:
+        await log_in(client, "carol")
+        page = (await client.get("/hub/admin")).text
+    assert '<small class="profile" data-profile="large">profile large</small>' in page
+    assert page.count('class="profile"') == 1

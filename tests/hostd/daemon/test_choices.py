@@ -149,3 +149,36 @@ async def test_without_choices_nothing_changes(tmp_path: Path) -> None:
             await made.start("daemon", SessionRequest(), caller=HUB, profile="small")
     finally:
         await made.close()
+
+
+async def test_metrics_carry_the_profile_as_a_bounded_info_series(
+    manager: tuple[SessionManager, FakeSystemd],
+) -> None:
+    made, _ = manager
+    assert b"hostd_session_profile" not in (await made.metrics())[0]  # no choice: no series
+    await made.start("daemon", SessionRequest(), caller=HUB, profile="small")
+    text = (await made.metrics())[0].decode()
+    assert 'hostd_session_profile{profile="small",user="daemon"} 1.0' in text
+
+
+async def test_the_choice_survives_a_daemon_restart(
+    manager: tuple[SessionManager, FakeSystemd],
+) -> None:
+    made, _ = manager
+    await made.start("daemon", SessionRequest(), caller=HUB, profile="small")
+    made.table["daemon"].profile_slug = None  # as a new daemon's table starts
+    await made.reattach()
+    assert (await made.get("daemon")).profile_slug == "small"
+
+
+def test_hostctl_status_shows_a_profile_column_only_when_a_session_has_one() -> None:
+    from hostd.cli.hostctl import TABLE_COLUMNS, session_table
+    from hostd.units.values import SessionView
+
+    plain = SessionView(user="alice", unit="jupyter-alice.service", state="running")
+    chosen = SessionView(
+        user="bob", unit="jupyter-bob.service", state="running", profile_slug="small"
+    )
+    assert session_table([plain]).splitlines()[0].split() == " ".join(TABLE_COLUMNS).split()
+    header, alice, bob = session_table([plain, chosen]).splitlines()
+    assert header.endswith("PROFILE") and alice.endswith("-") and bob.endswith("small")
