@@ -328,10 +328,14 @@ class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[
         )
         try:
             async with HostdClient(self.hostd_socket) as hostd:
+                # Where the admin offers choices, the choice decides the limits (as a
+                # KubeSpawner profile overrides mem_limit/cpu_limit): the config's own would
+                # be refused above a smaller choice's caps.
+                chosen = profile is not None or bool(await hostd.profiles(user))
                 outcome = await hostd.start(
                     user,
-                    mem_limit=self.mem_limit or None,
-                    cpu_limit=self.cpu_limit or None,
+                    mem_limit=None if chosen else self.mem_limit or None,
+                    cpu_limit=None if chosen else self.cpu_limit or None,
                     environment=environment,
                     default_url=default_url,
                     command=command,

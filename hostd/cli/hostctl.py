@@ -284,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     start.add_argument("--default-url", metavar="PATH", help="the path it opens on: /lab")
     start.add_argument(
+        "--profile", metavar="SLUG", help="a [[profile_list]] choice (default: the default one)"
+    )
+    start.add_argument(
         "--no-wait", action="store_true", help="answer at once, not when the server answers"
     )
     start.add_argument("--json", action="store_true", help="print the API's JSON")
@@ -382,6 +385,7 @@ async def _start(client: HostdClient, args: argparse.Namespace, out: TextIO) -> 
         environment=dict(args.env) or None,
         default_url=args.default_url,
         wait=not args.no_wait,
+        profile=args.profile,
     )
     if args.json:
         _print_json(result.session.to_dict(), out)

@@ -664,3 +664,17 @@ async def test_a_hidden_or_malformed_profile_is_a_clear_refusal(
     spawner.user_options = {"profile": 3}
     error = await start_refused(spawner)
     assert error.reason == "invalid-option" and "profile" in error.message
+
+
+async def test_with_choices_the_choice_decides_the_limits_not_the_config(
+    daemon: Daemon, make_spawner: Callable[..., HostdSpawner]
+) -> None:
+    daemon.choices["alice"] = [SMALL, LARGE]
+    spawner = make_spawner(mem_limit="8G", cpu_limit=2.0)
+    await spawner.start()  # the default choice
+    request = daemon.requests[-1][0]
+    assert (request.mem_limit, request.cpu_limit) == (None, None)
+    assert daemon.sessions["alice"].profile_slug == "large"
+    # Without choices, the config's limits go as before.
+    await make_spawner("bob", mem_limit="8G").start()
+    assert daemon.requests[-1][0].mem_limit == 8 * 2**30
