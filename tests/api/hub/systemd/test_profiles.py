@@ -185,3 +185,43 @@ def test_attack_the_hubs_identity_sending_a_slug_and_larger_limits_is_refused(
         "419430400",
     ]
     assert unit_show(alice.name, "LoadState")["LoadState"] == "not-found"
+
+
+PROFILES_SCRIPT = Path(__file__).with_name("browser") / "profiles.cjs"
+SCREENSHOTS = Path(__file__).parents[3] / "screenshots"
+
+
+def test_a_person_picks_a_choice_by_keyboard_in_chromium_at_desktop_and_phone_width(
+    hub: Hub, alice: PamUser
+) -> None:
+    """The start page with choices at 1280 and 390 px: screenshots hub-home-choices-<width>
+    and hub-home-chosen-running-<width> (tests/artifacts, copied to tests/screenshots), with
+    pages.cjs's checks (console, overflow, contrast, focus outlines)."""
+    from tests.api.hub.systemd.test_browser import ARTIFACTS, run_in_chromium
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    seen = run_in_chromium(
+        hub, PROFILES_SCRIPT, alice.name, alice.password, "-", "-", str(ARTIFACTS), timeout=600
+    )
+    assert seen["problems"] == [], "\n".join(seen["problems"])
+    events = seen["events"]
+    for width in ("desktop", "phone"):
+        choices = events[f"choices-{width}"]
+        assert [(c["slug"], c["checked"]) for c in choices] == [
+            ("tiny", False),
+            ("standard", True),
+        ]
+        assert all(c["fits"] for c in choices), choices
+        assert "400.0M memory · 0.5 CPU" in choices[0]["text"]
+        assert events[f"picked-{width}"] == "tiny"
+        assert events[f"running-{width}"] == {
+            "state": "running",
+            "profile": "tiny",
+            "text": "Profile: Tiny: 400 MB, half a CPU (400.0M memory · 0.5 CPU)",
+            "form": 0,
+        }
+        assert events[f"stopped-{width}"] == "stopped"
+        for page in ("home-choices", "home-chosen-running"):
+            shot = ARTIFACTS / f"hub-{page}-{width}.png"
+            assert shot.stat().st_size > 5_000
+            shutil.copy(shot, SCREENSHOTS / shot.name)

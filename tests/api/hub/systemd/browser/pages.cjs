@@ -352,8 +352,13 @@ async function main() {
   console.log(JSON.stringify(seen));
 }
 
-main().catch((error) => {
-  console.log(JSON.stringify(seen));
-  console.error(error);
-  process.exit(1);
-});
+// Run as a script; required (profiles.cjs), it lends its checks: check() screenshots into the
+// same SHOTS argument and records into the same seen.problems.
+if (require.main === module) {
+  main().catch((error) => {
+    console.log(JSON.stringify(seen));
+    console.error(error);
+    process.exit(1);
+  });
+}
+module.exports = { FLAGS, WIDTHS, check, problem, seen };
