@@ -61,6 +61,7 @@ __all__ = [
     "main",
     "oom_notes",
     "session_rows",
+    "session_table",
 ]
 
 EXIT_OK: Final = 0

@@ -217,8 +217,13 @@ def test_an_error_body_reads_back_and_a_body_that_is_not_one_is_refused() -> Non
 
 EVERY_ERROR = [*ERROR_BY_CODE.values(), DaemonUnreachable]
 # Where JupyterHub's shape differs from the wire's: (the wire's status, the derived table's).
-HUB_DIFFERS = {InvalidInput: (422, 400), SpawnFailed: (502, 500)}
-SPAWN_DIFFERS = {InvalidInput: (422, 400), SpawnFailed: (502, 500), CapacityExceeded: (429, 503)}
+HUB_DIFFERS = {InvalidInput: (422, 400), UnknownProfile: (422, 400), SpawnFailed: (502, 500)}
+SPAWN_DIFFERS = {
+    InvalidInput: (422, 400),
+    UnknownProfile: (422, 400),
+    SpawnFailed: (502, 500),
+    CapacityExceeded: (429, 503),
+}
 
 
 @pytest.mark.parametrize(

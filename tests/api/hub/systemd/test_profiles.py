@@ -203,8 +203,8 @@ def test_a_person_picks_a_choice_by_keyboard_in_chromium_at_desktop_and_phone_wi
     seen = run_in_chromium(
         hub, PROFILES_SCRIPT, alice.name, alice.password, "-", "-", str(ARTIFACTS), timeout=600
     )
-    assert seen["problems"] == [], "\n".join(seen["problems"])
     events = seen["events"]
+    assert seen["problems"] == [], "\n".join(seen["problems"]) + f"\n{events}"
     for width in ("desktop", "phone"):
         choices = events[f"choices-{width}"]
         assert [(c["slug"], c["checked"]) for c in choices] == [
