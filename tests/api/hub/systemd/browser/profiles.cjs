@@ -43,6 +43,9 @@ async function main() {
       text: label.textContent.replace(/\s+/g, " ").trim(),
       // Each choice fits the screen: no label wider than the form.
       fits: label.getBoundingClientRect().right <= document.documentElement.clientWidth,
+      // And its words are not squeezed into a sliver beside the radio (12 em at least).
+      readable: label.querySelector(".choice-text").getBoundingClientRect().width >=
+        12 * parseFloat(getComputedStyle(label).fontSize),
     })));
     seen.events[`choices-${width}`] = choices;
 
