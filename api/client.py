@@ -42,6 +42,7 @@ from hostd.api.wire import (
     usage_from_dict,
     usage_history_from_body,
 )
+from hostd.units.choices import ProfileView, profiles_from_body
 from hostd.units.errors import HostdError
 from hostd.units.history import DEFAULT_WINDOW, HostHistoryView, UsageHistoryView
 from hostd.units.maintenance import Drain, MaintenanceView
@@ -218,6 +219,7 @@ class HostdClient:
         wait: bool = True,
         command: str | None = None,
         secrets: Mapping[str, str] | None = None,
+        profile: str | None = None,
     ) -> StartResult:
         """Start ``user``'s session (idempotently); with ``wait``, once it answers or failed."""
         body = start_body(
@@ -227,6 +229,7 @@ class HostdClient:
             default_url=default_url,
             command=command,
             secrets=secrets,
+            profile=profile,
         )
         response = await self._request(
             "POST",
@@ -351,6 +354,11 @@ class HostdClient:
             "GET", f"/v1/accounts/{quote(user, safe='')}", timeouts=AUTH_TIMEOUT
         )
         return self._read(response, account_from_body)
+
+    async def profiles(self, user: str) -> builtins.list[ProfileView]:
+        """The [[profile_list]] choices ``user`` may take, with their limits ([] when none)."""
+        response = await self._request("GET", f"/v1/accounts/{quote(user, safe='')}/profiles")
+        return self._read(response, profiles_from_body)
 
     async def host(self) -> HostView:
         response = await self._request("GET", "/v1/host")

@@ -63,9 +63,11 @@ from hostd.api.wire import (
     retry_after_headers,
     sessions_body,
     start_from_body,
+    start_profile,
     status_for,
     token_body,
 )
+from hostd.units.choices import profiles_body
 from hostd.units.errors import HostdError, PermissionDenied
 from hostd.units.values import Caller, LogLine, PeerCredentials
 
@@ -246,7 +248,8 @@ class _Endpoints:
 
     async def _start(self, request: Request, user: str) -> Response:
         wait = query_bool("wait", _query(request, "wait"), default=True)
-        session_request, command, secrets = start_from_body(await _json_object(request))
+        body = await _json_object(request)
+        session_request, command, secrets = start_from_body(body)
         outcome = await self.service.start(
             user,
             session_request,
@@ -254,6 +257,7 @@ class _Endpoints:
             wait=wait,
             command=command,
             secrets=secrets,
+            profile=start_profile(body),
         )
         return JSONResponse(outcome.session.to_dict(), status_code=201 if outcome.created else 200)
 
@@ -305,6 +309,10 @@ class _Endpoints:
     async def account(self, request: Request) -> Response:
         # The hub's re-check of its cookies and tokens; a member may ask of itself only.
         return JSONResponse((await self.service.account(_own_user(request))).to_dict())
+
+    async def profiles(self, request: Request) -> Response:
+        # The hub and the spawner ask for any user; a member may ask of itself only.
+        return JSONResponse(profiles_body(await self.service.profiles(_own_user(request))))
 
     async def auth(self, request: Request) -> Response:
         # The body holds a password: no message quotes it (credentials_from_body's never do).
@@ -439,6 +447,7 @@ def build_daemon_app(
         Route("/v1/sessions/{user}/activity", endpoints.activity, methods=["POST"]),
         Route("/v1/auth", endpoints.auth, methods=["POST"]),
         Route("/v1/accounts/{user}", endpoints.account, methods=["GET"]),
+        Route("/v1/accounts/{user}/profiles", endpoints.profiles, methods=["GET"]),
         Route("/v1/host", endpoints.host, methods=["GET"]),
         Route("/v1/host/history", endpoints.host_history, methods=["GET"]),
         Route("/v1/health", endpoints.health, methods=["GET"]),

@@ -234,6 +234,7 @@ def _schemas() -> dict[str, Any]:
                 "reason",
                 "profile",
                 "gpus",
+                "profile_slug",
                 "cull_at",
             ],
             "additionalProperties": False,
@@ -278,6 +279,10 @@ def _schemas() -> dict[str, Any]:
                     "type": "array",
                     "items": {"type": "integer", "minimum": 0},
                     "description": "The GPUs it holds: their indices in [gpus] devices.",
+                },
+                "profile_slug": {
+                    **nullable_string,
+                    "description": "The [[profile_list]] choice it was started with.",
                 },
                 "cull_at": {
                     **nullable_string,
@@ -360,6 +365,16 @@ def _schemas() -> dict[str, Any]:
                 "command": {
                     "type": ["string", "null"],
                     "description": "One of the admin's [commands]; absent: [session] cmd.",
+                    "maxLength": 64,
+                },
+                "profile": {
+                    "type": ["string", "null"],
+                    "description": (
+                        "The slug of a [[profile_list]] choice the user may take (absent: "
+                        "the default one); its limits are also the caps of this start. A "
+                        "choice hidden from the user is refused as an unknown one "
+                        "(unknown-profile)."
+                    ),
                     "maxLength": 64,
                 },
                 "secrets": {
@@ -513,6 +528,25 @@ def _schemas() -> dict[str, Any]:
                     "description": "In [auth] admin_users, or in one of admin_groups, now.",
                 },
             },
+        ),
+        "Profile": _every_key_required(
+            "A [[profile_list]] choice the user may take, with the limits a start with it gets.",
+            {
+                "slug": {"type": "string", "description": "What a start sends as profile."},
+                "display_name": {"type": "string"},
+                "description": {"type": "string"},
+                "default": {
+                    "type": "boolean",
+                    "description": "The choice a start without a profile gets.",
+                },
+                "mem_limit_bytes": {"type": ["integer", "null"], "minimum": 0},
+                "cpu_limit": {"type": ["number", "null"], "minimum": 0},
+                "gpus": {"type": "integer", "minimum": 0},
+            },
+        ),
+        "Profiles": _every_key_required(
+            "The choices a user may take, in the admin's order; empty when none.",
+            {"profiles": {"type": "array", "items": _ref("Profile")}},
         ),
         "Policy": _every_key_required(
             "What the admin decided for every session that a caller must agree with: the "
@@ -783,6 +817,24 @@ def openapi_document() -> dict[str, Any]:
                     ),
                     "responses": {
                         "200": _json(_ref("Account"), "The account may have a session."),
+                        **_errors(*_USER),
+                    },
+                },
+            },
+            "/v1/accounts/{user}/profiles": {
+                "parameters": [_USER_PARAMETER],
+                "get": {
+                    "operationId": "profiles",
+                    "summary": "The [[profile_list]] choices a user may take, with their limits.",
+                    "description": (
+                        "The choices visible to the account's Unix groups, each with the "
+                        "limits a start with it gets ([session], the user's [profiles], then "
+                        "the choice). What the hub's start page and HostdSpawner's "
+                        "options_form show. Root and act_for_others may ask of anyone, other "
+                        "members of the group of themselves only."
+                    ),
+                    "responses": {
+                        "200": _json(_ref("Profiles"), "The choices (maybe none)."),
                         **_errors(*_USER),
                     },
                 },

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 from hostd.units import SessionRequest
+from hostd.units.choices import ProfileView
 from hostd.units.history import HistoryWindow, HostHistoryView, UsageHistoryView
 from hostd.units.maintenance import Drain, MaintenanceView
 from hostd.units.values import (
@@ -43,6 +44,11 @@ class SessionService(Protocol):
         UserRefused, AccountDisabled (locked, expired), AccountUnchecked (PAM did not answer)."""
         ...
 
+    async def profiles(self, user: str) -> list[ProfileView]:
+        """The [[profile_list]] choices ``user`` may take (by Unix group), with the limits a
+        start with each gets, in the admin's order; [] when none are configured."""
+        ...
+
     async def start(
         self,
         user: str,
@@ -52,13 +58,16 @@ class SessionService(Protocol):
         wait: bool = True,
         command: str | None = None,
         secrets: Mapping[str, str] | None = None,
+        profile: str | None = None,
     ) -> StartOutcome:
         """Start (idempotently). With ``wait``, return once the server answers or failed.
         Refused as ``account`` refuses (AccountDisabled for a locked or expired account),
         whoever asks.
 
         ``command`` names one of the admin's [commands]; ``secrets`` reach the session as
-        files only its user can read, never in the unit's Environment= or argv."""
+        files only its user can read, never in the unit's Environment= or argv. ``profile``
+        is a [[profile_list]] slug (None: the user's default choice); UnknownProfile for one
+        the user may not take, and the choice's limits cap the request's."""
         ...
 
     async def stop(self, user: str, *, caller: Caller) -> SessionView:

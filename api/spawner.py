@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
@@ -43,12 +44,13 @@ from urllib.parse import unquote, urlparse
 from jupyterhub import spawner as jupyterhub_spawner
 from jupyterhub import version_info as jupyterhub_version
 from tornado import web
-from traitlets import Bool, Dict, List, Unicode
+from traitlets import Bool, Dict, List, Unicode, default
 from traitlets.config import Configurable
 
 from hostd.api.client import DEFAULT_SOCKET, DaemonUnreachable, HostdClient
 from hostd.api.wire import STATUS_BY_ERROR, status_for
 from hostd.units import SessionPolicy, convert_extra_properties, unit_name_for
+from hostd.units.choices import ProfileView, describe_limits
 from hostd.units.environ import looks_secret
 from hostd.units.errors import (
     CapacityExceeded,
@@ -57,6 +59,7 @@ from hostd.units.errors import (
     PermissionDenied,
     SessionNotFound,
     SpawnFailed,
+    UnknownProfile,
 )
 from hostd.units.sizes import format_size
 from hostd.units.values import (
@@ -75,6 +78,7 @@ __all__ = [
     "SystemdSpawner",
     "from_hostd_error",
     "policy_conflicts",
+    "render_profile_form",
     "socket_connect_url",
     "spawn_exception",
     "split_environment",
@@ -105,7 +109,13 @@ _PROGRESS_POLL_S: Final = 0.25
 # The wire's table, as JupyterHub answers a refused start (SpawnException.status_code): a
 # request it cannot use is 400, a full machine 503 (try later), a failed spawn 500.
 SPAWN_STATUS: Final[Mapping[type[HostdError], int]] = MappingProxyType(
-    {**STATUS_BY_ERROR, InvalidInput: 400, CapacityExceeded: 503, SpawnFailed: 500}
+    {
+        **STATUS_BY_ERROR,
+        InvalidInput: 400,
+        UnknownProfile: 400,
+        CapacityExceeded: 503,
+        SpawnFailed: 500,
+    }
 )
 
 StartPhase = Literal["idle", "requested", "done"]
@@ -286,6 +296,12 @@ class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[
 
     # -- JupyterHub's interface -----------------------------------------------------------
 
+    @default("options_form")
+    def _options_form_default(self) -> Any:
+        # KubeSpawner's profile_list, from the daemon (the spawner reads no hostd.toml): the
+        # form is made per user at each spawn page; no choices configured: no form at all.
+        return _profile_options_form
+
     async def start(self) -> str:
         self._refuse_what_hostd_does_not_do()
         await self._check_policy()
@@ -301,6 +317,7 @@ class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[
         # hostd validates it and sets JUPYTERHUB_DEFAULT_URL itself.
         default_url = environment.pop("JUPYTERHUB_DEFAULT_URL", None)
         command = self.hostd_command or None
+        profile = self._chosen_profile()
         self._steps = []
         self._phase = "requested"
         self.unit = unit
@@ -311,14 +328,19 @@ class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[
         )
         try:
             async with HostdClient(self.hostd_socket) as hostd:
+                # Where the admin offers choices, the choice decides the limits (as a
+                # KubeSpawner profile overrides mem_limit/cpu_limit): the config's own would
+                # be refused above a smaller choice's caps.
+                chosen = profile is not None or bool(await hostd.profiles(user))
                 outcome = await hostd.start(
                     user,
-                    mem_limit=self.mem_limit or None,
-                    cpu_limit=self.cpu_limit or None,
+                    mem_limit=None if chosen else self.mem_limit or None,
+                    cpu_limit=None if chosen else self.cpu_limit or None,
                     environment=environment,
                     default_url=default_url,
                     command=command,
                     secrets=secrets,
+                    profile=profile,
                 )
         except HostdError as exc:
             if not isinstance(exc, DaemonUnreachable):
@@ -522,6 +544,22 @@ class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[
             or session.started_at == self.started_at
         )
 
+    def _chosen_profile(self) -> str | None:
+        """The slug in user_options: {"profile": "small"} from the API or a 'simple' form,
+        {"profile": ["small"]} from JupyterHub's passthrough form data; None: the default.
+        The daemon checks it (visibility, caps) whoever sends it."""
+        value = (self.user_options or {}).get("profile")
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise spawn_exception(
+                "profile: expected the slug of a profile you may choose",
+                reason="invalid-option",
+            )
+        return value
+
     def _refuse_what_hostd_does_not_do(self) -> None:
         problems = []
         if self.name:
@@ -603,6 +641,40 @@ def socket_connect_url(url: str) -> str:
     path = os.fsencode(unquote(parsed.netloc))
     netloc = "".join(chr(byte) if byte in _CASE_PROOF else f"%{byte:02X}" for byte in path)
     return f"http+unix://{netloc}{parsed.path}"
+
+
+async def _profile_options_form(spawner: HostdSpawner) -> str:
+    """JupyterHub's options_form: one radio button per choice the daemon says the user may
+    take ("" when there are none, so JupyterHub spawns at once as before)."""
+    try:
+        async with HostdClient(spawner.hostd_socket) as hostd:
+            choices = await hostd.profiles(spawner.user.name)
+    except HostdError as exc:
+        raise from_hostd_error(exc) from exc
+    return render_profile_form(choices)
+
+
+def render_profile_form(choices: Iterable[ProfileView]) -> str:
+    """The choices as KubeSpawner's form shows them: a name, limits and a description each."""
+    rows = []
+    for choice in choices:
+        slug = html.escape(choice.slug)
+        description = (
+            f'<div class="text-muted">{html.escape(choice.description)}</div>'
+            if choice.description
+            else ""
+        )
+        rows.append(
+            f'<div class="radio"><label for="profile-item-{slug}">'
+            f'<input type="radio" name="profile" id="profile-item-{slug}" value="{slug}"'
+            f"{' checked' if choice.default else ''}> "
+            f"<strong>{html.escape(choice.display_name)}</strong> "
+            f"<span>{html.escape(describe_limits(choice))}</span>{description}</label></div>"
+        )
+    if not rows:
+        return ""
+    legend = "<legend>Choose your server</legend>"
+    return f'<fieldset id="hostd-profiles">{legend}{"".join(rows)}</fieldset>'
 
 
 def _limits_text(session: SessionView) -> str:

@@ -50,6 +50,7 @@ from hostd.units.errors import (
     SessionNotFound,
     SpawnFailed,
     SystemdUnavailable,
+    UnknownProfile,
     UnknownUser,
     UserRefused,
 )
@@ -138,6 +139,7 @@ __all__ = [
     "sessions_from_body",
     "start_body",
     "start_from_body",
+    "start_profile",
     "status_for",
     "token_body",
     "token_from_body",
@@ -152,7 +154,7 @@ LINES_DEFAULT: Final = 100  # GET .../logs without ?lines=
 LINES_MAX: Final = 10_000
 START_OPTIONS: Final = ("mem_limit", "cpu_limit", "environment", "default_url")
 # Not SessionRequest fields: the daemon itself handles these (a named command, secret files).
-START_EXTRAS: Final = ("command", "secrets")
+START_EXTRAS: Final = ("command", "secrets", "profile")
 LIMIT_OPTIONS: Final = ("mem_limit", "cpu_limit")  # what a PATCH of a session may change
 AUTH_FIELDS: Final = ("username", "password")  # the body of POST /v1/auth
 # USERNAME_MAX and PASSWORD_MAX (hostd.units) bound the two AUTH_FIELDS as they cross.
@@ -177,6 +179,7 @@ class DaemonUnreachable(HostdError):
 STATUS_BY_ERROR: Final[Mapping[type[HostdError], int]] = MappingProxyType(
     {
         InvalidInput: 422,
+        UnknownProfile: 422,  # hidden or missing [[profile_list]] slug: the same answer
         LoginFailed: 401,
         LockedOut: 429,  # with Retry-After
         PermissionDenied: 403,
@@ -380,6 +383,7 @@ def start_body(
     default_url: str | None = None,
     command: str | None = None,
     secrets: Mapping[str, str] | None = None,
+    profile: str | None = None,
 ) -> dict[str, Any]:
     """POST /v1/sessions/{user}: the options given (None: the policy's default)."""
     return _without_nulls(
@@ -390,6 +394,7 @@ def start_body(
             "default_url": default_url,
             "command": command,
             "secrets": dict(secrets) if secrets is not None else None,
+            "profile": profile,
         }
     )
 
@@ -397,7 +402,8 @@ def start_body(
 def start_from_body(
     options: Mapping[str, Any],
 ) -> tuple[SessionRequest, str | None, dict[str, str]]:
-    """(the request, the named command, the secrets) of a start's body; InvalidInput."""
+    """(the request, the named command, the secrets) of a start's body; InvalidInput.
+    The chosen profile's slug is start_profile's."""
     _refuse_unknown(options, START_OPTIONS + START_EXTRAS)
     # null means "the policy's default", as if the key were absent.
     request = SessionRequest(
@@ -411,6 +417,14 @@ def start_from_body(
     ):
         raise InvalidOption("secrets: expected an object of names to strings")
     return request, command, secrets
+
+
+def start_profile(options: Mapping[str, Any]) -> str | None:
+    """The [[profile_list]] slug a start's body chose (None: the default); InvalidOption."""
+    profile = options.get("profile")
+    if profile is not None and (not isinstance(profile, str) or not 0 < len(profile) <= 64):
+        raise InvalidOption(f"profile: expected a profile's slug, not {_show(str(profile))}")
+    return profile
 
 
 def limits_body(

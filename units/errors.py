@@ -10,7 +10,9 @@ happen, with ``raise ... from exc``; ``api/`` maps them to HTTP statuses in one 
     │   ├── InvalidPath              a path fails validation                   "invalid-path"
     │   ├── InvalidSize              a size or CPU amount does not parse       "invalid-size"
     │   ├── InvalidOption            an option is unknown or not allowed       "invalid-option"
-    │   └── UnknownDirective         unit_extra_properties names no known one  "unknown-directive"
+    │   ├── UnknownDirective         unit_extra_properties names no known one  "unknown-directive"
+    │   └── UnknownProfile           no such [[profile_list]] choice for the   "unknown-profile"
+    │                                user (hidden ones look the same)
     ├── ConfigError                  the config file is wrong (every problem)  "invalid-config"
     ├── UserRefused                  root, a system user, outside the groups   "user-refused"
     │   └── AccountDisabled          PAM's account management refuses it:     "account-disabled"
@@ -56,6 +58,7 @@ __all__ = [
     "SpawnFailed",
     "SystemdUnavailable",
     "UnknownDirective",
+    "UnknownProfile",
     "UnknownUser",
     "UserRefused",
 ]
@@ -112,6 +115,13 @@ class UnknownDirective(InvalidInput):
     """Raised when unit_extra_properties names a directive that is not in the table."""
 
     code = "unknown-directive"
+
+
+class UnknownProfile(InvalidInput):
+    """Raised for a start's profile slug that names no [[profile_list]] choice the user may
+    take; a choice hidden from the user is refused in the same words as a missing one."""
+
+    code = "unknown-profile"
 
 
 class ConfigError(HostdError):

@@ -120,6 +120,7 @@ class SessionView:
     reason: str | None = None  # why it ended: "out of memory ...", "stopped by root", "idle ..."
     profile: str | None = None  # the limits profile it got: "user:alice", "group:staff"
     gpus: tuple[int, ...] = ()  # the GPUs it holds (indices in [gpus]), from its unit
+    profile_slug: str | None = None  # the [[profile_list]] choice it was started with
     # When an idle session will be culled, once it is within [capacity] idle_warning of it;
     # activity before then clears it (and the cull).
     cull_at: datetime | None = None
@@ -142,6 +143,7 @@ class SessionView:
             "reason": self.reason,
             "profile": self.profile,
             "gpus": list(self.gpus),
+            "profile_slug": self.profile_slug,
             "cull_at": self.cull_at.isoformat() if self.cull_at else None,
         }
 
@@ -167,6 +169,7 @@ class SessionView:
             reason=data.get("reason"),
             profile=data.get("profile"),
             gpus=tuple(data.get("gpus", ())),  # absent from a daemon older than GPUs
+            profile_slug=data.get("profile_slug"),  # absent from a daemon before choices
             cull_at=None if cull_at is None else datetime.fromisoformat(cull_at),
         )
 

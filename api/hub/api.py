@@ -30,14 +30,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from hostd.api.hub.db import HubUser
-from hostd.api.hub.forms import TooLarge, read_json
+from hostd.api.hub.forms import BadInput, TooLarge, read_json
 from hostd.api.hub.identity import XSRF_HEADER, Identity
 from hostd.api.hub.security import cross_site
 from hostd.api.hub.servers import NotPending, ServerBusy, ServerStatus
 from hostd.api.hub.state import Hub
 from hostd.api.wire import STATUS_BY_ERROR, retry_after_headers, status_for
 from hostd.units import validate_username
-from hostd.units.errors import HostdError, InvalidInput, SpawnFailed
+from hostd.units.errors import HostdError, InvalidInput, SpawnFailed, UnknownProfile
 
 __all__ = [
     "HUB_STATUS",
@@ -55,12 +55,22 @@ HUB_STATUS: Final[Mapping[type[HostdError], int]] = MappingProxyType(
     {
         **STATUS_BY_ERROR,
         InvalidInput: 400,
+        UnknownProfile: 400,  # JupyterHub answers user_options it refuses with 400
         SpawnFailed: 500,
         TooLarge: 413,
         ServerBusy: 400,
         NotPending: 400,
     }
 )
+
+
+def _profile_option(options: Mapping[str, Any]) -> str | None:
+    """The [[profile_list]] slug in a start's user_options (None: the default choice). Other
+    options are not hostd's to honour: JupyterHub's own clients send none."""
+    profile = options.get("profile")
+    if profile is None or (isinstance(profile, str) and 0 < len(profile) <= 64):
+        return profile
+    raise BadInput("profile: expected the slug of a profile this user may choose")
 
 
 def status_of(exc: HostdError) -> int:
@@ -192,8 +202,9 @@ class HubAPI:
     async def server(self, request: Request) -> Response:
         identity, user = await self.for_user(request)
         if request.method == "POST":
-            await read_json(request)  # server options: none yet, but a body must be JSON
-            outcome = await self.hub.servers.start(user, by=identity.user)
+            # JupyterHub's user_options: {"profile": "<slug>"} (KubeSpawner's), or nothing.
+            profile = _profile_option(await read_json(request))
+            outcome = await self.hub.servers.start(user, by=identity.user, profile=profile)
             return Response(status_code=201 if outcome == "ready" else 202, media_type="text/plain")
         outcome_stop = await self.hub.servers.stop(user, by=identity.user)
         return Response(status_code=204 if outcome_stop == "stopped" else 202)

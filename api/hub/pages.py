@@ -293,7 +293,20 @@ class Pages:
                 lines = await self.hub.daemon.logs(user, lines=HOME_LOG_LINES)
         # usage-charts: the last hour as pictures (chart_context), while the server runs.
         charts = await home_charts(self.hub.daemon, user) if usage is not None else {"charts": []}
-        return {"status": status, "usage": usage, "lines": lines, "user": user, **charts}
+        return {
+            "status": status,
+            "usage": usage,
+            "lines": lines,
+            "user": user,
+            **charts,
+            **(await self._choices(user)),
+        }
+
+    async def _choices(self, user: str) -> dict[str, Any]:
+        """The [[profile_list]] choices the start form offers (the daemon's view of the
+        user's groups), and the running session's choice."""
+        profiles = await self.hub.daemon.profiles(user)
+        return {"profiles": profiles, "profiles_by_slug": {p.slug: p for p in profiles}}
 
     async def spawn(self, request: Request) -> Response:
         return await self._act(request, "start")
@@ -311,7 +324,12 @@ class Pages:
         form = await self._checked_form(request, identity)
         try:
             if action == "start":
-                await self.hub.servers.start(user, by=identity.user, wait_s=FORM_START_WAIT_S)
+                await self.hub.servers.start(
+                    user,
+                    by=identity.user,
+                    wait_s=FORM_START_WAIT_S,
+                    profile=form.get("profile") or None,
+                )
             else:
                 await self.hub.servers.stop(user, by=identity.user, wait_s=FORM_START_WAIT_S)
         except HostdError as exc:
@@ -505,7 +523,12 @@ class Pages:
         return self.render(
             request,
             "not_running.html",
-            {"status": status, "user": user, "next": safe_next(target)},
+            {
+                "status": status,
+                "user": user,
+                "next": safe_next(target),
+                **(await self._choices(user)),
+            },
             status=424,
             identity=identity,
         )

@@ -168,9 +168,10 @@ class Servers:
     # -- start ---------------------------------------------------------------------------
 
     async def start(
-        self, user: str, *, by: str, wait_s: float | None = None
+        self, user: str, *, by: str, wait_s: float | None = None, profile: str | None = None
     ) -> Literal["ready", "pending"]:
-        """Start ``user``'s server; wait up to ``wait_s`` (default slow_spawn_timeout)."""
+        """Start ``user``'s server; wait up to ``wait_s`` (default slow_spawn_timeout).
+        ``profile``: a [[profile_list]] slug (the daemon checks it; None: the default)."""
         async with self._locks[user]:
             pending = self.pending(user)
             if pending is not None:
@@ -182,7 +183,7 @@ class Servers:
             if view is not None and view.state in ("starting", "stopping"):
                 raise ServerBusy(f"{user}'s server is {view.state}, please wait")
             self._failures.pop(user, None)
-            task = asyncio.create_task(self._spawn(user, by), name=f"spawn {user}")
+            task = asyncio.create_task(self._spawn(user, by, profile), name=f"spawn {user}")
             entry = Pending("spawn", task)
             self._pending[user] = entry
             task.add_done_callback(lambda done: self._done(user, entry))
@@ -192,10 +193,10 @@ class Servers:
         task.result()  # the daemon's error, if it refused at once
         return "ready"
 
-    async def _spawn(self, user: str, by: str) -> None:
+    async def _spawn(self, user: str, by: str, profile: str | None = None) -> None:
         started = time.monotonic()
         try:
-            await self.daemon.start(user, wait=True, command=self.command)
+            await self.daemon.start(user, wait=True, command=self.command, profile=profile)
         except Exception as exc:
             # JupyterHub's statuses: "failure" for a start that failed as starts may (its
             # reason "throttled" when the host is full), "error" for the hub's own fault.

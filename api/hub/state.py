@@ -25,6 +25,7 @@ from hostd.api.hub.present import cpus, cpus_used, meter_level, meter_words, wit
 from hostd.api.hub.routes import Activity, Routes, upstream_transport
 from hostd.api.hub.servers import Servers
 from hostd.api.hub.settings import HubConfig
+from hostd.units.choices import describe_limits
 from hostd.units.failures import describe_oom_kills
 from hostd.units.sizes import format_size
 
@@ -60,6 +61,7 @@ def _templates() -> Jinja2Templates:
     templates.env.filters["cpus"] = cpus
     templates.env.filters["cpus_used"] = cpus_used
     templates.env.filters["own_words"] = without_own_timestamp
+    templates.env.filters["choice_limits"] = describe_limits
     return templates
 
 

@@ -62,7 +62,7 @@ __all__ = [
     "main",
     "oom_notes",
     "session_rows",
-    "status_table",
+    "session_table",
 ]
 
 EXIT_OK: Final = 0
@@ -146,13 +146,20 @@ def format_gpus(gpus: Sequence[int]) -> str:
     return ",".join(str(gpu) for gpu in gpus) or NONE
 
 
-def status_table(sessions: Sequence[SessionView], usage: Mapping[str, UsageView]) -> str:
-    """The sessions' table; with a GPUS column once any session holds a GPU."""
+def session_table(
+    sessions: Sequence[SessionView], usage: Mapping[str, UsageView] | None = None
+) -> str:
+    """TABLE_COLUMNS, plus PROFILE (the [[profile_list]] choice) once a session has one and
+    GPUS once a session holds a GPU: a host without either shows the table as it always did."""
+    columns: tuple[str, ...] = TABLE_COLUMNS
     rows = session_rows(sessions, usage)
-    if not any(session.gpus for session in sessions):
-        return format_table(TABLE_COLUMNS, rows)
-    with_gpus = [(*row, format_gpus(s.gpus)) for row, s in zip(rows, sessions, strict=True)]
-    return format_table((*TABLE_COLUMNS, "GPUS"), with_gpus)
+    if any(session.profile_slug for session in sessions):
+        columns = (*columns, "PROFILE")
+        rows = [(*row, s.profile_slug or NONE) for row, s in zip(rows, sessions, strict=True)]
+    if any(session.gpus for session in sessions):
+        columns = (*columns, "GPUS")
+        rows = [(*row, format_gpus(s.gpus)) for row, s in zip(rows, sessions, strict=True)]
+    return format_table(columns, rows)
 
 
 def oom_notes(sessions: Sequence[SessionView], usage: Mapping[str, UsageView]) -> list[str]:
@@ -286,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     start.add_argument("--default-url", metavar="PATH", help="the path it opens on: /lab")
     start.add_argument(
+        "--profile", metavar="SLUG", help="a [[profile_list]] choice (default: the default one)"
+    )
+    start.add_argument(
         "--no-wait", action="store_true", help="answer at once, not when the server answers"
     )
     start.add_argument("--json", action="store_true", help="print the API's JSON")
@@ -384,6 +394,7 @@ async def _start(client: HostdClient, args: argparse.Namespace, out: TextIO) -> 
         environment=dict(args.env) or None,
         default_url=args.default_url,
         wait=not args.no_wait,
+        profile=args.profile,
     )
     if args.json:
         _print_json(result.session.to_dict(), out)
@@ -426,7 +437,7 @@ async def _status(client: HostdClient, args: argparse.Namespace, out: TextIO) ->
         if args.json:
             _print_json(_with_usage(session, usage), out)
         else:
-            print(status_table([session], usage), file=out)
+            print(session_table([session], usage), file=out)
             _print_lines(oom_notes([session], usage), out)
         return
     sessions, maintenance = await asyncio.gather(client.list(), client.maintenance())
@@ -443,7 +454,7 @@ async def _status(client: HostdClient, args: argparse.Namespace, out: TextIO) ->
     # First: a drain or an announcement is what an admin must not miss.
     _print_lines(describe_maintenance(maintenance, datetime.now().astimezone()), out)
     if sessions:
-        print(status_table(sessions, usage), file=out)
+        print(session_table(sessions, usage), file=out)
         _print_lines(oom_notes(sessions, usage), out)
     else:
         print("no sessions", file=out)

@@ -14,9 +14,9 @@ with one ConfigError that lists every problem, keyed by dotted TOML name
 one go.
 
 One module per section: ``daemon`` (hostd's own keys), ``session`` (systemdspawner's option
-names, checked by units.SessionPolicy), ``commands``, ``profiles``, ``capacity``, ``auth``,
-``shared``; ``document`` reads the file and collects the problems. The checks several
-sections share (and hub.toml too) are hostd.units.checks.
+names, checked by units.SessionPolicy), ``commands``, ``profiles``, ``profile_list``,
+``capacity``, ``auth``, ``shared``; ``document`` reads the file and collects the problems.
+The checks several sections share (and hub.toml too) are hostd.units.checks.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from hostd.config.document import (
     unknown_sections,
 )
 from hostd.config.gpus import GpuConfig, parse_gpus
+from hostd.config.profile_list import ProfileList, parse_profile_list
 from hostd.config.profiles import Profiles, check_profile_gpus, parse_profiles
 from hostd.config.session import (
     DEFAULT_SESSION_CMD,
@@ -69,6 +70,7 @@ __all__ = [
     "DaemonConfig",
     "GpuConfig",
     "LogLevel",
+    "ProfileList",
     "Profiles",
     "SharedConfig",
     "load_config",
@@ -85,7 +87,7 @@ _KEYS = SectionKeys(
     not_settable={**DAEMON_NOT_SETTABLE, **SESSION_NOT_SETTABLE},
 )
 # The sections parsed each as a whole, by their own module.
-_OTHER_SECTIONS = ("commands", "profiles", "capacity", "auth", "shared", "gpus")
+_OTHER_SECTIONS = ("commands", "profiles", "profile_list", "capacity", "auth", "shared", "gpus")
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ class Config:
     source: Path | None = None
     commands: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     profiles: Profiles = field(default_factory=Profiles)
+    # [[profile_list]]: the choices a user may pick at start (empty: none offered).
+    profile_list: ProfileList = field(default_factory=ProfileList)
     capacity: CapacityConfig = field(default_factory=CapacityConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     # [shared] scratch is also in session.readwrite_paths (parse_config puts it there).
@@ -176,11 +180,16 @@ def parse_config(text: str, *, source: Path | None = None, login_defs: str | Non
     session = parse_session(table, _KEYS, stop_timeout_s, problems)
     commands = parse_commands(data.get("commands", {}), session, problems)
     profiles = parse_profiles(data.get("profiles", {}), problems)
+    profile_list = parse_profile_list(data.get("profile_list", []), session, commands, problems)
     capacity = parse_capacity(data.get("capacity", {}), problems)
     auth = parse_auth(data.get("auth", {}), problems)
     shared = parse_shared(data.get("shared", {}), problems)
     gpus = parse_gpus(data.get("gpus", {}), problems)
     check_profile_gpus(profiles, gpus.count, problems)
+    for index, choice in enumerate(profile_list.choices):
+        if choice.gpus > gpus.count:
+            where = f"profile_list[{index}].gpus"
+            problems.append((where, f"{choice.gpus} GPUs, and [gpus] lists {gpus.count}"))
     if session is not None:
         _check_session_gpus(session, gpus, problems)
     if session is not None and shared.scratch is not None:
@@ -195,6 +204,7 @@ def parse_config(text: str, *, source: Path | None = None, login_defs: str | Non
         source=source,
         commands=commands,
         profiles=profiles,
+        profile_list=profile_list,
         capacity=capacity,
         auth=auth,
         shared=shared,

@@ -72,9 +72,16 @@ class Lifecycle:
         wait: bool = True,
         command: str | None = None,
         secrets: Mapping[str, str] | None = None,
+        profile: str | None = None,
     ) -> StartOutcome:
         return await self.starter.start(
-            user, request, caller=caller, wait=wait, command=command, secrets=secrets
+            user,
+            request,
+            caller=caller,
+            wait=wait,
+            command=command,
+            secrets=secrets,
+            profile=profile,
         )
 
     async def stop(self, user: str, *, caller: Caller) -> SessionView:

@@ -44,6 +44,7 @@ class SessionSample:
     usage: UsageView
     mem_limit_bytes: int | None
     gpus: tuple[int, ...] = ()  # the GPUs it holds (its unit's HOSTD_GPUS)
+    profile: str | None = None  # the [[profile_list]] slug: from the config, so bounded
 
 
 class _ScrapeCollector(Collector):
@@ -88,6 +89,13 @@ class _ScrapeCollector(Collector):
         gpu = GaugeMetricFamily(
             "hostd_session_gpu", "1 for each GPU the session holds", labels=["user", "gpu"]
         )
+        # An info series (1 per session started with a choice) rather than a label on every
+        # series above: their label sets stay as they were for hosts without choices.
+        profile = GaugeMetricFamily(
+            "hostd_session_profile",
+            "the [[profile_list]] choice the session was started with",
+            labels=["user", "profile"],
+        )
         for sample in self.sessions:
             for index in sample.gpus:
                 gpu.add_metric([sample.usage.user, str(index)], 1)
@@ -104,7 +112,11 @@ class _ScrapeCollector(Collector):
             for family, value in pairs:
                 if value is not None:
                     family.add_metric([u.user], value)
+            if sample.profile is not None:
+                profile.add_metric([u.user, sample.profile], 1)
         yield from (memory, peak, limit, cpu, throttled, oom, tasks, gpu)
+        if profile.samples:
+            yield profile
 
 
 def _host_series(host: HostView) -> Iterator[Metric]:

@@ -88,6 +88,7 @@ class Reaper:
                 self.parts.table[record.user].record_id = record.id
                 if record.profile:
                     self.parts.table[record.user].profile = record.profile
+                self.parts.table[record.user].profile_slug = record.profile_slug
             elif record.id is not None:
                 # A start that hostd's death cut off (queued, or its unit gone) never ran for
                 # its user: a failure to report, with a reason, not a quiet stop (issue 9).

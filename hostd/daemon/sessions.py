@@ -26,6 +26,7 @@ import psutil
 from hostd.config import Config
 from hostd.daemon import credentials, journal
 from hostd.daemon.admission import Admission
+from hostd.daemon.choices import profile_views
 from hostd.daemon.history import HostHistory
 from hostd.daemon.lifecycle import Lifecycle
 from hostd.daemon.login import AccountPamCheck, Authenticator
@@ -38,7 +39,7 @@ from hostd.daemon.store import Store
 from hostd.daemon.systemd import SystemdClient, SystemdSeam, UnitStatus
 from hostd.daemon.table import SessionTable
 from hostd.daemon.usage import OomWatcher, UsageSampler
-from hostd.daemon.users import name_for_uid, user_in_group
+from hostd.daemon.users import group_names, lookup_user, name_for_uid, user_in_group
 from hostd.daemon.views import ACTIVE, ListenerProbe, Views, host_view
 from hostd.units import (
     SessionRequest,
@@ -47,6 +48,7 @@ from hostd.units import (
     user_for_unit_name,
     validate_username,
 )
+from hostd.units.choices import ProfileView
 from hostd.units.errors import PermissionDenied, SessionNotFound
 from hostd.units.gpus import gpus_of_environment
 from hostd.units.history import HistoryWindow, HostHistoryView, UsageHistoryView
@@ -167,12 +169,19 @@ class SessionManager:
         wait: bool = True,
         command: str | None = None,
         secrets: Mapping[str, str] | None = None,
+        profile: str | None = None,
     ) -> StartOutcome:
         # Whoever asks, root too: a drained host is emptied for a reboot (drain --cancel
         # opens it again).
         self.maintenance_state.check_start()
         return await self.lifecycle.start(
-            user, request, caller=caller, wait=wait, command=command, secrets=secrets
+            user,
+            request,
+            caller=caller,
+            wait=wait,
+            command=command,
+            secrets=secrets,
+            profile=profile,
         )
 
     async def stop(self, user: str, *, caller: Caller) -> SessionView:
@@ -287,7 +296,9 @@ class SessionManager:
             usage = self.sampler.read(name, status.control_group, cpu_limit=cpu_limit)
             view = self.sampler.view(name, usage, cpu_limit)
             gpus = gpus_of_environment(status.env("HOSTD_GPUS"))
-            samples.append(SessionSample(view, status.memory_max, gpus))
+            samples.append(
+                SessionSample(view, status.memory_max, gpus, self.table.profile_slug(name))
+            )
         return self.metrics_registry.render(samples, self.admission.waiting, self._host_of(units))
 
     async def authenticate(self, credentials: Credentials) -> AuthResult:
@@ -295,6 +306,18 @@ class SessionManager:
 
     async def account(self, user: str) -> AccountView:
         return await self.authenticator.account(user)
+
+    async def profiles(self, user: str) -> builtins.list[ProfileView]:
+        daemon = self.config.daemon
+        info = await asyncio.to_thread(
+            lookup_user,
+            user,
+            min_uid=daemon.resolved_min_uid,
+            allowed_groups=daemon.allowed_groups,
+            allowed_users=daemon.allowed_users,
+        )
+        groups = await asyncio.to_thread(group_names, info.name, info.gid)
+        return profile_views(self.config, info.name, groups)
 
     async def cap_slice(self) -> None:
         """jupyter.slice's MemoryMax (see Admission.cap_slice)."""

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 
 from hostd.config import Config
+from hostd.config.profile_list import apply_choice
 from hostd.config.profiles import apply_profile
 from hostd.daemon import credentials, journal
 from hostd.daemon.ends import Ends
@@ -118,11 +119,14 @@ class Starter:
         wait: bool = True,
         command: str | None = None,
         secrets: Mapping[str, str] | None = None,
+        profile: str | None = None,
     ) -> StartOutcome:
         metrics = self.parts.metrics
         started_at = time.monotonic()
         try:
-            outcome = await self._start(user, request, caller, wait, command, secrets or {})
+            outcome = await self._start(
+                user, request, caller, wait, command, secrets or {}, profile
+            )
         except Exception:
             metrics.spawn_duration.labels(status="failure").observe(time.monotonic() - started_at)
             raise
@@ -138,6 +142,7 @@ class Starter:
         wait: bool,
         command: str | None,
         secrets: Mapping[str, str],
+        profile_slug: str | None,
     ) -> StartOutcome:
         parts = self.parts
         daemon = parts.config.daemon
@@ -156,6 +161,13 @@ class Starter:
         credentials.check_secrets(secrets)
         groups = await asyncio.to_thread(group_names, info.name, info.gid)
         policy, profile = policy_for(parts.config, name, groups, command)
+        # The [[profile_list]] choice: visibility and its caps hold whoever asks (a hidden
+        # slug is UnknownProfile); a command the caller names wins over the choice's.
+        choice = parts.config.profile_list.choose(profile_slug, groups)
+        if choice is not None:
+            policy = apply_choice(
+                policy, choice, parts.config.commands, keep_cmd=command is not None
+            )
         async with parts.admission.lock(name):
             status = await parts.systemd.unit_status(unit)
             if status is not None and status.active_state in ACTIVE:
@@ -230,6 +242,7 @@ class Starter:
                     cpu_limit=limits.cpu_limit,
                     started_by_uid=caller.uid,
                     profile=profile,
+                    profile_slug=choice.slug if choice is not None else None,
                 ),
             )
             assert record.id is not None
@@ -237,6 +250,7 @@ class Starter:
             entry.active_at = time.monotonic()
             if profile is not None:
                 entry.profile = profile
+            entry.profile_slug = choice.slug if choice is not None else None
             log.info(
                 "starting %s for %s on %s",
                 unit,

@@ -40,6 +40,7 @@ class SessionRecord(SQLModel, table=True):
     cpu_limit: float | None = None
     started_by_uid: int | None = None
     profile: str | None = None  # the limits profile applied: "user:alice", "group:staff"
+    profile_slug: str | None = None  # the [[profile_list]] choice started: "small", "gpu"
 
 
 class MaintenanceRecord(SQLModel, table=True):

@@ -27,6 +27,7 @@ class UserEntry:
     active_at: float | None = None  # monotonic time of its last activity
     profile: str | None = None  # the profile its running session got
     gpus: tuple[int, ...] = ()  # the GPUs (indices in [gpus]) a session that is not over holds
+    profile_slug: str | None = None  # the [[profile_list]] choice it was started with
 
 
 class SessionTable:
@@ -52,6 +53,10 @@ class SessionTable:
         entry = self._entries.get(name)
         return None if entry is None else entry.profile
 
+    def profile_slug(self, name: str) -> str | None:
+        entry = self._entries.get(name)
+        return None if entry is None else entry.profile_slug
+
     def recorded(self) -> list[str]:
         """Users whose session has a store record not yet closed."""
         return [name for name, entry in self._entries.items() if entry.record_id is not None]
@@ -76,7 +81,7 @@ class SessionTable:
         """Forget the session's record, activity and profile; the record's id, if any."""
         entry = self[name]
         record_id = entry.record_id
-        entry.record_id = entry.active_at = entry.profile = None
+        entry.record_id = entry.active_at = entry.profile = entry.profile_slug = None
         return record_id
 
     def release(self, name: str) -> None:

@@ -151,6 +151,7 @@ def view_from_record(name: str, unit: str, record: SessionRecord | None) -> Sess
         limits=Limits(record.mem_limit_bytes, record.cpu_limit),
         reason=record.reason,
         profile=record.profile,
+        profile_slug=record.profile_slug,
     )
 
 
@@ -215,6 +216,7 @@ class Views:
             result_of=lambda result, exit_status: self.oom.result_of(name, result, exit_status),
             profile=self.table.profile(name),
         )
+        view = replace(view, profile_slug=self.table.profile_slug(name))
         if view.state != "running":
             return view
         return replace(view, cull_at=self.cull_at(name))

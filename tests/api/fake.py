@@ -36,6 +36,7 @@ from hostd.api.daemon import PEER_SCOPE_KEY
 from hostd.api.service import SessionService
 from hostd.daemon.login import LOGIN_FAILED_MESSAGE
 from hostd.units import SessionPolicy, SessionRequest, unit_name_for, validate_username
+from hostd.units.choices import ProfileView
 from hostd.units.errors import (
     AccountDisabled,
     Draining,
@@ -43,6 +44,7 @@ from hostd.units.errors import (
     LoginFailed,
     PermissionDenied,
     SessionNotFound,
+    UnknownProfile,
     UnknownUser,
 )
 from hostd.units.history import (
@@ -115,6 +117,7 @@ class FakeSessionService:
 
     def __init__(self) -> None:
         self.extras: tuple[str | None, dict[str, str]] = (None, {})
+        self.profile_asked: str | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -147,6 +150,8 @@ class FakeSessionService:
         self.commands: tuple[str, ...] = ("singleuser",)
         self.config_file: str | None = "/etc/hostd/hostd.toml"
         self.maintenance_view = MaintenanceView()
+        # [[profile_list]] choices each user may take (the daemon's view: visibility applied).
+        self.choices: dict[str, list[ProfileView]] = {}
 
     def _check(self, method: str) -> None:
         error = self.fail.get(method)
@@ -202,12 +207,15 @@ class FakeSessionService:
         wait: bool = True,
         command: str | None = None,
         secrets: Mapping[str, str] | None = None,
+        profile: str | None = None,
     ) -> StartOutcome:
         self.calls.append(("start", user, request, caller, wait))
         self.extras = (command, dict(secrets or {}))
+        self.profile_asked = profile
         self._check("start")
         self.check_drain()
         self._known(user)
+        choice = self._choice(user, profile)
         existing = self.sessions.get(user)
         if existing is not None and existing.state in ("starting", "running"):
             return StartOutcome(session=existing, created=False)
@@ -219,6 +227,12 @@ class FakeSessionService:
             url=f"{self.start_origin}/user/{user}/",
             limits=Limits(mem_limit_bytes=request.mem_limit, cpu_limit=request.cpu_limit),
         )
+        if choice is not None:
+            view = replace(
+                view,
+                profile_slug=choice.slug,
+                limits=Limits(choice.mem_limit_bytes, choice.cpu_limit),
+            )
         self.sessions[user] = view
         self.journal.setdefault(user, [])
         return StartOutcome(session=view, created=True)
@@ -440,6 +454,23 @@ class FakeSessionService:
     def uid_of(self, user: str) -> int:
         # Given on first ask and kept: a name keeps its uid until a test re-creates it.
         return self.uids.setdefault(user, 5000 + len(self.uids))
+
+    def _choice(self, user: str, slug: str | None) -> ProfileView | None:
+        # As hostd.config.profile_list.ProfileList.choose: a hidden slug is an unknown one.
+        visible = self.choices.get(user, [])
+        if slug is None:
+            return next((c for c in visible if c.default), visible[0] if visible else None)
+        for choice in visible:
+            if choice.slug == slug:
+                return choice
+        offered = ", ".join(c.slug for c in visible) or "none"
+        raise UnknownProfile(f"no profile {slug} to choose (the choices: {offered})")
+
+    async def profiles(self, user: str) -> list[ProfileView]:
+        self.calls.append(("profiles", user))
+        self._check("profiles")
+        self._known(user)
+        return list(self.choices.get(user, []))
 
     async def account(self, user: str) -> AccountView:
         self.calls.append(("account", user))

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, gen
 
 from hostd.api.wire import MAX_BODY_BYTES, policy_from_dict, policy_to_dict
 from hostd.units import SessionPolicy
+from hostd.units.choices import ProfileView
 from hostd.units.errors import (
     CapacityExceeded,
     ConfigError,
@@ -979,3 +980,49 @@ async def test_a_member_may_read_its_own_account(http_as: HttpAs) -> None:
     async with http_as(SELF_ONLY) as carol:
         response = await carol.get("/v1/accounts/carol")
     assert response.status_code == 200 and response.json()["user"] == "carol"
+
+
+# -- [[profile_list]] choices ------------------------------------------------------------
+
+SMALL = ProfileView(slug="small", display_name="Small", mem_limit_bytes=2**30, cpu_limit=1.0)
+
+
+async def test_start_passes_the_chosen_profile_and_shows_it(
+    http: httpx.AsyncClient, fake: FakeSessionService
+) -> None:
+    fake.choices["alice"] = [SMALL]
+    response = await http.post("/v1/sessions/alice", json={"profile": "small"})
+    assert response.status_code == 201
+    assert fake.profile_asked == "small"
+    assert response.json()["profile_slug"] == "small"
+
+
+@pytest.mark.parametrize("profile", [7, "", "x" * 65, ["small"]])
+async def test_start_refuses_a_malformed_profile(
+    http: httpx.AsyncClient, fake: FakeSessionService, profile: object
+) -> None:
+    assert_error(
+        await http.post("/v1/sessions/alice", json={"profile": profile}), 422, "invalid-option"
+    )
+    assert ("start", "alice") not in [call[:2] for call in fake.calls]
+
+
+async def test_an_unknown_profile_is_a_stable_422(
+    http: httpx.AsyncClient, fake: FakeSessionService
+) -> None:
+    fake.choices["alice"] = [SMALL]
+    body = assert_error(
+        await http.post("/v1/sessions/alice", json={"profile": "gpu"}), 422, "unknown-profile"
+    )
+    assert body["message"] == "no profile gpu to choose (the choices: small)"
+
+
+async def test_the_profiles_a_user_may_take(
+    http: httpx.AsyncClient, fake: FakeSessionService
+) -> None:
+    fake.choices["alice"] = [SMALL]
+    response = await http.get("/v1/accounts/alice/profiles")
+    assert response.status_code == 200
+    assert response.json() == {"profiles": [SMALL.to_dict()]}
+    assert (await http.get("/v1/accounts/bob/profiles")).json() == {"profiles": []}
+    assert_error(await http.get("/v1/accounts/zed/profiles"), 404, "unknown-user")

@@ -46,6 +46,7 @@ from hostd.units.errors import (
     SpawnFailed,
     SystemdUnavailable,
     UnknownDirective,
+    UnknownProfile,
     UnknownUser,
     UserRefused,
 )
@@ -59,6 +60,7 @@ EXPECTED_STATUS = {
     InvalidSize: 422,
     InvalidOption: 422,
     UnknownDirective: 422,
+    UnknownProfile: 422,
     PermissionDenied: 403,
     UserRefused: 403,
     AccountDisabled: 403,
@@ -219,8 +221,13 @@ def test_an_error_body_reads_back_and_a_body_that_is_not_one_is_refused() -> Non
 
 EVERY_ERROR = [*ERROR_BY_CODE.values(), DaemonUnreachable]
 # Where JupyterHub's shape differs from the wire's: (the wire's status, the derived table's).
-HUB_DIFFERS = {InvalidInput: (422, 400), SpawnFailed: (502, 500)}
-SPAWN_DIFFERS = {InvalidInput: (422, 400), SpawnFailed: (502, 500), CapacityExceeded: (429, 503)}
+HUB_DIFFERS = {InvalidInput: (422, 400), UnknownProfile: (422, 400), SpawnFailed: (502, 500)}
+SPAWN_DIFFERS = {
+    InvalidInput: (422, 400),
+    UnknownProfile: (422, 400),
+    SpawnFailed: (502, 500),
+    CapacityExceeded: (429, 503),
+}
 
 
 @pytest.mark.parametrize(

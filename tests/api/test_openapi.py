@@ -210,6 +210,7 @@ SERVICE_METHOD = {
     ("/openapi.json", "get"): "authorize",
     ("/v1/auth", "post"): "authenticate",
     ("/v1/accounts/{user}", "get"): "account",
+    ("/v1/accounts/{user}/profiles", "get"): "profiles",
     ("/v1/maintenance", "get"): "maintenance",
     ("/v1/maintenance/announcement", "put"): "set_announcement",
     ("/v1/maintenance/announcement", "delete"): "set_announcement",

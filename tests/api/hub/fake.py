@@ -63,12 +63,15 @@ class HubFake(FakeSessionService):
         wait: bool = True,
         command: str | None = None,
         secrets: Mapping[str, str] | None = None,
+        profile: str | None = None,
     ) -> StartOutcome:
         self.calls.append(("start", user, request, caller, wait))
         self.extras = (command, dict(secrets or {}))
+        self.profile_asked = profile
         self._check("start")
         self.check_drain()
         self._known(user)
+        choice = self._choice(user, profile)
         existing = self.sessions.get(user)
         if existing is not None and existing.state in ("starting", "running"):
             return StartOutcome(session=existing, created=False)
@@ -80,7 +83,10 @@ class HubFake(FakeSessionService):
             started_at=STARTED_AT,
             url=self.url_for(user),
             limits=Limits(mem_limit_bytes=2 * 1024**3, cpu_limit=1.0),
+            profile_slug=choice.slug if choice is not None else None,
         )
+        if choice is not None:
+            view = replace(view, limits=Limits(choice.mem_limit_bytes, choice.cpu_limit))
         self.sessions[user] = view
         self.journal.setdefault(user, [])
         if not wait:

@@ -39,6 +39,7 @@ from hostd.api.spawner import (
 )
 from hostd.config import DEFAULT_CONFIG_PATH
 from hostd.units import SessionPolicy, SessionRequest, UserInfo, build_unit
+from hostd.units.choices import ProfileView
 from hostd.units.errors import (
     CapacityExceeded,
     InvalidOption,
@@ -72,13 +73,22 @@ class Daemon(FakeSessionService):
         wait: bool = True,
         command: str | None = None,
         secrets: Mapping[str, str] | None = None,
+        profile: str | None = None,
     ) -> StartOutcome:
         self.requests.append((request, command, dict(secrets or {})))
+        self.profile_asked = profile
+        self._choice(user, profile)  # refused as the daemon refuses (UnknownProfile)
         info = UserInfo(user, 1000, 1000, f"/home/{user}", "/bin/bash")
         build_unit(self.session_policy, info, request, port=20001, base_url=f"/user/{user}/")
         if self.ready is None or user in self.sessions:
             return await super().start(
-                user, request, caller=caller, wait=wait, command=command, secrets=secrets
+                user,
+                request,
+                caller=caller,
+                wait=wait,
+                command=command,
+                secrets=secrets,
+                profile=profile,
             )
         self._check("start")
         outcome = await super().start(user, request, caller=caller, wait=False)
@@ -588,3 +598,83 @@ async def test_progress_of_a_failed_start_ends_with_it(
     await start_refused(spawner)
     await asyncio.wait_for(watcher, timeout=5)
     assert [event["progress"] for event in events] == [10]
+
+
+# -- [[profile_list]]: options_form and user_options -------------------------------------------
+
+SMALL = ProfileView(
+    slug="small", display_name="Small <2 GB>", mem_limit_bytes=2 * 2**30, cpu_limit=1.0
+)
+LARGE = ProfileView(
+    slug="large",
+    display_name="Large",
+    description="For big data",
+    default=True,
+    mem_limit_bytes=16 * 2**30,
+    cpu_limit=4.0,
+    gpus=1,
+)
+
+
+async def test_the_options_form_offers_the_choices_the_daemon_gives_the_user(
+    daemon: Daemon, make_spawner: Callable[..., HostdSpawner]
+) -> None:
+    daemon.choices["alice"] = [SMALL, LARGE]
+    form = await make_spawner().get_options_form()
+    assert form.startswith('<fieldset id="hostd-profiles"><legend>Choose your server</legend>')
+    assert '<input type="radio" name="profile" id="profile-item-small" value="small">' in form
+    assert 'value="large" checked>' in form
+    assert "<strong>Small &lt;2 GB&gt;</strong>" in form  # escaped
+    assert "16.0G memory · 4 CPU · 1 GPU" in form and "For big data" in form
+    # Without choices: no form, and JupyterHub spawns at once as before.
+    assert await make_spawner("bob").get_options_form() == ""
+
+
+@pytest.mark.parametrize(
+    ("user_options", "sent"),
+    [
+        ({"profile": "small"}, "small"),  # the REST API's body
+        ({"profile": ["small"]}, "small"),  # JupyterHub's form data, passed through
+        ({}, None),  # the default choice
+        ({"profile": ""}, None),
+    ],
+)
+async def test_user_options_carry_the_slug_to_the_daemon(
+    daemon: Daemon,
+    make_spawner: Callable[..., HostdSpawner],
+    user_options: dict[str, Any],
+    sent: str | None,
+) -> None:
+    daemon.choices["alice"] = [SMALL, LARGE]
+    spawner = make_spawner()
+    spawner.user_options = user_options
+    await spawner.start()
+    assert daemon.profile_asked == sent
+
+
+async def test_a_hidden_or_malformed_profile_is_a_clear_refusal(
+    daemon: Daemon, make_spawner: Callable[..., HostdSpawner]
+) -> None:
+    daemon.choices["alice"] = [SMALL]
+    spawner = make_spawner()
+    spawner.user_options = {"profile": "large"}
+    error = await start_refused(spawner)
+    assert (error.reason, error.status_code) == ("unknown-profile", 400)
+    assert error.message == "no profile large to choose (the choices: small)"
+    spawner.user_options = {"profile": 3}
+    error = await start_refused(spawner)
+    assert error.reason == "invalid-option" and "profile" in error.message
+
+
+async def test_with_choices_the_choice_decides_the_limits_not_the_config(
+    daemon: Daemon, make_spawner: Callable[..., HostdSpawner]
+) -> None:
+    daemon.choices["alice"] = [SMALL, LARGE]
+    spawner = make_spawner(mem_limit="8G", cpu_limit=2.0)
+    await spawner.start()  # the default choice
+    request = daemon.requests[-1][0]
+    assert (request.mem_limit, request.cpu_limit) == (None, None)
+    assert daemon.sessions["alice"].profile_slug == "large"
+    # Without choices, the config's limits go as before.
+    await make_spawner("bob", mem_limit="8G").start()
+    assert daemon.requests[-1][0].mem_limit == 8 * 2**30

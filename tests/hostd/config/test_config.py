@@ -139,8 +139,8 @@ CONFIG_MODULES = sorted(
 
 def test_one_module_per_section_and_the_document() -> None:
     assert CONFIG_MODULES == [
-        "auth", "capacity", "commands", "daemon", "document", "gpus", "profiles", "session",
-        "shared",
+        "auth", "capacity", "commands", "daemon", "document", "gpus", "profile_list", "profiles",
+        "session", "shared",
     ]  # fmt: skip
 
 

@@ -69,7 +69,9 @@ function auditContrast() {
         low.push(`text ${value.toFixed(2)}:1 <${element.tagName.toLowerCase()}> "${element.textContent.trim().slice(0, 40)}"`);
       }
     }
-    if (element.matches("input:not([type=hidden]), select, textarea")) {
+    // Radio buttons and checkboxes have no CSS border to read: Chromium draws their ring
+    // itself (#767676 on white, 4.5:1).
+    if (element.matches("input:not([type=hidden]):not([type=radio]):not([type=checkbox]), select, textarea")) {
       const style = getComputedStyle(element);
       const border = parse(style.borderTopColor);
       const outside = background(element.parentElement);
@@ -352,8 +354,13 @@ async function main() {
   console.log(JSON.stringify(seen));
 }
 
-main().catch((error) => {
-  console.log(JSON.stringify(seen));
-  console.error(error);
-  process.exit(1);
-});
+// Run as a script; required (profiles.cjs), it lends its checks: check() screenshots into the
+// same SHOTS argument and records into the same seen.problems.
+if (require.main === module) {
+  main().catch((error) => {
+    console.log(JSON.stringify(seen));
+    console.error(error);
+    process.exit(1);
+  });
+}
+module.exports = { FLAGS, WIDTHS, check, problem, seen };
