@@ -119,7 +119,7 @@ _SELECT_MAINTENANCE: Final = (
 )
 
 
-def to_db(value: object) -> object:
+def _to_db(value: object) -> object:
     """A value as the file keeps it: datetimes as SQLAlchemy's sqlite text, in UTC."""
     if isinstance(value, datetime):
         if value.tzinfo is not None:
@@ -128,14 +128,14 @@ def to_db(value: object) -> object:
     return value
 
 
-def from_db(text: str | None) -> datetime | None:
+def _from_db(text: str | None) -> datetime | None:
     """A datetime of the file (naive, UTC), as SQLAlchemy gave it back."""
     return None if text is None else datetime.fromisoformat(text)
 
 
 def _row(names: tuple[str, ...], row: tuple[Any, ...]) -> dict[str, Any]:
     return {
-        name: from_db(value) if name in _DATETIMES else value
+        name: _from_db(value) if name in _DATETIMES else value
         for name, value in zip(names, row, strict=True)
     }
 
@@ -161,7 +161,7 @@ class Store:
 
     def add(self, record: SessionRecord) -> SessionRecord:
         names = [n for n in _SESSION_FIELDS if not (n == "id" and record.id is None)]
-        values = [to_db(getattr(record, n)) for n in names]
+        values = [_to_db(getattr(record, n)) for n in names]
         marks = ", ".join("?" * len(names))
         with self._lock:
             cursor = self._db.execute(
@@ -183,7 +183,7 @@ class Store:
         with self._lock:
             self._db.execute(
                 f"UPDATE sessions SET {assignments} WHERE id = ?",  # noqa: S608 (checked names)
-                [*(to_db(v) for v in changes.values()), record_id],
+                [*(_to_db(v) for v in changes.values()), record_id],
             )
 
     def last_for(self, user: str) -> SessionRecord | None:
@@ -215,7 +215,7 @@ class Store:
                 " VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
                 " announcement = excluded.announcement, drain_at = excluded.drain_at,"
                 " drain_message = excluded.drain_message",
-                (announcement, to_db(drain_at), drain_message),
+                (announcement, _to_db(drain_at), drain_message),
             )
 
     def close(self) -> None:
