@@ -85,7 +85,7 @@ def _days(value: object) -> float:
 def _db_url(value: object) -> str:
     if not isinstance(value, str) or has_unsafe_char(value) or len(value) > 1024:
         raise InvalidOption(f"expected a database URL like sqlite:////path, not {show(value)}")
-    if value and not value.startswith("sqlite://"):  # hostd.api.hub.db speaks sqlite only
+    if value and "://" not in value:
         raise InvalidOption(f"expected a database URL like sqlite:////path, not {show(value)}")
     return value
 
