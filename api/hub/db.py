@@ -275,7 +275,8 @@ def _database_path(url: str) -> str:
     """The file of a sqlite URL, as SQLAlchemy read it: sqlite:////abs/path, sqlite:///relative,
     sqlite:// (in memory)."""
     if not url.startswith("sqlite://"):
-        raise ValueError(f"only sqlite databases are supported (sqlite:////path), not {url!r}")
+        # Not the URL itself: it may hold a password.
+        raise ValueError("only sqlite databases are supported: db_url = sqlite:////path")
     rest = url.removeprefix("sqlite://")
     if not rest:
         return ":memory:"

@@ -56,7 +56,10 @@ def prepare(config: HubConfig) -> tuple[HubStore, Secret]:
     try:
         store = HubStore.open(config.database_url)
     except Exception as exc:  # sqlite3's errors, a URL not sqlite, a failed upgrade
-        raise StartupError(f"database {config.database_url}: {exc}") from exc
+        # Another scheme's URL may hold a password: named by its setting then.
+        url = config.database_url
+        where = url if url.startswith("sqlite:") else "db_url"
+        raise StartupError(f"database {where}: {exc}") from exc
     return store, secret
 
 

@@ -192,7 +192,7 @@ def test_a_file_of_the_sqlmodel_version_keeps_working(tmp_path: Path) -> None:
 
 
 def test_only_sqlite_urls_are_taken(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="only sqlite"):
+    with pytest.raises(ValueError, match="only sqlite databases are supported"):
         HubStore.open("postgresql://hub@localhost/hub")
     store = HubStore.open("sqlite://")  # in memory
     store.record_login("alice", ok=True)
