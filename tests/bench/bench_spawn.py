@@ -7,11 +7,9 @@ stops the server 1 s after it answered and times the stop.
 
 from __future__ import annotations
 
-import re
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from tests.bench.context import Context
@@ -108,32 +106,9 @@ def spawn_phase(ctx: Context) -> dict[str, Any]:
             successes=len(ok),
             extra=extra,
         )
-        phase[f"stop {key}"] = Result(samples=stops[key], extra=_stop_parts(drivers[key][1]))
+        phase[f"stop {key}"] = Result(samples=stops[key])
     ctx.data["spawn"] = phase
     return dict(phase)
-
-
-# What JupyterHub and HostdSpawner log of each stop (rows d and f; the warm-up's included):
-# JupyterHub's "server took ... to stop" is the proxy's route deleted and User.stop (the
-# spawner's poll and stop, its database commits); HostdSpawner's line is the daemon's DELETE.
-_STOP_LINES = {
-    "jupyterhub_stop_s": re.compile(r"server took ([0-9.]+) seconds to stop"),
-    "hostd_delete_s": re.compile(r"hostd: \S+ stopped in ([0-9.]+) s"),
-}
-
-
-def _stop_parts(driver: Driver) -> dict[str, Any]:
-    log = getattr(getattr(driver, "hub", None), "log", None)
-    if not isinstance(log, Path) or not log.exists():
-        return {}
-    text = log.read_text(errors="replace")
-    parts: dict[str, Any] = {}
-    for name, pattern in _STOP_LINES.items():
-        values = [float(v) for v in pattern.findall(text)]
-        if values:
-            parts[name] = values
-            parts[f"{name}_median"] = statistics.median(values)
-    return parts
 
 
 def _spawn_row(key: str) -> Any:
