@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import html
 import os
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -407,7 +408,13 @@ class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[
                 except SessionNotFound:
                     return
                 if self._is_ours(session) and session.state not in ("stopped", "failed"):
+                    started = time.monotonic()
                     await hostd.stop(self.user.name)
+                    # JupyterHub logs its whole stop ("server took ... to stop"): this says
+                    # which part of it was the daemon's (the unit gone).
+                    self.log.info(
+                        "hostd: %s stopped in %.3f s", self.unit, time.monotonic() - started
+                    )
         except HostdError as exc:
             raise from_hostd_error(exc) from exc
 

@@ -57,7 +57,7 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   say "creating the test venv in $VENV"
   /usr/bin/python3 -m venv "$VENV"
   if [ $editable = 1 ]; then pip_quiet -e ".[test]"; else pip_quiet ".[test]"; fi
-  "$VENV/bin/python" -c "import pystemd, pam, sqlmodel, starlette, uvicorn, psutil" \
+  "$VENV/bin/python" -c "import pystemd, pam, starlette, uvicorn, psutil" \
     || die "the venv is incomplete: pip install failed above"
   echo "$want" > "$stamp"
 elif [ $editable = 0 ]; then

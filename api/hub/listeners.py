@@ -23,7 +23,6 @@ from types import FrameType
 import uvicorn
 
 from hostd.api.hub.front import ChallengeStore, HttpFront
-from hostd.api.hub.renewal import CertKeeper
 from hostd.api.hub.settings import HubConfig
 
 __all__ = ["serve_with_acme"]
@@ -81,6 +80,10 @@ async def _unless_stopped(work: Awaitable[None]) -> bool:
 async def serve_with_acme(config: HubConfig, https_config: uvicorn.Config) -> int:
     """Serve until stopped; the exit status (0: stopped as asked, 1: the hub did not start).
     https_config: the hub's uvicorn config, its certificate file state_dir/acme/cert.pem."""
+    # Imported here: certbot's acme and cryptography are ~15 MiB of RSS that a hub without
+    # ACME never needs (issue 17).
+    from hostd.api.hub.renewal import CertKeeper
+
     challenges = ChallengeStore()
     keeper = CertKeeper(config, challenges)
     front_app = HttpFront(

@@ -18,7 +18,6 @@ import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from hostd.api.client import DaemonUnreachable, HostdClient
-from hostd.api.hub.acme import CERT_FILE
 from hostd.api.hub.app import build_hub_app
 from hostd.api.hub.db import HubStore
 from hostd.api.hub.listeners import serve_with_acme
@@ -56,8 +55,11 @@ def prepare(config: HubConfig) -> tuple[HubStore, Secret]:
         raise StartupError(f"cookie secret {config.cookie_secret_path}: {exc}") from exc
     try:
         store = HubStore.open(config.database_url)
-    except Exception as exc:  # sqlalchemy's errors, a failed upgrade
-        raise StartupError(f"database {config.database_url}: {exc}") from exc
+    except Exception as exc:  # sqlite3's errors, a URL not sqlite, a failed upgrade
+        # Another scheme's URL may hold a password: named by its setting then.
+        url = config.database_url
+        where = url if url.startswith("sqlite:") else "db_url"
+        raise StartupError(f"database {where}: {exc}") from exc
     return store, secret
 
 
@@ -80,7 +82,13 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
 
 def uvicorn_config(config: HubConfig, app: object) -> uvicorn.Config:
     # ACME mode: one file holds the key and the chain (hostd.api.hub.acme), read at load().
-    certfile = config.acme_dir / CERT_FILE if config.acme else config.ssl_cert
+    certfile = config.ssl_cert
+    if config.acme:
+        # Imported here: certbot's acme and cryptography are ~15 MiB of RSS that a hub without
+        # ACME never needs (issue 17).
+        from hostd.api.hub.acme import CERT_FILE
+
+        certfile = config.acme_dir / CERT_FILE
     return uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=config.ip,

@@ -37,6 +37,8 @@ HUB6_VENV = TOP / ".venv"  # JupyterHub 6 with hostd installed: HostdSpawner (ro
 WORK = Path("/opt/hostd-bench")  # in the testbed's overlay
 SESSION_EXEC = WORK / "bin" / "hostd-session-exec"
 HOSTD_BIN = Path(os.environ.get("VIRTUAL_ENV", str(HUB6_VENV))) / "bin"
+# What packaging/systemd's hostd.service and hostd-hub.service set for the processes they start.
+UNIT_ENV = {"MALLOC_ARENA_MAX": "2"}
 
 # The same JupyterLab command in every hostd row (hostd's default [session] cmd) and the raw
 # floor; JupyterHub's rows run jupyterhub-singleuser of the same environment, as they must.
@@ -450,6 +452,7 @@ class Hostd:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [str(HOSTD_BIN / "hostd"), "serve", "--config", str(self.config)],
+                env={**os.environ, **UNIT_ENV},
                 stdout=log,
                 stderr=log,
             )
@@ -641,7 +644,7 @@ class HostdHub:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(self.root)}
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(self.root), **UNIT_ENV}
         argv = ["setpriv", f"--reuid={self.run_as}", f"--regid={self.run_as}", "--init-groups",
                 "--", str(HOSTD_BIN / "hostd-hub"), "--config", str(self.config)]  # fmt: skip
         with self.log.open("ab") as log:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from hostd.api.hub.db import EVENT_RETENTION, HubStore, LoginEvent, utcnow
+from hostd.api.hub.db import EVENT_RETENTION, HubStore, utcnow
 
 
 @pytest.fixture
@@ -135,18 +136,65 @@ def test_tokens_are_kept_hashed_and_can_be_revoked(tmp_path: Path) -> None:
     assert store.token_owner(expired) is None
 
 
-def test_prune_drops_what_is_old(store: HubStore) -> None:
+def test_prune_drops_what_is_old(tmp_path: Path) -> None:
+    path = tmp_path / "hub.sqlite"
+    store = HubStore.open(f"sqlite:///{path}")
     store.record_login("alice", ok=True)
     store.create_session("alice", uid=5000, lifetime=timedelta(seconds=-1))
     store.record_spawn("alice", action="start", by="alice", outcome="ready")
     store.record_login("old", ok=False)
-    with store._session() as db:  # an event from long ago
-        event = db.get(LoginEvent, 2)
-        assert event is not None
-        event.at = utcnow() - EVENT_RETENTION - timedelta(days=1)
-        db.add(event)
-        db.commit()
+    long_ago = utcnow() - EVENT_RETENTION - timedelta(days=1)
+    with sqlite3.connect(path) as db:  # an event from long ago, as the file keeps datetimes
+        db.execute(
+            "UPDATE login_events SET at = ? WHERE id = 2", (f"{long_ago:%Y-%m-%d %H:%M:%S.%f}",)
+        )
     store.prune()
     assert store.login_events("old") == []
     assert len(store.login_events("alice")) == 1
     assert [e.outcome for e in store.spawn_events("alice")] == ["ready"]
+
+
+# tests/api/hub/data/hub-sqlmodel.sqlite: made by the sqlmodel version of this module (the
+# release before issue 17), its events then dated 2099 so that the 90-day prune keeps them.
+OLD_FILE = Path(__file__).parent / "data" / "hub-sqlmodel.sqlite"
+OLD_SESSION = "r-eAPOKKl_cOjD2RD9FmeqeqAoSef0Sc9nVh8w9Iajw"
+OLD_TOKEN = "Qfs1EJpZj_LzCqrCc_Tu-OIp_9pfUAsYfXXh2UFoC1U"
+
+
+def test_a_file_of_the_sqlmodel_version_keeps_working(tmp_path: Path) -> None:
+    path = tmp_path / "hub.sqlite"
+    shutil.copy(OLD_FILE, path)
+    store = HubStore.open(f"sqlite:///{path}")
+    try:
+        assert store.legacy_rows_removed == 0
+        assert [(u.name, u.admin) for u in store.users()] == [("alice", True), ("bob", False)]
+        alice = store.user("alice")
+        assert alice is not None and alice.last_activity == datetime(2026, 11, 30, 12, 0, 0, 250000)
+        owner = store.session_owner(OLD_SESSION)
+        assert owner is not None and (owner.user, owner.admin, owner.uid) == ("alice", True, 5001)
+        owner = store.token_owner(OLD_TOKEN)
+        assert owner is not None and (owner.user, owner.uid) == ("bob", 5002)
+        assert [(t.id, t.note) for t in store.tokens("bob")] == [(1, "ci")]
+        events = store.login_events("mallory")
+        assert [(e.ok, e.code, e.remote) for e in events] == [(False, "login-failed", "10.0.0.9")]
+        spawns = store.spawn_events("alice")
+        assert [(e.action, e.by, e.message) for e in spawns] == [
+            ("stop", "carol", "bye"),
+            ("start", "alice", None),
+        ]
+        # and it writes on after them: new rows, new ids, the old rows untouched
+        store.record_login("alice", ok=True, admin=False)
+        token, row = store.create_token("alice", uid=5001, lifetime=timedelta(days=1))
+        assert row.id == 2 and store.token_owner(token) is not None
+        assert store.session_owner(OLD_SESSION) is not None
+    finally:
+        store.close()
+
+
+def test_only_sqlite_urls_are_taken(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="only sqlite databases are supported"):
+        HubStore.open("postgresql://hub@localhost/hub")
+    store = HubStore.open("sqlite://")  # in memory
+    store.record_login("alice", ok=True)
+    assert store.user("alice") is not None
+    store.close()
