@@ -77,6 +77,7 @@ _TABLES: Final = (
 	cpu_limit FLOAT,
 	started_by_uid INTEGER,
 	profile VARCHAR,
+	profile_slug VARCHAR,
 	PRIMARY KEY (id)
 )""",
     """CREATE TABLE IF NOT EXISTS maintenance (
@@ -109,6 +110,7 @@ _SESSION_COLUMNS: Final = {
     "cpu_limit": "FLOAT",
     "started_by_uid": "INTEGER",
     "profile": "VARCHAR",
+    "profile_slug": "VARCHAR",
 }
 _DATETIMES: Final = frozenset({"started_at", "ended_at", "drain_at"})
 _SESSION_FIELDS: Final = tuple(f.name for f in fields(SessionRecord))

@@ -7,7 +7,7 @@ import pytest
 from hostd.config import DEFAULT_SESSION_CMD, ProfileList, parse_config
 from hostd.config.profile_list import ProfileChoice, apply_choice
 from hostd.units import SessionPolicy
-from hostd.units.errors import InvalidInput, UnknownProfile
+from hostd.units.errors import UnknownProfile
 from tests.hostd.config.samples import problems_of
 
 GIB = 1024**3
