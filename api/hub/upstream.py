@@ -61,6 +61,7 @@ class _Connection(asyncio.Protocol):
         self.chunks: collections.deque[bytes] = collections.deque()
         self.buffered = 0
         self.complete = False
+        self.keep_alive = False
         self.error: BaseException | None = None
         self._wake: asyncio.Future[None] | None = None
         self._paused = False
@@ -116,6 +117,8 @@ class _Connection(asyncio.Protocol):
             self.headers = []  # (101, never asked for, fails as an upgrade the parser refuses)
             return
         self.status = status
+        # Asked here: once the message is complete, llhttp has cleared what it reads this from.
+        self.keep_alive = self.parser.should_keep_alive()
         if self.head_only:  # an answer to HEAD has no body, whatever its Content-Length says
             self.complete = True
             self.lost = True  # llhttp would wait for that body: not reusable
@@ -188,7 +191,7 @@ class _Connection(asyncio.Protocol):
                 self._wake = None
 
     def reusable(self) -> bool:
-        return self.complete and not self.lost and self.parser.should_keep_alive()
+        return self.complete and self.keep_alive and not self.lost
 
     def close(self) -> None:
         self.lost = True
