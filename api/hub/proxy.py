@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote, unquote
 
-import httpx
 import websockets
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection, Request
@@ -34,16 +33,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
 
 from hostd.api.hub.identity import Identity, Sessions, hub_cookie_names
-from hostd.api.hub.routes import (
-    PEER_UID,
-    UPSTREAM_SOCKET,
-    UPSTREAM_TIMEOUT,
-    Activity,
-    Route,
-    Routes,
-    checked_socket,
-)
+from hostd.api.hub.routes import Activity, Route, Routes, checked_socket
 from hostd.api.hub.security import cross_site
+from hostd.api.hub.upstream import Answer, UpstreamError, Upstreams
 from hostd.units import validate_username
 from hostd.units.errors import HostdError, InvalidName
 
@@ -179,7 +171,7 @@ class UserProxy:
         sessions: Sessions,
         routes: Routes,
         activity: Activity,
-        http: Callable[[], httpx.AsyncBaseTransport],
+        http: Callable[[], Upstreams],
         admin_access: bool,
         not_running: Callable[[Request, Identity, str], Awaitable[Response]],
         identify: Callable[[HTTPConnection], Awaitable[Identity | None]] | None = None,
@@ -287,26 +279,20 @@ class UserProxy:
         self, scope: Scope, receive: Receive, send: Send, user: str, route: Route
     ) -> None:
         headers = Headers(scope=scope)
-        has_body = "transfer-encoding" in headers or headers.get("content-length", "0") != "0"
-        content = _request_body(receive) if has_body else None
-        request = httpx.Request(
-            scope["method"],
-            route.http_origin
-            + (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
-            + _query(scope),
-            headers=_request_headers(scope, route, _DROPPED_REQUEST),
-            content=content,
-            # PEER_UID: the connection must end at this route's user's server (routes.py);
-            # UPSTREAM_SOCKET: over its Unix socket, when it has one.
-            extensions={
-                "timeout": UPSTREAM_TIMEOUT.as_dict(),
-                PEER_UID: route.uid,
-                UPSTREAM_SOCKET: route.socket,
-            },
-        )
+        chunked = "transfer-encoding" in headers
+        has_body = chunked or headers.get("content-length", "0") != "0"
+        target = (scope.get("raw_path") or scope["path"].encode()) + _query(scope).encode("latin-1")
         try:
-            upstream = await self.http().handle_async_request(request)
-        except httpx.TransportError as exc:
+            # The connection must end at this route's user's server (hostd.api.hub.upstream).
+            upstream = await self.http().request(
+                route,
+                scope["method"],
+                target,
+                _request_headers(scope, route, _DROPPED_REQUEST),
+                _request_body(receive) if has_body else None,
+                sized=has_body and not chunked,
+            )
+        except UpstreamError as exc:
             self.routes.forget(user)
             log.info("%s's server did not answer %s: %r", user, scope["path"], exc)
             message = f"{user}'s server did not answer; try again"
@@ -321,10 +307,10 @@ class UserProxy:
             await failed(scope, receive, send)
             return
         try:
-            answer_headers = _response_headers(upstream.headers.raw, route)
-            length = upstream.headers.get("content-length", "")
+            answer_headers = _response_headers(upstream.headers, route)
+            length = _content_length(upstream.headers)
             if not (length.isdigit() and int(length) <= BUFFERED_BODY_MAX_BYTES):
-                response = StreamingResponse(_upstream_body(upstream, user), upstream.status_code)
+                response = StreamingResponse(_upstream_body(upstream, user), upstream.status)
                 response.raw_headers = answer_headers
                 await response(scope, receive, send)
                 return
@@ -332,17 +318,16 @@ class UserProxy:
             # two writes, without a streaming response's task group (measured: a third of the
             # proxy's CPU per small request); and a server that breaks off is a clean 502.
             try:
-                body = b"".join([chunk async for chunk in upstream.aiter_raw()])
-            except httpx.TransportError as exc:
+                body = await upstream.read()
+            except UpstreamError as exc:
                 log.info("%s's server broke off a response: %r", user, exc)
                 await _json(502, f"{user}'s server broke off its answer")(scope, receive, send)
                 return
-            status = upstream.status_code
-            start = {"type": "http.response.start", "status": status, "headers": answer_headers}
-            await send(start)
+            start = {"type": "http.response.start", "status": upstream.status}
+            await send({**start, "headers": answer_headers})
             await send({"type": "http.response.body", "body": body})
         finally:
-            await upstream.aclose()
+            upstream.close()
 
     # -- WebSocket ---------------------------------------------------------------------
 
@@ -498,11 +483,18 @@ async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
             return
 
 
-async def _upstream_body(upstream: httpx.Response, user: str) -> AsyncIterator[bytes]:
+def _content_length(headers: list[tuple[bytes, bytes]]) -> str:
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            return value.decode("latin-1").strip()
+    return ""
+
+
+async def _upstream_body(upstream: Answer, user: str) -> AsyncIterator[bytes]:
     try:
-        async for chunk in upstream.aiter_raw():
+        async for chunk in upstream.body():
             yield chunk
-    except httpx.TransportError as exc:
+    except UpstreamError as exc:
         log.info("%s's server broke off a response: %r", user, exc)
         raise
 

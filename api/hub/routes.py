@@ -12,9 +12,9 @@ byte is sent (hostd.api.hub.peer): the server end must be owned by the account o
 whose route is used (the route's own uid). A port on 127.0.0.1 is anyone's to bind once the
 session that had it is gone, and the hub sends the session's token with every request. Nothing
 is keyed by port alone: two routes may name one port (one of them stale), so connections are
-pooled per (uid, host, port, socket) and each pool checks against its own uid.
-``upstream_transport`` is the proxy's one pooled HTTP transport, with that check built into its
-connection pool; ``checked_socket`` does the same for a WebSocket. ``Activity`` reports
+pooled per (uid, host, port, socket) and each pool checks against its own uid
+(hostd.api.hub.upstream, the proxy's HTTP client); ``checked_socket`` does the same for a
+WebSocket. ``Activity`` reports
 users' activity to the daemon at most once per interval.
 """
 
@@ -24,15 +24,11 @@ import asyncio
 import logging
 import pwd
 import socket
-import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 from urllib.parse import unquote, urlsplit
-
-import httpcore
-import httpx
 
 from hostd.api.client import HostdClient
 from hostd.api.hub.db import HubStore
@@ -40,19 +36,15 @@ from hostd.api.hub.peer import WrongPeer, peer_uid
 from hostd.units.errors import HostdError, SessionNotFound
 
 __all__ = [
-    "PEER_UID",
     "REVALIDATE_S",
     "ROUTE_TTL_S",
     "SOCKET_ORIGIN",
-    "UPSTREAM_SOCKET",
-    "UPSTREAM_TIMEOUT",
     "Activity",
     "Route",
     "Routes",
     "account_uid",
     "check_peer",
     "checked_socket",
-    "upstream_transport",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,14 +53,9 @@ ROUTE_TTL_S: Final = 60.0
 # A route older than this is checked against the daemon (in the background) at its next use:
 # a session that ended, or started again, outside the hub is noticed within seconds.
 REVALIDATE_S: Final = 5.0
-# The request extension that carries the uid the upstream's socket must belong to.
-PEER_UID: Final = "hostd_peer_uid"
-# The request extension that carries the path of the upstream's Unix socket (None: TCP).
-UPSTREAM_SOCKET: Final = "hostd_upstream_socket"
 SOCKET_ORIGIN: Final = "http://localhost"
 UNIX_SCHEME: Final = "http+unix"
 NEGATIVE_TTL_S: Final = 2.0  # a stopped server is asked about at most this often
-UPSTREAM_TIMEOUT: Final = httpx.Timeout(10.0, read=300.0, write=60.0)
 CONNECT_TIMEOUT_S: Final = 10.0
 
 
@@ -226,112 +213,6 @@ def check_peer(sock: socket.socket, expected_uid: int | None) -> None:
         )
 
 
-class _CheckedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network backend, checking each new connection's peer before it is used:
-    the server's socket must belong to ``expected_uid``, the uid of the route's user."""
-
-    def __init__(self, expected_uid: int) -> None:
-        self.expected_uid = expected_uid
-        self.inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        stream = await self.inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        try:
-            # In a thread: the kernel takes milliseconds to print the socket table
-            # (hostd.api.hub.peer), and the event loop serves every other request meanwhile.
-            sock = stream.get_extra_info("socket")
-            await asyncio.to_thread(check_peer, sock, self.expected_uid)
-        except OSError as exc:
-            await stream.aclose()
-            raise httpcore.ConnectError(str(exc)) from exc
-        return stream
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        stream = await self.inner.connect_unix_socket(path, timeout, socket_options)
-        try:
-            # SO_PEERCRED: one system call, on the event loop.
-            check_peer(stream.get_extra_info("socket"), self.expected_uid)
-        except OSError as exc:
-            await stream.aclose()
-            raise httpcore.ConnectError(str(exc)) from exc
-        return stream
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
-
-
-class _CheckedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport over a pool whose connections are checked (_CheckedBackend)."""
-
-    def __init__(
-        self,
-        expected_uid: int,
-        limits: httpx.Limits,
-        tls: ssl.SSLContext | None = None,
-        uds: str | None = None,
-    ) -> None:
-        super().__init__(limits=limits, trust_env=False, verify=tls or True)
-        # httpx takes no network backend; the httpcore pool under it does. With uds, every
-        # connection of the pool goes to that Unix socket, whatever the request's URL.
-        self._pool = httpcore.AsyncConnectionPool(
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            uds=uds,
-            network_backend=_CheckedBackend(expected_uid),
-        )
-
-
-class _PoolPerServer(httpx.AsyncBaseTransport):
-    """A checked pool (_CheckedTransport) for each user's server, made on first use.
-
-    One pool for all servers was slow: httpcore matches every waiting request against every
-    connection in its pool, each time one is freed, so with 100 users' servers the proxy spent
-    its time in that scan (measured: half its CPU, a p50 of a second at 50 requests at once).
-    Fewer kept-alive connections than servers was no better: a new connection, and a peer
-    check, for almost every request. A pool per server keeps both small.
-
-    A pool is per (uid, host, port, Unix socket), the uid the request's route names (its
-    PEER_UID extension) and the socket its UPSTREAM_SOCKET extension names: a connection
-    checked for one user's server is never handed to a request on another user's route that
-    names the same port (a stale one, after the port changed hands).
-    """
-
-    def __init__(self, limits: httpx.Limits) -> None:
-        self.limits = limits
-        # One for all: httpx loads the CA bundle for each transport it makes (0.1 s, measured).
-        self.tls = ssl.create_default_context()
-        self._pools: dict[tuple[int, str, int | None, str | None], _CheckedTransport] = {}
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        expected_uid = request.extensions.get(PEER_UID)
-        if not isinstance(expected_uid, int):  # a request without a route: nowhere to send it
-            raise httpx.ConnectError("no uid to check the server against", request=request)
-        uds = request.extensions.get(UPSTREAM_SOCKET)
-        if uds is not None and not isinstance(uds, str):
-            raise httpx.ConnectError("the upstream socket is not a path", request=request)
-        server = (expected_uid, request.url.host, request.url.port, uds)
-        pool = self._pools.get(server)
-        if pool is None:
-            pool = _CheckedTransport(expected_uid, self.limits, self.tls, uds)
-            self._pools[server] = pool
-        return await pool.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        pools, self._pools = list(self._pools.values()), {}
-        for pool in pools:
-            await pool.aclose()
-
-
 class Activity:
     """Reports users' activity to the daemon (its idle clock), at most once per interval."""
 
@@ -369,16 +250,6 @@ class Activity:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def upstream_transport() -> httpx.AsyncBaseTransport:
-    """The one transport for every forwarded request: pooled keep-alive connections, a pool
-    per user's server (_PoolPerServer), each connection checked once, when made, to end at the
-    server of the route's user (the request's PEER_UID extension). A transport, not a client:
-    a client keeps a cookie jar, and one jar for every user would carry the cookies alice's
-    server set to bob's server."""
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)  # per server
-    return _PoolPerServer(limits)
 
 
 async def checked_socket(route: Route) -> socket.socket:

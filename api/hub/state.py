@@ -13,7 +13,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
-import httpx
 from starlette.templating import Jinja2Templates
 
 from hostd.api.client import HostdClient
@@ -22,9 +21,10 @@ from hostd.api.hub.identity import Sessions
 from hostd.api.hub.metrics import HubMetrics
 from hostd.api.hub.notices import Notices
 from hostd.api.hub.present import cpus, cpus_used, meter_level, meter_words, without_own_timestamp
-from hostd.api.hub.routes import Activity, Routes, upstream_transport
+from hostd.api.hub.routes import Activity, Routes
 from hostd.api.hub.servers import Servers
 from hostd.api.hub.settings import HubConfig
+from hostd.api.hub.upstream import Upstreams
 from hostd.units.choices import describe_limits
 from hostd.units.failures import describe_oom_kills
 from hostd.units.sizes import format_size
@@ -77,12 +77,12 @@ class Hub:
     notices: Notices
     metrics: HubMetrics = field(default_factory=HubMetrics)
     templates: Jinja2Templates = field(default_factory=_templates)
-    upstream: httpx.AsyncBaseTransport | None = None
+    upstream: Upstreams | None = None
 
-    def http(self) -> httpx.AsyncBaseTransport:
-        """The pooled transport for the proxy, made on first use (not in a constructor)."""
+    def http(self) -> Upstreams:
+        """The proxy's pooled client to the servers, made on first use (not in a constructor)."""
         if self.upstream is None:
-            self.upstream = upstream_transport()
+            self.upstream = Upstreams()
         return self.upstream
 
     async def aclose(self) -> None:

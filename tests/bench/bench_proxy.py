@@ -1,7 +1,10 @@
 """Issue 8 §3: the hub's proxy against direct to the server and configurable-http-proxy (npm)
 in front of the same server, with the same client.
 
-The server is one real JupyterLab session, started through hostd-hub. HTTP: wrk (Debian's),
+The server is one real JupyterLab session on a Unix socket, as hostd's default command starts
+it (issue 13): the hub and configurable-http-proxy (an ``http+unix://`` target, which CHP 5
+supports) both forward to that socket. wrk speaks TCP only, so "direct" is a second user's
+JupyterLab, the same command on a loopback port: the server's own time. HTTP: wrk (Debian's),
 once loaded (2 threads, 16 connections: requests/s) and once one request at a time (1
 connection: p50/p99, the latency a proxy adds). Small body: ``GET .../api`` (about 20 bytes);
 1 MB: ``GET .../files/big.bin``. WebSocket: one kernel's channels, 16 kernel_info requests in
@@ -87,39 +90,48 @@ async def ws_rate(url: str, header: tuple[str, str], seconds: float) -> dict[str
     return {"messages_per_s": received / span, "round_trips_per_s": replies / span}
 
 
+def _start(hostd: Any, user: str, command: str | None) -> tuple[str, str]:
+    """(the session's URL, its Jupyter token header), started through hostd's API."""
+    body = {"command": command} if command else {}
+    status, view = hostd.api("POST", f"/v1/sessions/{user}?wait=true", body)
+    if status not in (200, 201):
+        raise RuntimeError(f"the proxy rows' server did not start: {status} {view}")
+    status, token = hostd.api("GET", f"/v1/sessions/{user}/token")
+    if status != 200:
+        raise RuntimeError(f"hostd gave no Jupyter token: {status} {token}")
+    big = Path(f"/home/{user}/big.bin")
+    big.write_bytes(b"x" * BIG)
+    shutil.chown(big, user, user)
+    return str(view["url"]).rstrip("/"), f"Authorization: token {token['token']}"
+
+
 class ProxySetup:
-    """One JupyterLab through hostd-hub; configurable-http-proxy in front of the same one."""
+    """One JupyterLab on a Unix socket, through hostd-hub and through configurable-http-proxy;
+    a second user's on a loopback port, asked directly."""
 
     def __init__(self, ctx: Context) -> None:
         self.driver = ctx.our_hub()
         self.hub = self.driver.hub
-        hostd = ctx.hostd()
+        self.hostd = ctx.hostd()
         self.user = ctx.users.make("px")
+        self.direct_user = ctx.users.make("pd")
         self.driver.prepare(self.user)
-        spawned = self.driver.spawn(self.user)
-        if not spawned.ok:
-            raise RuntimeError(f"the proxy rows' server did not start: {spawned.reason}")
-        status, view = hostd.api("GET", f"/v1/sessions/{self.user}")
-        self.direct = str(view["url"]).rstrip("/")
-        port = int(self.direct.split(":")[2].split("/")[0])
-        status, token = hostd.api("GET", f"/v1/sessions/{self.user}/token")
-        if status != 200:
-            raise RuntimeError(f"hostd gave no Jupyter token: {status} {token}")
-        self.jupyter_header = f"Authorization: token {token['token']}"
+        origin, self.jupyter_header = _start(self.hostd, self.user, "socket")
+        if not origin.startswith("http+unix://"):
+            raise RuntimeError(f"the proxy rows' server is not on a Unix socket: {origin}")
+        socket_origin = origin.split("/user/", 1)[0]  # http+unix://<path, percent-encoded>
+        self.direct, direct_header = _start(self.hostd, self.direct_user, None)
         self.hub_header = f"Authorization: token {self.hub.tokens[self.user]}"
-        big = Path(f"/home/{self.user}/big.bin")
-        big.write_bytes(b"x" * BIG)
-        shutil.chown(big, self.user, self.user)
         self.chp_port = free_port()
         self.chp = subprocess.Popen(
             [str(CHP), "--ip", "127.0.0.1", "--port", str(self.chp_port),
              "--api-ip", "127.0.0.1", "--api-port", str(free_port()),
-             "--default-target", f"http://127.0.0.1:{port}", "--log-level", "warn"],
+             "--default-target", socket_origin, "--log-level", "warn"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         base = f"/user/{self.user}"
         self.targets = {
-            "direct": (self.direct, self.jupyter_header),
+            "direct": (self.direct, direct_header),
             "configurable-http-proxy": (
                 f"http://127.0.0.1:{self.chp_port}{base}",
                 self.jupyter_header,
@@ -141,8 +153,9 @@ class ProxySetup:
         self.chp.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.chp.wait(timeout=10)
-        with contextlib.suppress(Exception):
-            self.driver.stop(self.user)
+        for user in (self.user, self.direct_user):
+            with contextlib.suppress(Exception):
+                self.hostd.api("DELETE", f"/v1/sessions/{user}")
 
 
 def proxy_phase(ctx: Context) -> dict[str, Result]:
@@ -173,20 +186,20 @@ def proxy_phase(ctx: Context) -> dict[str, Result]:
 
 
 def _ws(ctx: Context, setup: ProxySetup, seconds: int) -> Result:
-    key, value = setup.jupyter_header.split(": ", 1)
-    status, body = http(f"{setup.direct}/api/kernels", "POST", body={}, headers={key: value})
-    if status != 201:
-        return Result.error(f"no kernel: {status} {body[:200]!r}")
-    kernel = json.loads(body)["id"]
+    """A kernel of its own per target (made and ended through that target)."""
     measured: dict[str, Any] = {}
-    try:
-        for name, (url, header) in setup.targets.items():
+    for name, (url, header) in setup.targets.items():
+        hkey, hvalue = header.split(": ", 1)
+        status, body = http(f"{url}/api/kernels", "POST", body={}, headers={hkey: hvalue})
+        if status != 201:
+            return Result.error(f"no kernel through {name}: {status} {body[:200]!r}")
+        kernel = json.loads(body)["id"]
+        try:
             ws_url = "ws" + url.removeprefix("http") + f"/api/kernels/{kernel}/channels"
-            hkey, hvalue = header.split(": ", 1)
             measured[name] = asyncio.run(ws_rate(ws_url, (hkey, hvalue), seconds))
             ctx.log(f"  proxy ws {name}: {measured[name]}")
-    finally:
-        http(f"{setup.direct}/api/kernels/{kernel}", "DELETE", headers={key: value})
+        finally:
+            http(f"{url}/api/kernels/{kernel}", "DELETE", headers={hkey: hvalue})
     return Result(samples=[], unit="msg/s", extra=measured)
 
 

@@ -31,6 +31,7 @@ from tests.bench.env import (
     JupyterHub,
     Users,
     lab_argv,
+    lab_socket_argv,
     sh,
     stop_units,
 )
@@ -124,6 +125,8 @@ class Context:
         WORK.mkdir(parents=True, exist_ok=True)
         WORK.chmod(0o755)
         sh("groupadd", "-f", "hostd")
+        # Sessions on Unix sockets (the proxy rows'): the hub reaches them through this group.
+        sh("groupadd", "-f", "--system", "hostd-proxy")
         SESSION_EXEC.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(TOP / "packaging" / "hostd-session-exec", SESSION_EXEC)
         SESSION_EXEC.chmod(0o755)
@@ -143,6 +146,7 @@ class Context:
             session = {**SEED_POLICY, "unit_extra_properties": {"RuntimeDirectoryPreserve": "no"}}
             commands = {
                 "tiny": TINY,
+                "socket": lab_socket_argv(),  # the proxy rows' server (bench_proxy)
                 "pip": lab_argv("{PORT}", "{BASE_URL}", pip=True),
                 "singleuser": [str(SESSION_EXEC), SINGLEUSER, "--ip=127.0.0.1", "--port={PORT}"],
             }
@@ -225,7 +229,8 @@ class Context:
                 shutil.copy(TOP / "packaging" / "pam.d" / "hostd", pam)
             sh("systemctl", "start", "systemd-user-sessions.service", check=False)  # no nologin
             name = "hostd-hub-bench"
-            sh("useradd", "--system", "--user-group", "--groups", "hostd", "--no-create-home",
+            sh("useradd", "--system", "--user-group", "--groups", "hostd,hostd-proxy",
+               "--no-create-home",
                "--home-dir", str(WORK / "hub-c"), "--shell", "/usr/sbin/nologin", name,
                check=False)  # fmt: skip
             return HostdHub(WORK / "hub-c", hostd, name)

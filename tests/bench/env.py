@@ -52,6 +52,12 @@ def lab_argv(port: int | str, base_url: str, *, pip: bool = False) -> list[str]:
             f"--ServerApp.base_url={base_url}"]  # fmt: skip
 
 
+def lab_socket_argv() -> list[str]:
+    """JupyterLab on a Unix socket, as hostd's default [session] cmd starts it (issue 13)."""
+    return [LAB, "lab", "--no-browser", "--ServerApp.sock={SOCKET}",
+            "--ServerApp.sock_mode=0660", "--ServerApp.base_url={BASE_URL}"]  # fmt: skip
+
+
 TINY = ["/usr/bin/python3", "-m", "http.server", "--bind", "127.0.0.1", "{PORT}"]
 
 # Seed 002: what a site configures systemdspawner with (mem_limit 2G, cpu_limit 1.0, a private

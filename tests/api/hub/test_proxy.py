@@ -235,7 +235,9 @@ async def test_a_change_from_another_site_is_refused_whatever_the_methods_case(
     hub: HubUnderTest, method: str
 ) -> None:
     # tornado (jupyter_server) serves "post" as POST: a method in another case, or one the
-    # hub does not know, must not slip past the cross-site check.
+    # hub does not know, must not slip past the cross-site check. The hub's server parses
+    # with llhttp (httptools), which refuses a known method in another case outright (400,
+    # before the app); one it does not know the case of (PROPFIND) reaches the check (403).
     hub.fake.add_session("alice")
     async with logged_in(hub, "alice") as client:
         cookie = client.cookies[SESSION_COOKIE]
@@ -245,7 +247,9 @@ async def test_a_change_from_another_site_is_refused_whatever_the_methods_case(
         f"\r\nOrigin: http://evil.example\r\nCookie: {SESSION_COOKIE}={cookie}\r\n"
         "Content-Length: 0\r\nConnection: close\r\n\r\n".encode(),
     )
-    assert answer.startswith(b"HTTP/1.1 403 "), answer[:200]
+    refused = b"HTTP/1.1 403 " if method.isupper() else b"HTTP/1.1 400 "
+    assert answer.startswith(refused), answer[:200]
+    assert hub.upstream_seen == []
 
 
 async def test_paths_without_a_server_or_with_a_bad_name(hub: HubUnderTest) -> None:
