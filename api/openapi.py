@@ -238,7 +238,14 @@ def _schemas() -> dict[str, Any]:
             "additionalProperties": False,
             "properties": {
                 "user": {"type": "string"},
-                "unit": {"type": "string", "description": "jupyter-<user>.service"},
+                "server": {
+                    "type": "string",
+                    "description": "A named server's name; absent for the default server.",
+                },
+                "unit": {
+                    "type": "string",
+                    "description": "jupyter-<user>.service; jupyter-<user>:<server>.service",
+                },
                 "state": {
                     "type": "string",
                     "enum": ["starting", "running", "stopping", "stopped", "failed"],

@@ -41,6 +41,7 @@ from hostd.units.errors import (
     HostdError,
     InvalidInput,
     InvalidOption,
+    InvalidServerName,
     LockedOut,
     LoginFailed,
     PermissionDenied,
@@ -48,6 +49,7 @@ from hostd.units.errors import (
     SessionNotFound,
     SpawnFailed,
     SystemdUnavailable,
+    TooManyServers,
     UnknownUser,
     UserRefused,
 )
@@ -184,6 +186,8 @@ STATUS_BY_ERROR: Final[Mapping[type[HostdError], int]] = MappingProxyType(
         UnknownUser: 404,
         SessionNotFound: 404,
         SessionConflict: 409,
+        InvalidServerName: 422,  # named servers: a name outside hostd.units.servers' rule
+        TooManyServers: 409,  # named servers: [session] named_server_limit reached (or 0)
         CapacityExceeded: 429,  # with Retry-After (RFC 9110 §10.2.3)
         Draining: 503,  # the host is (about to be) down for maintenance; with Retry-After
         SpawnFailed: 502,

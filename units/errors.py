@@ -45,6 +45,7 @@ __all__ = [
     "InvalidName",
     "InvalidOption",
     "InvalidPath",
+    "InvalidServerName",
     "InvalidSize",
     "LockedOut",
     "LoginFailed",
@@ -53,6 +54,7 @@ __all__ = [
     "SessionNotFound",
     "SpawnFailed",
     "SystemdUnavailable",
+    "TooManyServers",
     "UnknownDirective",
     "UnknownUser",
     "UserRefused",
@@ -86,6 +88,12 @@ class InvalidName(InvalidInput):
     """Raised for a user name (or unit name) that fails validation."""
 
     code = "invalid-name"
+
+
+class InvalidServerName(InvalidName):
+    """Raised for a server name (named servers) that fails validation."""
+
+    code = "invalid-server-name"
 
 
 class InvalidPath(InvalidInput):
@@ -160,6 +168,13 @@ class SessionConflict(HostdError):
     """Raised when a session is in a state that forbids the request (e.g. stopping)."""
 
     code = "conflict"
+
+
+class TooManyServers(HostdError):
+    """Raised when a user who runs [session] named_server_limit named servers (or may run
+    none: named servers off) asks for one more."""
+
+    code = "too-many-servers"
 
 
 class CapacityExceeded(HostdError):

@@ -122,10 +122,14 @@ class SessionView:
     # When an idle session will be culled, once it is within [capacity] idle_warning of it;
     # activity before then clears it (and the cull).
     cull_at: datetime | None = None
+    # Named servers: the server's name; "" the default server (then absent from to_dict, so
+    # a default server's JSON is what it always was).
+    server: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "user": self.user,
+            **({"server": self.server} if self.server else {}),
             "unit": self.unit,
             "state": self.state,
             "result": self.result,
@@ -165,6 +169,7 @@ class SessionView:
             reason=data.get("reason"),
             profile=data.get("profile"),
             cull_at=None if cull_at is None else datetime.fromisoformat(cull_at),
+            server=data.get("server", ""),
         )
 
 

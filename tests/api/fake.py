@@ -202,8 +202,10 @@ class FakeSessionService:
         wait: bool = True,
         command: str | None = None,
         secrets: Mapping[str, str] | None = None,
+        server: str = "",
     ) -> StartOutcome:
         self.calls.append(("start", user, request, caller, wait))
+        self.server = server
         self.extras = (command, dict(secrets or {}))
         self._check("start")
         self.check_drain()
