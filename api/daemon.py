@@ -258,6 +258,8 @@ class _Endpoints:
     async def _start(self, request: Request, user: str, server: str) -> Response:
         wait = query_bool("wait", _query(request, "wait"), default=True)
         session_request, command, secrets = start_from_body(await _json_object(request))
+        # server only for a named one: a default start is the call it always was.
+        named = {"server": server} if server else {}
         outcome = await self.service.start(
             user,
             session_request,
@@ -265,7 +267,7 @@ class _Endpoints:
             wait=wait,
             command=command,
             secrets=secrets,
-            server=server,
+            **named,
         )
         return JSONResponse(outcome.session.to_dict(), status_code=201 if outcome.created else 200)
 

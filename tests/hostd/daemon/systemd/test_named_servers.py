@@ -146,7 +146,9 @@ def test_a_restarted_daemon_finds_every_server_and_the_last_stop_leaves_nothing(
     d.start()
     status, body = d.api("GET", "/v1/sessions")
     assert status == 200
-    mine = sorted((s["user"], s.get("server", ""), s["state"]) for s in body["sessions"])
+    mine = sorted(
+        (s["user"], s.get("server", ""), s["state"]) for s in body["sessions"] if s["user"] == user
+    )
     assert mine == [(user, "", "running"), (user, "lab", "running")]
     status, view = d.api("GET", f"/v1/sessions/{user}?server=lab")
     assert (status, view["url"]) == (200, lab["url"])
