@@ -547,6 +547,11 @@ def _schemas() -> dict[str, Any]:
                 "cpu_limit": {"type": ["number", "null"], "description": "Cores."},
                 "max_mem_limit_bytes": {"type": ["integer", "null"], "minimum": 1},
                 "max_cpu_limit": {"type": ["number", "null"], "description": "Cores."},
+                "named_server_limit": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Named servers a user may run besides the default; 0: none.",
+                },
             },
         ),
         "Health": {

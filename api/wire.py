@@ -545,6 +545,7 @@ def policy_to_dict(policy: PolicyView) -> dict[str, Any]:
         "cpu_limit": policy.cpu_limit,
         "max_mem_limit_bytes": policy.max_mem_limit_bytes,
         "max_cpu_limit": policy.max_cpu_limit,
+        "named_server_limit": policy.named_server_limit,
     }
 
 
@@ -669,4 +670,6 @@ def policy_from_dict(data: object) -> PolicyView:
         cpu_limit=optional_float(data, "cpu_limit"),
         max_mem_limit_bytes=optional_int(data, "max_mem_limit_bytes"),
         max_cpu_limit=optional_float(data, "max_cpu_limit"),
+        # Absent from a daemon older than named servers: none.
+        named_server_limit=optional_int(data, "named_server_limit") or 0,
     )

@@ -365,6 +365,8 @@ class PolicyView:
     cpu_limit: float | None
     max_mem_limit_bytes: int | None
     max_cpu_limit: float | None
+    # [session] named_server_limit: how many named servers a user may run (0: none).
+    named_server_limit: int = 0
 
     @classmethod
     def of(
@@ -390,4 +392,5 @@ class PolicyView:
             cpu_limit=policy.cpu_limit,
             max_mem_limit_bytes=policy.max_mem_limit,
             max_cpu_limit=policy.max_cpu_limit,
+            named_server_limit=policy.named_server_limit,
         )

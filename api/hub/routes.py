@@ -38,6 +38,7 @@ from hostd.api.client import HostdClient
 from hostd.api.hub.db import HubStore
 from hostd.api.hub.peer import WrongPeer, peer_uid
 from hostd.units.errors import HostdError, SessionNotFound
+from hostd.units.servers import split_session_key
 
 __all__ = [
     "PEER_UID",
@@ -101,7 +102,8 @@ def account_uid(user: str) -> int:
 
 
 class Routes:
-    """The route to each running server, cached; one daemon lookup at a time per user."""
+    """The route to each running server, cached; one daemon lookup at a time per server. A
+    server is named by its key: the user name, or user:server for a named server."""
 
     def __init__(
         self,
@@ -148,7 +150,8 @@ class Routes:
 
     async def _check(self, user: str, route: Route) -> None:
         try:
-            view = await self.daemon.get(user)
+            name, named = _named(user)
+            view = await self.daemon.get(name, **named)
         except SessionNotFound:
             view = None
         except HostdError as exc:  # the daemon is restarting, say: keep the route for now
@@ -173,7 +176,8 @@ class Routes:
     async def _lookup(self, user: str) -> Route | None:
         route: Route | None = None
         try:
-            view = await self.daemon.get(user)
+            name, named = _named(user)
+            view = await self.daemon.get(name, **named)
             if view.state == "running" and view.url:
                 parts = urlsplit(view.url)
                 on_socket = parts.scheme == UNIX_SCHEME
@@ -182,8 +186,8 @@ class Routes:
                     host="localhost" if on_socket else parts.hostname or "127.0.0.1",
                     port=80 if on_socket else parts.port or 80,
                     socket=unquote(parts.netloc) if on_socket else None,
-                    token=await self.daemon.token(user),
-                    uid=await asyncio.to_thread(self.uid_of, user),
+                    token=await self.daemon.token(name, **named),
+                    uid=await asyncio.to_thread(self.uid_of, name),
                     fetched=time.monotonic(),
                     started_at=view.started_at.isoformat() if view.started_at else None,
                 )
@@ -205,6 +209,12 @@ class Routes:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _named(key: str) -> tuple[str, dict[str, str]]:
+    """The daemon's user and server arguments of a route's key (user, or user:server)."""
+    user, server = split_session_key(key)
+    return user, ({"server": server} if server else {})
 
 
 def _origin(url: str | None) -> str | None:

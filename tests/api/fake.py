@@ -53,6 +53,7 @@ from hostd.units.history import (
     UsagePoint,
 )
 from hostd.units.maintenance import Drain, MaintenanceView, check_drain_at, check_message
+from hostd.units.servers import split_session_key
 from hostd.units.values import (
     AccountView,
     AuthResult,
@@ -160,6 +161,7 @@ class FakeSessionService:
             raise Draining(f"{drain.message} (new sessions are refused for maintenance)")
 
     def _known(self, user: str) -> None:
+        user = split_session_key(user)[0]  # a named server's key: user:server
         validate_username(user)
         if user not in self.users:
             raise UnknownUser(f"no account named {user!r}")
