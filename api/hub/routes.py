@@ -38,7 +38,7 @@ from hostd.api.client import HostdClient
 from hostd.api.hub.db import HubStore
 from hostd.api.hub.peer import WrongPeer, peer_uid
 from hostd.units.errors import HostdError, SessionNotFound
-from hostd.units.servers import split_session_key
+from hostd.units.servers import session_key, split_session_key
 
 __all__ = [
     "PEER_UID",
@@ -121,6 +121,33 @@ class Routes:
         self._checked: dict[str, float] = {}
         self._lookups: dict[str, asyncio.Future[Route | None]] = {}
         self._revalidations: dict[str, asyncio.Task[None]] = {}
+        self._named_limit: tuple[int, float] | None = None  # (the policy's, when read)
+
+    async def named_servers_on(self) -> bool:
+        """Whether the daemon's [session] named_server_limit is above 0 (read at most once a
+        ROUTE_TTL_S): only then may /user/<name>/<segment>/ be a named server's."""
+        now = time.monotonic()
+        if self._named_limit is None or now - self._named_limit[1] >= self.ttl_s:
+            try:
+                limit = (await self.daemon.policy()).named_server_limit
+            except HostdError as exc:
+                log.info("could not read the daemon's policy: %s", exc.message)
+                limit = 0 if self._named_limit is None else self._named_limit[0]
+            self._named_limit = (limit, now)
+        return self._named_limit[0] > 0
+
+    async def key_for(self, user: str, rest: bytes) -> str:
+        """Which of ``user``'s servers /user/<user><rest> is for: the named server whose name
+        is rest's first segment when that one runs (as JupyterHub routes /user/<name>/<server>/),
+        else the default server (its key, the user name)."""
+        segment = rest[1:].split(b"/", 1)[0]
+        if not segment or not await self.named_servers_on():
+            return user
+        try:
+            key = session_key(user, segment.decode("ascii"))
+        except (HostdError, UnicodeDecodeError):
+            return user  # not a server name: a path of the default server
+        return key if await self.get(key) is not None else user
 
     async def get(self, user: str) -> Route | None:
         """The route to ``user``'s running server, or None when it is not running."""

@@ -128,7 +128,7 @@ def failure_message(exc: BaseException) -> str:
 
 class Servers:
     """The pending starts and stops, one at most per server. A server is named by its key:
-        the user name for the default server, user:server for a named one."""
+    the user name for the default server, user:server for a named one."""
 
     def __init__(
         self,
@@ -158,6 +158,10 @@ class Servers:
             return await self.daemon.get(name, **named)
         except SessionNotFound:
             return None
+
+    def pending_keys(self) -> list[str]:
+        """The servers with a start or stop pending here (their keys)."""
+        return list(self._pending)
 
     def pending(self, user: str) -> PendingKind | None:
         entry = self._pending.get(user)
