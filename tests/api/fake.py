@@ -53,7 +53,12 @@ from hostd.units.history import (
     UsagePoint,
 )
 from hostd.units.maintenance import Drain, MaintenanceView, check_drain_at, check_message
-from hostd.units.servers import split_session_key
+from hostd.units.servers import (
+    server_base_path,
+    session_key,
+    split_session_key,
+    unit_name_for_key,
+)
 from hostd.units.values import (
     AccountView,
     AuthResult,
@@ -212,15 +217,17 @@ class FakeSessionService:
         self._check("start")
         self.check_drain()
         self._known(user)
+        name, user = user, session_key(user, server)  # from here on, the server's key
         existing = self.sessions.get(user)
         if existing is not None and existing.state in ("starting", "running"):
             return StartOutcome(session=existing, created=False)
         view = SessionView(
-            user=user,
-            unit=unit_name_for(user),
+            user=name,
+            server=server,
+            unit=unit_name_for_key(user),
             state="running" if wait else "starting",
             started_at=STARTED_AT,
-            url=f"{self.start_origin}/user/{user}/",
+            url=f"{self.start_origin}/user/{server_base_path(user)}/",
             limits=Limits(mem_limit_bytes=request.mem_limit, cpu_limit=request.cpu_limit),
         )
         self.sessions[user] = view
