@@ -342,9 +342,11 @@ class HostdClient:
         except (KeyError, TypeError, ValueError):
             raise HostdError("hostd answered without a token") from None
 
-    async def activity(self, user: str) -> None:
+    async def activity(self, user: str, *, server: str = "") -> None:
         """Tell the daemon ``user`` was active just now (restarts the session's idle clock)."""
-        await self._request("POST", f"{self._session_path(user)}/activity")
+        await self._request(
+            "POST", f"{self._session_path(user)}/activity", params=_server_params(server)
+        )
 
     async def authenticate(self, username: str, password: str) -> AuthResult:
         """Check a password with the daemon's PAM: the account's name as the database spells

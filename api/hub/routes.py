@@ -393,13 +393,14 @@ class Activity:
         task.add_done_callback(self._tasks.discard)
 
     async def _report(self, user: str) -> None:
+        name, named = _named(user)  # user: a server's key (user, or user:server)
         try:
-            await self.daemon.activity(user)
+            await self.daemon.activity(name, **named)
         except SessionNotFound:
             self.routes.forget(user)
         except HostdError as exc:
             log.warning("could not report %s's activity: %s", user, exc.message)
-        await asyncio.to_thread(self.store.touch_activity, user)
+        await asyncio.to_thread(self.store.touch_activity, name)
 
     async def aclose(self) -> None:
         tasks = list(self._tasks)
