@@ -116,6 +116,19 @@ _USER_PARAMETER = {
     "schema": {"type": "string"},
 }
 
+# Named servers: every route of one session takes the server's name (absent: the default).
+_SERVER_PARAMETER = {
+    "name": "server",
+    "in": "query",
+    "required": False,
+    "description": (
+        "A named server of the user (1 to 32 of a-z, 0-9, '_', '-'); absent or empty: the "
+        "default server. An invalid name is 422 invalid-server-name; a start over [session] "
+        "named_server_limit is 409 too-many-servers."
+    ),
+    "schema": {"type": "string"},
+}
+
 
 def _boolean_query(name: str, default: bool, description: str) -> dict[str, Any]:
     return {
@@ -575,6 +588,20 @@ def _auth_errors() -> dict[str, Any]:
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the app that hostd.api.daemon.build_daemon_app makes."""
+    return _with_server_parameter(_document())
+
+
+def _with_server_parameter(document: dict[str, Any]) -> dict[str, Any]:
+    """Every operation on one session takes ``?server=`` (named servers)."""
+    for path, item in document["paths"].items():
+        if path.startswith("/v1/sessions/{user}"):
+            for key, operation in item.items():
+                if key != "parameters":
+                    operation["parameters"] = [*operation.get("parameters", []), _SERVER_PARAMETER]
+    return document
+
+
+def _document() -> dict[str, Any]:
     session = _ref("Session")
     return {
         "openapi": "3.1.0",
