@@ -118,10 +118,10 @@ def format_cpu_percent(usage: UsageView | None) -> str:
     return f"{usage.cpu_percent:.0f}%"
 
 
-SERVER_HELP = "a named server of the user (default: the default server)"
+_SERVER_HELP = "a named server of the user (default: the default server)"
 
 
-def session_label(session: SessionView) -> str:
+def _session_label(session: SessionView) -> str:
     """How a session is named in a table: its user, or user:server for a named server (the
     unit's name, jupyter-<user>:<server>.service, between prefix and suffix)."""
     return f"{session.user}:{session.server}" if session.server else session.user
@@ -134,12 +134,12 @@ def session_rows(
     usage = usage or {}
     return [
         (
-            session_label(session),
+            _session_label(session),
             session.state,
             session.unit,
             session.url or NONE,
-            format_memory(usage.get(session_label(session))),
-            format_cpu_percent(usage.get(session_label(session))),
+            format_memory(usage.get(_session_label(session))),
+            format_cpu_percent(usage.get(_session_label(session))),
             format_cpu(session.limits.cpu_limit if session.limits else None),
             format_time(session.started_at),
             session.result or NONE,
@@ -153,10 +153,10 @@ def oom_notes(sessions: Sequence[SessionView], usage: Mapping[str, UsageView]) -
     it outlived (OOMPolicy=continue): "alice: kernel killed: out of memory (2 processes)"."""
     notes = []
     for session in sessions:
-        seen = usage.get(session_label(session))
+        seen = usage.get(_session_label(session))
         note = None if seen is None else describe_oom_kills(seen.oom_kills)
         if note is not None:
-            notes.append(f"{session_label(session)}: {note}")
+            notes.append(f"{_session_label(session)}: {note}")
     return notes
 
 
@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     start = commands.add_parser("start", help="start a user's session")
     start.add_argument("user", metavar="USER")
-    start.add_argument("--server", metavar="NAME", default="", help=SERVER_HELP)
+    start.add_argument("--server", metavar="NAME", default="", help=_SERVER_HELP)
     start.add_argument("--mem", metavar="SIZE", help="memory limit: bytes or 512M, 2G, ...")
     start.add_argument("--cpu", metavar="CORES", type=_cores, help="CPU limit in cores: 1.5")
     start.add_argument(
@@ -286,12 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     stop = commands.add_parser("stop", help="stop a user's session")
     stop.add_argument("user", metavar="USER")
-    stop.add_argument("--server", metavar="NAME", default="", help=SERVER_HELP)
+    stop.add_argument("--server", metavar="NAME", default="", help=_SERVER_HELP)
     stop.add_argument("--json", action="store_true", help="print the API's JSON")
 
     status = commands.add_parser("status", help="show every session, or one user's")
     status.add_argument("user", metavar="USER", nargs="?")
-    status.add_argument("--server", metavar="NAME", default="", help=SERVER_HELP)
+    status.add_argument("--server", metavar="NAME", default="", help=_SERVER_HELP)
     status.add_argument("--json", action="store_true", help="print the API's JSON")
 
     limits = commands.add_parser("set", help="change a running session's limits live")
@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     logs = commands.add_parser("logs", help="print a session's log")
     logs.add_argument("user", metavar="USER")
-    logs.add_argument("--server", metavar="NAME", default="", help=SERVER_HELP)
+    logs.add_argument("--server", metavar="NAME", default="", help=_SERVER_HELP)
     logs.add_argument("-n", "--lines", metavar="N", type=int, default=100, help="default 100")
     logs.add_argument("-f", "--follow", action="store_true", help="follow until Ctrl-C")
 
@@ -413,7 +413,7 @@ async def _usage_of(client: HostdClient, sessions: Sequence[SessionView]) -> dic
 
 
 def _with_usage(session: SessionView, usage: Mapping[str, UsageView]) -> dict[str, Any]:
-    seen = usage.get(session_label(session))
+    seen = usage.get(_session_label(session))
     return {**session.to_dict(), "usage": None if seen is None else seen.to_dict()}
 
 
