@@ -41,7 +41,6 @@ from hostd.units.errors import (
     HostdError,
     InvalidInput,
     InvalidOption,
-    InvalidServerName,
     LockedOut,
     LoginFailed,
     PermissionDenied,
@@ -186,8 +185,8 @@ STATUS_BY_ERROR: Final[Mapping[type[HostdError], int]] = MappingProxyType(
         UnknownUser: 404,
         SessionNotFound: 404,
         SessionConflict: 409,
-        InvalidServerName: 422,  # named servers: a name outside hostd.units.servers' rule
-        TooManyServers: 409,  # named servers: [session] named_server_limit reached (or 0)
+        # Named servers: InvalidServerName ("invalid-server-name") is an InvalidInput, 422.
+        TooManyServers: 409,  # [session] named_server_limit reached (or 0: named servers off)
         CapacityExceeded: 429,  # with Retry-After (RFC 9110 §10.2.3)
         Draining: 503,  # the host is (about to be) down for maintenance; with Retry-After
         SpawnFailed: 502,

@@ -40,7 +40,7 @@ from hostd.api.hub.servers import NotPending, ServerBusy, ServerStatus
 from hostd.api.hub.state import Hub
 from hostd.api.wire import STATUS_BY_ERROR, retry_after_headers, status_for
 from hostd.units import validate_username
-from hostd.units.errors import HostdError, InvalidInput, InvalidServerName, SpawnFailed
+from hostd.units.errors import HostdError, InvalidInput, SpawnFailed
 from hostd.units.servers import session_key, split_session_key, validate_server_name
 
 __all__ = [
@@ -59,7 +59,6 @@ HUB_STATUS: Final[Mapping[type[HostdError], int]] = MappingProxyType(
     {
         **STATUS_BY_ERROR,
         InvalidInput: 400,
-        InvalidServerName: 400,  # JupyterHub's status for a bad server name (the wire's 422)
         SpawnFailed: 500,
         TooLarge: 413,
         ServerBusy: 400,
