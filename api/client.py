@@ -232,8 +232,10 @@ class HostdClient:
         command: str | None = None,
         secrets: Mapping[str, str] | None = None,
         profile: str | None = None,
+        server: str = "",
     ) -> StartResult:
-        """Start ``user``'s session (idempotently); with ``wait``, once it answers or failed."""
+        """Start ``user``'s session (idempotently); with ``wait``, once it answers or failed.
+        ``server``: a named server's name ("" the default server), here and below."""
         body = start_body(
             mem_limit=mem_limit,
             cpu_limit=cpu_limit,
@@ -246,35 +248,43 @@ class HostdClient:
         response = await self._request(
             "POST",
             self._session_path(user),
-            params=None if wait else {"wait": "false"},
+            params=_server_params(server, {} if wait else {"wait": "false"}),
             body=body,
             timeouts=START_TIMEOUT if wait else DEFAULT_TIMEOUT,
         )
         session = self._view(response)
         return StartResult(session=session, created=response.status_code == 201)
 
-    async def stop(self, user: str) -> SessionView:
+    async def stop(self, user: str, *, server: str = "") -> SessionView:
         """Stop ``user``'s session (idempotently); the final view."""
-        response = await self._request("DELETE", self._session_path(user))
+        response = await self._request(
+            "DELETE", self._session_path(user), params=_server_params(server)
+        )
         return self._view(response)
 
-    async def get(self, user: str) -> SessionView:
-        response = await self._request("GET", self._session_path(user))
+    async def get(self, user: str, *, server: str = "") -> SessionView:
+        response = await self._request(
+            "GET", self._session_path(user), params=_server_params(server)
+        )
         return self._view(response)
 
     async def list(self) -> builtins.list[SessionView]:
         response = await self._request("GET", "/v1/sessions")
         return self._read(response, sessions_from_body)
 
-    async def logs(self, user: str, *, lines: int = 100) -> builtins.list[LogLine]:
+    async def logs(
+        self, user: str, *, lines: int = 100, server: str = ""
+    ) -> builtins.list[LogLine]:
         """The last ``lines`` log lines of ``user``'s session."""
         response = await self._request(
-            "GET", f"{self._session_path(user)}/logs", params={"lines": str(lines)}
+            "GET",
+            f"{self._session_path(user)}/logs",
+            params=_server_params(server, {"lines": str(lines)}),
         )
         return self._read(response, lines_from_body)
 
     async def follow(
-        self, user: str, *, cursor: str | None = None
+        self, user: str, *, cursor: str | None = None, server: str = ""
     ) -> AsyncGenerator[LogLine, None]:
         """Log lines of ``user``'s session as they come, until the caller stops iterating.
 
@@ -283,6 +293,8 @@ class HostdClient:
         params = {"follow": "true"}
         if cursor is not None:
             params["cursor"] = cursor
+        if server:
+            params["server"] = server
         path = f"{self._session_path(user)}/logs"
         try:
             async with self._client().stream(
@@ -321,9 +333,11 @@ class HostdClient:
         )
         return self._view(response)
 
-    async def usage(self, user: str) -> UsageView:
+    async def usage(self, user: str, *, server: str = "") -> UsageView:
         """What ``user``'s starting or running session uses now."""
-        response = await self._request("GET", f"{self._session_path(user)}/usage")
+        response = await self._request(
+            "GET", f"{self._session_path(user)}/usage", params=_server_params(server)
+        )
         return self._read(response, usage_from_dict)
 
     async def usage_history(self, user: str, *, window: str = DEFAULT_WINDOW) -> UsageHistoryView:
@@ -333,17 +347,21 @@ class HostdClient:
         )
         return self._read(response, usage_history_from_body)
 
-    async def token(self, user: str) -> str:
+    async def token(self, user: str, *, server: str = "") -> str:
         """The running session's Jupyter token (for a proxy that adds it to requests)."""
-        response = await self._request("GET", f"{self._session_path(user)}/token")
+        response = await self._request(
+            "GET", f"{self._session_path(user)}/token", params=_server_params(server)
+        )
         try:
             return token_from_body(response.json())
         except (KeyError, TypeError, ValueError):
             raise HostdError("hostd answered without a token") from None
 
-    async def activity(self, user: str) -> None:
+    async def activity(self, user: str, *, server: str = "") -> None:
         """Tell the daemon ``user`` was active just now (restarts the session's idle clock)."""
-        await self._request("POST", f"{self._session_path(user)}/activity")
+        await self._request(
+            "POST", f"{self._session_path(user)}/activity", params=_server_params(server)
+        )
 
     async def authenticate(self, username: str, password: str) -> AuthResult:
         """Check a password with the daemon's PAM: the account's name as the database spells
@@ -418,3 +436,12 @@ class HostdClient:
         else:
             response = await self._request("PUT", "/v1/maintenance/drain", body=drain_body(drain))
         return self._read(response, maintenance_from_body)
+
+
+def _server_params(server: str, params: Mapping[str, str] | None = None) -> dict[str, str] | None:
+    """The query of a request about one server: ``server`` only for a named one, so a default
+    server's requests are what they always were."""
+    merged = dict(params or {})
+    if server:
+        merged["server"] = server
+    return merged or None

@@ -69,6 +69,7 @@ from hostd.api.wire import (
 )
 from hostd.units.choices import profiles_body
 from hostd.units.errors import HostdError, PermissionDenied
+from hostd.units.servers import session_key, validate_server_name
 from hostd.units.values import Caller, LogLine, PeerCredentials
 
 __all__ = [
@@ -141,6 +142,16 @@ def _own_user(request: Request) -> str:
     if not caller.may_act_for(user):
         raise PermissionDenied(f"{caller.name} may act only for itself here, not for {user}")
     return user
+
+
+def _own_session(request: Request) -> tuple[str, str, str]:
+    """(user, server, key) of the path's user and the ``server`` query parameter (a named
+    server; absent or "" the default one), when the caller may act for that user. key is the
+    daemon's name of that server: the user name, or user:server (hostd.units.servers)."""
+    user = _own_user(request)
+    server = validate_server_name(_query(request, "server") or "")
+    # The default server's key is the path's user as it came: the service validates it.
+    return user, server, session_key(user, server) if server else user
 
 
 def _for_others(request: Request, what: str) -> None:
@@ -232,9 +243,9 @@ class _Endpoints:
         return JSONResponse(sessions_body(sessions))
 
     async def session(self, request: Request) -> Response:
-        user = _own_user(request)
+        name, server, user = _own_session(request)
         if request.method == "POST":
-            return await self._start(request, user)
+            return await self._start(request, name, server)
         if request.method == "DELETE":
             view = await self.service.stop(user, caller=_caller(request))
             return JSONResponse(view.to_dict())
@@ -246,10 +257,12 @@ class _Endpoints:
             return JSONResponse(view.to_dict())
         return JSONResponse((await self.service.get(user)).to_dict())
 
-    async def _start(self, request: Request, user: str) -> Response:
+    async def _start(self, request: Request, user: str, server: str) -> Response:
         wait = query_bool("wait", _query(request, "wait"), default=True)
         body = await _json_object(request)
         session_request, command, secrets = start_from_body(body)
+        # server only for a named one: a default start is the call it always was.
+        named = {"server": server} if server else {}
         outcome = await self.service.start(
             user,
             session_request,
@@ -258,11 +271,12 @@ class _Endpoints:
             command=command,
             secrets=secrets,
             profile=start_profile(body),
+            **named,
         )
         return JSONResponse(outcome.session.to_dict(), status_code=201 if outcome.created else 200)
 
     async def logs(self, request: Request) -> Response:
-        user = _own_user(request)
+        user = _own_session(request)[2]
         lines = query_int(
             "lines", _query(request, "lines"), default=LINES_DEFAULT, low=1, high=LINES_MAX
         )
@@ -285,14 +299,14 @@ class _Endpoints:
         return _FollowResponse(lines, first, f"{user}'s logs")
 
     async def token(self, request: Request) -> Response:
-        return JSONResponse(token_body(await self.service.token(_own_user(request))))
+        return JSONResponse(token_body(await self.service.token(_own_session(request)[2])))
 
     async def usage(self, request: Request) -> Response:
-        return JSONResponse((await self.service.usage(_own_user(request))).to_dict())
+        return JSONResponse((await self.service.usage(_own_session(request)[2])).to_dict())
 
     async def usage_history(self, request: Request) -> Response:
         # The same right as reading the usage now: the user, or who acts for others.
-        user = _own_user(request)
+        user = _own_session(request)[2]
         window = query_window(_query(request, "window"))
         return JSONResponse((await self.service.usage_history(user, window=window)).to_dict())
 
@@ -301,7 +315,7 @@ class _Endpoints:
         return JSONResponse((await self.service.host_history(window=window)).to_dict())
 
     async def activity(self, request: Request) -> Response:
-        user = _own_user(request)
+        user = _own_session(request)[2]
         empty_from_body(await _json_object(request))
         await self.service.activity(user, caller=_caller(request))
         return Response(status_code=204)

@@ -116,6 +116,19 @@ _USER_PARAMETER = {
     "schema": {"type": "string"},
 }
 
+# Named servers: every route of one session takes the server's name (absent: the default).
+_SERVER_PARAMETER = {
+    "name": "server",
+    "in": "query",
+    "required": False,
+    "description": (
+        "A named server of the user (1 to 32 of a-z, 0-9, '_', '-'); absent or empty: the "
+        "default server. An invalid name is 422 invalid-server-name; a start over [session] "
+        "named_server_limit is 409 too-many-servers."
+    ),
+    "schema": {"type": "string"},
+}
+
 
 def _boolean_query(name: str, default: bool, description: str) -> dict[str, Any]:
     return {
@@ -240,7 +253,14 @@ def _schemas() -> dict[str, Any]:
             "additionalProperties": False,
             "properties": {
                 "user": {"type": "string"},
-                "unit": {"type": "string", "description": "jupyter-<user>.service"},
+                "server": {
+                    "type": "string",
+                    "description": "A named server's name; absent for the default server.",
+                },
+                "unit": {
+                    "type": "string",
+                    "description": "jupyter-<user>.service; jupyter-<user>:<server>.service",
+                },
                 "state": {
                     "type": "string",
                     "enum": ["starting", "running", "stopping", "stopped", "failed"],
@@ -580,6 +600,11 @@ def _schemas() -> dict[str, Any]:
                 "cpu_limit": {"type": ["number", "null"], "description": "Cores."},
                 "max_mem_limit_bytes": {"type": ["integer", "null"], "minimum": 1},
                 "max_cpu_limit": {"type": ["number", "null"], "description": "Cores."},
+                "named_server_limit": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Named servers a user may run besides the default; 0: none.",
+                },
             },
         ),
         "Health": {
@@ -603,6 +628,20 @@ def _auth_errors() -> dict[str, Any]:
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the app that hostd.api.daemon.build_daemon_app makes."""
+    return _with_server_parameter(_document())
+
+
+def _with_server_parameter(document: dict[str, Any]) -> dict[str, Any]:
+    """Every operation on one session takes ``?server=`` (named servers)."""
+    for path, item in document["paths"].items():
+        if path.startswith("/v1/sessions/{user}"):
+            for key, operation in item.items():
+                if key != "parameters":
+                    operation["parameters"] = [*operation.get("parameters", []), _SERVER_PARAMETER]
+    return document
+
+
+def _document() -> dict[str, Any]:
     session = _ref("Session")
     return {
         "openapi": "3.1.0",

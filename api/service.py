@@ -59,8 +59,11 @@ class SessionService(Protocol):
         command: str | None = None,
         secrets: Mapping[str, str] | None = None,
         profile: str | None = None,
+        server: str = "",
     ) -> StartOutcome:
-        """Start (idempotently). With ``wait``, return once the server answers or failed.
+        """Start (idempotently). ``server`` names a named server ("" the default one); the
+        other methods name one by its key, user or user:server (hostd.units.servers).
+        With ``wait``, return once the server answers or failed.
         Refused as ``account`` refuses (AccountDisabled for a locked or expired account),
         whoever asks.
 

@@ -50,7 +50,7 @@ from traitlets.config import Configurable
 
 from hostd.api.client import DEFAULT_SOCKET, DaemonUnreachable, HostdClient
 from hostd.api.wire import STATUS_BY_ERROR, status_for
-from hostd.units import SessionPolicy, convert_extra_properties, unit_name_for
+from hostd.units import SessionPolicy, convert_extra_properties
 from hostd.units.choices import ProfileView, describe_limits
 from hostd.units.environ import looks_secret
 from hostd.units.errors import (
@@ -62,6 +62,7 @@ from hostd.units.errors import (
     SpawnFailed,
     UnknownProfile,
 )
+from hostd.units.servers import session_key, unit_name_for_key
 from hostd.units.sizes import format_size
 from hostd.units.values import (
     SANDBOX_OPTIONS,
@@ -308,7 +309,9 @@ class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[
         await self._check_policy()
         user = self.user.name
         try:
-            unit = unit_name_for(user)
+            # A named server (JupyterHub's allow_named_servers) is jupyter-<user>:<name>.service
+            # (hostd.units.servers); InvalidServerName for a name hostd does not take.
+            unit = unit_name_for_key(session_key(user, self.name))
         except HostdError as exc:
             raise from_hostd_error(exc) from exc
         environment, secrets = split_environment(
@@ -342,6 +345,7 @@ class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[
                     command=command,
                     secrets=secrets,
                     profile=profile,
+                    server=self.name,
                 )
         except HostdError as exc:
             if not isinstance(exc, DaemonUnreachable):
@@ -357,8 +361,9 @@ class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[
             # could never log in. Left running: it is someone's (hostctl, another hub).
             self.unit = None
             raise spawn_exception(
-                f"{user} already has a hostd session that this JupyterHub did not start "
-                f"(since {session.started_at}); stop it first: hostctl stop {user}",
+                f"{user} already has a hostd session{_server_words(self.name)} that this "
+                f"JupyterHub did not start (since {session.started_at}); stop it first: "
+                f"hostctl stop {user}" + (f" --server {self.name}" if self.name else ""),
                 reason="conflict",
                 status_code=409,
             )
@@ -381,7 +386,7 @@ class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[
             return 0
         try:
             async with HostdClient(self.hostd_socket) as hostd:
-                session = await hostd.get(self.user.name)
+                session = await hostd.get(self.user.name, server=self.name)
         except SessionNotFound:
             return 0
         except HostdError as exc:
@@ -404,12 +409,12 @@ class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[
         try:
             async with HostdClient(self.hostd_socket) as hostd:
                 try:
-                    session = await hostd.get(self.user.name)
+                    session = await hostd.get(self.user.name, server=self.name)
                 except SessionNotFound:
                     return
                 if self._is_ours(session) and session.state not in ("stopped", "failed"):
                     started = time.monotonic()
-                    await hostd.stop(self.user.name)
+                    await hostd.stop(self.user.name, server=self.name)
                     # JupyterHub logs its whole stop ("server took ... to stop"): this says
                     # which part of it was the daemon's (the unit gone).
                     self.log.info(
@@ -476,7 +481,7 @@ class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[
         if tuple(jupyterhub_version[:2]) < SOCKETS_FROM:
             version = ".".join(str(part) for part in jupyterhub_version[:3])
             await self._stop_and_refuse(
-                f"hostd started {unit_name_for(self.user.name)} on a Unix socket, which "
+                f"hostd started {self._unit_name()} on a Unix socket, which "
                 f"JupyterHub {version} cannot connect to (JupyterHub 6 with "
                 "configurable-http-proxy 5.3 can): give HostdSpawner a [commands] entry that "
                 f"listens on {{PORT}} (hostd_command; now {command or '[session] cmd'})"
@@ -490,7 +495,7 @@ class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[
         except PermissionError:
             await self._stop_and_refuse(
                 f"JupyterHub's user cannot connect to {path}, where hostd started "
-                f"{unit_name_for(self.user.name)}: it must be in the daemon's [daemon] "
+                f"{self._unit_name()}: it must be in the daemon's [daemon] "
                 f"proxy_group ({self.hostd_config}; usermod -aG <group> <JupyterHub's user>, "
                 "then restart JupyterHub)",
                 reason="permission-denied",
@@ -505,10 +510,13 @@ class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[
         self._pin_connect_url(connect_url)
         return connect_url
 
+    def _unit_name(self) -> str:
+        return unit_name_for_key(session_key(self.user.name, self.name))
+
     async def _stop_and_refuse(self, message: str, *, reason: str = "error") -> NoReturn:
         # A session JupyterHub cannot reach is not left running for nothing.
         async with HostdClient(self.hostd_socket) as hostd:
-            await hostd.stop(self.user.name)
+            await hostd.stop(self.user.name, server=self.name)
         self.unit = None
         raise spawn_exception(message, reason=reason, status_code=500)
 
@@ -527,7 +535,7 @@ class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[
         """An event when the session's state changed since ``seen``; None otherwise. Only a
         starting or running session is this start's (an ended one is the previous)."""
         try:
-            session = await hostd.get(self.user.name)
+            session = await hostd.get(self.user.name, server=self.name)
         except HostdError:
             return None
         if session.state == seen or session.state not in ("starting", "running"):
@@ -569,11 +577,6 @@ class HostdSpawner(SystemdSpawner, jupyterhub_spawner.Spawner):  # type: ignore[
 
     def _refuse_what_hostd_does_not_do(self) -> None:
         problems = []
-        if self.name:
-            problems.append(
-                f"named servers ({self.name!r}): hostd runs one server per user, "
-                "jupyter-<user>.service"
-            )
         if list(self.cmd) != _JUPYTERHUB_DEFAULT_CMD or self.args:
             problems.append(
                 "cmd/args: the session's command is the admin's ([commands] "
@@ -694,3 +697,7 @@ def _limits_text(session: SessionView) -> str:
     if limits.cpu_limit is not None:
         parts.append(f"{limits.cpu_limit:g} CPU")
     return f" ({', '.join(parts)})" if parts else ""
+
+
+def _server_words(server: str) -> str:
+    return f" (server {server})" if server else ""

@@ -50,6 +50,7 @@ from hostd.units.errors import (
     SessionNotFound,
     SpawnFailed,
     SystemdUnavailable,
+    TooManyServers,
     UnknownProfile,
     UnknownUser,
     UserRefused,
@@ -189,6 +190,8 @@ STATUS_BY_ERROR: Final[Mapping[type[HostdError], int]] = MappingProxyType(
         UnknownUser: 404,
         SessionNotFound: 404,
         SessionConflict: 409,
+        # Named servers: InvalidServerName ("invalid-server-name") is an InvalidInput, 422.
+        TooManyServers: 409,  # [session] named_server_limit reached (or 0: named servers off)
         CapacityExceeded: 429,  # with Retry-After (RFC 9110 §10.2.3)
         GpusUnavailable: 429,  # every GPU held by other sessions; with Retry-After
         GpusNotConfigured: 422,  # more GPUs asked for than [gpus] lists
@@ -559,6 +562,7 @@ def policy_to_dict(policy: PolicyView) -> dict[str, Any]:
         "cpu_limit": policy.cpu_limit,
         "max_mem_limit_bytes": policy.max_mem_limit_bytes,
         "max_cpu_limit": policy.max_cpu_limit,
+        "named_server_limit": policy.named_server_limit,
     }
 
 
@@ -683,4 +687,6 @@ def policy_from_dict(data: object) -> PolicyView:
         cpu_limit=optional_float(data, "cpu_limit"),
         max_mem_limit_bytes=optional_int(data, "max_mem_limit_bytes"),
         max_cpu_limit=optional_float(data, "max_cpu_limit"),
+        # Absent from a daemon older than named servers: none.
+        named_server_limit=optional_int(data, "named_server_limit") or 0,
     )

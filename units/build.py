@@ -22,7 +22,6 @@ from hostd.units.names import (
     SLICE,
     UNIT_PREFIX,
     syslog_identifier_for,
-    unit_name_for,
     validate_username,
 )
 from hostd.units.paths import (
@@ -33,6 +32,7 @@ from hostd.units.paths import (
 )
 from hostd.units.policy import SessionPolicy, SessionRequest, listens_on_socket
 from hostd.units.resources import limit_properties
+from hostd.units.servers import session_key, unit_name_for_key
 from hostd.units.urls import validate_base_url
 
 __all__ = [
@@ -72,6 +72,8 @@ def build_unit(
     privileged: bool = False,
     hostd_environment: Mapping[str, str] = _NO_CREDENTIALS,
     gpus: GpuGrant | None = None,
+    server: str = "",
+    slice_name: str = SLICE,
 ) -> UnitSpec:
     """The transient unit for user's session under policy, as request asks.
 
@@ -85,6 +87,8 @@ def build_unit(
     gave the session (units.gpus: their device nodes allowed and bound, their variables set).
     Raises UserRefused for uid 0, InvalidOption for a request the policy does not allow, and
     InvalidName/InvalidPath for values that fail validation.
+    server names a named server ("" the default one: jupyter-<user>.service); slice_name is
+    the slice it runs in (a user's own slice, where named servers are on).
     """
     if user.uid == 0:
         # Defence in depth: the daemon refuses root before it gets here.
@@ -95,7 +99,14 @@ def build_unit(
         **_endpoint(policy, port, socket),
         "BASE_URL": validate_base_url(base_url),
     }
-    runtime_directory = f"{UNIT_PREFIX}{name}"  # a user name has no "/" (validate_username)
+    unit = unit_name_for_key(session_key(name, server))
+    # A user name has no "/" (validate_username), a server name neither (hostd.units.servers);
+    # a named server's runtime directory is its unit's name, so two servers never share one.
+    runtime_directory = f"{UNIT_PREFIX}{name}" if not server else unit.removesuffix(".service")
+    identifier = syslog_identifier_for(name) if not server else runtime_directory
+    log_fields = [f"HOSTD_USER={name}".encode()]
+    if server:
+        log_fields.append(f"HOSTD_SERVER={server}".encode())
     runtime_environment = {"JUPYTER_RUNTIME_DIR": f"{RUN_DIR}/{runtime_directory}"}
     mem = _effective(
         request.mem_limit, policy.mem_limit, policy.max_mem_limit, privileged, "mem_limit"
@@ -105,7 +116,11 @@ def build_unit(
     )
 
     properties = [
-        Property("Description", "s", f"JupyterLab for {name}"),
+        Property(
+            "Description",
+            "s",
+            f"JupyterLab for {name}" + (f" (server {server})" if server else ""),
+        ),
         Property("ExecStart", "a(sasb)", [_exec_start(policy.cmd, values)]),
         # Type=exec: a bad binary, user or working directory fails the start job itself,
         # where Type=simple would report success and fail later (status 217).
@@ -127,7 +142,7 @@ def build_unit(
                 },
             ),
         ),
-        Property("Slice", "s", SLICE),
+        Property("Slice", "s", slice_name),
         # ref: systemd.exec(5) RuntimeDirectory=: /run/jupyter-<user>, the user's alone (0700),
         # removed when the session ends. Jupyter keeps its runtime files there
         # (JUPYTER_RUNTIME_DIR), the kernels' connection files and, with the session
@@ -139,8 +154,8 @@ def build_unit(
         # A failed transient unit would block the next start of its name (UnitExists)
         # until ResetFailedUnit; this lets systemd collect it.
         Property("CollectMode", "s", "inactive-or-failed"),
-        Property("SyslogIdentifier", "s", syslog_identifier_for(name)),
-        Property("LogExtraFields", "aay", [f"HOSTD_USER={name}".encode()]),
+        Property("SyslogIdentifier", "s", identifier),
+        Property("LogExtraFields", "aay", log_fields),
         # On cgroup v1 systemd creates a unit's cgroup in a controller only when its
         # accounting is on, and hostd reads usage from there.
         Property("MemoryAccounting", "b", True),
@@ -191,7 +206,7 @@ def build_unit(
         # sendmsg() to these fail with EPERM. The admin's list was checked by SessionPolicy.
         deny = ip_prefixes(list(policy.ip_address_deny))
         properties.append(Property("IPAddressDeny", "a(iayu)", deny))
-    return UnitSpec(unit_name_for(name), tuple(_overlay(properties, policy)))
+    return UnitSpec(unit, tuple(_overlay(properties, policy)))
 
 
 def _endpoint(policy: SessionPolicy, port: int | None, socket: str | None) -> dict[str, str]:

@@ -49,6 +49,7 @@ __all__ = [
     "InvalidName",
     "InvalidOption",
     "InvalidPath",
+    "InvalidServerName",
     "InvalidSize",
     "LockedOut",
     "LoginFailed",
@@ -57,6 +58,7 @@ __all__ = [
     "SessionNotFound",
     "SpawnFailed",
     "SystemdUnavailable",
+    "TooManyServers",
     "UnknownDirective",
     "UnknownProfile",
     "UnknownUser",
@@ -91,6 +93,12 @@ class InvalidName(InvalidInput):
     """Raised for a user name (or unit name) that fails validation."""
 
     code = "invalid-name"
+
+
+class InvalidServerName(InvalidName):
+    """Raised for a server name (named servers) that fails validation."""
+
+    code = "invalid-server-name"
 
 
 class InvalidPath(InvalidInput):
@@ -172,6 +180,13 @@ class SessionConflict(HostdError):
     """Raised when a session is in a state that forbids the request (e.g. stopping)."""
 
     code = "conflict"
+
+
+class TooManyServers(HostdError):
+    """Raised when a user who runs [session] named_server_limit named servers (or may run
+    none: named servers off) asks for one more."""
+
+    code = "too-many-servers"
 
 
 class CapacityExceeded(HostdError):

@@ -145,6 +145,22 @@ def _stop_timeout(value: object) -> int:
     return value
 
 
+# A user's servers share one slice: a bound that keeps a typo from meaning "unlimited".
+NAMED_SERVER_LIMIT_MAX = 100
+
+
+def _server_count(value: object) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 0 <= value <= NAMED_SERVER_LIMIT_MAX
+    ):
+        raise InvalidOption(
+            f"expected a whole number 0..{NAMED_SERVER_LIMIT_MAX}, not {show(value)}"
+        )
+    return value
+
+
 def _environment(value: object) -> Mapping[str, str]:
     environment = validate_environment(value, what="environment")
     clash = sorted(HOSTD_ENVIRONMENT & environment.keys())
@@ -212,6 +228,9 @@ class SessionPolicy:
     unit_extra_properties: Mapping[str, object] = field(default_factory=dict)
     # GPUs each session gets, of those listed in [gpus] (0: none).
     gpus: int = 0
+    # How many named servers a user may run besides the default one; 0: named servers off,
+    # every session is jupyter-<user>.service in jupyter.slice as before (hostd.units.servers).
+    named_server_limit: int = 0
 
     def __post_init__(self) -> None:
         checks: dict[str, Callable[[object], object]] = {
@@ -238,6 +257,7 @@ class SessionPolicy:
             "ip_address_deny": _ip_addresses,
             "unit_extra_properties": _extra_properties,
             "gpus": gpu_count,
+            "named_server_limit": _server_count,
         }
         _check_fields(self, checks)
         _cap(self.mem_limit, self.max_mem_limit, "mem_limit")

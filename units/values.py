@@ -124,10 +124,14 @@ class SessionView:
     # When an idle session will be culled, once it is within [capacity] idle_warning of it;
     # activity before then clears it (and the cull).
     cull_at: datetime | None = None
+    # Named servers: the server's name; "" the default server (then absent from to_dict, so
+    # a default server's JSON is what it always was).
+    server: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "user": self.user,
+            **({"server": self.server} if self.server else {}),
             "unit": self.unit,
             "state": self.state,
             "result": self.result,
@@ -171,6 +175,7 @@ class SessionView:
             gpus=tuple(data.get("gpus", ())),  # absent from a daemon older than GPUs
             profile_slug=data.get("profile_slug"),  # absent from a daemon before choices
             cull_at=None if cull_at is None else datetime.fromisoformat(cull_at),
+            server=data.get("server", ""),
         )
 
 
@@ -366,6 +371,8 @@ class PolicyView:
     cpu_limit: float | None
     max_mem_limit_bytes: int | None
     max_cpu_limit: float | None
+    # [session] named_server_limit: how many named servers a user may run (0: none).
+    named_server_limit: int = 0
 
     @classmethod
     def of(
@@ -391,4 +398,5 @@ class PolicyView:
             cpu_limit=policy.cpu_limit,
             max_mem_limit_bytes=policy.max_mem_limit,
             max_cpu_limit=policy.max_cpu_limit,
+            named_server_limit=policy.named_server_limit,
         )

@@ -10,6 +10,9 @@ limit is 413.
     POST   /hub/api/users/{name}/server            201 ready, 202 pending, 400 running or
                                                    busy, 429 + Retry-After (capacity)
     DELETE /hub/api/users/{name}/server            204 stopped, 202 pending
+    POST, DELETE /hub/api/users/{name}/servers/{server}, GET .../{server}/progress: the same
+                                                   for a named server (JupyterHub 6's shapes;
+                                                   409 too-many-servers, 400 a bad name)
     GET    /hub/api/users/{name}/server/progress   text/event-stream, ending in
                                                    {"progress": 100, "ready": true, "url"}
                                                    or {"progress": 100, "failed": true, ...}
@@ -38,6 +41,7 @@ from hostd.api.hub.state import Hub
 from hostd.api.wire import STATUS_BY_ERROR, retry_after_headers, status_for
 from hostd.units import validate_username
 from hostd.units.errors import HostdError, InvalidInput, SpawnFailed, UnknownProfile
+from hostd.units.servers import session_key, split_session_key, validate_server_name
 
 __all__ = [
     "HUB_STATUS",
@@ -140,13 +144,15 @@ class HubAPI:
 
     def _server_model(self, status: ServerStatus) -> dict[str, Any]:
         view = status.view
+        user, server = split_session_key(status.user)
+        progress = f"/hub/api/users/{user}/server" + (f"s/{server}" if server else "")
         return {
-            "name": "",
+            "name": server,
             "ready": status.ready,
             "pending": status.pending,
             "state": status.state,
             "url": status.url,
-            "progress_url": f"/hub/api/users/{status.user}/server/progress",
+            "progress_url": f"{progress}/progress",
             "started": _iso(view.started_at) if view is not None else None,
             "failure": status.failure,
             # hostd's own: when an idle server will be stopped, once [capacity] idle_warning
@@ -155,8 +161,17 @@ class HubAPI:
         }
 
     def _user_model(
-        self, name: str, record: HubUser | None, status: ServerStatus
+        self,
+        name: str,
+        record: HubUser | None,
+        status: ServerStatus,
+        named: tuple[ServerStatus, ...] = (),
     ) -> dict[str, Any]:
+        servers = {"": self._server_model(status)} if status.state != "stopped" else {}
+        for each in named:  # JupyterHub's servers dict: named servers by name
+            if each.state != "stopped":
+                model = self._server_model(each)
+                servers[model["name"]] = model
         return {
             "kind": "user",
             "name": name,
@@ -166,16 +181,34 @@ class HubAPI:
             "last_activity": _iso(record.last_activity) if record is not None else None,
             "server": status.url if status.ready else None,
             "pending": status.pending,
-            "servers": {"": self._server_model(status)} if status.state != "stopped" else {},
+            "servers": servers,
         }
 
     async def _user(self, name: str) -> dict[str, Any]:
-        record, status = await asyncio.gather(
-            asyncio.to_thread(self.hub.store.user, name), self.hub.servers.status(name)
+        record, status, keys = await asyncio.gather(
+            asyncio.to_thread(self.hub.store.user, name),
+            self.hub.servers.status(name),
+            self._named_keys(name),
         )
         if record is None and status.view is None and status.pending is None:
             raise _Refused(api_error(404, f"no user {name} on this hub"))
-        return self._user_model(name, record, status)
+        named = await asyncio.gather(*(self.hub.servers.status(key) for key in keys))
+        return self._user_model(name, record, status, tuple(named))
+
+    async def _named_keys(self, name: str) -> list[str]:
+        """The keys of the user's named servers the daemon knows, and those pending here."""
+        keys = {
+            session_key(view.user, view.server)
+            for view in await self.hub.daemon.list()
+            if view.user == name and view.server
+        }
+        keys |= {key for key in self.hub.servers.pending_keys() if key.startswith(f"{name}:")}
+        return sorted(keys)
+
+    async def for_server(self, request: Request) -> tuple[Identity, str]:
+        """Who asks, and the key of {name}'s server {server} (user:server)."""
+        identity, user = await self.for_user(request)
+        return identity, session_key(user, validate_server_name(request.path_params["server"]))
 
     # -- endpoints -----------------------------------------------------------------------
 
@@ -209,8 +242,26 @@ class HubAPI:
         outcome_stop = await self.hub.servers.stop(user, by=identity.user)
         return Response(status_code=204 if outcome_stop == "stopped" else 202)
 
+    async def named_server(self, request: Request) -> Response:
+        """POST and DELETE /hub/api/users/{name}/servers/{server}: a named server."""
+        identity, key = await self.for_server(request)
+        if request.method == "POST":
+            await read_json(request)
+            outcome = await self.hub.servers.start(key, by=identity.user)
+            return Response(status_code=201 if outcome == "ready" else 202, media_type="text/plain")
+        # JupyterHub's body may say {"remove": true}: hostd keeps nothing of a stopped server.
+        outcome_stop = await self.hub.servers.stop(key, by=identity.user)
+        return Response(status_code=204 if outcome_stop == "stopped" else 202)
+
+    async def named_progress(self, request: Request) -> Response:
+        _, key = await self.for_server(request)
+        return await self._progress(key)
+
     async def progress(self, request: Request) -> Response:
         _, user = await self.for_user(request)
+        return await self._progress(user)
+
+    async def _progress(self, user: str) -> Response:
         events = self.hub.servers.progress(user)
         try:
             first = await anext(events)

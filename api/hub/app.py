@@ -204,6 +204,16 @@ def _routes(hub: Hub, pages: Pages, api: HubAPI) -> list[Route | Mount]:
         Route("/hub/api/users/{name}", call(api.user), methods=["GET"]),
         Route("/hub/api/users/{name}/server", call(api.server), methods=["POST", "DELETE"]),
         Route("/hub/api/users/{name}/server/progress", call(api.progress), methods=["GET"]),
+        Route(
+            "/hub/api/users/{name}/servers/{server}",
+            call(api.named_server),
+            methods=["POST", "DELETE"],
+        ),
+        Route(
+            "/hub/api/users/{name}/servers/{server}/progress",
+            call(api.named_progress),
+            methods=["GET"],
+        ),
         Route("/hub/api/users/{name}/tokens", call(api.tokens), methods=["GET", "POST"]),
         Route("/hub/api/users/{name}/tokens/{token_id:int}", call(api.token), methods=["DELETE"]),
         *tool_routes(hub, pages, api),
@@ -238,7 +248,8 @@ def build_hub_app(
     activity = Activity(daemon, store, routes, interval_s=config.activity_interval)
 
     async def culls() -> dict[str, datetime]:
-        return {view.user: view.cull_at for view in await daemon.list() if view.cull_at}
+        views = await daemon.list()
+        return {view.user: view.cull_at for view in views if view.cull_at and not view.server}
 
     notices = Notices(daemon.maintenance, fetch_culls=culls)
     hub = Hub(

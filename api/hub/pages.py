@@ -37,6 +37,7 @@ from hostd.units.errors import (
     LoginFailed,
     SessionNotFound,
 )
+from hostd.units.servers import session_key, validate_server_name
 from hostd.units.values import Credentials, LogLine, UsageView
 
 __all__ = [
@@ -300,6 +301,7 @@ class Pages:
             "user": user,
             **charts,
             **(await self._choices(user)),
+            **await self._named_context(user),
         }
 
     async def _choices(self, user: str) -> dict[str, Any]:
@@ -307,6 +309,18 @@ class Pages:
         user's groups), and the running session's choice."""
         profiles = await self.hub.daemon.profiles(user)
         return {"profiles": profiles, "profiles_by_slug": {p.slug: p for p in profiles}}
+
+    async def _named_context(self, user: str) -> dict[str, Any]:
+        """The user's named servers, when the daemon allows any ([session] named_server_limit)."""
+        if not await self.hub.routes.named_servers_on():
+            return {"named_limit": 0, "named": []}
+        limit = (await self.hub.daemon.policy()).named_server_limit
+        named = [
+            {"name": view.server, "state": view.state}
+            for view in await self.hub.daemon.list()
+            if view.user == user and view.server and view.state != "stopped"
+        ]
+        return {"named_limit": limit, "named": named}
 
     async def spawn(self, request: Request) -> Response:
         return await self._act(request, "start")
@@ -323,15 +337,18 @@ class Pages:
             return self.error(request, 403, f"You may not {action} {user}'s server.", identity)
         form = await self._checked_form(request, identity)
         try:
+            # A named server's key (user:server) when the form names one.
+            server = validate_server_name(form.get("server", "").strip())
+            key = session_key(user, server) if server else user
             if action == "start":
                 await self.hub.servers.start(
-                    user,
+                    key,
                     by=identity.user,
                     wait_s=FORM_START_WAIT_S,
                     profile=form.get("profile") or None,
                 )
             else:
-                await self.hub.servers.stop(user, by=identity.user, wait_s=FORM_START_WAIT_S)
+                await self.hub.servers.stop(key, by=identity.user, wait_s=FORM_START_WAIT_S)
         except HostdError as exc:
             # Shown on the page the form came from (the failure is kept for it too).
             log.info(
@@ -356,7 +373,9 @@ class Pages:
             self.hub.daemon.list(),
             self.hub.daemon.host(),
         )
-        by_name = {view.user: view for view in views}
+        # The default servers here; named ones in their own rows (their name: user:server).
+        by_name = {view.user: view for view in views if not view.server}
+        named_rows = [view for view in views if view.server]
         names = sorted({user.name for user in users} | set(by_name))
         active = [
             name
@@ -386,7 +405,10 @@ class Pages:
         # usage-charts: a sparkline per running session, the host's promises against capacity.
         charts = await admin_charts(self.hub.daemon, usage_of)
         return self.render(
-            request, "admin.html", {"rows": rows, "host": host, **charts}, identity=identity
+            request,
+            "admin.html",
+            {"rows": rows, "host": host, "named_rows": named_rows, **charts},
+            identity=identity,
         )
 
     # -- logs ----------------------------------------------------------------------------

@@ -256,6 +256,9 @@ class UserProxy:
             await _json(403, "refused: a request from another site")(scope, receive, send)
             return
         try:
+            # A named server's key (user:server) when the path is /user/<name>/<server>/...
+            # and that server runs; the user's own right was checked above, for any server.
+            user = await self.routes.key_for(user, rest)
             route = await self.routes.get(user)
         except HostdError as exc:  # the daemon is restarting, say: a clear answer, not a 500
             log.warning("could not look up %s's server: %s", user, exc.message)
@@ -344,7 +347,10 @@ class UserProxy:
             or not self.allowed(identity, user)
             or (not identity.by_token and cross_site(websocket.headers))
         )
+        rest = _user_of(scope.get("raw_path") or scope["path"].encode())[1] or b"/"
         try:
+            if not refused and user is not None:
+                user = await self.routes.key_for(user, rest)
             route = None if refused or user is None else await self.routes.get(user)
         except HostdError as exc:
             log.warning("could not look up %s's server: %s", user, exc.message)

@@ -34,6 +34,7 @@ from hostd.api.client import HostdClient
 from hostd.api.hub.db import HubStore
 from hostd.api.hub.peer import WrongPeer, peer_uid
 from hostd.units.errors import HostdError, SessionNotFound
+from hostd.units.servers import session_key, split_session_key
 
 __all__ = [
     "REVALIDATE_S",
@@ -88,7 +89,8 @@ def account_uid(user: str) -> int:
 
 
 class Routes:
-    """The route to each running server, cached; one daemon lookup at a time per user."""
+    """The route to each running server, cached; one daemon lookup at a time per server. A
+    server is named by its key: the user name, or user:server for a named server."""
 
     def __init__(
         self,
@@ -106,6 +108,33 @@ class Routes:
         self._checked: dict[str, float] = {}
         self._lookups: dict[str, asyncio.Future[Route | None]] = {}
         self._revalidations: dict[str, asyncio.Task[None]] = {}
+        self._named_limit: tuple[int, float] | None = None  # (the policy's, when read)
+
+    async def named_servers_on(self) -> bool:
+        """Whether the daemon's [session] named_server_limit is above 0 (read at most once a
+        ROUTE_TTL_S): only then may /user/<name>/<segment>/ be a named server's."""
+        now = time.monotonic()
+        if self._named_limit is None or now - self._named_limit[1] >= self.ttl_s:
+            try:
+                limit = (await self.daemon.policy()).named_server_limit
+            except HostdError as exc:
+                log.info("could not read the daemon's policy: %s", exc.message)
+                limit = 0 if self._named_limit is None else self._named_limit[0]
+            self._named_limit = (limit, now)
+        return self._named_limit[0] > 0
+
+    async def key_for(self, user: str, rest: bytes) -> str:
+        """Which of ``user``'s servers /user/<user><rest> is for: the named server whose name
+        is rest's first segment when that one runs (as JupyterHub routes /user/<name>/<server>/),
+        else the default server (its key, the user name)."""
+        segment = rest[1:].split(b"/", 1)[0]
+        if not segment or not await self.named_servers_on():
+            return user
+        try:
+            key = session_key(user, segment.decode("ascii"))
+        except (HostdError, UnicodeDecodeError):
+            return user  # not a server name: a path of the default server
+        return key if await self.get(key) is not None else user
 
     async def get(self, user: str) -> Route | None:
         """The route to ``user``'s running server, or None when it is not running."""
@@ -135,7 +164,8 @@ class Routes:
 
     async def _check(self, user: str, route: Route) -> None:
         try:
-            view = await self.daemon.get(user)
+            name, named = _named(user)
+            view = await self.daemon.get(name, **named)
         except SessionNotFound:
             view = None
         except HostdError as exc:  # the daemon is restarting, say: keep the route for now
@@ -160,7 +190,8 @@ class Routes:
     async def _lookup(self, user: str) -> Route | None:
         route: Route | None = None
         try:
-            view = await self.daemon.get(user)
+            name, named = _named(user)
+            view = await self.daemon.get(name, **named)
             if view.state == "running" and view.url:
                 parts = urlsplit(view.url)
                 on_socket = parts.scheme == UNIX_SCHEME
@@ -169,8 +200,8 @@ class Routes:
                     host="localhost" if on_socket else parts.hostname or "127.0.0.1",
                     port=80 if on_socket else parts.port or 80,
                     socket=unquote(parts.netloc) if on_socket else None,
-                    token=await self.daemon.token(user),
-                    uid=await asyncio.to_thread(self.uid_of, user),
+                    token=await self.daemon.token(name, **named),
+                    uid=await asyncio.to_thread(self.uid_of, name),
                     fetched=time.monotonic(),
                     started_at=view.started_at.isoformat() if view.started_at else None,
                 )
@@ -192,6 +223,12 @@ class Routes:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _named(key: str) -> tuple[str, dict[str, str]]:
+    """The daemon's user and server arguments of a route's key (user, or user:server)."""
+    user, server = split_session_key(key)
+    return user, ({"server": server} if server else {})
 
 
 def _origin(url: str | None) -> str | None:
@@ -237,13 +274,14 @@ class Activity:
         task.add_done_callback(self._tasks.discard)
 
     async def _report(self, user: str) -> None:
+        name, named = _named(user)  # user: a server's key (user, or user:server)
         try:
-            await self.daemon.activity(user)
+            await self.daemon.activity(name, **named)
         except SessionNotFound:
             self.routes.forget(user)
         except HostdError as exc:
             log.warning("could not report %s's activity: %s", user, exc.message)
-        await asyncio.to_thread(self.store.touch_activity, user)
+        await asyncio.to_thread(self.store.touch_activity, name)
 
     async def aclose(self) -> None:
         tasks = list(self._tasks)

@@ -32,6 +32,7 @@ from hostd.api.client import HostdClient
 from hostd.api.hub.db import HubStore
 from hostd.api.hub.metrics import HubMetrics
 from hostd.units.errors import CapacityExceeded, HostdError, SessionNotFound, SpawnFailed
+from hostd.units.servers import server_base_path, split_session_key
 from hostd.units.values import SessionView
 
 __all__ = [
@@ -102,7 +103,15 @@ class ServerStatus:
 
 
 def server_url(user: str) -> str:
-    return f"/user/{user}/"
+    """``/user/<name>/``, or ``/user/<name>/<server>/`` for a named server's key (user:server,
+    hostd.units.servers; a server name needs no escaping in a URL)."""
+    return f"/user/{server_base_path(user)}/"
+
+
+def _named(key: str) -> tuple[str, dict[str, str]]:
+    """The daemon's user and server arguments of a key: server only for a named server."""
+    user, server = split_session_key(key)
+    return user, ({"server": server} if server else {})
 
 
 def failure_message(exc: BaseException) -> str:
@@ -118,7 +127,8 @@ def failure_message(exc: BaseException) -> str:
 
 
 class Servers:
-    """The pending starts and stops, one at most per user."""
+    """The pending starts and stops, one at most per server. A server is named by its key:
+    the user name for the default server, user:server for a named one."""
 
     def __init__(
         self,
@@ -144,9 +154,14 @@ class Servers:
 
     async def view(self, user: str) -> SessionView | None:
         try:
-            return await self.daemon.get(user)
+            name, named = _named(user)
+            return await self.daemon.get(name, **named)
         except SessionNotFound:
             return None
+
+    def pending_keys(self) -> list[str]:
+        """The servers with a start or stop pending here (their keys)."""
+        return list(self._pending)
 
     def pending(self, user: str) -> PendingKind | None:
         entry = self._pending.get(user)
@@ -196,7 +211,13 @@ class Servers:
     async def _spawn(self, user: str, by: str, profile: str | None = None) -> None:
         started = time.monotonic()
         try:
-            await self.daemon.start(user, wait=True, command=self.command, profile=profile)
+            name, server = split_session_key(user)
+            if server:
+                await self.daemon.start(
+                    name, wait=True, command=self.command, server=server, profile=profile
+                )
+            else:
+                await self.daemon.start(name, wait=True, command=self.command, profile=profile)
         except Exception as exc:
             # JupyterHub's statuses: "failure" for a start that failed as starts may (its
             # reason "throttled" when the host is full), "error" for the hub's own fault.
@@ -256,7 +277,8 @@ class Servers:
     async def _stop(self, user: str, by: str) -> None:
         started = time.monotonic()
         try:
-            await self.daemon.stop(user)
+            name, named = _named(user)
+            await self.daemon.stop(name, **named)
         except SessionNotFound:
             return  # nothing to stop: not a stop to time
         except BaseException:

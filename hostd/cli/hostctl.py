@@ -120,6 +120,15 @@ def format_cpu_percent(usage: UsageView | None) -> str:
     return f"{usage.cpu_percent:.0f}%"
 
 
+_SERVER_HELP = "a named server of the user (default: the default server)"
+
+
+def _session_label(session: SessionView) -> str:
+    """How a session is named in a table: its user, or user:server for a named server (the
+    unit's name, jupyter-<user>:<server>.service, between prefix and suffix)."""
+    return f"{session.user}:{session.server}" if session.server else session.user
+
+
 def session_rows(
     sessions: Sequence[SessionView], usage: Mapping[str, UsageView] | None = None
 ) -> list[tuple[str, ...]]:
@@ -127,12 +136,12 @@ def session_rows(
     usage = usage or {}
     return [
         (
-            session.user,
+            _session_label(session),
             session.state,
             session.unit,
             session.url or NONE,
-            format_memory(usage.get(session.user)),
-            format_cpu_percent(usage.get(session.user)),
+            format_memory(usage.get(_session_label(session))),
+            format_cpu_percent(usage.get(_session_label(session))),
             format_cpu(session.limits.cpu_limit if session.limits else None),
             format_time(session.started_at),
             session.result or NONE,
@@ -167,10 +176,10 @@ def oom_notes(sessions: Sequence[SessionView], usage: Mapping[str, UsageView]) -
     it outlived (OOMPolicy=continue): "alice: kernel killed: out of memory (2 processes)"."""
     notes = []
     for session in sessions:
-        seen = usage.get(session.user)
+        seen = usage.get(_session_label(session))
         note = None if seen is None else describe_oom_kills(seen.oom_kills)
         if note is not None:
-            notes.append(f"{session.user}: {note}")
+            notes.append(f"{_session_label(session)}: {note}")
     return notes
 
 
@@ -281,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     start = commands.add_parser("start", help="start a user's session")
     start.add_argument("user", metavar="USER")
+    start.add_argument("--server", metavar="NAME", default="", help=_SERVER_HELP)
     start.add_argument("--mem", metavar="SIZE", help="memory limit: bytes or 512M, 2G, ...")
     start.add_argument("--cpu", metavar="CORES", type=_cores, help="CPU limit in cores: 1.5")
     start.add_argument(
@@ -302,10 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     stop = commands.add_parser("stop", help="stop a user's session")
     stop.add_argument("user", metavar="USER")
+    stop.add_argument("--server", metavar="NAME", default="", help=_SERVER_HELP)
     stop.add_argument("--json", action="store_true", help="print the API's JSON")
 
     status = commands.add_parser("status", help="show every session, or one user's")
     status.add_argument("user", metavar="USER", nargs="?")
+    status.add_argument("--server", metavar="NAME", default="", help=_SERVER_HELP)
     status.add_argument("--json", action="store_true", help="print the API's JSON")
 
     limits = commands.add_parser("set", help="change a running session's limits live")
@@ -319,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     logs = commands.add_parser("logs", help="print a session's log")
     logs.add_argument("user", metavar="USER")
+    logs.add_argument("--server", metavar="NAME", default="", help=_SERVER_HELP)
     logs.add_argument("-n", "--lines", metavar="N", type=int, default=100, help="default 100")
     logs.add_argument("-f", "--follow", action="store_true", help="follow until Ctrl-C")
 
@@ -395,6 +408,7 @@ async def _start(client: HostdClient, args: argparse.Namespace, out: TextIO) -> 
         default_url=args.default_url,
         wait=not args.no_wait,
         profile=args.profile,
+        server=args.server,
     )
     if args.json:
         _print_json(result.session.to_dict(), out)
@@ -403,7 +417,7 @@ async def _start(client: HostdClient, args: argparse.Namespace, out: TextIO) -> 
 
 
 async def _stop(client: HostdClient, args: argparse.Namespace, out: TextIO) -> None:
-    session = await client.stop(args.user)
+    session = await client.stop(args.user, server=args.server)
     if args.json:
         _print_json(session.to_dict(), out)
     else:
@@ -414,7 +428,7 @@ async def _usage_or_none(client: HostdClient, session: SessionView) -> UsageView
     if session.state not in MEASURABLE:
         return None
     try:
-        return await client.usage(session.user)
+        return await client.usage(session.user, server=session.server)
     except HostdError:
         return None  # ended meanwhile, or not measurable: the table shows "-", not an error
 
@@ -426,13 +440,13 @@ async def _usage_of(client: HostdClient, sessions: Sequence[SessionView]) -> dic
 
 
 def _with_usage(session: SessionView, usage: Mapping[str, UsageView]) -> dict[str, Any]:
-    seen = usage.get(session.user)
+    seen = usage.get(_session_label(session))
     return {**session.to_dict(), "usage": None if seen is None else seen.to_dict()}
 
 
 async def _status(client: HostdClient, args: argparse.Namespace, out: TextIO) -> None:
     if args.user is not None:
-        session = await client.get(args.user)
+        session = await client.get(args.user, server=args.server)
         usage = await _usage_of(client, [session])
         if args.json:
             _print_json(_with_usage(session, usage), out)
@@ -487,10 +501,10 @@ def _print_line(line: LogLine, out: TextIO) -> None:
 
 async def _logs(client: HostdClient, args: argparse.Namespace, out: TextIO) -> None:
     if not args.follow:
-        for line in await client.logs(args.user, lines=args.lines):
+        for line in await client.logs(args.user, lines=args.lines, server=args.server):
             _print_line(line, out)
         return
-    async with aclosing(client.follow(args.user)) as lines:
+    async with aclosing(client.follow(args.user, server=args.server)) as lines:
         async for line in lines:
             _print_line(line, out)
 

@@ -259,7 +259,7 @@ _CULLER_LEFT_OUT: Final[Mapping[str, str]] = {
     "--cull-every": "hostd checks idleness itself, every few seconds",
     "--max-age": "hostd stops idle sessions only, never busy ones by age",
     "--cull-users": "hostd stops sessions; JupyterHub's users are JupyterHub's",
-    "--remove-named-servers": "hostd runs no named servers",
+    "--remove-named-servers": "hostd keeps nothing of a stopped named server to remove",
     "--concurrency": "hostd stops idle sessions itself, without API calls",
     "--cull-admin-users": "hostd treats every user's session alike",
 }

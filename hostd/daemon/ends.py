@@ -15,12 +15,13 @@ import logging
 import time
 
 from hostd.daemon import credentials
+from hostd.daemon.servers import UserSlices
 from hostd.daemon.session_parts import SessionParts
 from hostd.daemon.sockets import remove_socket_dir
 from hostd.daemon.store import now
 from hostd.daemon.systemd import UnitStatus
 from hostd.daemon.views import ENDED, OOM_REASON
-from hostd.units import unit_name_for, validate_username
+from hostd.units.servers import split_session_key, unit_name_for_key, validate_session_key
 from hostd.units.values import Caller, SessionView
 
 __all__ = ["Ends"]
@@ -33,11 +34,13 @@ class Ends:
 
     def __init__(self, parts: SessionParts) -> None:
         self.parts = parts
+        # Named servers: each user's slice (hostd.daemon.servers), stopped after the last end.
+        self.slices = UserSlices(parts.systemd)
 
     async def stop(self, user: str, *, caller: Caller) -> SessionView:
         # No account lookup: the session of a deleted account can still be stopped.
-        name = validate_username(user)
-        unit = unit_name_for(name)
+        name = validate_session_key(user)  # a user, or user:server (a named server)
+        unit = unit_name_for_key(name)
         async with self.parts.admission.lock(name):
             status = await self.parts.systemd.unit_status(unit)
             if status is not None and status.active_state not in ENDED:
@@ -103,6 +106,9 @@ class Ends:
             await self.parts.systemd.unref(unit)
             await self.parts.systemd.reset_failed(unit)
         self.release(name, unit)
+        if self.parts.config.session.named_server_limit:
+            user = split_session_key(name)[0]
+            await self.slices.release(user, await self.parts.session_units())
 
     def release(self, name: str, unit: str) -> None:
         """Free the port or socket, the promised memory and the token of a session that is

@@ -30,14 +30,9 @@ from hostd.daemon.session_parts import SessionParts
 from hostd.daemon.starter import FAILURE_LOG_LINES, Starter, policy_for
 from hostd.daemon.systemd import UnitStatus
 from hostd.daemon.views import ACTIVE, ENDED
-from hostd.units import (
-    SessionRequest,
-    limit_properties,
-    unit_name_for,
-    user_for_unit_name,
-    validate_username,
-)
+from hostd.units import SessionRequest, limit_properties
 from hostd.units.errors import InvalidOption, PermissionDenied, SessionNotFound
+from hostd.units.servers import key_for_unit_name, unit_name_for_key, validate_session_key
 from hostd.units.values import Caller, SessionView, StartOutcome
 
 # FAILURE_LOG_LINES and policy_for are the Starter's (hostd.daemon.starter); this module has
@@ -73,6 +68,7 @@ class Lifecycle:
         command: str | None = None,
         secrets: Mapping[str, str] | None = None,
         profile: str | None = None,
+        server: str = "",
     ) -> StartOutcome:
         return await self.starter.start(
             user,
@@ -82,14 +78,15 @@ class Lifecycle:
             command=command,
             secrets=secrets,
             profile=profile,
+            server=server,
         )
 
     async def stop(self, user: str, *, caller: Caller) -> SessionView:
         return await self.ends.stop(user, caller=caller)
 
     async def get(self, user: str) -> SessionView:
-        name = validate_username(user)
-        unit = unit_name_for(name)
+        name = validate_session_key(user)  # a user, or user:server (a named server)
+        unit = unit_name_for_key(name)
         status = await self.parts.systemd.unit_status(unit)
         if status is not None and (
             status.active_state not in ENDED or self.parts.table.record_id(name) is not None
@@ -107,10 +104,10 @@ class Lifecycle:
     async def list(self) -> builtins.list[SessionView]:
         views = []
         for status in await self.parts.session_units():
-            name = user_for_unit_name(status.name)
+            name = key_for_unit_name(status.name)
             if name is not None:
                 views.append(await self.parts.views.session(name, status))
-        return sorted(views, key=lambda v: v.user)
+        return sorted(views, key=lambda v: (v.user, v.server))
 
     async def set_limits(
         self, user: str, *, mem_limit: int | None, cpu_limit: float | None, caller: Caller
@@ -119,8 +116,8 @@ class Lifecycle:
             raise PermissionDenied("only root may change the limits of a running session")
         if mem_limit is None and cpu_limit is None:
             raise InvalidOption("give mem_limit, cpu_limit or both")
-        name = validate_username(user)
-        unit = unit_name_for(name)
+        name = validate_session_key(user)
+        unit = unit_name_for_key(name)
         async with self.parts.admission.lock(name):
             status = await self.parts.systemd.unit_status(unit)
             if status is None or status.active_state not in ACTIVE:

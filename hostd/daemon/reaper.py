@@ -24,8 +24,9 @@ from hostd.daemon.sockets import remove_socket_dir
 from hostd.daemon.store import now
 from hostd.daemon.systemd import UnitStatus
 from hostd.daemon.views import ENDED, ended_reason, session_port
-from hostd.units import cpu_limit_of, unit_name_for, user_for_unit_name
+from hostd.units import cpu_limit_of
 from hostd.units.gpus import gpus_of_environment
+from hostd.units.servers import key_for_unit_name, unit_name_for_key
 
 __all__ = ["CUT_OFF_REASON", "REAP_INTERVAL_S", "Reaper"]
 
@@ -69,7 +70,7 @@ class Reaper:
         active: set[str] = set()
         active_users: set[str] = set()
         for status in await self.parts.session_units():
-            name = user_for_unit_name(status.name)
+            name = key_for_unit_name(status.name)
             if name is None or status.active_state in ENDED:
                 continue
             active.add(status.name)
@@ -128,7 +129,7 @@ class Reaper:
         drain = None if self.maintenance is None else self.maintenance.due()
         self.record_host()
         for name in self.parts.table.recorded():
-            unit = unit_name_for(name)
+            unit = unit_name_for_key(name)
             lock = self.parts.table.lock(name)
             if lock.locked():
                 continue

@@ -44,15 +44,13 @@ from hostd.daemon.views import ACTIVE, ListenerProbe, Views, host_view
 from hostd.units import (
     SessionRequest,
     cpu_limit_of,
-    unit_name_for,
-    user_for_unit_name,
-    validate_username,
 )
 from hostd.units.choices import ProfileView
 from hostd.units.errors import PermissionDenied, SessionNotFound
 from hostd.units.gpus import gpus_of_environment
 from hostd.units.history import HistoryWindow, HostHistoryView, UsageHistoryView
 from hostd.units.maintenance import Drain, MaintenanceView
+from hostd.units.servers import key_for_unit_name, unit_name_for_key, validate_session_key
 from hostd.units.values import (
     AccountView,
     AuthResult,
@@ -170,6 +168,7 @@ class SessionManager:
         command: str | None = None,
         secrets: Mapping[str, str] | None = None,
         profile: str | None = None,
+        server: str = "",
     ) -> StartOutcome:
         # Whoever asks, root too: a drained host is emptied for a reboot (drain --cancel
         # opens it again).
@@ -182,6 +181,7 @@ class SessionManager:
             command=command,
             secrets=secrets,
             profile=profile,
+            server=server,
         )
 
     async def stop(self, user: str, *, caller: Caller) -> SessionView:
@@ -201,10 +201,10 @@ class SessionManager:
         )
 
     async def logs(self, user: str, *, lines: int) -> builtins.list[LogLine]:
-        return await journal.tail(unit_name_for(validate_username(user)), lines)
+        return await journal.tail(unit_name_for_key(validate_session_key(user)), lines)
 
     def follow(self, user: str, *, cursor: str | None) -> AsyncIterator[LogLine]:
-        return journal.follow(unit_name_for(validate_username(user)), cursor=cursor)
+        return journal.follow(unit_name_for_key(validate_session_key(user)), cursor=cursor)
 
     async def health(self) -> dict[str, Any]:
         version = await self.systemd.version()
@@ -212,8 +212,8 @@ class SessionManager:
         return {"status": "ok", "systemd": version, "sessions": running}
 
     async def usage(self, user: str) -> UsageView:
-        name = validate_username(user)
-        status = await self.systemd.unit_status(unit_name_for(name))
+        name = validate_session_key(user)
+        status = await self.systemd.unit_status(unit_name_for_key(name))
         if status is None or status.active_state not in ACTIVE:
             raise SessionNotFound(f"{name} has no running session")
         cpu_limit = cpu_limit_of(status.cpu_quota_usec)
@@ -225,11 +225,11 @@ class SessionManager:
         return self.sampler.view(name, usage, cpu_limit)
 
     async def usage_history(self, user: str, *, window: HistoryWindow) -> UsageHistoryView:
-        name = validate_username(user)
+        name = validate_session_key(user)
         history = self.sampler.history
         if not history.has(name):
             # No reading yet: a session that just started has an empty history, no session none.
-            status = await self.systemd.unit_status(unit_name_for(name))
+            status = await self.systemd.unit_status(unit_name_for_key(name))
             if status is None or status.active_state not in ACTIVE:
                 raise SessionNotFound(f"{name} has no running session")
         return history.view(name, window)
@@ -238,12 +238,12 @@ class SessionManager:
         return self.host_rings.view(window)
 
     async def token(self, user: str) -> str:
-        name = validate_username(user)
+        name = validate_session_key(user)
         if self.table.record_id(name) is None:
             raise SessionNotFound(f"{name} has no running session")
         try:
             return await asyncio.to_thread(
-                credentials.read_token, self.parts.credentials_dir, unit_name_for(name)
+                credentials.read_token, self.parts.credentials_dir, unit_name_for_key(name)
             )
         except FileNotFoundError:
             raise SessionNotFound(f"{name} has no running session") from None
@@ -271,7 +271,7 @@ class SessionManager:
         )
 
     async def activity(self, user: str, *, caller: Caller) -> None:
-        name = validate_username(user)
+        name = validate_session_key(user)
         if self.table.record_id(name) is None:
             raise SessionNotFound(f"{name} has no running session")
         self.table[name].active_at = time.monotonic()
@@ -289,7 +289,7 @@ class SessionManager:
         samples = []
         units = await self.parts.session_units()  # one D-Bus read for the sessions and the host
         for status in units:
-            name = user_for_unit_name(status.name)
+            name = key_for_unit_name(status.name)
             if name is None or status.active_state not in ACTIVE:
                 continue
             cpu_limit = cpu_limit_of(status.cpu_quota_usec)

@@ -28,6 +28,7 @@ from hostd.daemon import credentials, journal
 from hostd.daemon.ends import Ends
 from hostd.daemon.gpus import allocate_gpus, grant_for
 from hostd.daemon.ports import ListenerCheck, SessionOwner, allocate_port, describe_address
+from hostd.daemon.servers import check_server_count, servers_of
 from hostd.daemon.session_parts import SessionParts
 from hostd.daemon.sockets import (
     Address,
@@ -39,18 +40,25 @@ from hostd.daemon.sockets import (
 from hostd.daemon.store import SessionRecord, now
 from hostd.daemon.systemd import UnitStatus
 from hostd.daemon.users import group_names, lookup_user
-from hostd.daemon.views import ACTIVE, OOM_REASON
+from hostd.daemon.views import ACTIVE, OOM_REASON, base_url_for_key
 from hostd.units import (
+    SLICE,
     SessionPolicy,
     SessionRequest,
+    UnitSpec,
     build_unit,
     keep_loaded,
     listens_on_socket,
     spec_limits,
-    unit_name_for,
 )
 from hostd.units.errors import InvalidOption, SessionConflict, SpawnFailed
 from hostd.units.failures import describe_end, exit_kind
+from hostd.units.servers import (
+    session_key,
+    unit_name_for_key,
+    user_slice_for,
+    validate_server_name,
+)
 from hostd.units.values import Caller, SessionView, StartOutcome
 
 __all__ = ["FAILURE_LOG_LINES", "Starter", "policy_for"]
@@ -120,12 +128,13 @@ class Starter:
         command: str | None = None,
         secrets: Mapping[str, str] | None = None,
         profile: str | None = None,
+        server: str = "",
     ) -> StartOutcome:
         metrics = self.parts.metrics
         started_at = time.monotonic()
         try:
             outcome = await self._start(
-                user, request, caller, wait, command, secrets or {}, profile
+                user, request, caller, wait, command, secrets or {}, profile, server
             )
         except Exception:
             metrics.spawn_duration.labels(status="failure").observe(time.monotonic() - started_at)
@@ -143,8 +152,10 @@ class Starter:
         command: str | None,
         secrets: Mapping[str, str],
         profile_slug: str | None,
+        server: str,
     ) -> StartOutcome:
         parts = self.parts
+        server = validate_server_name(server)  # before any lookup: a bad name is the caller's
         daemon = parts.config.daemon
         info = await asyncio.to_thread(
             lookup_user,
@@ -157,10 +168,15 @@ class Starter:
         # Whoever asks (the hub, a token, the spawner, root): a locked or expired account gets
         # no session (AccountDisabled), as it gets no login.
         await self.check_account(name)
-        unit = unit_name_for(name)
+        # The daemon's key of this server: the user name for the default server, so all of a
+        # default server's names (unit, paths, URL, records) are what they always were.
+        key = session_key(name, server)
+        unit = unit_name_for_key(key)
         credentials.check_secrets(secrets)
         groups = await asyncio.to_thread(group_names, info.name, info.gid)
         policy, profile = policy_for(parts.config, name, groups, command)
+        # The user's slice (named servers) carries the user's share, not one choice's.
+        user_policy = policy
         # The [[profile_list]] choice: visibility and its caps hold whoever asks (a hidden
         # slug is UnknownProfile); a command the caller names wins over the choice's.
         choice = parts.config.profile_list.choose(profile_slug, groups)
@@ -168,22 +184,26 @@ class Starter:
             policy = apply_choice(
                 policy, choice, parts.config.commands, keep_cmd=command is not None
             )
-        async with parts.admission.lock(name):
+        named_on = policy.named_server_limit > 0
+        async with parts.admission.lock(key):
+            if server or named_on:
+                running = servers_of(name, await parts.session_units())
+                check_server_count(key, policy, running)
             status = await parts.systemd.unit_status(unit)
             if status is not None and status.active_state in ACTIVE:
-                view = await parts.views.session(name, status)
+                view = await parts.views.session(key, status)
                 if wait and view.state == "starting":
-                    view = await self.wait_ready(name, unit, self._deadline(), info.uid)
+                    view = await self.wait_ready(key, unit, self._deadline(), info.uid)
                 return StartOutcome(view, created=False)
             if status is not None and status.active_state == "deactivating":
-                raise SessionConflict(f"the session of {name} is stopping; start it again shortly")
+                raise SessionConflict(f"the session of {key} is stopping; start it again shortly")
             if status is not None:  # ended but still loaded (our AddRef): free the name
-                await self.ends.finish(name, unit, status, reason="ended")
-            entry = parts.table[name]
+                await self.ends.finish(key, unit, status, reason="ended")
+            entry = parts.table[key]
             # Taken as soon as chosen, with no await between: other users' starts interleave
             # with this one at each await, and must see these GPUs held.
             gpus = entry.gpus = allocate_gpus(
-                parts.config.gpus, policy.gpus, parts.table.gpus(), user=name
+                parts.config.gpus, policy.gpus, parts.table.gpus(), user=key
             )
             try:
                 on_socket = listens_on_socket(policy.cmd)
@@ -192,7 +212,7 @@ class Starter:
                     gid = await asyncio.to_thread(proxy_gid, daemon.proxy_group)
                     port = entry.port = None
                     address: Address = await asyncio.to_thread(
-                        prepare_socket_dir, daemon.sessions_dir, name, info.uid, gid
+                        prepare_socket_dir, daemon.sessions_dir, key, info.uid, gid
                     )
                 else:
                     low, high = daemon.port_range
@@ -214,7 +234,7 @@ class Starter:
                     request,
                     port=port,
                     socket=str(address) if on_socket else None,
-                    base_url=daemon.base_url_for(name),
+                    base_url=base_url_for_key(daemon, key),
                     privileged=caller.privileged,
                     hostd_environment={
                         **_port_environment(port),
@@ -222,11 +242,13 @@ class Starter:
                         **({"HOSTD_CREDENTIALS_DIR": str(secrets_dir)} if secrets_dir else {}),
                     },
                     gpus=grant_for(parts.config.gpus, gpus),
+                    server=server,
+                    slice_name=user_slice_for(name) if named_on else SLICE,
                 )
                 limits = spec_limits(spec)
-                parts.admission.promise_memory(name, limits.mem_limit_bytes or 0)
+                parts.admission.promise_memory(key, limits.mem_limit_bytes or 0)
             except Exception:
-                self.ends.release(name, unit)
+                self.ends.release(key, unit)
                 raise
             # AddRef keeps the unit loaded after it ends, while our bus connection lives, so its
             # Result can be read before systemd collects it (SYSTEMD-NOTES.md).
@@ -234,7 +256,7 @@ class Starter:
             record = await asyncio.to_thread(
                 parts.store.add,
                 SessionRecord(
-                    user=name,
+                    user=key,
                     unit=unit,
                     port=port,
                     started_at=now(),
@@ -254,27 +276,35 @@ class Starter:
             log.info(
                 "starting %s for %s on %s",
                 unit,
-                name,
+                key,
                 describe_address(address),
                 extra={"HOSTD_USER": name, "UNIT": unit},
             )
             async with parts.admission.start_slot():
                 try:
-                    job = await parts.systemd.start_unit(spec)
+                    job = await self._start_unit(spec, name, user_policy if named_on else None)
                 except Exception:
                     await self.ends.finish(
-                        name, unit, None, reason="systemd refused the unit", failed=True
+                        key, unit, None, reason="systemd refused the unit", failed=True
                     )
                     raise
                 if job != "done":
-                    raise await self._start_failed(name, unit, f"systemd's start job ended '{job}'")
+                    raise await self._start_failed(key, unit, f"systemd's start job ended '{job}'")
                 status = await parts.systemd.unit_status(unit)
                 if status is not None:
-                    parts.oom.watch(name, parts.sampler.memory_dir(status.control_group or ""))
+                    parts.oom.watch(key, parts.sampler.memory_dir(status.control_group or ""))
                 if not wait:
-                    return StartOutcome(await parts.views.session(name, status), created=True)
-                view = await self.wait_ready(name, unit, self._deadline(), info.uid)
+                    return StartOutcome(await parts.views.session(key, status), created=True)
+                view = await self.wait_ready(key, unit, self._deadline(), info.uid)
                 return StartOutcome(view, created=True)
+
+    async def _start_unit(self, spec: UnitSpec, user: str, policy: SessionPolicy | None) -> str:
+        """Start the session's unit; with named servers on (policy given), in the user's slice,
+        started first with the user's total limits."""
+        if policy is None:
+            return await self.parts.systemd.start_unit(spec)
+        async with self.ends.slices.starting(user, policy):
+            return await self.parts.systemd.start_unit(spec)
 
     def _deadline(self) -> float:
         return time.monotonic() + self.parts.config.daemon.start_timeout_s
@@ -286,7 +316,7 @@ class Starter:
         systemd = self.parts.systemd
         status = await systemd.unit_status(unit)
         address = self._address(name, status)
-        ready_path = f"{self.parts.config.daemon.base_url_for(name)}api"
+        ready_path = f"{base_url_for_key(self.parts.config.daemon, name)}api"
         next_state_check = time.monotonic() + STATE_POLL_S
         while True:
             found = await self._listener(address, uid, status)

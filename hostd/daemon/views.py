@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from hostd.config import Config
+from hostd.config.daemon import DaemonConfig
 from hostd.daemon.idle import cull_at
 from hostd.daemon.ports import ListenerCheck, SessionOwner
 from hostd.daemon.sockets import Address, check_address, socket_path
@@ -24,9 +25,14 @@ from hostd.daemon.store import SessionRecord, Store, now
 from hostd.daemon.systemd import UnitStatus
 from hostd.daemon.table import SessionTable
 from hostd.daemon.usage import OomWatcher
-from hostd.units import cpu_limit_of, unit_name_for, user_for_unit_name
+from hostd.units import cpu_limit_of
 from hostd.units.failures import describe_end
 from hostd.units.gpus import gpus_of_environment
+from hostd.units.servers import (
+    key_for_unit_name,
+    split_session_key,
+    unit_name_for_key,
+)
 from hostd.units.values import HostView, Limits, SessionState, SessionView
 
 __all__ = [
@@ -35,6 +41,7 @@ __all__ = [
     "OOM_REASON",
     "ListenerProbe",
     "Views",
+    "base_url_for_key",
     "ended_reason",
     "host_view",
     "session_address",
@@ -59,6 +66,14 @@ def ended_reason(status: UnitStatus | None) -> str:
     if status is None or status.result in (None, "success"):
         return "ended"
     return f"crashed: {describe_end(status.result, status.exit_code, status.exit_status)}"
+
+
+def base_url_for_key(daemon: DaemonConfig, key: str) -> str:
+    """A server's base URL: the default server's as before (``<prefix><user>/``), a named
+    one's ``<prefix><user>/<server>/`` (JupyterHub's /user/<name>/<server>/)."""
+    user, server = split_session_key(key)
+    base = daemon.base_url_for(user)
+    return f"{base}{quote(server, safe='')}/" if server else base
 
 
 def session_port(status: UnitStatus) -> int | None:
@@ -121,9 +136,11 @@ def view_from_status(
         # process die of the kernel's OOM kill (OOMPolicy=continue reports it as "signal").
         result = result_of(status.result, status.exit_status)
         reason = OOM_REASON if result == "oom-kill" else ended_reason(status)
+    user, server = split_session_key(name)
     return SessionView(
-        user=name,
-        unit=unit_name_for(name),
+        user=user,
+        server=server,
+        unit=unit_name_for_key(name),
         state=state,
         result=result,
         exit_status=status.exit_status if ended else None,
@@ -138,13 +155,14 @@ def view_from_status(
 
 def view_from_record(name: str, unit: str, record: SessionRecord | None) -> SessionView:
     """The view of a session systemd no longer knows, from its last record (if any)."""
+    user, server = split_session_key(name)
     if record is None:
-        return SessionView(user=name, unit=unit, state="stopped")
+        return SessionView(user=user, server=server, unit=unit, state="stopped")
     state: SessionState = "failed" if record.state == "failed" else "stopped"
     if record.ended_at is None:
         state = "stopped"
     return replace(
-        SessionView(user=name, unit=unit, state=state),
+        SessionView(user=user, server=server, unit=unit, state=state),
         result=record.result,
         exit_status=record.exit_status,
         started_at=record.started_at,
@@ -204,7 +222,7 @@ class Views:
         port (only for an active unit, where it tells starting from running): running only
         when the session's own process listens there, never someone else's."""
         if status is None:
-            return await self.stored(name, unit_name_for(name))
+            return await self.stored(name, unit_name_for_key(name))
         if answering is None and status.active_state in ("active", "reloading"):
             answering = (await self.listener(status)).state == "ours"
         view = view_from_status(
@@ -212,7 +230,7 @@ class Views:
             status,
             answering=bool(answering),
             address=self.address(name, status),
-            base_url=self.config.daemon.base_url_for(name),
+            base_url=base_url_for_key(self.config.daemon, name),
             result_of=lambda result, exit_status: self.oom.result_of(name, result, exit_status),
             profile=self.table.profile(name),
         )
@@ -239,7 +257,7 @@ class Views:
     async def listener(self, status: UnitStatus, uid: int | None = None) -> ListenerCheck:
         """Who answers on the session's address: nobody yet, the session itself, or another
         process. ``uid``: the session user's, when the caller knows it (else from User=)."""
-        name = user_for_unit_name(status.name)
+        name = key_for_unit_name(status.name)
         if name is None:
             return ListenerCheck("none")
         address = self.address(name, status)

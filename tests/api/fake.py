@@ -55,6 +55,12 @@ from hostd.units.history import (
     UsagePoint,
 )
 from hostd.units.maintenance import Drain, MaintenanceView, check_drain_at, check_message
+from hostd.units.servers import (
+    server_base_path,
+    session_key,
+    split_session_key,
+    unit_name_for_key,
+)
 from hostd.units.values import (
     AccountView,
     AuthResult,
@@ -165,6 +171,7 @@ class FakeSessionService:
             raise Draining(f"{drain.message} (new sessions are refused for maintenance)")
 
     def _known(self, user: str) -> None:
+        user = split_session_key(user)[0]  # a named server's key: user:server
         validate_username(user)
         if user not in self.users:
             raise UnknownUser(f"no account named {user!r}")
@@ -208,23 +215,27 @@ class FakeSessionService:
         command: str | None = None,
         secrets: Mapping[str, str] | None = None,
         profile: str | None = None,
+        server: str = "",
     ) -> StartOutcome:
         self.calls.append(("start", user, request, caller, wait))
+        self.server = server
         self.extras = (command, dict(secrets or {}))
         self.profile_asked = profile
         self._check("start")
         self.check_drain()
         self._known(user)
         choice = self._choice(user, profile)
+        name, user = user, session_key(user, server)  # from here on, the server's key
         existing = self.sessions.get(user)
         if existing is not None and existing.state in ("starting", "running"):
             return StartOutcome(session=existing, created=False)
         view = SessionView(
-            user=user,
-            unit=unit_name_for(user),
+            user=name,
+            server=server,
+            unit=unit_name_for_key(user),
             state="running" if wait else "starting",
             started_at=STARTED_AT,
-            url=f"{self.start_origin}/user/{user}/",
+            url=f"{self.start_origin}/user/{server_base_path(user)}/",
             limits=Limits(mem_limit_bytes=request.mem_limit, cpu_limit=request.cpu_limit),
         )
         if choice is not None:

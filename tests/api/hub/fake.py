@@ -23,8 +23,9 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 
-from hostd.units import SessionRequest, unit_name_for
+from hostd.units import SessionRequest
 from hostd.units.errors import HostdError, SpawnFailed
+from hostd.units.servers import server_base_path, session_key, unit_name_for_key
 from hostd.units.values import Caller, Limits, SessionView, StartOutcome
 from tests.api.fake import STARTED_AT, FakeSessionService
 
@@ -48,7 +49,7 @@ class HubFake(FakeSessionService):
         self.starts = 0
 
     def url_for(self, user: str) -> str:
-        return f"{self.upstream}/user/{user}/"
+        return f"{self.upstream}/user/{server_base_path(user)}/"
 
     def add_session(self, user: str, *, lines: int = 3, **changes: Any) -> SessionView:
         changes.setdefault("url", self.url_for(user))
@@ -64,6 +65,7 @@ class HubFake(FakeSessionService):
         command: str | None = None,
         secrets: Mapping[str, str] | None = None,
         profile: str | None = None,
+        server: str = "",
     ) -> StartOutcome:
         self.calls.append(("start", user, request, caller, wait))
         self.extras = (command, dict(secrets or {}))
@@ -72,13 +74,15 @@ class HubFake(FakeSessionService):
         self.check_drain()
         self._known(user)
         choice = self._choice(user, profile)
+        name, user = user, session_key(user, server)  # from here on, the server's key
         existing = self.sessions.get(user)
         if existing is not None and existing.state in ("starting", "running"):
             return StartOutcome(session=existing, created=False)
         self.starts += 1
         view = SessionView(
-            user=user,
-            unit=unit_name_for(user),
+            user=name,
+            server=server,
+            unit=unit_name_for_key(user),
             state="starting",
             started_at=STARTED_AT,
             url=self.url_for(user),

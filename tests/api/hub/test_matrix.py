@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -270,6 +270,64 @@ async def stop_form(hub: HubUnderTest, actor: Actor) -> Outcome:
     return await _stop(hub, actor, lambda client: client.post("/hub/stop/alice", data=actor.form()))
 
 
+# alice's named server "lab" (named servers, issue 15): the daemon knows it as "alice:lab".
+NAMED: Final = "/hub/api/users/alice/servers/lab"
+
+
+def _named_running(hub: HubUnderTest) -> None:
+    view = hub.fake.add_session("alice")
+    hub.fake.sessions["alice:lab"] = replace(
+        view, server="lab", unit="jupyter-alice:lab.service", url=hub.fake.url_for("alice:lab")
+    )
+
+
+def _named_stopped(hub: HubUnderTest) -> None:
+    hub.fake.sessions.pop("alice:lab", None)
+
+
+def _named_did(hub: HubUnderTest, since: int, what: str) -> bool:
+    # A start names the user and passes the server; a stop names the server's key.
+    key = "alice" if what == "start" else "alice:lab"
+    return any(call[:2] == (what, key) for call in hub.fake.calls[since:])
+
+
+async def start_named(hub: HubUnderTest, actor: Actor) -> Outcome:
+    _named_stopped(hub)
+    since = len(hub.fake.calls)
+    async with actor.client(hub) as client:
+        response = await client.post(NAMED, headers=actor.api_headers())
+    started = _named_did(hub, since, "start")
+    _named_stopped(hub)
+    if response.status_code == 201 and started:
+        return "ok"
+    assert not started, response.text[:300]
+    return refusal(response)
+
+
+async def stop_named(hub: HubUnderTest, actor: Actor) -> Outcome:
+    _named_running(hub)
+    since = len(hub.fake.calls)
+    async with actor.client(hub) as client:
+        response = await client.delete(NAMED, headers=actor.api_headers())
+    stopped = _named_did(hub, since, "stop")
+    _named_stopped(hub)
+    if response.status_code == 204 and stopped:
+        return "ok"
+    assert not stopped, response.text[:300]
+    return refusal(response)
+
+
+async def progress_named(hub: HubUnderTest, actor: Actor) -> Outcome:
+    _named_running(hub)
+    async with actor.client(hub) as client:
+        response = await client.get(f"{NAMED}/progress")
+    _named_stopped(hub)
+    if response.status_code == 200:
+        assert '"ready": true' in response.text
+        return "ok"
+    return refusal(response)
+
+
 async def tokens_list(hub: HubUnderTest, actor: Actor) -> Outcome:
     async with actor.client(hub) as client:
         response = await client.get("/hub/api/users/alice/tokens")
@@ -382,6 +440,15 @@ RESOURCES: Final[dict[str, Resource]] = {
     "start alice's server (form)": Resource(start_form, (("POST", "/hub/spawn/{name}"),)),
     "stop alice's server (API)": Resource(stop_api, (("DELETE", "/hub/api/users/{name}/server"),)),
     "stop alice's server (form)": Resource(stop_form, (("POST", "/hub/stop/{name}"),)),
+    "start alice's named server (API)": Resource(
+        start_named, (("POST", "/hub/api/users/{name}/servers/{server}"),)
+    ),
+    "stop alice's named server (API)": Resource(
+        stop_named, (("DELETE", "/hub/api/users/{name}/servers/{server}"),)
+    ),
+    "alice's named server's progress": Resource(
+        progress_named, (("GET", "/hub/api/users/{name}/servers/{server}/progress"),)
+    ),
     "list alice's tokens": Resource(tokens_list, (("GET", "/hub/api/users/{name}/tokens"),)),
     "make a token for alice": Resource(tokens_create, (("POST", "/hub/api/users/{name}/tokens"),)),
     "revoke alice's token": Resource(
@@ -409,6 +476,9 @@ _TABLE: Final[dict[str, str]] = {
     "start alice's server (form)":                 "ok    deny  ok    login login login login",
     "stop alice's server (API)":                   "ok    deny  ok    deny  deny  ok    deny",
     "stop alice's server (form)":                  "ok    deny  ok    login login login login",
+    "start alice's named server (API)":            "ok    deny  ok    deny  deny  ok    deny",
+    "stop alice's named server (API)":             "ok    deny  ok    deny  deny  ok    deny",
+    "alice's named server's progress":             "ok    deny  ok    deny  deny  ok    deny",
     "list alice's tokens":                         "ok    deny  ok    deny  deny  ok    deny",
     # A token made for alice opens her server: not for an admin without admin_access.
     "make a token for alice":                      "ok    deny  deny  deny  deny  ok    deny",
@@ -538,6 +608,13 @@ def _called(what: str) -> Done:
     return done
 
 
+def _named_called(what: str) -> Done:
+    async def done(hub: HubUnderTest, since: int) -> bool:
+        return _named_did(hub, since, what)
+
+    return done
+
+
 _victims: dict[int, int] = {}
 
 
@@ -607,6 +684,12 @@ CHANGES: Final[dict[tuple[str, str], Change]] = {
     ),
     ("DELETE", "/hub/api/users/{name}/server"): Change(
         "api", _api("DELETE", "/hub/api/users/alice/server"), _called("stop"), _running
+    ),
+    ("POST", "/hub/api/users/{name}/servers/{server}"): Change(
+        "api", _api("POST", NAMED), _named_called("start"), _named_stopped
+    ),
+    ("DELETE", "/hub/api/users/{name}/servers/{server}"): Change(
+        "api", _api("DELETE", NAMED), _named_called("stop"), _named_running
     ),
     ("POST", "/hub/api/users/{name}/tokens"): Change(
         "api", _api("POST", "/hub/api/users/alice/tokens"), _token_made

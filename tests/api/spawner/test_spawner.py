@@ -74,9 +74,11 @@ class Daemon(FakeSessionService):
         command: str | None = None,
         secrets: Mapping[str, str] | None = None,
         profile: str | None = None,
+        server: str = "",
     ) -> StartOutcome:
         self.requests.append((request, command, dict(secrets or {})))
         self.profile_asked = profile
+        self.server = server
         self._choice(user, profile)  # refused as the daemon refuses (UnknownProfile)
         info = UserInfo(user, 1000, 1000, f"/home/{user}", "/bin/bash")
         build_unit(self.session_policy, info, request, port=20001, base_url=f"/user/{user}/")
@@ -89,6 +91,7 @@ class Daemon(FakeSessionService):
                 command=command,
                 secrets=secrets,
                 profile=profile,
+                server=server,
             )
         self._check("start")
         outcome = await super().start(user, request, caller=caller, wait=False)
@@ -377,13 +380,24 @@ async def test_what_hostd_cannot_do_is_refused_before_asking_it(
     assert daemon.requests == []
 
 
-async def test_named_servers_are_refused(
+async def test_a_named_server_is_asked_of_hostd_by_its_name(
     daemon: Daemon, make_spawner: Callable[..., HostdSpawner]
 ) -> None:
     # JupyterHub's orm record names a server of c.JupyterHub.allow_named_servers.
     spawner = make_spawner(orm_spawner=SimpleNamespace(name="gpu", display_name="gpu", server=None))
+    await spawner.start()
+    assert daemon.server == "gpu"
+    assert spawner.unit == "jupyter-alice:gpu.service"
+
+
+@pytest.mark.parametrize("name", ["../x", "GPU", "a.slice", "a:b"])
+async def test_a_server_name_hostd_does_not_take_is_refused_before_the_daemon(
+    daemon: Daemon, make_spawner: Callable[..., HostdSpawner], name: str
+) -> None:
+    spawner = make_spawner(orm_spawner=SimpleNamespace(name=name, display_name=name, server=None))
     error = await start_refused(spawner)
-    assert "named servers ('gpu'): hostd runs one server per user" in error.message
+    assert error.reason == "invalid-server-name"
+    assert "invalid server name" in error.message
     assert daemon.requests == []
 
 

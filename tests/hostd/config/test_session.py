@@ -30,6 +30,8 @@ def test_the_session_keys_are_systemdspawners_names() -> None:
         "unit_extra_properties",
         # hostd's own: safe defaults systemdspawner does not have
         "oom_policy", "allow_swap", "ip_address_deny", "gpus",
+        # JupyterHub's named_server_limit_per_user, as a [session] key (0: named servers off)
+        "named_server_limit",
     }  # fmt: skip
     session_fields = {field.name for field in dataclasses.fields(SessionPolicy)}
     assert session_fields - {"stop_timeout_usec"} == keys

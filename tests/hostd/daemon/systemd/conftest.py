@@ -197,9 +197,9 @@ def make_user() -> Iterator[Callable[..., str]]:
 
     yield make
     for name in made:
-        subprocess.run(
-            ["systemctl", "stop", f"jupyter-{name}.service"], capture_output=True, check=False
-        )
+        # Named servers too (jupyter-<user>:<server>.service), and the user's slice.
+        units = [f"jupyter-{name}.service", f"jupyter-{name}:*.service", f"jupyter-{name}.slice"]
+        subprocess.run(["systemctl", "stop", *units], capture_output=True, check=False)
         subprocess.run(["userdel", "-r", "-f", name], capture_output=True, check=False)
 
 
