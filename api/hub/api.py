@@ -246,8 +246,8 @@ class HubAPI:
         """POST and DELETE /hub/api/users/{name}/servers/{server}: a named server."""
         identity, key = await self.for_server(request)
         if request.method == "POST":
-            await read_json(request)
-            outcome = await self.hub.servers.start(key, by=identity.user)
+            profile = _profile_option(await read_json(request))  # as for the default server
+            outcome = await self.hub.servers.start(key, by=identity.user, profile=profile)
             return Response(status_code=201 if outcome == "ready" else 202, media_type="text/plain")
         # JupyterHub's body may say {"remove": true}: hostd keeps nothing of a stopped server.
         outcome_stop = await self.hub.servers.stop(key, by=identity.user)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 
+from hostd.units import SessionPolicy
 from hostd.units.choices import ProfileView
 from tests.api.hub.conftest import HubUnderTest
 from tests.api.hub.fake import log_in, xsrf_of
@@ -102,3 +103,18 @@ async def test_the_admin_page_shows_each_sessions_profile(hub: HubUnderTest) -> 
         page = (await client.get("/hub/admin")).text
     assert '<small class="profile" data-profile="large">profile large</small>' in page
     assert page.count('class="profile"') == 1
+
+
+async def test_a_named_server_takes_a_choice_as_the_default_server_does(
+    hub: HubUnderTest,
+) -> None:
+    hub.fake.session_policy = SessionPolicy(cmd=("/bin/true",), named_server_limit=2)
+    hub.fake.choices["alice"] = [SMALL, LARGE]
+    token = await token_of(hub, "alice")
+    async with api(hub, token) as client:
+        started = await client.post("/hub/api/users/alice/servers/lab", json={"profile": "small"})
+        model = (await client.get("/hub/api/users/alice")).json()
+    assert started.status_code == 201, started.text
+    assert hub.fake.profile_asked == "small"
+    assert hub.fake.sessions["alice:lab"].profile_slug == "small"
+    assert model["servers"]["lab"]["ready"] is True
