@@ -61,7 +61,11 @@ def _volume_name(path: str, taken: set[str]) -> str:
 def _command(config: Config, gaps: list[str]) -> list[str] | None:
     """singleuser.cmd from [commands] singleuser (or [session] cmd): the program after
     hostd-session-exec and its arguments, less where it listens; None: the chart's default."""
-    argv = list(config.commands.get("singleuser", config.session.cmd))
+    return _singleuser_cmd(list(config.commands.get("singleuser", config.session.cmd)), gaps)
+
+
+def _singleuser_cmd(argv: list[str], gaps: list[str]) -> list[str] | None:
+    """A command as a pod's: jupyterhub-singleuser and its options, less where it listens."""
     if argv and Path(argv[0]).name == _WRAPPER:
         argv = argv[1:]
     if not argv or Path(argv[0]).name != _SINGLEUSER:
@@ -141,9 +145,43 @@ def _group_overrides(config: Config, gaps: list[str]) -> dict[str, Any]:
     for user in config.profiles.users:
         gaps.append(
             f"the profile of user {user}: KubeSpawner has no per-user override; put {user} in "
-            "a group of its own, or in singleuser.profileList"
+            "a group of its own"
         )
     return overrides
+
+
+def _profile_list(config: Config, gaps: list[str]) -> list[dict[str, Any]]:
+    """[[profile_list]] as KubeSpawner's profile_list (the same vocabulary: slug,
+    display_name, description, default), each choice's limits and command in
+    kubespawner_override, its GPUs as the NVIDIA device plugin's resource."""
+    profiles = []
+    for choice in config.profile_list.choices:
+        override: dict[str, Any] = {}
+        if choice.mem_limit is not None:
+            override["mem_limit"] = _size(choice.mem_limit)
+        if choice.cpu_limit is not None:
+            override["cpu_limit"] = choice.cpu_limit
+        if choice.command is not None:
+            command = _singleuser_cmd(list(config.commands[choice.command]), gaps)
+            if command is not None:
+                override["cmd"] = command
+        if choice.gpus:
+            override["extra_resource_limits"] = {"nvidia.com/gpu": str(choice.gpus)}
+        profile: dict[str, Any] = {"display_name": choice.display_name, "slug": choice.slug}
+        if choice.description:
+            profile["description"] = choice.description
+        if choice.default:
+            profile["default"] = True
+        if override:
+            profile["kubespawner_override"] = override
+        profiles.append(profile)
+        if choice.groups:
+            gaps.append(
+                f"[[profile_list]] {choice.slug} is shown to groups {', '.join(choice.groups)} "
+                "only: KubeSpawner shows every choice to everyone (make profile_list a "
+                "callable in hub.extraConfig to filter by JupyterHub's groups)"
+            )
+    return profiles
 
 
 def _no_equivalent(config: Config, gaps: list[str]) -> None:
@@ -206,6 +244,9 @@ def z2jh_values(config: Config) -> tuple[dict[str, Any], list[str]]:
         singleuser["cmd"] = command
     environment = {**session.environment, "SHELL": session.default_shell}
     singleuser["extraEnv"] = dict(sorted(environment.items()))
+    profiles = _profile_list(config, gaps)
+    if profiles:
+        singleuser["profileList"] = profiles
     volumes, mounts = _volumes(session, config, gaps)
     if volumes:
         singleuser["storage"] = {"extraVolumes": volumes, "extraVolumeMounts": mounts}

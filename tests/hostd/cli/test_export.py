@@ -30,6 +30,7 @@ allowed_groups = ["students"]
 mem_limit = "2G"
 cpu_limit = 1.5
 isolate_tmp = true
+isolate_devices = true
 readonly_paths = ["{data}"]
 readwrite_paths = ["/tmp", "/home/{{USERNAME}}", "{out}"]
 shared_paths = ["{data}"]
@@ -38,6 +39,23 @@ unit_extra_properties = {{ TasksMax = 512 }}
 [commands]
 singleuser = ["/opt/hostd/bin/hostd-session-exec", "/opt/hostd/session/bin/jupyterhub-singleuser",
               "--ip=127.0.0.1", "--port={{PORT}}", "--SingleUserNotebookApp.default_url=/lab"]
+lab = ["/opt/hostd/bin/hostd-session-exec", "/opt/hostd/session/bin/jupyterhub-singleuser",
+       "--ip=127.0.0.1", "--port={{PORT}}", "--SingleUserNotebookApp.default_url=/lab/tree"]
+[[profile_list]]
+slug = "small"
+display_name = "Small: 1 GB, 1 CPU"
+description = "For teaching"
+mem_limit = "1G"
+cpu_limit = 1.0
+[[profile_list]]
+slug = "gpu"
+display_name = "GPU"
+default = true
+command = "lab"
+gpus = 1
+groups = ["gpu"]
+[gpus]
+devices = [["/dev/null"]]
 [profiles.users.alice]
 mem_limit = "8G"
 [profiles.groups.staff]
@@ -122,6 +140,24 @@ def test_a_rich_config_exports_to_values_the_chart_accepts(rich: Path, tmp_path:
     assert [overrides[k]["groups"] for k in sorted(overrides)] == [["gpu"], ["staff"]]
     assert overrides[max(overrides)]["spawner_override"] == {"cpu_limit": 4.0}
     assert values["cull"] == {"enabled": True, "timeout": 3600, "users": False}
+    # [[profile_list]] is KubeSpawner's profile_list, in its own words.
+    assert single["profileList"] == [
+        {
+            "display_name": "Small: 1 GB, 1 CPU",
+            "slug": "small",
+            "description": "For teaching",
+            "kubespawner_override": {"mem_limit": "1G", "cpu_limit": 1.0},
+        },
+        {
+            "display_name": "GPU",
+            "slug": "gpu",
+            "default": True,
+            "kubespawner_override": {
+                "cmd": ["jupyterhub-singleuser", "--SingleUserNotebookApp.default_url=/lab/tree"],
+                "extra_resource_limits": {"nvidia.com/gpu": "1"},
+            },
+        },
+    ]
     said = "\n".join(gaps)
     for gap in (
         "the profile of user alice",
@@ -132,6 +168,7 @@ def test_a_rich_config_exports_to_values_the_chart_accepts(rich: Path, tmp_path:
         "allowed_groups students",
         "--ip=127.0.0.1 --port={PORT}",
         "hostPath volumes are one node's directories",
+        "[[profile_list]] gpu is shown to groups gpu only",
     ):
         assert gap in said
 
