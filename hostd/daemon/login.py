@@ -46,7 +46,7 @@ from typing import Final
 
 from hostd.config.auth import AuthConfig
 from hostd.config.daemon import DaemonConfig
-from hostd.daemon.users import lookup_user, user_in_group
+from hostd.daemon.users import lookup_session_user, user_in_group
 from hostd.units.errors import (
     AccountDisabled,
     AccountUnchecked,
@@ -388,13 +388,7 @@ class Authenticator:
     async def _check(self, credentials: Credentials) -> AuthResult:
         daemon = self.daemon
         try:
-            info = await asyncio.to_thread(
-                lookup_user,
-                credentials.username,
-                min_uid=daemon.resolved_min_uid,
-                allowed_groups=daemon.allowed_groups,
-                allowed_users=daemon.allowed_users,
-            )
+            info = await lookup_session_user(credentials.username, daemon)
         except (UnknownUser, UserRefused, InvalidName) as exc:
             # InvalidName: the database spells the name in a way hostd does not take.
             raise _Refused(exc.message) from None
@@ -411,13 +405,7 @@ class Authenticator:
         from the account policy, AccountDisabled when PAM refuses it (locked, expired),
         AccountUnchecked when PAM did not answer."""
         daemon = self.daemon
-        info = await asyncio.to_thread(
-            lookup_user,
-            user,
-            min_uid=daemon.resolved_min_uid,
-            allowed_groups=daemon.allowed_groups,
-            allowed_users=daemon.allowed_users,
-        )
+        info = await lookup_session_user(user, daemon)
         await self.check_account(info.name)
         admin = await asyncio.to_thread(self._is_admin, info.name)
         return AccountView(user=info.name, uid=info.uid, admin=admin)

@@ -39,7 +39,7 @@ from hostd.daemon.store import Store
 from hostd.daemon.systemd import SystemdClient, SystemdSeam, UnitStatus
 from hostd.daemon.table import SessionTable
 from hostd.daemon.usage import OomWatcher, UsageSampler
-from hostd.daemon.users import group_names, lookup_user, name_for_uid, user_in_group
+from hostd.daemon.users import group_names, lookup_session_user, name_for_uid, user_in_group
 from hostd.daemon.views import ACTIVE, ListenerProbe, Views, host_view
 from hostd.units import (
     SessionRequest,
@@ -309,13 +309,7 @@ class SessionManager:
 
     async def profiles(self, user: str) -> builtins.list[ProfileView]:
         daemon = self.config.daemon
-        info = await asyncio.to_thread(
-            lookup_user,
-            user,
-            min_uid=daemon.resolved_min_uid,
-            allowed_groups=daemon.allowed_groups,
-            allowed_users=daemon.allowed_users,
-        )
+        info = await lookup_session_user(user, daemon)
         groups = await asyncio.to_thread(group_names, info.name, info.gid)
         return profile_views(self.config, info.name, groups)
 

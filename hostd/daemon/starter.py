@@ -39,7 +39,7 @@ from hostd.daemon.sockets import (
 )
 from hostd.daemon.store import SessionRecord, now
 from hostd.daemon.systemd import UnitStatus
-from hostd.daemon.users import group_names, lookup_user
+from hostd.daemon.users import group_names, lookup_session_user
 from hostd.daemon.views import ACTIVE, OOM_REASON, base_url_for_key
 from hostd.units import (
     SLICE,
@@ -157,13 +157,7 @@ class Starter:
         parts = self.parts
         server = validate_server_name(server)  # before any lookup: a bad name is the caller's
         daemon = parts.config.daemon
-        info = await asyncio.to_thread(
-            lookup_user,
-            user,
-            min_uid=daemon.resolved_min_uid,
-            allowed_groups=daemon.allowed_groups,
-            allowed_users=daemon.allowed_users,
-        )
+        info = await lookup_session_user(user, daemon)
         name = info.name
         # Whoever asks (the hub, a token, the spawner, root): a locked or expired account gets
         # no session (AccountDisabled), as it gets no login.

@@ -10,18 +10,39 @@ LDAP can take a network round trip, so async code calls them through
 
 from __future__ import annotations
 
+import asyncio
 import grp
 import os
 import pwd
 
+from hostd.config import DaemonConfig
 from hostd.units import UserInfo, validate_username
 from hostd.units.errors import UnknownUser, UserRefused
 
-__all__ = ["group_members_gid", "group_names", "lookup_user", "name_for_uid", "user_in_group"]
+__all__ = [
+    "group_members_gid",
+    "group_names",
+    "lookup_session_user",
+    "lookup_user",
+    "name_for_uid",
+    "user_in_group",
+]
 
 
 # nobody (65534) and the overflow ids above UID_MAX are system accounts too (login.defs(5)).
 DEFAULT_MAX_UID = 60000
+
+
+async def lookup_session_user(name: str, daemon: DaemonConfig) -> UserInfo:
+    """lookup_user under the daemon's account policy ([daemon] min_uid, allowed_groups,
+    allowed_users), off the event loop: what every start, login and account check asks."""
+    return await asyncio.to_thread(
+        lookup_user,
+        name,
+        min_uid=daemon.resolved_min_uid,
+        allowed_groups=daemon.allowed_groups,
+        allowed_users=daemon.allowed_users,
+    )
 
 
 def lookup_user(
