@@ -221,9 +221,11 @@ class OomWatcher:
             log.warning("cannot watch %s for OOM kills: %s", events, exc)
             return
         self._events[user] = events
-        # Kills before hostd watched (a reattach) are history, not news.
+        # Kills before hostd watched (a reattach) are history, not news. The slice first, as in
+        # _read_count: a kill between the two readings is then the session's news, not history.
+        parent = self._read_parent(events)
         self._counts[user] = self._read_oom_kills(events) or 0
-        self._parent_count(events)
+        self._parent_count(events, parent)
 
     def _changed(self, user: str) -> None:
         if user in self._events:
@@ -231,13 +233,20 @@ class OomWatcher:
 
     def _read_count(self, user: str) -> None:
         events = self._events[user]
+        # The slice's count is read before the session's: a kill that lands between the two
+        # readings is then in neither baseline (the session's next reading, or _gone's slice
+        # increase, finds it). Read after, it was taken as explained by a session reading that
+        # predates it: memory.events changes at "oom" before "oom_kill" counts, so the change
+        # event's reading can come just before the kill, and the cgroup was gone by the next
+        # (a VM run recorded an OOM-killed session as 'signal').
+        parent = self._read_parent(events)
         count = self._read_oom_kills(events)
         if count is None:
-            new = self._gone(events)
+            new = self._gone(events, parent)
         else:
             new = count - self._counts.get(user, 0)
             self._counts[user] = count
-            self._parent_count(events)  # these kills are explained
+            self._parent_count(events, parent)  # these kills are explained
         if new <= 0:
             return
         count = self._counts[user] = self._counts.get(user, 0) + new
@@ -251,18 +260,21 @@ class OomWatcher:
             extra={"HOSTD_USER": user},
         )
 
-    def _parent_count(self, events: Path) -> int | None:
-        """Read the parent's oom_kill (it counts its whole subtree) and remember it; returns
-        the increase since the last reading."""
+    def _read_parent(self, events: Path) -> int | None:
+        """The parent slice's oom_kill: it counts its whole subtree."""
+        return self._read_oom_kills(events.parent.parent / events.name)
+
+    def _parent_count(self, events: Path, count: int | None) -> int | None:
+        """Remember the parent's oom_kill as read (``count``, by _read_parent); returns the
+        increase since the last reading."""
         parent = events.parent.parent / events.name
-        count = self._read_oom_kills(parent)
         if count is None:
             return None
         last = self._parent_counts.get(parent, count)
         self._parent_counts[parent] = count
         return count - last
 
-    def _gone(self, events: Path) -> int:
+    def _gone(self, events: Path, parent: int | None) -> int:
         """Kills of a session whose cgroup went before its memory.events could be read.
 
         An OOM-killed main process ends the unit, and systemd removes the cgroup within
@@ -270,7 +282,7 @@ class OomWatcher:
         still holds the kill; what it gained since it was last read (after every reading of
         a session's, and every few seconds) is this session's.
         """
-        return max(self._parent_count(events) or 0, 0)
+        return max(self._parent_count(events, parent) or 0, 0)
 
     @staticmethod
     def _read_oom_kills(events: Path) -> int | None:

@@ -148,6 +148,37 @@ async def test_a_kill_whose_cgroup_went_at_once_is_found_in_the_slice(tmp_path: 
     watcher.close()
 
 
+async def test_a_kill_between_the_sessions_reading_and_the_slices_is_not_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """memory.events changes at "oom" before "oom_kill" counts: the change event's reading of
+    the session can come just before the kill, and systemd removes the cgroup before the next.
+    The kill, landing between the session's reading and the slice's, must not be taken as
+    explained by that reading (it was, when the slice was read second)."""
+    directory = v2_session(tmp_path)
+    slice_events = directory.parent / "memory.events"
+    slice_events.write_text(EVENTS.format(0))
+    watcher = OomWatcher()
+    watcher.watch("alice", directory)
+    read = OomWatcher._read_oom_kills
+
+    def kernel_kills_right_after_the_sessions_reading(events: Path) -> int | None:
+        count = read(events)
+        if events.parent == directory and slice_events.read_text() == EVENTS.format(0):
+            slice_events.write_text(EVENTS.format(1))  # the kill lands here
+        return count
+
+    monkeypatch.setattr(
+        OomWatcher, "_read_oom_kills", staticmethod(kernel_kills_right_after_the_sessions_reading)
+    )
+    watcher._changed("alice")  # the "oom" change: the session's count still 0
+    shutil.rmtree(directory)  # the main process died: systemd removed the cgroup
+    watcher._changed("alice")  # the "oom_kill" change, processed after the removal
+    assert watcher.killed == {"alice": 1}
+    assert watcher.ended_by_oom("alice", "signal", SIGKILL)
+    watcher.close()
+
+
 async def test_kills_read_in_the_session_are_not_counted_again_from_the_slice(
     tmp_path: Path,
 ) -> None:
