@@ -34,7 +34,11 @@ def test_two_servers_of_one_user_share_the_slices_memory_max_on_cgroup_v2(
     slice_dir = Path(f"/sys/fs/cgroup/jupyter.slice/jupyter-{user}.slice")
     assert (slice_dir / "memory.max").read_text().strip() == str(128 * 2**20)
     assert (slice_dir / f"jupyter-{user}:one.service").is_dir()  # nested, as on v1
+    assert unit_property(f"jupyter-{user}.slice", "MemoryMax") == str(128 * 2**20)
     status, second = d.api("POST", f"/v1/sessions/{user}?server=two")
+    # Two servers of 80 MiB cannot live under the slice's 128 MiB. Which one the kernel kills, and
+    # whether it kills one or both (the second may be killed too while the first's memory is
+    # still charged), is the kernel's choice: the claim is that they never live together.
     deadline = time.monotonic() + WAIT_S
     alive: list[str] = []
     while time.monotonic() < deadline:
@@ -42,12 +46,16 @@ def test_two_servers_of_one_user_share_the_slices_memory_max_on_cgroup_v2(
         if len(alive) <= 1:
             break
         time.sleep(0.5)
-    assert len(alive) == 1, (alive, second)
-    peak = (
-        int((slice_dir / "memory.peak").read_text()) if (slice_dir / "memory.peak").exists() else 0
-    )
-    assert peak <= 128 * 2**20
-    assert unit_property(f"jupyter-{user}.slice", "MemoryMax") == str(128 * 2**20)
+    assert len(alive) <= 1, (alive, second)
+    # The kill was the kernel's, charged to the user's slice and not to a server's own limit:
+    # the kernel's report names the slice as the memory cgroup that was out of memory.
+    memcg = f"oom_memcg=/jupyter.slice/jupyter-{user}.slice,"
+    deadline = time.monotonic() + WAIT_S
+    kernel = ""
+    while memcg not in kernel and time.monotonic() < deadline:
+        kernel = subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout
+        time.sleep(0.2)
+    assert memcg in kernel, kernel[-2000:]
     for server in ("one", "two"):
         d.api("DELETE", f"/v1/sessions/{user}?server={server}")
     deadline = time.monotonic() + WAIT_S
