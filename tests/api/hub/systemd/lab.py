@@ -22,10 +22,12 @@ START_TIMEOUT_S = 90
 KERNEL_ANSWER_S = 60
 
 
-def progress(client: httpx.Client, user: str) -> list[dict[str, Any]]:
-    """The server's start progress events, until ready or failed."""
+def progress(client: httpx.Client, user: str, server: str = "") -> list[dict[str, Any]]:
+    """The start progress events of the user's default server (or named ``server``), until ready
+    or failed."""
     found: list[dict[str, Any]] = []
-    path = f"/hub/api/users/{user}/server/progress"
+    where = f"servers/{server}" if server else "server"
+    path = f"/hub/api/users/{user}/{where}/progress"
     with client.stream("GET", path, timeout=START_TIMEOUT_S) as stream:
         assert stream.status_code == 200, stream.read()
         for line in stream.iter_lines():

@@ -4,14 +4,11 @@ its own token; another user is kept out of both; the stops leave no unit and no 
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
 
-import httpx
 import pytest
 
 from tests.api.hub.systemd.conftest import (
@@ -24,7 +21,7 @@ from tests.api.hub.systemd.conftest import (
     run,
     xsrf_of,
 )
-from tests.api.hub.systemd.lab import START_TIMEOUT_S, start_lab
+from tests.api.hub.systemd.lab import progress, start_lab
 from tests.hostd.daemon.systemd.conftest import Daemon, unit_property, units_left
 
 pytestmark = pytest.mark.systemd
@@ -52,19 +49,6 @@ def alice(make_pam_user: Callable[..., PamUser]) -> Iterator[PamUser]:
         check=False)  # fmt: skip
 
 
-def named_progress(client: httpx.Client, user: str, server: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    path = f"/hub/api/users/{user}/servers/{server}/progress"
-    with client.stream("GET", path, timeout=START_TIMEOUT_S) as stream:
-        assert stream.status_code == 200, stream.read()
-        for line in stream.iter_lines():
-            if line.startswith("data: "):
-                found.append(json.loads(line[6:]))
-                if found[-1].get("ready") or found[-1].get("failed"):
-                    break
-    return found
-
-
 def test_a_default_and_a_named_jupyterlab_of_one_user_through_the_hub(
     hub: Hub, alice: PamUser, make_pam_user: Callable[..., PamUser]
 ) -> None:
@@ -76,7 +60,7 @@ def test_a_default_and_a_named_jupyterlab_of_one_user_through_the_hub(
             f"/hub/api/users/{alice.name}/servers/lab", headers={"X-XSRFToken": xsrf}
         )
         assert started.status_code in (201, 202), (started.text, hub.tail())
-        events = named_progress(browser, alice.name, "lab")
+        events = progress(browser, alice.name, "lab")
         assert events[-1].get("ready"), (events, hub.tail())
         assert events[-1]["url"] == f"/user/{alice.name}/lab/"
         # Two real JupyterLabs, each at its own base URL through the hub's proxy.

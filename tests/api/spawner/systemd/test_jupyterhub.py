@@ -41,6 +41,11 @@ pytestmark = pytest.mark.systemd
 
 def log_in(hub: JupyterHub, user: PamUser) -> int:
     """PAM login through JupyterHub's form; the status of the POST (302: logged in)."""
+    return logged_in_opener(hub, user)[0]
+
+
+def logged_in_opener(hub: JupyterHub, user: PamUser) -> tuple[int, urllib.request.OpenerDirector]:
+    """PAM login through JupyterHub's form: the POST's status and the opener holding the cookies."""
     jar = CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect())
     page = http(f"{hub.url}/hub/login", opener=opener)
@@ -54,7 +59,7 @@ def log_in(hub: JupyterHub, user: PamUser) -> int:
         headers={"Content-Type": "application/x-www-form-urlencoded"},
         opener=opener,
     )
-    return answer.status
+    return answer.status, opener
 
 
 def spawn(hub: JupyterHub, user: str) -> list[dict[str, Any]]:

@@ -5,13 +5,11 @@ unit and the kernel's cgroup), and a hidden slug fails the spawn with the daemon
 
 from __future__ import annotations
 
-import re
 import shutil
 import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +21,11 @@ from tests.api.spawner.systemd.conftest import (
     HUB_ACCOUNTS,
     PROXY_GROUP,
     JupyterHub,
-    NoRedirect,
     PamUser,
     http,
     run,
 )
-from tests.api.spawner.systemd.test_jupyterhub import server_model, stop
+from tests.api.spawner.systemd.test_jupyterhub import logged_in_opener, server_model, stop
 from tests.hostd.daemon.systemd.conftest import Daemon, unit_property
 
 pytestmark = pytest.mark.systemd
@@ -75,20 +72,8 @@ def daemon(spawner_paths: None) -> Iterator[Daemon]:
 
 
 def logged_in(hub: JupyterHub, user: PamUser) -> urllib.request.OpenerDirector:
-    jar = CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect())
-    page = http(f"{hub.url}/hub/login", opener=opener)
-    found = re.search(rb'name="_xsrf" value="([^"]+)"', page.body)
-    assert found, page.body[:500]
-    form = {"username": user.name, "password": user.password, "_xsrf": found.group(1).decode()}
-    answer = http(
-        f"{hub.url}/hub/login",
-        "POST",
-        data=urllib.parse.urlencode(form).encode(),
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-        opener=opener,
-    )
-    assert answer.status == 302, hub.tail()
+    status, opener = logged_in_opener(hub, user)
+    assert status == 302, hub.tail()
     return opener
 
 
