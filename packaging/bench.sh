@@ -69,7 +69,9 @@ ANCHOR_SPEC=("jupyterhub>=6,<7" "jupyterhub-systemdspawner==1.0.2")
 CHP_SPEC="configurable-http-proxy@5"
 venv_once() {  # DIR REQUIREMENTS...
   local dir=$1; shift
-  local want; want=$(printf '%s\n' "$@" | sha256sum | cut -d' ' -f1)
+  # The stamp holds the venv's path too: a venv's scripts name its path, so one made through
+  # another path (a worktree's .cache linked here) has scripts that point elsewhere.
+  local want; want=$( { echo "at $dir"; printf '%s\n' "$@"; } | sha256sum | cut -d' ' -f1)
   [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.hostd-installed" 2>/dev/null)" = "$want" ] && return 0
   say "creating $dir"
   rm -rf "$dir"
@@ -91,7 +93,7 @@ SESSION_CONFIG="$top/packaging/session/jupyter_server_config.py"
 session_env() {  # DIR install|pip
   local dir=$1 kind=$2 want
   want=$( {
-    echo "recipe 2: $kind"; printf '%s\n' "${SESSION_SPEC[@]}"
+    echo "recipe 2: $kind at $dir"; printf '%s\n' "${SESSION_SPEC[@]}"
     if [ "$kind" = install ]; then
       printf 'drop %s\n' "${SESSION_DROP[@]}"
       sha256sum < "$SESSION_CONFIG"

@@ -76,7 +76,9 @@ SESSION_SPEC=("jupyterhub>=6,<7" "jupyter_server>=2" "ipykernel>=6")
 CHP_SPEC="configurable-http-proxy@5"
 venv_once() {  # DIR REQUIREMENTS...: a venv of Debian's python3 with exactly these
   local dir=$1; shift
-  local pins; pins=$(printf '%s\n' "$@" | sha256sum | cut -d' ' -f1)
+  # With the venv's path: its scripts name it, so one made through another path (a worktree
+  # whose .cache links here) is made again rather than run with scripts pointing elsewhere.
+  local pins; pins=$( { echo "at $dir"; printf '%s\n' "$@"; } | sha256sum | cut -d' ' -f1)
   [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.hostd-installed" 2>/dev/null)" = "$pins" ] && return 0
   say "creating $dir"
   rm -rf "$dir"
