@@ -284,6 +284,103 @@ async def test_when_the_browser_goes_the_servers_connection_is_closed_and_nothin
                 await asyncio.sleep(0.02)
 
 
+async def test_a_hub_that_stops_tells_the_browser_1012_and_closes_the_servers_connection(
+    hub: HubUnderTest,
+) -> None:
+    ended = asyncio.Event()
+
+    async def waits(connection: ServerConnection) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for message in connection:
+                await connection.send(message)
+        ended.set()
+
+    assert hub.server is not None
+    async with (
+        user_server(hub, waits),
+        logged_in(hub, "alice") as client,
+        connect(ws_url(hub, PATH), additional_headers=cookie_of(client)) as socket,
+    ):
+        await socket.send("x")
+        assert await socket.recv() == "x"
+        hub.server.should_exit = True  # as SIGTERM does: uvicorn's graceful shutdown
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            async with asyncio.timeout(5):
+                await socket.recv()
+        async with asyncio.timeout(5):
+            await ended.wait()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012  # service restart
+
+
+_SWITCH = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+
+
+def _upgrade_request(hub: HubUnderTest, cookie: str) -> bytes:
+    return (
+        f"GET {PATH} HTTP/1.1\r\nHost: {hub.url[7:]}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        f"Sec-WebSocket-Version: 13\r\nCookie: {cookie}\r\n\r\n"
+    ).encode()
+
+
+async def test_a_browser_that_reads_nothing_holds_the_server_back(hub: HubUnderTest) -> None:
+    # The relay reads from the server only as fast as the browser takes it (the transports'
+    # flow control): what the hub holds stays bounded, whatever the server has to send.
+    # (The browser here is a raw connection: websockets' client resumes reading by itself.)
+    chunk = b"x" * (1024 * 1024)
+    sent = 0
+
+    async def sends(connection: ServerConnection) -> None:
+        nonlocal sent
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while True:
+                await connection.send(chunk)
+                sent += len(chunk)
+
+    async with user_server(hub, sends), logged_in(hub, "alice") as client:
+        reader, writer = await asyncio.open_connection(*hub.url[7:].split(":"))
+        writer.write(_upgrade_request(hub, cookie_of(client)["Cookie"]))
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
+        await asyncio.sleep(1.5)  # reading nothing: the StreamReader stops at 128 KiB
+        writer.transport.abort()
+    # Loopback socket buffers and the transports' high-water marks: a few MiB. Without flow
+    # control the hub would have read gigabytes in 1.5 s (measured: 3.8 GiB).
+    assert 0 < sent <= 48 * 1024 * 1024, sent
+
+
+async def test_a_server_that_reads_nothing_holds_the_browser_back(hub: HubUnderTest) -> None:
+    done = asyncio.Event()
+
+    async def reads_nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(_SWITCH)
+        await done.wait()  # reading nothing until the test is over
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+    server = await asyncio.start_server(reads_nothing, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    hub.fake.add_session("alice", url=f"http://127.0.0.1:{port}/user/alice/")
+    chunk = b"\x82\x7f" + (1024 * 1024).to_bytes(8, "big") + b"mask" + b"x" * (1024 * 1024)
+    sent = 0
+    async with logged_in(hub, "alice") as client:
+        reader, writer = await asyncio.open_connection(*hub.url[7:].split(":"))
+        writer.write(_upgrade_request(hub, cookie_of(client)["Cookie"]))
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.5):
+                while True:
+                    writer.write(chunk)
+                    await writer.drain()
+                    sent += len(chunk)
+        writer.transport.abort()
+        done.set()
+    server.close()
+    await server.wait_closed()
+    assert 0 < sent <= 48 * 1024 * 1024, sent
+
+
 # -- what the hub checks still comes first ----------------------------------------------------
 
 
