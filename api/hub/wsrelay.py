@@ -59,6 +59,10 @@ _CLOSE_BAD_GATEWAY: Final = b"\x88\x02\x03\xf6"  # 1014: the server broke off, n
 KEEPALIVE_IDLE_S: Final = 60
 KEEPALIVE_INTERVAL_S: Final = 20
 KEEPALIVE_COUNT: Final = 3
+# Once one side is gone, what is still buffered for the other goes before its connection is
+# closed, for at most this long (uvicorn's own close timeout): a peer that reads nothing does
+# not keep a relay, and its two sockets, forever.
+FLUSH_TIMEOUT_S: Final = 10.0
 
 
 class UpgradeRefused(Exception):
@@ -262,6 +266,7 @@ class Relay:
         self._server_side = _Server(self)
         self._browser_side.other, self._server_side.other = self._server_side, self._browser_side
         self._early = upgraded.early
+        self._flush_timer: asyncio.TimerHandle | None = None
 
     def start(self, head: bytes) -> None:
         """Send the browser the server's 101 ``head``, then relay."""
@@ -283,11 +288,19 @@ class Relay:
                 # No close frame from the server: its end was not a normal one.
                 log.info("a user's server ended a WebSocket without a close frame: %r", exc)
                 self.browser.write(_CLOSE_BAD_GATEWAY)
-            self.browser.close()  # after what is buffered for it
+            self._close_after_flush(self.browser)
         elif side is self._browser_side and not self._server_side.lost:
-            self.upstream.close()
+            self._close_after_flush(self.upstream)
         if self._browser_side.lost and self._server_side.lost and not self.finished.done():
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
             self.finished.set_result(None)
+
+    def _close_after_flush(self, transport: asyncio.Transport) -> None:
+        transport.close()  # after what is buffered for it
+        if transport.get_write_buffer_size() and self._flush_timer is None:
+            loop = asyncio.get_running_loop()
+            self._flush_timer = loop.call_later(FLUSH_TIMEOUT_S, transport.abort)
 
     def shutdown(self) -> None:
         """The hub is stopping: the browser is told so (1012) when a frame of the hub's can go."""

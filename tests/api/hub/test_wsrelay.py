@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import random
+import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import websockets
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve, unix_serve
 
+from hostd.api.hub import wsrelay
 from hostd.api.hub.wsrelay import _FrameEnds
 from tests.api.hub.conftest import HubUnderTest
 from tests.api.hub.fake import log_in
@@ -532,3 +534,33 @@ def _whole(data: bytes) -> bool:
             length = int.from_bytes(data[at + 2 : at + head], "big")
         at += head + length
     return at == len(data)
+
+
+async def test_a_relay_whose_other_side_reads_nothing_ends_after_the_flush_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The browser sends 8 MiB and goes; the server reads none of it. The relay closes the
+    # server's connection after what is buffered for it, but not forever: FLUSH_TIMEOUT_S.
+    monkeypatch.setattr(wsrelay, "FLUSH_TIMEOUT_S", 0.2)
+    loop = asyncio.get_running_loop()
+    browser, browser_end = socket.socketpair()
+    server, server_end = socket.socketpair()
+    for end in (browser, server):
+        end.setblocking(False)
+    try:
+        browser_transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, browser_end)
+        server_transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, server_end)
+        server_transport.set_write_buffer_limits(high=64 * 1024 * 1024)  # no pause of the browser
+        server_transport.pause_reading()  # as the handshake leaves it
+        relay = wsrelay.Relay(
+            browser_transport, wsrelay.Upgraded(server_transport, [], b""), activity=lambda: None
+        )
+        relay.start(_SWITCH)
+        await loop.sock_sendall(browser, b"x" * (8 * 1024 * 1024))
+        browser.shutdown(socket.SHUT_WR)
+        async with asyncio.timeout(5):
+            await relay.finished
+        assert server_transport.is_closing() and browser_transport.is_closing()
+    finally:
+        browser.close()
+        server.close()
