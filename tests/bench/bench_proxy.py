@@ -235,16 +235,34 @@ def proxy_phase(ctx: Context) -> dict[str, Result]:
         ctx.data["proxy"] = missing
         return dict(missing)
     seconds = _duration(ctx)
+    # Each row's own failure is its own: the echo row stands if JupyterLab does not start.
     results: dict[str, Result] = {}
+    ctx.data["proxy"] = results
     if ctx.wanted("proxy ws"):
-        results["proxy ws"] = _ws_echo(ctx, ctx.our_hub(), seconds)
-    if not any(ctx.wanted(key) for key in ("proxy small", "proxy 1MB", "proxy ws kernel")):
-        ctx.data["proxy"] = results
-        return dict(results)
+        results["proxy ws"] = _failed_as_error(lambda: _ws_echo(ctx, ctx.our_hub(), seconds))
+    lab_rows = [key for key in ("proxy small", "proxy 1MB", "proxy ws kernel") if ctx.wanted(key)]
+    if lab_rows:
+        try:
+            _lab_rows(ctx, lab_rows, seconds, results)
+        except Exception as exc:
+            for key in lab_rows:
+                results.setdefault(key, Result.error(f"{type(exc).__name__}: {exc}"))
+    return dict(results)
+
+
+def _failed_as_error(measure: Any) -> Result:
+    try:
+        result: Result = measure()
+    except Exception as exc:
+        return Result.error(f"{type(exc).__name__}: {exc}")
+    return result
+
+
+def _lab_rows(ctx: Context, keys: list[str], seconds: int, results: dict[str, Result]) -> None:
     setup = ProxySetup(ctx)
     try:
         for key, path in (("proxy small", "/api"), ("proxy 1MB", "/files/big.bin")):
-            if not ctx.wanted(key):
+            if key not in keys:
                 continue
             measured: dict[str, Any] = {}
             for name, (url, header) in setup.targets.items():
@@ -253,12 +271,10 @@ def proxy_phase(ctx: Context) -> dict[str, Result]:
                 measured[name] = {"loaded": loaded, "serial": serial}
                 ctx.log(f"  {key} {name}: {loaded['rps']} req/s, p50 {serial['p50_s']}")
             results[key] = Result(samples=[], unit="req/s", extra=measured)
-        if ctx.wanted("proxy ws kernel"):
+        if "proxy ws kernel" in keys:
             results["proxy ws kernel"] = _ws(ctx, setup, seconds)
     finally:
         setup.close()
-    ctx.data["proxy"] = results
-    return dict(results)
 
 
 def _ws(ctx: Context, setup: ProxySetup, seconds: int) -> Result:
