@@ -10,8 +10,9 @@ daemon's socket.
 ``build_hub_app`` (app) makes the ASGI app from a ``HubConfig`` (settings). Modules: settings
 (hub.toml), security (signatures, CSRF, next, same-site), db (the user database), identity (who is
 asking), accounts (whether an account may still use the hub: the daemon's answer, kept up to
-60 s), servers (starts and stops, progress), proxy (/user/...), routes and peer (where each
-server is, and that a connection really reached it), forms (bounded input), pages and api (what
+60 s), servers (starts and stops, progress), proxy (/user/...), upstream (its HTTP client) and
+wsrelay (its WebSockets, as bytes), routes and peer (where each server is, and that a
+connection really reached it), forms (bounded input), pages and api (what
 people and scripts see), state (the shared object), app (the wiring), server (start-up I/O and
 uvicorn), cli (the command).
 

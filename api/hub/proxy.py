@@ -15,8 +15,6 @@ the user's own server (hostd.api.hub.routes: the route cache, the peer check, ac
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,22 +22,21 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote, unquote
 
-import websockets
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
-from websockets.asyncio.client import ClientConnection, connect
+from starlette.websockets import WebSocket
 
 from hostd.api.hub.identity import Identity, Sessions, hub_cookie_names
-from hostd.api.hub.routes import Activity, Route, Routes, checked_socket
+from hostd.api.hub.routes import Activity, Route, Routes
 from hostd.api.hub.security import cross_site
 from hostd.api.hub.upstream import Answer, UpstreamError, Upstreams
+from hostd.api.hub.wsrelay import RELAY_EXTENSION, RELAY_MESSAGE, UpgradeRefused, open_upstream
 from hostd.units import validate_username
 from hostd.units.errors import HostdError, InvalidName
 
-__all__ = ["WS_MAX_BYTES", "ErrorPage", "ProxyError", "UserProxy"]
+__all__ = ["ErrorPage", "ProxyError", "UserProxy"]
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +48,10 @@ BUFFERED_BODY_MAX_BYTES: Final = 256 * 1024
 # (10 s was measured too short: 20 kernels starting at once on two cores,
 # tests/api/hub/systemd/test_load.py.)
 WS_OPEN_TIMEOUT_S: Final = 75.0
-# Notebook outputs can be large (images); uvicorn's own default is 16 MiB.
-WS_MAX_BYTES: Final = 64 * 1024 * 1024
-# No keepalive pings to the user's server. jupyter_server (tornado) answers a kernel's upgrade
-# and then reads no frame, pongs included, until the kernel is responsive: its open() waits
-# up to kernel_info_timeout (60 s), and tornado's frame loop starts after open() returns.
-# websockets' default (a ping after 20 s, given up 20 s later) cut such a kernel's WebSocket
-# with 20 kernels starting at once on two cores (tests/api/hub/systemd/test_load.py). The
-# upstream is on loopback, where a server that dies closes its connections (no silent drops
-# for pings to find), and it pings the hub itself; the browser's side keeps uvicorn's
-# keepalive. configurable-http-proxy, JupyterHub's, sends no pings of its own either.
-UPSTREAM_PING_INTERVAL_S: Final = None
+# No message size limit and no pings of the hub's own on a WebSocket: the hub relays its bytes
+# (hostd.api.hub.wsrelay), holding no message, and the server's pings reach the browser. (The
+# hub's pings to a server once cut kernels that jupyter_server's open() kept waiting for up to
+# 60 s, 20 starting at once on two cores: tests/api/hub/systemd/test_load.py.)
 _USER_PATH: Final = re.compile(rb"/user/([^/?#]{1,128})(/[^?#]*)?")
 _HOP_BY_HOP: Final = frozenset(
     {
@@ -81,19 +71,12 @@ _DROPPED_REQUEST: Final = _HOP_BY_HOP | {"host", "authorization", "origin", "coo
 # Methods that change nothing; every other one, in any case ("post" is POST to tornado) and
 # any name the hub does not know (PROPFIND), is a change and gets the cross-site check.
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
-_WS_DROPPED: Final = _DROPPED_REQUEST | {
-    "sec-websocket-key",
-    "sec-websocket-version",
-    "sec-websocket-extensions",
-    "sec-websocket-protocol",
-    "content-length",
-}
-# Close codes that only report what happened and may not be sent (RFC 6455 7.4.1), and
-# what the browser is sent in their place: the upstream closed without a code (1005: tornado's
-# close() with no code) is a normal end; one that broke off (1006: no close frame, a proxy's
-# failed keepalive among them; 1015: TLS) is the gateway's failure (1014, Bad Gateway), never
-# passed on as a normal close.
-_WS_SENT_FOR: Final = {1005: 1000, 1006: 1014, 1015: 1014}
+# An upgrade's own headers (Sec-WebSocket-Key, -Version, -Protocol, -Extensions) go to the
+# server: the handshake is the browser's and the server's (hostd.api.hub.wsrelay).
+_WS_DROPPED: Final = _DROPPED_REQUEST | {"content-length"}
+_SWITCHING: Final = (
+    b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+)
 
 
 def _wants_html(headers: Headers, method: str) -> bool:
@@ -358,72 +341,40 @@ class UserProxy:
         if route is None or user is None:
             await websocket.close(code=1008)  # before accept: the server answers 403
             return
-        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
-        upstream_url = "ws" + route.http_origin.removeprefix("http") + raw_path + _query(scope)
+        if RELAY_EXTENSION not in scope.get("extensions", {}):
+            log.error("the hub is served without its WebSocket protocol: refusing WebSockets")
+            await websocket.close(code=1008)
+            return
+        target = (scope.get("raw_path") or scope["path"].encode()) + _query(scope).encode("latin-1")
         try:
-            sock = await checked_socket(route)
-            upstream = await connect(
-                upstream_url,
-                sock=sock,
-                additional_headers=_request_headers(scope, route, _WS_DROPPED),
-                subprotocols=scope.get("subprotocols") or None,
-                max_size=WS_MAX_BYTES,
-                ping_interval=UPSTREAM_PING_INTERVAL_S,
-                compression=None,  # loopback: deflate would only cost CPU
-                proxy=None,
-                user_agent_header=None,
-                open_timeout=WS_OPEN_TIMEOUT_S,
+            # The browser's Sec-WebSocket-* go to the server, whose 101 goes back: the
+            # handshake is theirs, end to end, and the hub relays bytes (hostd.api.hub.wsrelay).
+            upgraded = await open_upstream(
+                route,
+                target,
+                _request_headers(scope, route, _WS_DROPPED),
+                timeout_s=WS_OPEN_TIMEOUT_S,
             )
-        except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
+        except (OSError, TimeoutError, UpgradeRefused) as exc:
             self.routes.forget(user)
             log.info("%s's server refused a WebSocket to %s: %r", user, scope["path"], exc)
             await websocket.close(code=1008)
             return
-        async with upstream:
-            await websocket.accept(subprotocol=upstream.subprotocol)
-            self.activity.seen(user)
-            await _pump(websocket, upstream, lambda: self.activity.seen(user))
-
-
-async def _pump(websocket: WebSocket, upstream: ClientConnection, seen: Callable[[], None]) -> None:
-    """Messages both ways until either side closes; the other is then closed with its code."""
-
-    async def client_to_upstream() -> None:
-        try:
-            while True:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    await upstream.close(code=message.get("code", 1000) or 1000)
-                    return
-                seen()
-                if message.get("text") is not None:
-                    await upstream.send(message["text"])
-                elif message.get("bytes") is not None:
-                    await upstream.send(message["bytes"])
-        except (WebSocketDisconnect, websockets.ConnectionClosed):
-            return
-
-    async def upstream_to_client() -> None:
-        try:
-            async for data in upstream:
-                if isinstance(data, str):
-                    await websocket.send_text(data)
-                else:
-                    await websocket.send_bytes(data)
-        except websockets.ConnectionClosed as exc:
-            if exc.rcvd is None:  # broke off, or failed by this side: worth a line in the log
-                log.info("the WebSocket to a user's server ended without a close: %s", exc)
-        code = upstream.close_code or 1000
-        with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
-            await websocket.close(code=_WS_SENT_FOR.get(code, code))
-
-    tasks = [asyncio.create_task(client_to_upstream()), asyncio.create_task(upstream_to_client())]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        head = b"".join(
+            [_SWITCHING]
+            + [b"%s: %s\r\n" % pair for pair in _response_headers(upgraded.headers, route)]
+            + [b"\r\n"]
+        )
+        self.activity.seen(user)
+        key = user
+        await send(
+            {
+                "type": RELAY_MESSAGE,
+                "upgraded": upgraded,
+                "head": head,
+                "activity": lambda: self.activity.seen(key),
+            }
+        )
 
 
 @dataclass(frozen=True)

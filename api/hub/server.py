@@ -12,20 +12,24 @@ import asyncio
 import logging
 import os
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import uvicorn
 import uvloop
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request as WebSocketRequest
 
 from hostd.api.client import DaemonUnreachable, HostdClient
 from hostd.api.hub.app import build_hub_app
 from hostd.api.hub.db import HubStore
 from hostd.api.hub.listeners import serve_with_acme
-from hostd.api.hub.proxy import WS_MAX_BYTES
 from hostd.api.hub.security import Secret, load_or_create_secret
 from hostd.api.hub.settings import HubConfig
+from hostd.api.hub.wsrelay import RELAY_EXTENSION, RELAY_MESSAGE, Relay, Upgraded
 from hostd.units.errors import HostdError
+
+if TYPE_CHECKING:
+    from uvicorn._types import ASGISendEvent
 
 __all__ = ["SHADOW", "HubWebSocketProtocol", "StartupError", "prepare", "serve", "uvicorn_config"]
 
@@ -65,10 +69,19 @@ def prepare(config: HubConfig) -> tuple[HubStore, Secret]:
 
 
 class HubWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's WebSocket protocol, but a handshake that websockets refuses to parse (a
-    request line over 8 KiB: 414; headers too large: 431; not HTTP: 400) gets that answer
-    and is closed. uvicorn 0.54 leaves the answer unsent and the connection open, silent,
-    until the client gives up (found by tests/api/hub/test_fuzz.py)."""
+    """uvicorn's WebSocket protocol, with two changes.
+
+    The relay (hostd.api.hub.wsrelay): each upgrade's scope offers the ASGI extension
+    ``RELAY_EXTENSION``; an app that sends ``RELAY_MESSAGE`` instead of ``websocket.accept``
+    hands the browser's connection to a byte relay with the user's server (the server's 101
+    goes to the browser), and that send returns once both connections are closed.
+
+    A handshake that websockets refuses to parse (a request line over 8 KiB: 414; headers
+    too large: 431; not HTTP: 400) gets that answer and is closed. uvicorn 0.54 leaves the
+    answer unsent and the connection open, silent, until the client gives up (found by
+    tests/api/hub/test_fuzz.py)."""
+
+    relay: Relay | None = None
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -79,6 +92,47 @@ class HubWebSocketProtocol(WebSocketsSansIOProtocol):
         ):
             self.transport.write(b"".join(self.conn.data_to_send()))
             self.transport.close()
+
+    def handle_connect(self, event: WebSocketRequest) -> None:
+        super().handle_connect(event)
+        if self.response.status_code == 101:  # the app is called: its scope offers the relay
+            self.scope["extensions"][RELAY_EXTENSION] = {}
+
+    async def send(self, message: ASGISendEvent) -> None:
+        # Not one of uvicorn's typed messages: an extension's, read as a plain dict.
+        sent = cast(dict[str, Any], message)
+        if sent["type"] == RELAY_MESSAGE:
+            await self._relay(sent)
+        else:
+            await super().send(message)
+
+    async def _relay(self, message: dict[str, Any]) -> None:
+        upgraded: Upgraded = message["upgraded"]
+        if self.handshake_complete or self.disconnected or self.transport.is_closing():
+            upgraded.transport.close()
+            if self.disconnected or self.transport.is_closing():
+                return  # the browser left while the server was asked
+            raise RuntimeError("a WebSocket relay asked for after the handshake")
+        # uvicorn's own frames end here: from now on the transport is the relay's.
+        self.handshake_complete = True
+        self.close_sent = True
+        self.relay = Relay(self.transport, upgraded, activity=message["activity"])
+        self.relay.start(message["head"])
+        try:
+            await asyncio.shield(self.relay.finished)
+        except asyncio.CancelledError:
+            self.relay.abort()
+            raise
+        finally:
+            # This protocol no longer sees connection_lost: it leaves uvicorn's list here.
+            self.disconnected = True
+            self.connections.discard(self)
+
+    def shutdown(self) -> None:
+        if self.relay is not None:
+            self.relay.shutdown()
+            return
+        super().shutdown()
 
 
 def uvicorn_config(config: HubConfig, app: object) -> uvicorn.Config:
@@ -102,7 +156,6 @@ def uvicorn_config(config: HubConfig, app: object) -> uvicorn.Config:
         http="httptools",
         loop="uvloop",
         ws=HubWebSocketProtocol,
-        ws_max_size=WS_MAX_BYTES,
         proxy_headers=bool(config.trusted_proxies),
         forwarded_allow_ips=list(config.trusted_proxies) or None,
         server_header=False,

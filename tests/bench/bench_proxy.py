@@ -7,9 +7,16 @@ supports) both forward to that socket. wrk speaks TCP only, so "direct" is a sec
 JupyterLab, the same command on a loopback port: the server's own time. HTTP: wrk (Debian's),
 once loaded (2 threads, 16 connections: requests/s) and once one request at a time (1
 connection: p50/p99, the latency a proxy adds). Small body: ``GET .../api`` (about 20 bytes);
-1 MB: ``GET .../files/big.bin``. WebSocket: one kernel's channels, 16 kernel_info requests in
-flight, messages received per second. Direct and configurable-http-proxy send the session's
+1 MB: ``GET .../files/big.bin``. Direct and configurable-http-proxy send the session's
 Jupyter token; the hub gets the user's hub token and adds the Jupyter token itself.
+
+WebSocket, two rows. "proxy ws" (issue 17's target): a third user's session runs a WebSocket
+echo server on its Unix socket (tests/bench/ws_echo.py, [commands] wsecho), 16 connections with
+a message in flight on each (tests/bench/ws_load.py); "direct" is the client on that very
+socket, configurable-http-proxy a second instance pointed at it: a row bound by the proxy.
+"proxy ws kernel": one kernel's channels, 16 kernel_info requests in flight: bound by the
+kernel's own reply rate (every target gets about the same), kept to show that a real kernel's
+WebSocket is not slowed.
 """
 
 from __future__ import annotations
@@ -24,10 +31,12 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
-from tests.bench.context import Context
+from tests.bench.context import Context, OurHubDriver
 from tests.bench.env import CHP, free_port, http, sh
 from tests.bench.framework import Result, row
+from tests.bench.ws_load import ws_echo_rate
 
 WRK_LOADED = ("-t2", "-c16")
 WRK_SERIAL = ("-t1", "-c1")
@@ -158,19 +167,103 @@ class ProxySetup:
                 self.hostd.api("DELETE", f"/v1/sessions/{user}")
 
 
+class EchoSetup:
+    """A WebSocket echo server on a session's Unix socket, through the hub and through a
+    configurable-http-proxy of its own; "direct" is its socket."""
+
+    def __init__(self, ctx: Context, driver: OurHubDriver) -> None:
+        self.hostd = ctx.hostd()
+        self.user = ctx.users.make("pe")
+        driver.prepare(self.user)
+        origin, jupyter_header = _start(self.hostd, self.user, "wsecho")
+        if not origin.startswith("http+unix://"):
+            raise RuntimeError(f"the echo server is not on a Unix socket: {origin}")
+        socket_origin = origin.split("/user/", 1)[0]
+        self.chp_port = free_port()
+        self.chp = subprocess.Popen(
+            [str(CHP), "--ip", "127.0.0.1", "--port", str(self.chp_port),
+             "--api-ip", "127.0.0.1", "--api-port", str(free_port()),
+             "--default-target", socket_origin, "--log-level", "warn"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        base = f"/user/{self.user}/echo"
+        key, value = jupyter_header.split(": ", 1)
+        hub_token = ("Authorization", f"token {driver.hub.tokens[self.user]}")
+        self.targets: dict[str, tuple[str, tuple[str, str]]] = {
+            "direct": ("unix:" + unquote(socket_origin.removeprefix("http+unix://")), (key, value)),
+            "configurable-http-proxy": (f"http://127.0.0.1:{self.chp_port}{base}", (key, value)),
+            "hub": (f"{driver.hub.url}{base}", hub_token),
+        }
+        deadline = time.monotonic() + 30
+        while True:  # configurable-http-proxy listening
+            with contextlib.suppress(OSError):
+                if http(f"http://127.0.0.1:{self.chp_port}{base}")[0] == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("configurable-http-proxy does not reach the echo server")
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        self.chp.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.chp.wait(timeout=10)
+        with contextlib.suppress(Exception):
+            self.hostd.api("DELETE", f"/v1/sessions/{self.user}")
+
+
+def _ws_echo(ctx: Context, driver: OurHubDriver, seconds: int) -> Result:
+    setup = EchoSetup(ctx, driver)
+    measured: dict[str, Any] = {}
+    try:
+        for name, (target, header) in setup.targets.items():
+            measured[name] = ws_echo_rate(target, header, seconds)
+            ctx.log(f"  proxy ws {name}: {measured[name]}")
+    finally:
+        setup.close()
+    return Result(samples=[], unit="msg/s", extra=measured)
+
+
+ROW_KEYS = ("proxy small", "proxy 1MB", "proxy ws", "proxy ws kernel")
+
+
 def proxy_phase(ctx: Context) -> dict[str, Result]:
     if "proxy" in ctx.data:
         return dict(ctx.data["proxy"])
     why = ctx.our_hub_unavailable()
     if why is not None:
-        missing = {key: Result.unavailable(why) for key in ("proxy small", "proxy 1MB", "proxy ws")}
+        missing = {key: Result.unavailable(why) for key in ROW_KEYS}
         ctx.data["proxy"] = missing
         return dict(missing)
-    setup = ProxySetup(ctx)
     seconds = _duration(ctx)
+    # Each row's own failure is its own: the echo row stands if JupyterLab does not start.
     results: dict[str, Result] = {}
+    ctx.data["proxy"] = results
+    if ctx.wanted("proxy ws"):
+        results["proxy ws"] = _failed_as_error(lambda: _ws_echo(ctx, ctx.our_hub(), seconds))
+    lab_rows = [key for key in ("proxy small", "proxy 1MB", "proxy ws kernel") if ctx.wanted(key)]
+    if lab_rows:
+        try:
+            _lab_rows(ctx, lab_rows, seconds, results)
+        except Exception as exc:
+            for key in lab_rows:
+                results.setdefault(key, Result.error(f"{type(exc).__name__}: {exc}"))
+    return dict(results)
+
+
+def _failed_as_error(measure: Any) -> Result:
+    try:
+        result: Result = measure()
+    except Exception as exc:
+        return Result.error(f"{type(exc).__name__}: {exc}")
+    return result
+
+
+def _lab_rows(ctx: Context, keys: list[str], seconds: int, results: dict[str, Result]) -> None:
+    setup = ProxySetup(ctx)
     try:
         for key, path in (("proxy small", "/api"), ("proxy 1MB", "/files/big.bin")):
+            if key not in keys:
+                continue
             measured: dict[str, Any] = {}
             for name, (url, header) in setup.targets.items():
                 loaded = wrk(url + path, header, WRK_LOADED, seconds)
@@ -178,11 +271,10 @@ def proxy_phase(ctx: Context) -> dict[str, Result]:
                 measured[name] = {"loaded": loaded, "serial": serial}
                 ctx.log(f"  {key} {name}: {loaded['rps']} req/s, p50 {serial['p50_s']}")
             results[key] = Result(samples=[], unit="req/s", extra=measured)
-        results["proxy ws"] = _ws(ctx, setup, seconds)
+        if "proxy ws kernel" in keys:
+            results["proxy ws kernel"] = _ws(ctx, setup, seconds)
     finally:
         setup.close()
-    ctx.data["proxy"] = results
-    return dict(results)
 
 
 def _ws(ctx: Context, setup: ProxySetup, seconds: int) -> Result:
@@ -197,7 +289,7 @@ def _ws(ctx: Context, setup: ProxySetup, seconds: int) -> Result:
         try:
             ws_url = "ws" + url.removeprefix("http") + f"/api/kernels/{kernel}/channels"
             measured[name] = asyncio.run(ws_rate(ws_url, (hkey, hvalue), seconds))
-            ctx.log(f"  proxy ws {name}: {measured[name]}")
+            ctx.log(f"  proxy ws kernel {name}: {measured[name]}")
         finally:
             http(f"{url}/api/kernels/{kernel}", "DELETE", headers={hkey: hvalue})
     return Result(samples=[], unit="msg/s", extra=measured)
@@ -213,7 +305,8 @@ def _proxy_row(key: str) -> Any:
 PROXY_ROWS = {
     "proxy small": "HTTP GET .../api (small body)",
     "proxy 1MB": "HTTP GET .../files/big.bin (1 MB body)",
-    "proxy ws": "WebSocket: kernel channels, 16 kernel_info requests in flight",
+    "proxy ws": "WebSocket: echo server, 16 connections, a 256-byte message in flight on each",
+    "proxy ws kernel": "WebSocket: kernel channels, 16 kernel_info requests in flight",
 }
 for _key, _title in PROXY_ROWS.items():
     row(_key, "proxy", _title)(_proxy_row(_key))

@@ -25,6 +25,7 @@ from tests.bench.env import (
     TINY,
     TOP,
     WORK,
+    WS_ECHO,
     FakeHubAPI,
     Hostd,
     HostdHub,
@@ -34,6 +35,7 @@ from tests.bench.env import (
     lab_socket_argv,
     sh,
     stop_units,
+    ws_echo_argv,
 )
 
 PASSWORD = "bench-Pw-1"  # throwaway accounts in the testbed's overlay
@@ -130,6 +132,8 @@ class Context:
         SESSION_EXEC.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(TOP / "packaging" / "hostd-session-exec", SESSION_EXEC)
         SESSION_EXEC.chmod(0o755)
+        shutil.copy(TOP / "tests" / "bench" / "ws_echo.py", WS_ECHO)
+        WS_ECHO.chmod(0o644)
 
     # -- the systems under test -------------------------------------------------------------
 
@@ -147,6 +151,7 @@ class Context:
             commands = {
                 "tiny": TINY,
                 "socket": lab_socket_argv(),  # the proxy rows' server (bench_proxy)
+                "wsecho": ws_echo_argv(),  # the "proxy ws" row's server (bench_proxy)
                 "pip": lab_argv("{PORT}", "{BASE_URL}", pip=True),
                 "singleuser": [str(SESSION_EXEC), SINGLEUSER, "--ip=127.0.0.1", "--port={PORT}"],
             }

@@ -36,6 +36,7 @@ CHP = CACHE / "node" / "node_modules" / ".bin" / "configurable-http-proxy"
 HUB6_VENV = TOP / ".venv"  # JupyterHub 6 with hostd installed: HostdSpawner (row d)
 WORK = Path("/opt/hostd-bench")  # in the testbed's overlay
 SESSION_EXEC = WORK / "bin" / "hostd-session-exec"
+WS_ECHO = WORK / "bin" / "ws_echo.py"  # the "proxy ws" row's server (tests/bench/ws_echo.py)
 HOSTD_BIN = Path(os.environ.get("VIRTUAL_ENV", str(HUB6_VENV))) / "bin"
 # What packaging/systemd's hostd.service and hostd-hub.service set for the processes they start.
 UNIT_ENV = {"MALLOC_ARENA_MAX": "2"}
@@ -59,6 +60,12 @@ def lab_socket_argv() -> list[str]:
 
 
 TINY = ["/usr/bin/python3", "-m", "http.server", "--bind", "127.0.0.1", "{PORT}"]
+
+
+def ws_echo_argv() -> list[str]:
+    """A WebSocket echo server on the session's Unix socket (hostd's venv: uvloop, httptools)."""
+    return [str(HOSTD_BIN / "python"), str(WS_ECHO), "{SOCKET}"]
+
 
 # Seed 002: what a site configures systemdspawner with (mem_limit 2G, cpu_limit 1.0, a private
 # /tmp and /dev, no sudo), as hostd's [session] policy.

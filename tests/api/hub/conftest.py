@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+import uvicorn
 
 from hostd.api.client import HostdClient
 from hostd.api.daemon import build_daemon_app
@@ -41,6 +42,7 @@ class HubUnderTest:
     store: HubStore
     config: HubConfig
     upstream_seen: list[str]  # every request path that reached the fake upstream
+    server: uvicorn.Server | None = None  # the hub's (a test may stop it: should_exit)
 
     def client(self, **options: Any) -> httpx.AsyncClient:
         """A browser-like client: keeps cookies, follows no redirects."""
@@ -129,7 +131,12 @@ async def hub(
     hub = await start_server(app, lifespan="on", ws=HubWebSocketProtocol, **(tls or {}), **where)
     try:
         yield HubUnderTest(
-            url=url_of(hub[0]), fake=fake, store=store, config=config, upstream_seen=upstream_seen
+            url=url_of(hub[0]),
+            fake=fake,
+            store=store,
+            config=config,
+            upstream_seen=upstream_seen,
+            server=hub[0],
         )
     finally:
         await stop_servers(hub, daemon, upstream)
