@@ -60,3 +60,11 @@ def test_the_wire_contract_loads_no_http_library_at_all() -> None:
 
 def test_the_probe_does_see_what_the_daemon_loads() -> None:
     assert {"starlette", "hostd.api.daemon"} <= set(loaded_by("hostd.api.daemon"))
+
+
+def test_the_hub_talks_to_the_daemon_without_httpx() -> None:
+    # Issue 17's footprint: httpx (with httpcore, and rich and pygments where installed) cost the
+    # hub ~5 MiB of RSS; its daemon client speaks HTTP/1.1 over llhttp (api/client_transport.py).
+    names = loaded_by("hostd.api.hub.cli", "hostd.api.hub.app", "hostd.api.hub.server")
+    assert "hostd.api.client" in names
+    assert [name for name in names if name.split(".")[0] in ("httpx", "httpcore", "h11")] == []
