@@ -12,7 +12,8 @@ framework. Everything privileged is a request on the daemon's socket.
 
 Modules: wire (the contract both ends share: JSON of values and errors, codes, statuses,
 limits), service (what the HTTP face is handed), daemon (the HTTP face), openapi (its
-document), client (HTTP/1.1 over the socket, parsed by llhttp), spawner (HostdSpawner), hub (the web hub).
+document), client (HTTP/1.1 over the socket, parsed by llhttp; client_transport), spawner
+(HostdSpawner), hub (the web hub), lean_uvicorn (uvicorn's server without its command line).
 """
 
 __all__: list[str] = []

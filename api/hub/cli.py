@@ -107,7 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     # httpx logs every request at INFO: through the proxy that is every file JupyterLab loads.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-    # Imported here: --check-config and --version need none of the web stack.
+    # Imported here: --check-config and --version need none of the web stack; uvicorn's server
+    # without its command line (footprint: hostd.api.lean_uvicorn).
+    from hostd.api.lean_uvicorn import server_only
+
+    server_only()
     from hostd.api.hub.server import StartupError, serve
 
     try:

@@ -70,7 +70,10 @@ def _serve(path: Path | None) -> int:
     if config is None:
         return EXIT_CONFIG
     # Imported here: `hostd check-config` and `hostd --version` need none of the server's
-    # imports (D-Bus, the web stack).
+    # imports (D-Bus, the web stack); uvicorn's server without its command line (footprint).
+    from hostd.api.lean_uvicorn import server_only
+
+    server_only()
     from hostd.daemon.server import serve
 
     return serve(config)

@@ -68,3 +68,57 @@ def test_the_hub_talks_to_the_daemon_without_httpx() -> None:
     names = loaded_by("hostd.api.hub.cli", "hostd.api.hub.app", "hostd.api.hub.server")
     assert "hostd.api.client" in names
     assert [name for name in names if name.split(".")[0] in ("httpx", "httpcore", "h11")] == []
+
+
+_LEAN_SERVER = """
+import asyncio, json, socket, sys, tempfile
+from hostd.api.lean_uvicorn import server_only
+server_only()
+import hostd.api.hub.server, hostd.api.hub.listeners, hostd.daemon.server
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+async def hello(request):
+    return PlainTextResponse("hello")
+
+async def main():
+    path = tempfile.mkdtemp() + "/s.sock"
+    config = uvicorn.Config(
+        Starlette(routes=[Route("/", hello)]), uds=path, http="httptools", lifespan="on",
+        log_config=None, ws="none",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    reader, writer = await asyncio.open_unix_connection(path)
+    writer.write(b"GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+    answer = await reader.read()
+    server.should_exit = True
+    await task
+    return answer.decode()
+
+answer = asyncio.run(main())
+print(json.dumps({"answer": answer, "modules": sorted(sys.modules)}))
+"""
+
+
+def test_the_daemon_and_the_hub_serve_with_uvicorn_s_server_alone() -> None:
+    # hostd.api.lean_uvicorn: the console scripts load uvicorn without uvicorn.main (click,
+    # multiprocessing: ~2 MiB of each process's RSS); its server still serves, lifespan too.
+    result = subprocess.run(
+        [sys.executable, "-c", _LEAN_SERVER],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    seen = json.loads(result.stdout)
+    assert seen["answer"].startswith("HTTP/1.1 200 OK") and seen["answer"].endswith("hello")
+    assert [
+        name for name in seen["modules"] if name.split(".")[0] in ("click", "multiprocessing")
+    ] == []
+    assert "uvicorn.main" not in seen["modules"]
