@@ -104,9 +104,6 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # httpx logs every request at INFO: through the proxy that is every file JupyterLab loads.
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     # Imported here: --check-config and --version need none of the web stack; uvicorn's server
     # without its command line (footprint: hostd.api.lean_uvicorn).
     from hostd.api.lean_uvicorn import server_only
