@@ -105,10 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     # Imported here: --check-config and --version need none of the web stack; uvicorn's server
-    # without its command line (footprint: hostd.api.lean_uvicorn).
-    from hostd.api.lean_uvicorn import server_only
+    # without its command line (footprint: hostd.api.lean_imports).
+    from hostd.api.lean_imports import uvicorn_server_only
 
-    server_only()
+    uvicorn_server_only()
     from hostd.api.hub.server import StartupError, serve
 
     try:

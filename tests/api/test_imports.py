@@ -72,9 +72,11 @@ def test_the_hub_talks_to_the_daemon_without_httpx() -> None:
 
 _LEAN_SERVER = """
 import asyncio, json, socket, sys, tempfile
-from hostd.api.lean_uvicorn import server_only
-server_only()
+from hostd.api.lean_imports import uvicorn_server_only, without_package_init
+uvicorn_server_only()
+without_package_init("pystemd")
 import hostd.api.hub.server, hostd.api.hub.listeners, hostd.daemon.server
+hostd.daemon.server.JournalHandler()  # pystemd.journal, as hostd serve's log handler loads it
 import uvicorn
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
@@ -106,8 +108,9 @@ print(json.dumps({"answer": answer, "modules": sorted(sys.modules)}))
 
 
 def test_the_daemon_and_the_hub_serve_with_uvicorn_s_server_alone() -> None:
-    # hostd.api.lean_uvicorn: the console scripts load uvicorn without uvicorn.main (click,
+    # hostd.api.lean_imports: the console scripts load uvicorn without uvicorn.main (click,
     # multiprocessing: ~2 MiB of each process's RSS); its server still serves, lifespan too.
+    # The daemon's also loads pystemd's journal without the package's __init__.
     result = subprocess.run(
         [sys.executable, "-c", _LEAN_SERVER],
         cwd=ROOT,
@@ -122,3 +125,7 @@ def test_the_daemon_and_the_hub_serve_with_uvicorn_s_server_alone() -> None:
         name for name in seen["modules"] if name.split(".")[0] in ("click", "multiprocessing")
     ] == []
     assert "uvicorn.main" not in seen["modules"]
+    # pystemd's journal alone: not its object layer (systemd1, machine1) nor lxml (~4 MiB).
+    assert "pystemd.journal" in seen["modules"]
+    assert [name for name in seen["modules"] if name.split(".")[0] == "lxml"] == []
+    assert "pystemd.systemd1" not in seen["modules"]
