@@ -25,8 +25,8 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from hostd.api.daemon import PEER_SCOPE_KEY, build_daemon_app
+from hostd.api.heap import trim_heap_forever
 from hostd.config import Config
-from hostd.daemon.heap import trim_heap_forever
 from hostd.daemon.scratch import ensure_scratch
 from hostd.daemon.sessions import SessionManager
 from hostd.units.values import PeerCredentials

@@ -1,4 +1,4 @@
-"""hostd.daemon.heap: the daemon's free heap pages go back to the kernel, proven by RSS."""
+"""hostd.api.heap: the daemon's and the hub's free heap pages go back to the kernel (RSS)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 
 # ~40 MiB of 2 kB objects (malloc's heap, not mmap), every 50th kept so that the heap's top
 # stays in use and glibc cannot give the rest back by itself; then RSS before and after.
 _PROBE = """
 import asyncio, json, sys
-from hostd.daemon import heap
+from hostd.api import heap
 
 def rss_kib():
     with open("/proc/self/statm") as f:

@@ -1,12 +1,13 @@
-"""Giving the heap's free pages back to the kernel (host layer).
+"""Giving the heap's free pages back to the kernel, for the daemon and the hub (api layer).
 
 glibc's malloc keeps what a process frees for its next allocations; only the top of the heap
-goes back by itself. After a burst (100 spawns at once, logins, their JSON and D-Bus replies)
-the daemon holds pages it no longer uses, scattered through the heap, in its RSS until the next
-burst. ``malloc_trim(0)`` hands every whole free page back (madvise) without moving anything:
-measured on this machine kind at 0.3 ms when there is something to give back and 0.01 ms when
-there is not, so the daemon calls it every HEAP_TRIM_INTERVAL_S (issue 17's footprint target
-counts RSS). Where the C library is not glibc, there is no malloc_trim and this does nothing.
+goes back by itself. After a burst (100 spawns at once, logins, their JSON and D-Bus replies;
+in the hub, proxied bodies) a process holds pages it no longer uses, scattered through the heap,
+in its RSS until the next burst. ``malloc_trim(0)`` hands every whole free page back (madvise)
+without moving anything: measured on this machine kind at 0.3 ms when there is something to give
+back and 0.01 ms when there is not, so the daemon (hostd.daemon.server) and the hub (its app's
+lifespan) call it every HEAP_TRIM_INTERVAL_S: issue 17's footprint target counts RSS. Where
+the C library is not glibc, there is no malloc_trim and this does nothing.
 """
 
 from __future__ import annotations
