@@ -400,16 +400,6 @@ def die_with_the_daemon() -> None:
         os._exit(1)
 
 
-def _heap_trimmer() -> Callable[[int], int] | None:
-    """glibc's malloc_trim: the pages a burst of requests and signals freed go back to the
-    kernel once the bus is quiet (hostd.api.heap says why; not imported: it loads asyncio)."""
-    try:
-        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
-    except AttributeError:  # not glibc
-        return None
-    return trim
-
-
 def serve() -> int:
     global _WORKER
     die_with_the_daemon()
@@ -422,12 +412,8 @@ def serve() -> int:
     stdin = sys.stdin.fileno()
     os.set_blocking(stdin, False)
     pending = b""
-    trim, busy = _heap_trimmer(), False
     while True:
         readable, _, _ = select.select([stdin, bus.get_fd()], [], [], POLL_S)
-        if not readable and busy and trim is not None:
-            trim(0)  # quiet for POLL_S after some work: give back what it freed
-        busy = bool(readable)
         if stdin in readable:
             chunk = os.read(stdin, 65536)
             if not chunk:
