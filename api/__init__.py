@@ -12,7 +12,9 @@ framework. Everything privileged is a request on the daemon's socket.
 
 Modules: wire (the contract both ends share: JSON of values and errors, codes, statuses,
 limits), service (what the HTTP face is handed), daemon (the HTTP face), openapi (its
-document), client (httpx over the socket), spawner (HostdSpawner), hub (the web hub).
+document), client (HTTP/1.1 over the socket, parsed by llhttp; client_transport), spawner
+(HostdSpawner), hub (the web hub), lean_imports (uvicorn's server and pystemd's journal
+without their packages' __init__).
 """
 
 __all__: list[str] = []

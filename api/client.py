@@ -2,7 +2,8 @@
 
 Answers come back as hostd.units.values; an error body is raised as the hostd.units.errors class
 of its code; a daemon that cannot be talked to is DaemonUnreachable. What crosses the socket,
-both ways, is hostd.api.wire's: this module only moves it (httpx), and loads no server
+both ways, is hostd.api.wire's: this module only moves it (through hostd.api.client_transport:
+HTTP/1.1 parsed by llhttp; httpx only for a transport the caller hands in), and loads no server
 framework. The socket is opened on the first request, never in the constructor.
 
     async with HostdClient("/run/hostd/hostd.sock") as hostd:
@@ -12,15 +13,21 @@ framework. The socket is opened on the first request, never in the constructor.
 from __future__ import annotations
 
 import builtins
-import functools
-import ssl
+import json
 from collections.abc import AsyncGenerator, Callable, Mapping
 from types import TracebackType
-from typing import Any, Final, Self, TypeVar
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
+from urllib.parse import quote, urlencode
 
-import httpx
-
+from hostd.api.client_transport import (
+    Exchange,
+    HttpxExchange,
+    Reply,
+    StreamReply,
+    Timeouts,
+    TransportFailure,
+    UnixSocketExchange,
+)
 from hostd.api.wire import (
     DaemonUnreachable,
     account_from_body,
@@ -59,6 +66,9 @@ from hostd.units.values import (
     UsageView,
 )
 
+if TYPE_CHECKING:
+    import httpx
+
 __all__ = [
     "AUTH_TIMEOUT",
     "DEFAULT_SOCKET",
@@ -71,13 +81,13 @@ __all__ = [
 ]
 
 DEFAULT_SOCKET: Final = "/run/hostd/hostd.sock"
-DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0)
+DEFAULT_TIMEOUT: Final = Timeouts(connect=30.0, read=30.0)
 # A start with wait answers once the server answers or failed: up to about 120 s.
-START_TIMEOUT: Final = httpx.Timeout(30.0, read=150.0)
+START_TIMEOUT: Final = Timeouts(connect=30.0, read=150.0)
 # A follow waits for lines as long as the session lives.
-FOLLOW_TIMEOUT: Final = httpx.Timeout(30.0, read=None)
+FOLLOW_TIMEOUT: Final = Timeouts(connect=30.0, read=None)
 # A login waits its turn behind other logins of the same name, each up to PAM's 10 s.
-AUTH_TIMEOUT: Final = httpx.Timeout(30.0, read=60.0)
+AUTH_TIMEOUT: Final = Timeouts(connect=30.0, read=60.0)
 
 _T = TypeVar("_T")
 
@@ -86,34 +96,14 @@ _T = TypeVar("_T")
 StartResult = StartOutcome
 
 
-# The daemon (uvicorn) closes a connection idle for 5 s, and httpx keeps an idle one as long
-# by default: a request could go out on a connection the daemon was closing and fail with
-# "Server disconnected without sending a response" (seen as a hub proxy's 500 under
-# tests/api/hub/systemd/test_load.py). Idle connections are let go well before the daemon does.
-DAEMON_KEEPALIVE_S: Final = 2.0
-DAEMON_LIMITS: Final = httpx.Limits(
-    max_connections=100, max_keepalive_connections=20, keepalive_expiry=DAEMON_KEEPALIVE_S
-)
-
-
-def _reason(exc: BaseException) -> str:
-    """The OSError behind an httpx error ("[Errno 2] No such file or directory"), if any."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, OSError):
-            return str(cause)
-        cause = cause.__cause__ or cause.__context__
-    return str(exc) or type(exc).__name__
-
-
-def _malformed(response: httpx.Response, exc: Exception) -> HostdError:
+def _malformed(response: Reply | StreamReply, exc: Exception) -> HostdError:
     return HostdError(
-        f"hostd answered {response.request.method} {response.request.url.path} "
+        f"hostd answered {response.method} {response.path} "
         f"with HTTP {response.status_code} and a body this client cannot read ({exc})"
     )
 
 
-def _error_of(response: httpx.Response) -> HostdError:
+def _error_of(response: Reply) -> HostdError:
     """The error an error response stands for; HostdError if its body is not an error body."""
     try:
         return error_from_body(response.json())
@@ -121,14 +111,8 @@ def _error_of(response: httpx.Response) -> HostdError:
         return _malformed(response, exc)
 
 
-@functools.cache
-def _plain_http_only() -> ssl.SSLContext:
-    """The TLS context of the daemon's transport, which speaks plain HTTP over a Unix socket
-    and never uses it. httpx's default loads the CA bundle into a new context for every client:
-    70-130 ms of CPU on this machine kind, paid twice in each stop through JupyterHub (the
-    spawner's poll, then its stop: a client each), and about a MiB of RSS per client. An empty
-    context, made once, verifies nothing and trusts nothing: TLS through it would fail."""
-    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+def _target(path: str, params: Mapping[str, str] | None) -> str:
+    return f"{path}?{urlencode(params)}" if params else path
 
 
 class HostdClient:
@@ -141,8 +125,8 @@ class HostdClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.socket_path = socket_path
-        self._transport = transport
-        self._http: httpx.AsyncClient | None = None
+        self._transport = transport  # an httpx transport (the tests'), else the socket
+        self._exchange: Exchange | None = None
 
     async def __aenter__(self) -> Self:
         return self
@@ -156,32 +140,27 @@ class HostdClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        if self._exchange is not None:
+            await self._exchange.aclose()
+            self._exchange = None
 
-    def _client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            transport = self._transport or httpx.AsyncHTTPTransport(
-                uds=self.socket_path, limits=DAEMON_LIMITS, verify=_plain_http_only()
+    def _client(self) -> Exchange:
+        if self._exchange is None:
+            self._exchange = (
+                UnixSocketExchange(self.socket_path)
+                if self._transport is None
+                else HttpxExchange(self._transport)
             )
-            # trust_env=False: HTTP_PROXY and friends would route requests away from the socket.
-            self._http = httpx.AsyncClient(
-                transport=transport,
-                base_url="http://hostd",
-                timeout=DEFAULT_TIMEOUT,
-                trust_env=False,
-            )
-        return self._http
+        return self._exchange
 
-    def _unreachable(self, exc: httpx.TransportError) -> DaemonUnreachable:
+    def _unreachable(self, exc: TransportFailure) -> DaemonUnreachable:
         where = f"hostd at {self.socket_path}"
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-            message = f"cannot connect to {where}: {_reason(exc)}"
-        elif isinstance(exc, httpx.TimeoutException):
-            message = f"{where} did not answer in time ({type(exc).__name__})"
+        if exc.kind == "connect":
+            message = f"cannot connect to {where}: {exc.reason}"
+        elif exc.kind == "timeout":
+            message = f"{where} did not answer in time ({exc.detail or 'Timeout'})"
         else:
-            message = f"lost the connection to {where}: {_reason(exc)}"
+            message = f"lost the connection to {where}: {exc.reason}"
         return DaemonUnreachable(message, socket_path=self.socket_path)
 
     async def _request(
@@ -191,20 +170,21 @@ class HostdClient:
         *,
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
-        timeouts: httpx.Timeout = DEFAULT_TIMEOUT,
-    ) -> httpx.Response:
+        timeouts: Timeouts = DEFAULT_TIMEOUT,
+    ) -> Reply:
+        content = None if body is None else json.dumps(body).encode()
         try:
             response = await self._client().request(
-                method, path, params=params, json=body, timeout=timeouts
+                method, _target(path, params), content, timeouts
             )
-        except httpx.TransportError as exc:
+        except TransportFailure as exc:
             raise self._unreachable(exc) from exc
         if response.is_error:
             raise _error_of(response)
         return response
 
     @staticmethod
-    def _read(response: httpx.Response, read: Callable[[object], _T]) -> _T:
+    def _read(response: Reply, read: Callable[[object], _T]) -> _T:
         """``read`` (a reader of hostd.api.wire) of the response's JSON; a HostdError if the
         body is not what the contract says."""
         try:
@@ -213,7 +193,7 @@ class HostdClient:
             raise _malformed(response, exc) from exc
 
     @staticmethod
-    def _view(response: httpx.Response) -> SessionView:
+    def _view(response: Reply) -> SessionView:
         return HostdClient._read(response, session_from_body)
 
     @staticmethod
@@ -298,19 +278,18 @@ class HostdClient:
         path = f"{self._session_path(user)}/logs"
         try:
             async with self._client().stream(
-                "GET", path, params=params, timeout=FOLLOW_TIMEOUT
+                "GET", _target(path, params), FOLLOW_TIMEOUT
             ) as response:
-                if response.is_error:
-                    await response.aread()
-                    raise _error_of(response)
-                async for text in response.aiter_lines():
+                if response.status_code >= 400:
+                    raise _error_of(await response.read())
+                async for text in response.lines():
                     if text.strip():
                         yield self._log_line(response, text)
-        except httpx.TransportError as exc:
+        except TransportFailure as exc:
             raise self._unreachable(exc) from exc
 
     @staticmethod
-    def _log_line(response: httpx.Response, text: str) -> LogLine:
+    def _log_line(response: StreamReply, text: str) -> LogLine:
         """A line of the stream; the error of a last line that stands for one is raised."""
         try:
             return line_from_ndjson(text)

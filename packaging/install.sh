@@ -56,7 +56,7 @@ JH_STATE=/var/lib/jupyterhub
 JH_TLS_DIR=$JH_ETC/tls
 CHP_SPEC=configurable-http-proxy@5
 # What HostdSpawner imports besides JupyterHub (hostd itself goes in without its dependencies).
-JH_SPEC_EXTRA=("httpx>=0.27" "starlette>=0.40" "sniffio>=1.3")
+JH_SPEC_EXTRA=("httptools>=0.6" "starlette>=0.40" "sniffio>=1.3")
 # What the daemon's venv is built from; its hash decides whether an upgrade reinstalls.
 SOURCES=(pyproject.toml README.md hostd api units cgroups)
 

@@ -71,7 +71,7 @@ export PATH="$VENV/bin:$PATH"
 #     when a pin below changes. The tests find them through HOSTD_SPAWNER_CACHE.
 if [ $editable = 1 ]; then SPAWNER_CACHE="$top/.cache/spawner"; else SPAWNER_CACHE=/var/cache/hostd-test/spawner; fi
 export HOSTD_SPAWNER_CACHE="$SPAWNER_CACHE"
-HUB5_SPEC=("jupyterhub>=5,<6" "httpx>=0.27" "starlette>=0.40")  # + hostd, without its deps
+HUB5_SPEC=("jupyterhub>=5,<6" "httptools>=0.6" "starlette>=0.40")  # + hostd, without its deps
 SESSION_SPEC=("jupyterhub>=6,<7" "jupyter_server>=2" "ipykernel>=6")
 CHP_SPEC="configurable-http-proxy@5"
 venv_once() {  # DIR REQUIREMENTS...: a venv of Debian's python3 with exactly these

@@ -16,6 +16,7 @@ caller (hostd.api.hub.cli, or a test) and closed with the app's lifespan.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -34,6 +35,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hostd.api.client import HostdClient
+from hostd.api.heap import trim_heap_forever
 from hostd.api.hub.accounts import Accounts
 from hostd.api.hub.api import HubAPI, api_error
 from hostd.api.hub.db import HubStore
@@ -353,9 +355,11 @@ def build_hub_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        trim = asyncio.create_task(trim_heap_forever())  # RSS back after bursts (heap.py)
         try:
             yield
         finally:
+            trim.cancel()
             await hub.aclose()
 
     app = Starlette(

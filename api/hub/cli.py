@@ -104,10 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # httpx logs every request at INFO: through the proxy that is every file JupyterLab loads.
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-    # Imported here: --check-config and --version need none of the web stack.
+    # Imported here: --check-config and --version need none of the web stack; uvicorn's server
+    # without its command line (footprint: hostd.api.lean_imports).
+    from hostd.api.lean_imports import uvicorn_server_only
+
+    uvicorn_server_only()
     from hostd.api.hub.server import StartupError, serve
 
     try:

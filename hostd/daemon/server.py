@@ -25,6 +25,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from hostd.api.daemon import PEER_SCOPE_KEY, build_daemon_app
+from hostd.api.heap import trim_heap_forever
 from hostd.config import Config
 from hostd.daemon.scratch import ensure_scratch
 from hostd.daemon.sessions import SessionManager
@@ -198,6 +199,7 @@ async def run(config: Config) -> int:
             notify("WATCHDOG=1")  # from the event loop: a stalled loop misses it, as it should
 
     ready_task = asyncio.create_task(ready())
+    trim_task = asyncio.create_task(trim_heap_forever())  # RSS back after bursts (heap.py)
     watchdog_usec = os.environ.get("WATCHDOG_USEC", "")
     watchdog_task = (
         asyncio.create_task(watchdog(int(watchdog_usec) / 2e6)) if watchdog_usec.isdigit() else None
@@ -207,6 +209,7 @@ async def run(config: Config) -> int:
     finally:
         notify("STOPPING=1")
         ready_task.cancel()
+        trim_task.cancel()
         if watchdog_task is not None:
             watchdog_task.cancel()
         await manager.close()

@@ -21,13 +21,12 @@ import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import psutil
-
 from hostd.config import Config
 from hostd.daemon import credentials, journal
 from hostd.daemon.admission import Admission
 from hostd.daemon.choices import profile_views
 from hostd.daemon.history import HostHistory
+from hostd.daemon.hostmem import host_memory
 from hostd.daemon.lifecycle import Lifecycle
 from hostd.daemon.login import AccountPamCheck, Authenticator
 from hostd.daemon.maintenance import Maintenance
@@ -128,7 +127,7 @@ class SessionManager:
             systemd,
             store,
             sampler=UsageSampler.load(),
-            memory_total=psutil.virtual_memory().total,
+            memory_total=host_memory().total,
         )
         await manager.cap_slice()
         await manager.maintenance_state.load()
@@ -252,7 +251,7 @@ class SessionManager:
         return self._host_of(await self.parts.session_units())
 
     def _host_of(self, units: Iterable[UnitStatus]) -> HostView:
-        memory = psutil.virtual_memory()
+        memory = host_memory()
         return host_view(
             (s for s in units if s.active_state in ACTIVE),
             memory_total=memory.total,

@@ -60,3 +60,72 @@ def test_the_wire_contract_loads_no_http_library_at_all() -> None:
 
 def test_the_probe_does_see_what_the_daemon_loads() -> None:
     assert {"starlette", "hostd.api.daemon"} <= set(loaded_by("hostd.api.daemon"))
+
+
+def test_the_hub_talks_to_the_daemon_without_httpx() -> None:
+    # Issue 17's footprint: httpx (with httpcore, and rich and pygments where installed) cost the
+    # hub ~5 MiB of RSS; its daemon client speaks HTTP/1.1 over llhttp (api/client_transport.py).
+    names = loaded_by("hostd.api.hub.cli", "hostd.api.hub.app", "hostd.api.hub.server")
+    assert "hostd.api.client" in names
+    assert [name for name in names if name.split(".")[0] in ("httpx", "httpcore", "h11")] == []
+
+
+_LEAN_SERVER = """
+import asyncio, json, socket, sys, tempfile
+from hostd.api.lean_imports import uvicorn_server_only, without_package_init
+uvicorn_server_only()
+without_package_init("pystemd")
+import hostd.api.hub.server, hostd.api.hub.listeners, hostd.daemon.server
+hostd.daemon.server.JournalHandler()  # pystemd.journal, as hostd serve's log handler loads it
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+async def hello(request):
+    return PlainTextResponse("hello")
+
+async def main():
+    path = tempfile.mkdtemp() + "/s.sock"
+    config = uvicorn.Config(
+        Starlette(routes=[Route("/", hello)]), uds=path, http="httptools", lifespan="on",
+        log_config=None, ws="none",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    reader, writer = await asyncio.open_unix_connection(path)
+    writer.write(b"GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+    answer = await reader.read()
+    server.should_exit = True
+    await task
+    return answer.decode()
+
+answer = asyncio.run(main())
+print(json.dumps({"answer": answer, "modules": sorted(sys.modules)}))
+"""
+
+
+def test_the_daemon_and_the_hub_serve_with_uvicorn_s_server_alone() -> None:
+    # hostd.api.lean_imports: the console scripts load uvicorn without uvicorn.main (click,
+    # multiprocessing: ~2 MiB of each process's RSS); its server still serves, lifespan too.
+    # The daemon's also loads pystemd's journal without the package's __init__.
+    result = subprocess.run(
+        [sys.executable, "-c", _LEAN_SERVER],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    seen = json.loads(result.stdout)
+    assert seen["answer"].startswith("HTTP/1.1 200 OK") and seen["answer"].endswith("hello")
+    assert [
+        name for name in seen["modules"] if name.split(".")[0] in ("click", "multiprocessing")
+    ] == []
+    assert "uvicorn.main" not in seen["modules"]
+    # pystemd's journal alone: not its object layer (systemd1, machine1) nor lxml (~4 MiB).
+    assert "pystemd.journal" in seen["modules"]
+    assert [name for name in seen["modules"] if name.split(".")[0] == "lxml"] == []
+    assert "pystemd.systemd1" not in seen["modules"]
