@@ -114,6 +114,23 @@ def _start(hostd: Any, user: str, command: str | None) -> tuple[str, str]:
     return str(view["url"]).rstrip("/"), f"Authorization: token {token['token']}"
 
 
+def start_chp(port: int, socket_origin: str) -> subprocess.Popen[bytes]:
+    """configurable-http-proxy on 127.0.0.1:``port``, its default target the session's socket
+    (``http+unix://...``), as the proxy rows compare it."""
+    return subprocess.Popen(
+        [str(CHP), "--ip", "127.0.0.1", "--port", str(port),
+         "--api-ip", "127.0.0.1", "--api-port", str(free_port()),
+         "--default-target", socket_origin, "--log-level", "warn"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def stop_chp(chp: subprocess.Popen[bytes]) -> None:
+    chp.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        chp.wait(timeout=10)
+
+
 class ProxySetup:
     """One JupyterLab on a Unix socket, through hostd-hub and through configurable-http-proxy;
     a second user's on a loopback port, asked directly."""
@@ -132,12 +149,7 @@ class ProxySetup:
         self.direct, direct_header = _start(self.hostd, self.direct_user, None)
         self.hub_header = f"Authorization: token {self.hub.tokens[self.user]}"
         self.chp_port = free_port()
-        self.chp = subprocess.Popen(
-            [str(CHP), "--ip", "127.0.0.1", "--port", str(self.chp_port),
-             "--api-ip", "127.0.0.1", "--api-port", str(free_port()),
-             "--default-target", socket_origin, "--log-level", "warn"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        self.chp = start_chp(self.chp_port, socket_origin)
         base = f"/user/{self.user}"
         self.targets = {
             "direct": (self.direct, direct_header),
@@ -159,9 +171,7 @@ class ProxySetup:
                 time.sleep(0.2)
 
     def close(self) -> None:
-        self.chp.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.chp.wait(timeout=10)
+        stop_chp(self.chp)
         for user in (self.user, self.direct_user):
             with contextlib.suppress(Exception):
                 self.hostd.api("DELETE", f"/v1/sessions/{user}")
@@ -180,12 +190,7 @@ class EchoSetup:
             raise RuntimeError(f"the echo server is not on a Unix socket: {origin}")
         socket_origin = origin.split("/user/", 1)[0]
         self.chp_port = free_port()
-        self.chp = subprocess.Popen(
-            [str(CHP), "--ip", "127.0.0.1", "--port", str(self.chp_port),
-             "--api-ip", "127.0.0.1", "--api-port", str(free_port()),
-             "--default-target", socket_origin, "--log-level", "warn"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        self.chp = start_chp(self.chp_port, socket_origin)
         base = f"/user/{self.user}/echo"
         key, value = jupyter_header.split(": ", 1)
         hub_token = ("Authorization", f"token {driver.hub.tokens[self.user]}")
@@ -204,9 +209,7 @@ class EchoSetup:
             time.sleep(0.2)
 
     def close(self) -> None:
-        self.chp.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.chp.wait(timeout=10)
+        stop_chp(self.chp)
         with contextlib.suppress(Exception):
             self.hostd.api("DELETE", f"/v1/sessions/{self.user}")
 
