@@ -12,9 +12,10 @@ framework. Everything privileged is a request on the daemon's socket.
 
 Modules: wire (the contract both ends share: JSON of values and errors, codes, statuses,
 limits), service (what the HTTP face is handed), daemon (the HTTP face), openapi (its
-document), client (HTTP/1.1 over the socket, parsed by llhttp; client_transport), spawner
-(HostdSpawner), hub (the web hub), lean_imports (uvicorn's server and pystemd's journal
-without their packages' __init__).
+document), client (HTTP/1.1 over the socket: client_transport), http1 (the one HTTP/1.1
+client connection, answers parsed by llhttp, and its pool: the client's, the hub proxy's and
+the hub's WebSocket upgrades'), spawner (HostdSpawner), hub (the web hub), lean_imports
+(uvicorn's server and pystemd's journal without their packages' __init__), heap (malloc_trim).
 """
 
 __all__: list[str] = []

@@ -5,28 +5,29 @@ target (issue 17: daemon + D-Bus worker + hub with 100 sessions in 100 MiB of RS
 module it loads. httpx with httpcore, h11 and, where installed, the rich and pygments its command
 line pulls in, cost the hub about 5 MiB of RSS (README, Benchmarks) for requests to one local
 socket; httptools (llhttp, C) is already loaded there for the proxy's upstream client. So the
-daemon's client speaks HTTP/1.1 itself, over asyncio streams: a request is a few header lines,
-the answer is parsed by llhttp (chunked bodies included), connections are kept alive briefly.
+daemon's client writes its few header lines itself, on hostd.api.http1's connections (the
+proxy's and the WebSocket upgrades' too): answers parsed by llhttp, chunked bodies included,
+connections kept alive briefly.
 
 ``HttpxExchange`` keeps httpx's transports usable (imported only when one is given): the tests'
 ASGI and mock transports reach the daemon's app in process through it.
 
-Errors: every way the socket fails is one ``TransportFailure`` with a ``kind`` ("connect",
-"timeout", "lost") and the reason; HostdClient turns it into DaemonUnreachable. An HTTP error
-status is not a failure here: it is a ``Reply`` like any other.
+Errors: every way the socket fails is one ``TransportFailure`` (hostd.api.http1's) with a
+``kind`` ("connect", "timeout", "lost") and the reason; HostdClient turns it into
+DaemonUnreachable. An HTTP error status is not a failure here: it is a ``Reply`` like any other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-import httptools
+from hostd.api.http1 import Connection, Pool, TransportFailure
 
 if TYPE_CHECKING:
     import httpx
@@ -47,9 +48,6 @@ __all__ = [
 KEEPALIVE_S: Final = 2.0
 MAX_IDLE: Final = 20  # connections kept between requests
 MAX_CONNECTIONS: Final = 100  # at once; more requests wait their turn
-READ_SIZE: Final = 65536
-
-FailureKind = Literal["connect", "timeout", "lost"]
 
 
 @dataclass(frozen=True)
@@ -59,16 +57,6 @@ class Timeouts:
 
     connect: float
     read: float | None
-
-
-class TransportFailure(Exception):
-    """The daemon could not be reached, did not answer in time, or broke off its answer."""
-
-    def __init__(self, kind: FailureKind, reason: str, detail: str = "") -> None:
-        super().__init__(reason)
-        self.kind: FailureKind = kind
-        self.reason = reason
-        self.detail = detail  # for "timeout": which wait ran out (ConnectTimeout, ReadTimeout)
 
 
 @dataclass
@@ -126,195 +114,76 @@ def _path_of(target: str) -> str:
 # -- over the Unix socket ----------------------------------------------------------------------
 
 
-class _Answer:
-    """llhttp's callbacks for one response; the body's pieces wait in ``chunks``."""
-
-    def __init__(self) -> None:
-        self.parser = httptools.HttpResponseParser(self)
-        self.status = 0
-        self.content_type = ""
-        self.has_length = False
-        self.head_done = False
-        self.complete = False
-        self.keep_alive = False
-        self.chunks: list[bytes] = []
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        lower = name.lower()
-        if lower == b"content-type":
-            self.content_type = value.decode("latin-1")
-        elif lower in (b"content-length", b"transfer-encoding"):
-            self.has_length = True
-
-    def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
-        # Read here: once the message is complete, llhttp has cleared what it reads this from.
-        self.keep_alive = bool(self.parser.should_keep_alive())
-        self.head_done = True
-
-    def on_body(self, body: bytes) -> None:
-        self.chunks.append(bytes(body))
-
-    def on_message_complete(self) -> None:
-        self.complete = True
-
-    def take(self) -> bytes:
-        data = b"".join(self.chunks)
-        self.chunks.clear()
-        return data
-
-
-@dataclass
-class _Connection:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    reused: bool = False
-    idle_since: float = field(default_factory=time.monotonic)
-
-    def close(self) -> None:
-        self.writer.close()
-
-
 class _SocketStream:
-    """One exchange on one connection: the head is read, the body as the caller asks."""
+    """One exchange on one of the pool's connections: the head is in, the body as asked."""
 
-    def __init__(
-        self, owner: UnixSocketExchange, conn: _Connection, method: str, target: str, t: Timeouts
-    ) -> None:
-        self._owner, self._conn, self._timeouts = owner, conn, t
+    def __init__(self, conn: Connection, method: str, target: str, t: Timeouts) -> None:
+        self._conn, self._timeouts = conn, t
         self.method, self.path = method, _path_of(target)
-        self.answer = _Answer()
-        self.status_code = 0
-
-    async def _feed(self) -> None:
-        """Read once from the socket into the parser; EOF ends a body without a length."""
-        try:
-            async with asyncio.timeout(self._timeouts.read):
-                data = await self._conn.reader.read(READ_SIZE)
-        except TimeoutError:
-            raise TransportFailure("timeout", "no answer in time", "ReadTimeout") from None
-        except OSError as exc:
-            raise TransportFailure("lost", str(exc)) from exc
-        answer = self.answer
-        if not data:
-            if answer.head_done and not answer.has_length:
-                answer.complete = True  # a body that ends where the connection does
-                answer.keep_alive = False
-                return
-            raise TransportFailure("lost", "the daemon closed the connection")
-        try:
-            answer.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            raise TransportFailure("lost", f"an answer that is not HTTP/1.1 ({exc})") from exc
-
-    async def head(self) -> None:
-        while not self.answer.head_done:
-            await self._feed()
-        self.status_code = self.answer.status
+        self.status_code = conn.status
 
     async def read(self) -> Reply:
-        while not self.answer.complete:
-            await self._feed()
-        return Reply(
-            self.status_code, self.method, self.path, self.answer.take(), self.answer.content_type
-        )
+        content = b"".join([piece async for piece in self._conn.body(self._timeouts.read)])
+        content_type = (self._conn.header(b"content-type") or b"").decode("latin-1")
+        return Reply(self.status_code, self.method, self.path, content, content_type)
 
     async def lines(self) -> AsyncIterator[str]:
         pending = b""
-        while True:
-            pending += self.answer.take()
-            *whole, pending = pending.split(b"\n")
+        async for piece in self._conn.body(self._timeouts.read):
+            *whole, pending = (pending + piece).split(b"\n")
             for line in whole:
                 yield line.rstrip(b"\r").decode("utf-8", errors="replace")
-            if self.answer.complete:
-                break
-            await self._feed()
         if pending:
             yield pending.rstrip(b"\r").decode("utf-8", errors="replace")
 
-    def reusable(self) -> bool:
-        return self.answer.complete and self.answer.keep_alive
-
 
 class UnixSocketExchange:
-    """HTTP/1.1 to the daemon's Unix socket; connections opened on the first request."""
+    """HTTP/1.1 to the daemon's Unix socket (hostd.api.http1's connections, kept briefly)."""
 
     def __init__(self, socket_path: str) -> None:
         self.socket_path = socket_path
-        self._idle: list[_Connection] = []
-        self._slots: asyncio.Semaphore | None = None
+        self._pool = Pool(
+            max_connections=MAX_CONNECTIONS,
+            max_idle=MAX_IDLE,
+            idle_expiry_s=KEEPALIVE_S,
+            wait_s=None,
+        )
 
-    async def _connect(self, timeouts: Timeouts) -> _Connection:
-        now = time.monotonic()
-        while self._idle:
-            conn = self._idle.pop()
-            if now - conn.idle_since < KEEPALIVE_S and not conn.reader.at_eof():
-                conn.reused = True
-                return conn
-            conn.close()
+    async def _connect(self, timeout: float) -> Connection:
+        loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(timeouts.connect):
-                reader, writer = await asyncio.open_unix_connection(self.socket_path)
+            async with asyncio.timeout(timeout):
+                _, conn = await loop.create_unix_connection(Connection, self.socket_path)
         except TimeoutError:
             raise TransportFailure("timeout", "no connection in time", "ConnectTimeout") from None
         except OSError as exc:
             raise TransportFailure("connect", str(exc)) from exc
-        return _Connection(reader, writer)
-
-    def _release(self, conn: _Connection, *, reusable: bool) -> None:
-        if reusable and len(self._idle) < MAX_IDLE and not conn.writer.is_closing():
-            conn.idle_since = time.monotonic()
-            self._idle.append(conn)
-        else:
-            conn.close()
-
-    async def _send(
-        self, conn: _Connection, method: str, target: str, body: bytes | None, t: Timeouts
-    ) -> None:
-        head = [f"{method} {target} HTTP/1.1", "Host: hostd", "Accept: */*"]
-        if body is not None:
-            head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
-        elif method in ("POST", "PUT", "PATCH"):
-            head.append("Content-Length: 0")
-        conn.writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b""))
-        try:
-            async with asyncio.timeout(t.connect):
-                await conn.writer.drain()
-        except TimeoutError:
-            raise TransportFailure("timeout", "could not send in time", "WriteTimeout") from None
-        except OSError as exc:
-            raise TransportFailure("lost", str(exc)) from exc
+        return conn
 
     @contextlib.asynccontextmanager
     async def _exchange(
         self, method: str, target: str, body: bytes | None, timeouts: Timeouts
     ) -> AsyncIterator[_SocketStream]:
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
-        async with self._slots:
-            for attempt in (1, 2):
-                conn = await self._connect(timeouts)
-                stream = _SocketStream(self, conn, method, target, timeouts)
-                try:
-                    await self._send(conn, method, target, body, timeouts)
-                    await stream.head()
-                except TransportFailure as exc:
-                    conn.close()
-                    # A kept-alive connection the daemon closed just as it was taken: nothing
-                    # of an answer came, so the daemon never read the request. Once more, anew.
-                    if attempt == 1 and conn.reused and exc.kind == "lost":
-                        continue
-                    raise
-                except BaseException:
-                    conn.close()
-                    raise
-                break
-            reusable = False
-            try:
-                yield stream
-                reusable = stream.reusable()
-            finally:
-                self._release(conn, reusable=reusable)
+        head = [f"{method} {target} HTTP/1.1", "Host: hostd", "Accept: */*"]
+        if body is not None:
+            head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+        elif method in ("POST", "PUT", "PATCH"):
+            head.append("Content-Length: 0")
+        request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b"")
+
+        async def ask(conn: Connection) -> None:
+            conn.begin(head_only=method == "HEAD")
+            await conn.send(request, timeouts.connect)
+            await conn.answer_head(timeouts.read)
+
+        # A kept connection the daemon closed just as it was taken is replaced, once: nothing
+        # of an answer came, so the daemon never read the request.
+        connect = functools.partial(self._connect, timeouts.connect)
+        conn = await self._pool.exchange(ask, connect=connect, retry=True)
+        try:
+            yield _SocketStream(conn, method, target, timeouts)
+        finally:
+            self._pool.release(conn)
 
     async def request(
         self, method: str, target: str, body: bytes | None, timeouts: Timeouts
@@ -330,9 +199,7 @@ class UnixSocketExchange:
             yield stream
 
     async def aclose(self) -> None:
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        self._pool.close()
 
 
 # -- through an httpx transport (the tests' ASGI and mock transports) ---------------------------

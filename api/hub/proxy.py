@@ -28,10 +28,11 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from hostd.api.http1 import TransportFailure
 from hostd.api.hub.identity import Identity, Sessions, hub_cookie_names
 from hostd.api.hub.routes import Activity, Route, Routes
 from hostd.api.hub.security import cross_site
-from hostd.api.hub.upstream import Answer, UpstreamError, Upstreams
+from hostd.api.hub.upstream import Answer, Upstreams
 from hostd.api.hub.wsrelay import RELAY_EXTENSION, RELAY_MESSAGE, UpgradeRefused, open_upstream
 from hostd.units import validate_username
 from hostd.units.errors import HostdError, InvalidName
@@ -278,7 +279,7 @@ class UserProxy:
                 _request_body(receive) if has_body else None,
                 sized=has_body and not chunked,
             )
-        except UpstreamError as exc:
+        except TransportFailure as exc:
             self.routes.forget(user)
             log.info("%s's server did not answer %s: %r", user, scope["path"], exc)
             message = f"{user}'s server did not answer; try again"
@@ -305,7 +306,7 @@ class UserProxy:
             # proxy's CPU per small request); and a server that breaks off is a clean 502.
             try:
                 body = await upstream.read()
-            except UpstreamError as exc:
+            except TransportFailure as exc:
                 log.info("%s's server broke off a response: %r", user, exc)
                 await _json(502, f"{user}'s server broke off its answer")(scope, receive, send)
                 return
@@ -451,7 +452,7 @@ async def _upstream_body(upstream: Answer, user: str) -> AsyncIterator[bytes]:
     try:
         async for chunk in upstream.body():
             yield chunk
-    except UpstreamError as exc:
+    except TransportFailure as exc:
         log.info("%s's server broke off a response: %r", user, exc)
         raise
 

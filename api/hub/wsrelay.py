@@ -30,10 +30,9 @@ import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Final
 
-import httptools
-
+from hostd.api.http1 import Connection, TransportFailure
 from hostd.api.hub.routes import Route, checked_socket
 
 __all__ = [
@@ -83,44 +82,6 @@ class Upgraded:
     early: bytes
 
 
-class _Handshake(asyncio.Protocol):
-    """Reads the server's answer to the upgrade, up to the end of its head."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.status = 0
-        self.answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's: not a subclass
-
-    def data_received(self, data: bytes) -> None:
-        if self.answer.done():
-            return
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as upgrade:
-            if self.transport is not None:
-                self.transport.pause_reading()  # the rest is the relay's
-            self.answer.set_result(data[upgrade.args[0] :])
-        except httptools.HttpParserError as exc:
-            self.answer.set_exception(OSError(f"the server's answer is not HTTP/1.1: {exc!r}"))
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
-        if self.status != 101 and not self.answer.done():
-            self.answer.set_exception(UpgradeRefused(self.status))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.answer.done():
-            self.answer.set_exception(OSError(f"the server closed the connection: {exc!r}"))
-
-
 async def open_upstream(
     route: Route, target: bytes, headers: list[tuple[str, str]], *, timeout_s: float
 ) -> Upgraded:
@@ -131,9 +92,9 @@ async def open_upstream(
     loop = asyncio.get_running_loop()
     try:
         if route.socket is not None:
-            transport, handshake = await loop.create_unix_connection(_Handshake, sock=sock)
+            transport, connection = await loop.create_unix_connection(Connection, sock=sock)
         else:
-            transport, handshake = await loop.create_connection(_Handshake, sock=sock)
+            transport, connection = await loop.create_connection(Connection, sock=sock)
     except BaseException:
         sock.close()
         raise
@@ -144,14 +105,18 @@ async def open_upstream(
         lines += [name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n"]
     lines.append(b"\r\n")
     try:
-        transport.write(b"".join(lines))
-        async with asyncio.timeout(timeout_s):
-            early = await handshake.answer
-    except BaseException:
-        handshake.answer.cancel()  # given up: what the connection does next is nobody's
+        connection.begin(upgrade=True)
+        await connection.send(b"".join(lines), timeout_s)
+        await connection.answer_head(timeout_s)
+        if connection.status != 101:
+            raise UpgradeRefused(connection.status)
+    except TransportFailure as exc:
         transport.close()
+        raise OSError(exc.reason) from exc
+    except BaseException:
+        transport.close()  # given up: what the connection does next is nobody's
         raise
-    return Upgraded(transport, handshake.headers, early)
+    return Upgraded(transport, connection.headers, connection.early)
 
 
 class _FrameEnds:
@@ -280,7 +245,7 @@ class Relay:
         self.browser.write(head)
         if self._early:
             self._server_side.data_received(self._early)
-        self.upstream.resume_reading()  # paused at the end of the 101 (_Handshake)
+        self.upstream.resume_reading()  # paused at the end of the 101 (http1.Connection)
 
     def side_lost(self, side: _Side, exc: Exception | None) -> None:
         if side is self._server_side and not self._browser_side.lost:

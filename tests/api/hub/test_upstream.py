@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from hostd.api.http1 import TransportFailure
 from hostd.api.hub.routes import Route
-from hostd.api.hub.upstream import UpstreamError, Upstreams
+from hostd.api.hub.upstream import Upstreams
 
 BIG = b"y" * (3 * 1024 * 1024)
 
@@ -115,7 +116,7 @@ async def test_a_server_of_another_uid_gets_nothing(served: tuple[Counting, Rout
     counting, route = served
     other = Route(**{**route.__dict__, "uid": os.getuid() + 1})
     upstreams = Upstreams()
-    with pytest.raises(UpstreamError, match="belongs to uid"):
+    with pytest.raises(TransportFailure, match="belongs to uid"):
         await upstreams.request(other, "GET", b"/api", [], None, sized=False)
     await upstreams.aclose()
     await asyncio.sleep(0.05)
