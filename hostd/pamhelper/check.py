@@ -1,4 +1,7 @@
-"""One PAM check, in a short-lived process of its own: ``python -I -m hostd.pamhelper.check``.
+"""One PAM check, in a short-lived process of its own: ``python -I -S <this file>``.
+
+The standard library only, so that it runs without site-packages (``-S``): a start waits for
+its account check, and site with an editable install's finder cost it 15 ms.
 
 Host layer, and the only module that loads libpam. hostd.daemon.login starts it as root for
 one login, and it is gone after that one answer, so a crash, a hang or a leak in libpam or in
@@ -32,7 +35,6 @@ a locked one: it is left to PAM (expire it with ``usermod -e 1`` to refuse it).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import json
 import resource
 import sys
@@ -128,7 +130,7 @@ def locked_password(field: str | None) -> bool:
 
 def _shadow_password(username: str) -> str | None:
     # getspnam(3) through NSS, as pam_unix reads it (files, or whatever nsswitch.conf says).
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True)  # the interpreter's own libc
     getspnam = libc.getspnam
     getspnam.restype = ctypes.POINTER(_Spwd)
     getspnam.argtypes = [ctypes.c_char_p]
@@ -139,10 +141,21 @@ def _shadow_password(username: str) -> str | None:
     return value.decode("utf-8", errors="replace")
 
 
+def _libpam() -> ctypes.CDLL:
+    # By its soname first: ctypes.util.find_library imports shutil, subprocess and tempfile and
+    # runs ldconfig, which a start waits for (hostd.daemon.starter awaits this check).
+    try:
+        return ctypes.CDLL("libpam.so.0")
+    except OSError:
+        from ctypes.util import find_library  # shutil, subprocess, tempfile: 14 ms
+
+        return ctypes.CDLL(find_library("pam"))
+
+
 def check_account_with_pam(service: str, username: str) -> tuple[bool, int | None, str]:
     """pam_acct_mgmt alone (no password: expired or refused accounts), then the shadow entry's
     lock (see the module's docstring)."""
-    libpam = ctypes.CDLL(ctypes.util.find_library("pam") or "libpam.so.0")
+    libpam = _libpam()
     libpam.pam_start.restype = ctypes.c_int
     libpam.pam_start.argtypes = [
         ctypes.c_char_p,

@@ -8,6 +8,7 @@ server answering on its port.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -207,6 +208,42 @@ async def test_an_account_pam_refuses_gets_no_session_whoever_asks(tmp_path: Pat
     assert asked == [("hostd", "daemon")] * 2
     assert fake.started == [] and manager.table.ports() == set()
     assert manager.store.last_for("daemon") is None
+    await manager.close()
+
+
+async def test_a_refusal_that_comes_after_the_start_was_prepared_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    # PAM's check runs while the start is prepared (hostd.daemon.starter): a refusal that comes
+    # last must still leave no unit, record, port, token or socket directory behind.
+    async def slow_refusal(service: str, user: str) -> PamVerdict:
+        await asyncio.sleep(0.3)
+        return PamVerdict(ok=False, reason="the account has expired")
+
+    manager, fake = make_manager(tmp_path, account_check=slow_refusal)
+    with pytest.raises(AccountDisabled):
+        await manager.start("daemon", SessionRequest(), caller=ROOT)
+    assert fake.started == [] and manager.table.ports() == set()
+    assert manager.store.last_for("daemon") is None
+    assert not (manager.lifecycle.credentials_dir / UNIT).exists()
+    assert list((tmp_path / "run").rglob("*.sock")) == []
+    await manager.close()
+
+
+async def test_a_running_session_is_not_shown_to_a_start_of_a_refused_account(
+    tmp_path: Path,
+) -> None:
+    verdicts = [PamVerdict(ok=True, reason=""), PamVerdict(ok=False, reason="expired")]
+
+    async def then_refused(service: str, user: str) -> PamVerdict:
+        return verdicts.pop(0)
+
+    manager, fake = make_manager(tmp_path, account_check=then_refused)
+    fake.serve = True
+    assert (await manager.start("daemon", SessionRequest(), caller=ROOT)).session.state == "running"
+    with pytest.raises(AccountDisabled):
+        await manager.start("daemon", SessionRequest(), caller=ROOT)
+    assert [spec.name for spec in fake.started] == [UNIT]
     await manager.close()
 
 
