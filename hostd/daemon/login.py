@@ -85,9 +85,11 @@ FAILURE_FLOOR_S: Final = 4.0
 PAM_TIMEOUT_S: Final = 10.0
 MAX_CONCURRENT_CHECKS: Final = 8  # PAM helper processes at once; more logins wait their turn
 MAX_TRACKED_NAMES: Final = 10_000  # user names the lockout remembers failures of
-# Run by its path without site-packages (-S): it needs the standard library only, and a start
-# waits for its account check (site and an editable install's finder cost it 15 ms).
-HELPER_ARGV: Final = (
+HELPER_ARGV: Final = (sys.executable, "-I", "-m", "hostd.pamhelper.check")
+# An account check (no password; python-pam not needed: ctypes alone) runs the same file by its
+# path without site-packages (-S): a start waits for it, and site with an editable install's
+# finder cost it 15 ms.
+ACCOUNT_HELPER_ARGV: Final = (
     sys.executable,
     "-I",
     "-S",
@@ -250,7 +252,7 @@ async def run_account_check(
     username: str,
     *,
     timeout_s: float = PAM_TIMEOUT_S,
-    argv: tuple[str, ...] = HELPER_ARGV,
+    argv: tuple[str, ...] = ACCOUNT_HELPER_ARGV,
 ) -> PamVerdict:
     """PAM's answer for an account alone (no password: pam_acct_mgmt and the password's lock),
     from the same helper process as a login's."""

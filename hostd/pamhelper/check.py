@@ -1,7 +1,6 @@
-"""One PAM check, in a short-lived process of its own: ``python -I -S <this file>``.
-
-The standard library only, so that it runs without site-packages (``-S``): a start waits for
-its account check, and site with an editable install's finder cost it 15 ms.
+"""One PAM check, in a short-lived process of its own: ``python -I -m hostd.pamhelper.check``
+for a login (python-pam), ``python -I -S <this file>`` for an account check (ctypes alone: a
+start waits for it, and site with an editable install's finder cost it 15 ms).
 
 Host layer, and the only module that loads libpam. hostd.daemon.login starts it as root for
 one login, and it is gone after that one answer, so a crash, a hang or a leak in libpam or in

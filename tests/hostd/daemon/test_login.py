@@ -22,6 +22,7 @@ import pytest
 
 from hostd.config import AuthConfig, DaemonConfig
 from hostd.daemon.login import (
+    ACCOUNT_HELPER_ARGV,
     LOGIN_FAILED_MESSAGE,
     Authenticator,
     Lockout,
@@ -456,6 +457,18 @@ async def test_a_cancelled_check_kills_its_helper(tmp_path: Path) -> None:
         await task
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid_file.read_text()), 0)
+
+
+async def test_the_account_check_helper_runs_without_site_packages() -> None:
+    # ACCOUNT_HELPER_ARGV runs check.py with -S: an import of anything outside the standard
+    # library on the account path would fail every start as "could not be checked". Real PAM
+    # answers here, for this process's own account (yes or no: an answer, not a helper error).
+    assert "-S" in ACCOUNT_HELPER_ARGV
+    import pwd
+
+    me = pwd.getpwuid(os.getuid()).pw_name
+    verdict = await run_account_check("login", me)
+    assert verdict.counts, verdict.reason
 
 
 # -- hostd.pamhelper.check's protocol -------------------------------------------------------
