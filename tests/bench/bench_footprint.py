@@ -5,7 +5,9 @@ hostd (``hostd serve`` and its D-Bus worker) and of JupyterHub with its configur
 The target's own row, "rss hostd+hub N=100", runs its sessions itself: 100 users log in to
 hostd-hub (PAM, a token each), 100 tiny servers start through the daemon's API (the hub starts
 only the site's JupyterLab, and 100 of those do not fit 2 cores), the hub proxies one request to
-each, and then daemon + hub are measured together, while all 100 run.
+each, and then daemon + hub are measured together, while all 100 run. Its twin, "rss hostd+hub
+N=100 after load", does the same once more after the proxy rows have loaded that daemon and hub
+(issue 17: the target holds idle and after the load rows).
 
 PSS (/proc/PID/smaps_rollup) is reported next to RSS as information: the target is RSS.
 """
@@ -96,6 +98,19 @@ TINY_ANSWERS = (b"Directory listing for", b"Nothing matches the given URI")
     "daemon (+ D-Bus worker) + hostd-hub: 100 tiny sessions running, each reached via the hub",
 )
 def daemon_and_hub_rss(ctx: Context) -> Result:
+    return _daemon_and_hub_rss(ctx, "hb")
+
+
+@row(
+    "rss hostd+hub N=100 after load",
+    "after load",
+    "the same, after the proxy rows: the same daemon and hub, 100 new tiny sessions",
+)
+def daemon_and_hub_rss_after_load(ctx: Context) -> Result:
+    return _daemon_and_hub_rss(ctx, "hl")
+
+
+def _daemon_and_hub_rss(ctx: Context, prefix: str) -> Result:
     why = ctx.our_hub_unavailable()
     if why:
         return Result.unavailable(why)
@@ -106,7 +121,7 @@ def daemon_and_hub_rss(ctx: Context) -> Result:
         "hub_rss_before_mib": hub.rss_mib(),
         "daemon_rss_before_mib": hostd.rss_mib(),
     }
-    users = ctx.users.many("hb", HUB_SESSIONS)
+    users = ctx.users.many(prefix, HUB_SESSIONS)
     t0 = time.monotonic()
     sh("chpasswd", input="".join(f"{user}:{PASSWORD}\n" for user in users))  # one lock of shadow
     with ThreadPoolExecutor(LOGINS_AT_ONCE) as pool:  # a PAM login through the hub, a token

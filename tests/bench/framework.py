@@ -57,14 +57,15 @@ class Result:
 @dataclass
 class Row:
     key: str  # "a", "b", "f N=20", ... as the table names it
-    section: str  # spawn, concurrent, proxy, footprint, stop
+    section: str  # one of SECTIONS
     title: str
     run: Callable[[Any], Result]
     modes: tuple[str, ...] = ("quick", "full")
 
 
 ROWS: list[Row] = []
-SECTIONS = ("spawn", "stop", "concurrent", "footprint", "proxy")  # the order rows run in
+# The order rows run in; "after load" holds what is measured again once the proxy rows loaded.
+SECTIONS = ("spawn", "stop", "concurrent", "footprint", "proxy", "after load")
 
 
 def row(

@@ -215,15 +215,15 @@ def _daemon_and_hub(res: Result) -> str:
 
 def footprint_table(results: dict[str, Result], rows: list[Row]) -> list[str]:
     lines = ["| row | memory | RSS MiB | PSS MiB | target |", "|---|---|---|---|---|"]
-    for r in rows:
-        if r.section != "footprint" or r.key not in results:
+    for r in rows:  # the rows measured after the proxy's load too (section "after load")
+        if r.section not in ("footprint", "after load") or r.key not in results:
             continue
         res = results[r.key]
         if not res.ok:
             lines.append(f"| {r.key} | {r.title} | – | – | {_status(res)} |")
             continue
         target = ""
-        if r.key == "rss hostd+hub N=100" and res.median is not None:
+        if r.key.startswith("rss hostd+hub N=100") and res.median is not None:
             target = _daemon_and_hub(res)
         elif r.key == "rss hostd N=100":
             target = "daemon alone: the target counts daemon + hub (rss hostd+hub N=100)"
