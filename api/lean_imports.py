@@ -9,11 +9,7 @@ counts every module. Measured in a fresh interpreter (README's Benchmarks):
   from code and use none of it (about 2 MiB of RSS in each);
 - pystemd's ``__init__`` imports its whole object layer (systemd1, machine1, lxml for
   introspection): 4.75 MiB in the daemon, which uses ``pystemd.journal`` alone (its log
-  handler); the D-Bus worker does the same for ``pystemd.dbuslib`` (hostd.busworker.worker);
-- prometheus_client's ``__init__`` imports its exposition module, with the library's HTTP
-  servers and push gateway client: http.server, socketserver, wsgiref, urllib.request, gzip
-  (3.6 MiB in each of the daemon and the hub), which write /metrics with
-  hostd.api.metrics_text and need only the metrics, the registry and the escaping.
+  handler); the D-Bus worker does the same for ``pystemd.dbuslib`` (hostd.busworker.worker).
 
 The console scripts call these before anything imports the packages: a bare package module takes
 the package's place, with its ``__path__``, so every submodule imports as before. Anything that
@@ -26,7 +22,7 @@ import importlib.util
 import sys
 import types
 
-__all__ = ["prometheus_metrics_only", "uvicorn_server_only", "without_package_init"]
+__all__ = ["uvicorn_server_only", "without_package_init"]
 
 
 def without_package_init(name: str) -> types.ModuleType | None:
@@ -61,9 +57,3 @@ def uvicorn_server_only() -> None:
     package.__version__ = __version__  # type: ignore[attr-defined]
     package.Config = Config  # type: ignore[attr-defined]
     package.Server = Server  # type: ignore[attr-defined]
-
-
-def prometheus_metrics_only() -> None:
-    """prometheus_client's metrics and registry, without its exposition module's servers; a
-    no-op once prometheus_client is loaded."""
-    without_package_init("prometheus_client")

@@ -106,10 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     # Imported here: --check-config and --version need none of the web stack; uvicorn's server
     # without its command line (footprint: hostd.api.lean_imports).
-    from hostd.api.lean_imports import prometheus_metrics_only, uvicorn_server_only
+    from hostd.api.lean_imports import uvicorn_server_only
 
     uvicorn_server_only()
-    prometheus_metrics_only()
     from hostd.api.hub.server import StartupError, serve
 
     try:

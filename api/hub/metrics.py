@@ -19,13 +19,11 @@ from datetime import datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from typing import Final, Literal
 
-from prometheus_client.metrics import Gauge, Histogram
-from prometheus_client.registry import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hostd.api.metrics_text import render
 from hostd.units.buckets import SPAWN_BUCKETS, STOP_BUCKETS
 
 __all__ = [
@@ -151,7 +149,7 @@ class HubMetrics:
             self.active_users.labels(period=period).set(active)
 
     def render(self) -> bytes:
-        return render(self.registry)
+        return generate_latest(self.registry)
 
 
 def handler_of(scope: Scope) -> str:

@@ -33,7 +33,6 @@ from hostd.api.hub.api import api_error
 from hostd.api.hub.db import aware
 from hostd.api.hub.metrics import hostd_version
 from hostd.api.hub.state import Hub
-from hostd.api.metrics_text import TEXT_FORMAT
 from hostd.units.errors import HostdError
 
 __all__ = ["Monitor"]
@@ -43,6 +42,9 @@ log = logging.getLogger(__name__)
 # A scrape waits this long for the daemon's series, then goes without them (daemon_up 0):
 # Prometheus' own scrape_timeout is 10 s by default.
 DAEMON_WAIT_S: Final = 5.0
+# What generate_latest writes, and what the daemon's relayed text is: the classic text format
+# every Prometheus 2 reads (prometheus_client's CONTENT_TYPE_LATEST names a newer one).
+TEXT_FORMAT: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Monitor:

@@ -72,15 +72,10 @@ def _serve(path: Path | None) -> int:
     # Imported here: `hostd check-config` and `hostd --version` need none of the server's
     # imports (D-Bus, the web stack). uvicorn's server without its command line, and pystemd's
     # journal without its object layer (the log handler's one use of it): hostd.api.lean_imports.
-    from hostd.api.lean_imports import (
-        prometheus_metrics_only,
-        uvicorn_server_only,
-        without_package_init,
-    )
+    from hostd.api.lean_imports import uvicorn_server_only, without_package_init
 
     uvicorn_server_only()
     without_package_init("pystemd")
-    prometheus_metrics_only()
     from hostd.daemon.server import serve
 
     return serve(config)

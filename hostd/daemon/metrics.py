@@ -18,11 +18,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client.metrics import Gauge, Histogram
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
-from hostd.api.metrics_text import TEXT_FORMAT, render
 from hostd.units.buckets import SPAWN_BUCKETS, STOP_BUCKETS
 from hostd.units.values import HostView, UsageView
 
@@ -187,6 +187,6 @@ class Metrics:
         self.running.set(len(samples))
         self.waiting.set(waiting)
         try:
-            return render(self.registry), TEXT_FORMAT
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
         finally:
             self._scrape.sessions, self._scrape.host = (), None

@@ -129,36 +129,3 @@ def test_the_daemon_and_the_hub_serve_with_uvicorn_s_server_alone() -> None:
     assert "pystemd.journal" in seen["modules"]
     assert [name for name in seen["modules"] if name.split(".")[0] == "lxml"] == []
     assert "pystemd.systemd1" not in seen["modules"]
-
-
-_LEAN_METRICS = """
-import json, sys
-from hostd.api.lean_imports import prometheus_metrics_only
-prometheus_metrics_only()
-from hostd.api.hub.metrics import HubMetrics
-from hostd.daemon.metrics import Metrics
-daemon_text, daemon_type = Metrics().render([], 0)
-hub_text = HubMetrics().render()
-print(json.dumps({"daemon": daemon_text.decode(), "type": daemon_type, "hub": hub_text.decode(),
-                  "modules": sorted(sys.modules)}))
-"""
-
-
-def test_the_daemon_and_the_hub_write_metrics_without_prometheus_client_s_servers() -> None:
-    # hostd.api.lean_imports and hostd.api.metrics_text: the console scripts load
-    # prometheus_client's metrics and registry without its exposition module, which loads
-    # http.server, wsgiref and urllib.request (3.6 MiB of each process's RSS).
-    result = subprocess.run(
-        [sys.executable, "-c", _LEAN_METRICS],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    seen = json.loads(result.stdout)
-    assert "# TYPE hostd_running_servers gauge\nhostd_running_servers 0.0\n" in seen["daemon"]
-    assert seen["type"] == "text/plain; version=0.0.4; charset=utf-8"
-    assert "# TYPE jupyterhub_total_users gauge" in seen["hub"]
-    loaded = set(seen["modules"])
-    assert loaded.isdisjoint({"prometheus_client.exposition", "http.server", "wsgiref"}), loaded
