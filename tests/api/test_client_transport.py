@@ -4,35 +4,15 @@ servers: what uvicorn does in tests/api/test_client.py, and what it never does o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
 from hostd.api.client_transport import Timeouts, TransportFailure, UnixSocketExchange
+from tests.api.rawhttp import raw_server
 
 QUICK = Timeouts(connect=2.0, read=0.3)
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@asynccontextmanager
-async def raw_server(path: Path, handler: Handler) -> AsyncIterator[list[int]]:
-    """A Unix-socket server running ``handler`` per connection; yields the connection count."""
-    connections: list[int] = []
-
-    async def counted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append(1)
-        try:
-            await handler(reader, writer)
-        finally:
-            writer.close()
-
-    server = await asyncio.start_unix_server(counted, path=str(path))
-    async with server:
-        yield connections
 
 
 async def answer_each(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

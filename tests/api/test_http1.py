@@ -5,35 +5,15 @@ clients' own tests: test_client_transport.py, hub/test_upstream.py, hub/test_wsr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
 from hostd.api.http1 import BUFFER_HIGH, Connection, Pool, TransportFailure
+from tests.api.rawhttp import Handler, raw_server
 
 SWITCH = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n"
 OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@asynccontextmanager
-async def raw_server(path: Path, handler: Handler) -> AsyncIterator[list[int]]:
-    """A Unix-socket server running ``handler`` per connection; yields the connection count."""
-    connections: list[int] = []
-
-    async def counted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append(1)
-        try:
-            await handler(reader, writer)
-        finally:
-            writer.close()
-
-    server = await asyncio.start_unix_server(counted, path=str(path))
-    async with server:
-        yield connections
 
 
 async def connect(path: Path) -> Connection:
