@@ -255,7 +255,7 @@ async def run_account_check(
     argv: tuple[str, ...] = ACCOUNT_HELPER_ARGV,
 ) -> PamVerdict:
     """PAM's answer for an account alone (no password: pam_acct_mgmt and the password's lock),
-    from the same helper process as a login's."""
+    from the login's helper file, run without site-packages (ACCOUNT_HELPER_ARGV)."""
     request = {"service": service, "username": username, "check": "account"}
     return await _run_helper(request, timeout_s=timeout_s, argv=argv)
 
