@@ -27,6 +27,7 @@ __all__ = [
     "JOURNAL_LINES",
     "RESTARTING_UNITS",
     "SETTLE_S",
+    "SHOWN_LINES",
     "WATCH_S",
     "judge_restart_loop",
     "restart_looping",
@@ -38,8 +39,12 @@ RESTARTING_UNITS: Final = ("hostd.service", HUB_UNIT)
 SETTLE_S: Final = 8.0
 # verify looks at most this long (a unit still starting after that is judged as it is).
 WATCH_S: Final = 20.0
-# How many of the unit's own last journal lines the report shows under the failure.
-JOURNAL_LINES: Final = 5
+# How many of the unit's own last journal lines verify reads to find the reason: a restart that
+# is starting again when verify reads has already written its own lines after the last failure's
+# (CI caught a window of 5 showing only the new attempt's lines), so read several attempts back.
+JOURNAL_LINES: Final = 60
+# How many lines the report shows under the failure: the ones up to the reason's line.
+SHOWN_LINES: Final = 5
 # A line that says why: a log level, a Python exception, an errno, or words of failure. Levels
 # match in capitals only: "INFO uvicorn.error: Application shutdown complete." says nothing.
 _ERROR_LINE = re.compile(
@@ -72,13 +77,15 @@ def settled(state: UnitState, now_us: int) -> bool:
     return state.active_state == "active" and now_us - state.active_enter_us >= SETTLE_S * 1e6
 
 
-def _reason(journal: Sequence[str]) -> str:
-    """The line that says why: the last one that reads like an error, else the last one."""
+def _reason(journal: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    """The line that says why (the last one that reads like an error, else the last one) and
+    the SHOWN_LINES lines that end with it."""
     lines = [line.strip() for line in journal if line.strip()]
     if not lines:
-        return "its journal has no lines"
-    errors = [line for line in lines if _ERROR_LINE.search(line)]
-    return (errors or lines)[-1]
+        return "its journal has no lines", ()
+    errors = [at for at, line in enumerate(lines) if _ERROR_LINE.search(line)]
+    end = errors[-1] if errors else len(lines) - 1
+    return lines[end], tuple(lines[max(0, end + 1 - SHOWN_LINES) : end + 1])
 
 
 def judge_restart_loop(
@@ -91,7 +98,7 @@ def judge_restart_loop(
         return None
     unit = looks[-1].name
     short = unit.removesuffix(".service")
-    reason = _reason(journal)
+    reason, shown = _reason(journal)
     count = max(state.n_restarts or 0 for state in looks)
     if restart_looping(looks):
         restarts = f"{count} restart{'' if count == 1 else 's'} so far"
@@ -107,4 +114,4 @@ def judge_restart_loop(
         )
     else:
         fix = f"journalctl -u {short} -n 50 says why; fix that, then systemctl restart {short}"
-    return Check(f"unit {unit}", "fail", detail, fix, log=tuple(journal[-JOURNAL_LINES:]))
+    return Check(f"unit {unit}", "fail", detail, fix, log=shown)

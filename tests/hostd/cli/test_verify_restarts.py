@@ -4,7 +4,13 @@
 from __future__ import annotations
 
 from hostd.cli.verify import UnitState, format_report
-from hostd.cli.verify_restarts import SETTLE_S, judge_restart_loop, restart_looping, settled
+from hostd.cli.verify_restarts import (
+    SETTLE_S,
+    SHOWN_LINES,
+    judge_restart_loop,
+    restart_looping,
+    settled,
+)
 
 HUB = "hostd-hub.service"
 HUB_CONFIG = "/etc/hostd/hub.toml"
@@ -92,10 +98,35 @@ def test_the_hub_on_a_taken_port() -> None:
         "another process holds the hub's port: set another port in /etc/hostd/hub.toml (or stop "
         "that process: ss -ltnp), then systemctl restart hostd-hub"
     )
-    assert check.log == tuple(BIND_FAILED)
+    # The lines shown end with the reason's.
+    assert check.log == tuple(BIND_FAILED[:3])
     report = format_report([check]).splitlines()
     assert report[0].startswith("FAIL  unit hostd-hub.service  hostd-hub is restarting over")
-    assert report[2:7] == [f"                              | {line}" for line in BIND_FAILED]
+    assert report[2:5] == [f"                              | {line}" for line in BIND_FAILED[:3]]
+
+
+# The next attempt's first lines, before its bind fails again.
+STARTING_AGAIN = [
+    "INFO hostd.hub: hub on http://127.0.0.1:8000",
+    "INFO uvicorn.error: Started server process [11859]",
+    "INFO uvicorn.error: Waiting for application startup.",
+    "INFO uvicorn.error: Application startup complete.",
+]
+
+
+def test_the_reason_of_the_last_failure_while_the_next_attempt_starts() -> None:
+    """Seen in CI: verify read the journal while the hub was starting again, and its newest five
+    lines were all the new attempt's; the reason is the last failure's line, further back."""
+    looks = [look("activating", "auto-restart", 1, 0.0), look("active", "running", 1, 0.1)]
+    journal = STARTING_AGAIN + BIND_FAILED + STARTING_AGAIN
+    check = judge_restart_loop(looks, journal, hub_config=HUB_CONFIG)
+    assert check is not None
+    assert check.detail == (
+        "hostd-hub is restarting over and over (1 restart so far): " + BIND_FAILED[2]
+    )
+    assert "another process holds the hub's port" in check.fix
+    assert check.log == (*STARTING_AGAIN[2:], *BIND_FAILED[:3])
+    assert len(check.log) == SHOWN_LINES
 
 
 def test_another_unit_or_cause_gets_the_journal_fix() -> None:
