@@ -16,10 +16,11 @@ being called running at someone else's listener (issue 13, attack 3).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
 
 from hostd.config import Config
 from hostd.config.profile_list import apply_choice
@@ -110,6 +111,19 @@ def policy_for(
     return apply_profile(policy, limits), label
 
 
+@dataclass(frozen=True)
+class _StartAsk:
+    """What a start was asked for, beside whose it is."""
+
+    request: SessionRequest
+    caller: Caller
+    wait: bool
+    command: str | None
+    secrets: Mapping[str, str]
+    profile_slug: str | None
+    server: str
+
+
 class Starter:
     """Start a session (idempotently) and, if asked, wait until it is ready or has failed."""
 
@@ -140,9 +154,11 @@ class Starter:
         metrics = self.parts.metrics
         started_at = time.monotonic()
         try:
-            outcome = await self._start(
-                user, request, caller, wait, command, secrets or {}, profile, server
-            )
+            server = validate_server_name(server)  # before any lookup: a bad name is the caller's
+            ask = _StartAsk(request, caller, wait, command, secrets or {}, profile, server)
+            info = await lookup_session_user(user, self.parts.config.daemon)
+            async with self._account_check(info.name) as account:
+                outcome = await self._start(info, account, ask)
         except Exception:
             metrics.spawn_duration.labels(status="failure").observe(time.monotonic() - started_at)
             raise
@@ -150,28 +166,18 @@ class Starter:
             metrics.spawn_duration.labels(status="success").observe(time.monotonic() - started_at)
         return outcome
 
-    async def _start(
-        self,
-        user: str,
-        request: SessionRequest,
-        caller: Caller,
-        wait: bool,
-        command: str | None,
-        secrets: Mapping[str, str],
-        profile_slug: str | None,
-        server: str,
-    ) -> StartOutcome:
-        server = validate_server_name(server)  # before any lookup: a bad name is the caller's
-        info = await lookup_session_user(user, self.parts.config.daemon)
-        # Whoever asks (the hub, a token, the spawner, root): a locked or expired account gets
-        # no session (AccountDisabled), as it gets no login. PAM answers from a process of its
-        # own (40-70 ms): it runs while the start is prepared, and is awaited before anything
-        # of the session is kept, recorded or started (_prepared_start).
-        account: asyncio.Future[None] = asyncio.ensure_future(self.check_account(info.name))
+    @contextlib.asynccontextmanager
+    async def _account_check(self, name: str) -> AsyncIterator[asyncio.Future[None]]:
+        """PAM's account management for this start, running meanwhile.
+
+        Whoever asks (the hub, a token, the spawner, root): a locked or expired account gets
+        no session (AccountDisabled), as it gets no login. PAM answers from a process of its
+        own (40-70 ms): it runs while the start is prepared, and _start awaits it before
+        anything of the session is kept, recorded or started. A start that ends first cancels
+        it; a refusal nobody awaited is not left unretrieved."""
+        account: asyncio.Future[None] = asyncio.ensure_future(self.check_account(name))
         try:
-            return await self._prepared_start(
-                info, account, request, caller, wait, command, secrets, profile_slug, server
-            )
+            yield account
         finally:
             if not account.done():
                 account.cancel()
@@ -179,18 +185,11 @@ class Starter:
             elif not account.cancelled():
                 account.exception()  # retrieved: raised already, or not needed (a refusal)
 
-    async def _prepared_start(
-        self,
-        info: UserInfo,
-        account: asyncio.Future[None],
-        request: SessionRequest,
-        caller: Caller,
-        wait: bool,
-        command: str | None,
-        secrets: Mapping[str, str],
-        profile_slug: str | None,
-        server: str,
+    async def _start(
+        self, info: UserInfo, account: asyncio.Future[None], ask: _StartAsk
     ) -> StartOutcome:
+        request, caller, wait, command = ask.request, ask.caller, ask.wait, ask.command
+        secrets, profile_slug, server = ask.secrets, ask.profile_slug, ask.server
         parts = self.parts
         daemon = parts.config.daemon
         name = info.name
