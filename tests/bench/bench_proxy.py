@@ -17,6 +17,12 @@ socket, configurable-http-proxy a second instance pointed at it: a row bound by 
 "proxy ws kernel": one kernel's channels, 16 kernel_info requests in flight: bound by the
 kernel's own reply rate (every target gets about the same), kept to show that a real kernel's
 WebSocket is not slowed.
+
+"proxy small lean" (issue 17's small-GET target): the same small GETs, with wrk as above, to
+that lean server on its Unix socket (it answers ``200 ok``, 2 bytes) through the hub and through
+configurable-http-proxy; "direct" is a fourth user's lean server on a loopback port. JupyterLab
+answers about as many small GETs a second as the hub passes on, so "proxy small" measures
+JupyterLab; this row measures the proxies.
 """
 
 from __future__ import annotations
@@ -178,55 +184,104 @@ class ProxySetup:
 
 
 class EchoSetup:
-    """A WebSocket echo server on a session's Unix socket, through the hub and through a
-    configurable-http-proxy of its own; "direct" is its socket."""
+    """The lean server (tests/bench/ws_echo.py) on a session's Unix socket, through the hub and
+    through a configurable-http-proxy of its own; "direct" is its socket for WebSockets, and a
+    second user's lean server on a loopback port for wrk."""
 
     def __init__(self, ctx: Context, driver: OurHubDriver) -> None:
         self.hostd = ctx.hostd()
         self.user = ctx.users.make("pe")
+        self.direct_user = ctx.users.make("pl")
+        self.chp: subprocess.Popen[bytes] | None = None
+        try:
+            self._start(driver)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, driver: OurHubDriver) -> None:
         driver.prepare(self.user)
         origin, jupyter_header = _start(self.hostd, self.user, "wsecho")
         if not origin.startswith("http+unix://"):
             raise RuntimeError(f"the echo server is not on a Unix socket: {origin}")
         socket_origin = origin.split("/user/", 1)[0]
+        direct, _ = _start(self.hostd, self.direct_user, "wsechoport")
         self.chp_port = free_port()
         self.chp = start_chp(self.chp_port, socket_origin)
         base = f"/user/{self.user}/echo"
         key, value = jupyter_header.split(": ", 1)
         hub_token = ("Authorization", f"token {driver.hub.tokens[self.user]}")
+        chp_url = f"http://127.0.0.1:{self.chp_port}{base}"
         self.targets: dict[str, tuple[str, tuple[str, str]]] = {
             "direct": ("unix:" + unquote(socket_origin.removeprefix("http+unix://")), (key, value)),
-            "configurable-http-proxy": (f"http://127.0.0.1:{self.chp_port}{base}", (key, value)),
+            "configurable-http-proxy": (chp_url, (key, value)),
             "hub": (f"{driver.hub.url}{base}", hub_token),
+        }
+        # The small GETs' targets (wrk: TCP only, the header as one string).
+        self.http_targets = {
+            "direct": (f"{direct}/small", jupyter_header),
+            "configurable-http-proxy": (f"{chp_url}/small", jupyter_header),
+            "hub": (f"{driver.hub.url}{base}/small", f"{hub_token[0]}: {hub_token[1]}"),
         }
         deadline = time.monotonic() + 30
         while True:  # configurable-http-proxy listening
             with contextlib.suppress(OSError):
-                if http(f"http://127.0.0.1:{self.chp_port}{base}")[0] == 200:
+                if http(chp_url)[0] == 200:
                     break
             if time.monotonic() > deadline:
                 raise RuntimeError("configurable-http-proxy does not reach the echo server")
             time.sleep(0.2)
 
     def close(self) -> None:
-        stop_chp(self.chp)
-        with contextlib.suppress(Exception):
-            self.hostd.api("DELETE", f"/v1/sessions/{self.user}")
+        if self.chp is not None:
+            stop_chp(self.chp)
+        for user in (self.user, self.direct_user):
+            with contextlib.suppress(Exception):
+                self.hostd.api("DELETE", f"/v1/sessions/{user}")
 
 
-def _ws_echo(ctx: Context, driver: OurHubDriver, seconds: int) -> Result:
-    setup = EchoSetup(ctx, driver)
-    measured: dict[str, Any] = {}
+def _echo_rows(
+    ctx: Context, driver: OurHubDriver, keys: list[str], seconds: int, results: dict[str, Result]
+) -> None:
+    """The rows whose upstream is the lean server, on one setup; each row's failure its own."""
     try:
-        for name, (target, header) in setup.targets.items():
-            measured[name] = ws_echo_rate(target, header, seconds)
-            ctx.log(f"  proxy ws {name}: {measured[name]}")
+        setup = EchoSetup(ctx, driver)
+    except Exception as exc:
+        for key in keys:
+            results[key] = Result.error(f"{type(exc).__name__}: {exc}")
+        return
+    try:
+        if "proxy ws" in keys:
+            results["proxy ws"] = _failed_as_error(lambda: _ws_echo(ctx, setup, seconds))
+        if "proxy small lean" in keys:
+            results["proxy small lean"] = _failed_as_error(
+                lambda: _http_row(ctx, "proxy small lean", setup.http_targets, seconds)
+            )
     finally:
         setup.close()
+
+
+def _ws_echo(ctx: Context, setup: EchoSetup, seconds: int) -> Result:
+    measured: dict[str, Any] = {}
+    for name, (target, header) in setup.targets.items():
+        measured[name] = ws_echo_rate(target, header, seconds)
+        ctx.log(f"  proxy ws {name}: {measured[name]}")
     return Result(samples=[], unit="msg/s", extra=measured)
 
 
-ROW_KEYS = ("proxy small", "proxy 1MB", "proxy ws", "proxy ws kernel")
+def _http_row(ctx: Context, key: str, targets: dict[str, tuple[str, str]], seconds: int) -> Result:
+    """wrk loaded (req/s) and one request at a time (p50, p99) against each target."""
+    measured: dict[str, Any] = {}
+    for name, (url, header) in targets.items():
+        loaded = wrk(url, header, WRK_LOADED, seconds)
+        serial = wrk(url, header, WRK_SERIAL, seconds)
+        measured[name] = {"loaded": loaded, "serial": serial}
+        ctx.log(f"  {key} {name}: {loaded['rps']} req/s, p50 {serial['p50_s']}")
+    return Result(samples=[], unit="req/s", extra=measured)
+
+
+ROW_KEYS = ("proxy small", "proxy small lean", "proxy 1MB", "proxy ws", "proxy ws kernel")
+ECHO_ROWS = ("proxy ws", "proxy small lean")
 
 
 def proxy_phase(ctx: Context) -> dict[str, Result]:
@@ -241,8 +296,9 @@ def proxy_phase(ctx: Context) -> dict[str, Result]:
     # Each row's own failure is its own: the echo row stands if JupyterLab does not start.
     results: dict[str, Result] = {}
     ctx.data["proxy"] = results
-    if ctx.wanted("proxy ws"):
-        results["proxy ws"] = _failed_as_error(lambda: _ws_echo(ctx, ctx.our_hub(), seconds))
+    echo_rows = [key for key in ECHO_ROWS if ctx.wanted(key)]
+    if echo_rows:
+        _echo_rows(ctx, ctx.our_hub(), echo_rows, seconds, results)
     lab_rows = [key for key in ("proxy small", "proxy 1MB", "proxy ws kernel") if ctx.wanted(key)]
     if lab_rows:
         try:
@@ -265,15 +321,9 @@ def _lab_rows(ctx: Context, keys: list[str], seconds: int, results: dict[str, Re
     setup = ProxySetup(ctx)
     try:
         for key, path in (("proxy small", "/api"), ("proxy 1MB", "/files/big.bin")):
-            if key not in keys:
-                continue
-            measured: dict[str, Any] = {}
-            for name, (url, header) in setup.targets.items():
-                loaded = wrk(url + path, header, WRK_LOADED, seconds)
-                serial = wrk(url + path, header, WRK_SERIAL, seconds)
-                measured[name] = {"loaded": loaded, "serial": serial}
-                ctx.log(f"  {key} {name}: {loaded['rps']} req/s, p50 {serial['p50_s']}")
-            results[key] = Result(samples=[], unit="req/s", extra=measured)
+            if key in keys:
+                targets = {name: (url + path, h) for name, (url, h) in setup.targets.items()}
+                results[key] = _http_row(ctx, key, targets, seconds)
         if "proxy ws kernel" in keys:
             results["proxy ws kernel"] = _ws(ctx, setup, seconds)
     finally:
@@ -306,7 +356,8 @@ def _proxy_row(key: str) -> Any:
 
 
 PROXY_ROWS = {
-    "proxy small": "HTTP GET .../api (small body)",
+    "proxy small": "HTTP GET .../api (small body) from JupyterLab",
+    "proxy small lean": "HTTP GET (2-byte body) from a lean server (httptools, uvloop)",
     "proxy 1MB": "HTTP GET .../files/big.bin (1 MB body)",
     "proxy ws": "WebSocket: echo server, 16 connections, a 256-byte message in flight on each",
     "proxy ws kernel": "WebSocket: kernel channels, 16 kernel_info requests in flight",

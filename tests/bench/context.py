@@ -152,6 +152,7 @@ class Context:
                 "tiny": TINY,
                 "socket": lab_socket_argv(),  # the proxy rows' server (bench_proxy)
                 "wsecho": ws_echo_argv(),  # the "proxy ws" row's server (bench_proxy)
+                "wsechoport": ws_echo_argv(on_port=True),  # "proxy small lean"'s direct
                 "pip": lab_argv("{PORT}", "{BASE_URL}", pip=True),
                 "singleuser": [str(SESSION_EXEC), SINGLEUSER, "--ip=127.0.0.1", "--port={PORT}"],
             }

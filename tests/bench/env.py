@@ -62,9 +62,11 @@ def lab_socket_argv() -> list[str]:
 TINY = ["/usr/bin/python3", "-m", "http.server", "--bind", "127.0.0.1", "{PORT}"]
 
 
-def ws_echo_argv() -> list[str]:
-    """A WebSocket echo server on the session's Unix socket (hostd's venv: uvloop, httptools)."""
-    return [str(HOSTD_BIN / "python"), str(WS_ECHO), "{SOCKET}"]
+def ws_echo_argv(*, on_port: bool = False) -> list[str]:
+    """The lean server (tests/bench/ws_echo.py) on the session's Unix socket, or on its
+    loopback port (hostd's venv: uvloop, httptools)."""
+    where = ["--port", "{PORT}"] if on_port else ["{SOCKET}"]
+    return [str(HOSTD_BIN / "python"), str(WS_ECHO), *where]
 
 
 # Seed 002: what a site configures systemdspawner with (mem_limit 2G, cpu_limit 1.0, a private

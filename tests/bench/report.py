@@ -233,8 +233,11 @@ def footprint_table(results: dict[str, Result], rows: list[Row]) -> list[str]:
     return lines
 
 
-# Issue 17: the hub against configurable-http-proxy, both to the session's Unix socket.
-PROXY_RATE_TARGETS = {"proxy small": 1.5, "proxy 1MB": 1.2}
+# Issue 17: the hub against configurable-http-proxy, both to the session's Unix socket. The
+# small-GET target is the lean server's row: JupyterLab's own rate bounds "proxy small" (there
+# the hub is asked not to be slower: 1.0).
+PROXY_RATE_TARGETS = {"proxy small lean": 1.5, "proxy 1MB": 1.2}
+P50_ADDED_ROWS = ("proxy small", "proxy small lean")
 
 
 def proxy_table(results: dict[str, Result], rows: list[Row]) -> list[str]:
@@ -281,7 +284,7 @@ def proxy_table(results: dict[str, Result], rows: list[Row]) -> list[str]:
                         (loaded["rps"] or 0) >= want * (base or 0),
                         f"≥ {want} × configurable-http-proxy",
                     )
-                    if r.key == "proxy small":
+                    if r.key in P50_ADDED_ROWS:
                         target += "; " + _verdict(extra_ms <= 0.3, "p50 added ≤ 0.3 ms")
             bad = loaded["non_2xx"] + serial["non_2xx"]
             if bad:

@@ -1,11 +1,15 @@
-"""A WebSocket echo server on a Unix socket: the upstream of the "proxy ws" row (bench_proxy).
+"""A lean server on a Unix socket: the upstream of the "proxy ws" and "proxy small lean" rows
+(bench_proxy).
 
-Run as a session's command (``python ws_echo.py {SOCKET}``): every WebSocket upgrade is
+Run as a session's command (``python ws_echo.py {SOCKET}``, or ``--port {PORT}`` on loopback:
+the small-GET row's "direct", since wrk speaks TCP only): every WebSocket upgrade is
 accepted (RFC 6455 4.2.2: Sec-WebSocket-Accept from the key) and every data frame comes back
 as it came (text or binary, unmasked as a server sends it); pings get pongs, a close gets its
-close. Any other request gets ``200 ok`` (hostd's readiness check). Frames are parsed and
-unmasked for real (websockets' C ``apply_mask``): an honest server, made lean on purpose so
-that the row measures the proxies in front of it, not this server. Not used by hostd itself.
+close. Any other request gets ``200 ok`` on a kept-alive connection (hostd's readiness check,
+the small GETs). Requests are parsed by httptools and frames unmasked for real (websockets'
+C ``apply_mask``): an honest server, made lean on purpose so that the rows measure the
+proxies in front of it, not this server (JupyterLab answers about 2,400 small GETs a second
+on this machine kind: as fast as the hub passes them on). Not used by hostd itself.
 """
 
 from __future__ import annotations
@@ -112,13 +116,17 @@ class Echo(asyncio.Protocol):
             self.transport.write(b"".join(out))
 
 
-async def main(path: str) -> None:
+async def main(argv: list[str]) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_unix_server(Echo, path)
-    os.chmod(path, 0o660)  # as jupyter's sock_mode: the proxy group's to connect to  # noqa: PTH101
+    if argv[0] == "--port":
+        server = await loop.create_server(Echo, "127.0.0.1", int(argv[1]))
+    else:
+        server = await loop.create_unix_server(Echo, argv[0])
+        # As jupyter's sock_mode: the proxy group's to connect to.
+        os.chmod(argv[0], 0o660)  # noqa: PTH101
     async with server:
         await server.serve_forever()
 
 
 if __name__ == "__main__":
-    uvloop.run(main(sys.argv[1]))
+    uvloop.run(main(sys.argv[1:]))
