@@ -240,9 +240,19 @@ PROXY_RATE_TARGETS = {"proxy small lean": 1.5, "proxy 1MB": 1.2}
 P50_ADDED_ROWS = ("proxy small", "proxy small lean")
 
 
+def _rate(value: float | None, m: dict[str, Any], unit: str = "") -> str:
+    """A median rate, with the lowest and highest of its rounds when there were several."""
+    rounds = [r or 0.0 for r in m.get("rounds", [])]
+    text = f"{value or 0:,.0f}{unit}"
+    if len(rounds) > 1:
+        text += f" ({min(rounds):,.0f}–{max(rounds):,.0f})"
+    return text
+
+
 def proxy_table(results: dict[str, Result], rows: list[Row]) -> list[str]:
     lines = [
-        "| row | proxy | target of the requests | req/s (16 conn.) | p50 (1 conn.) | p99 (1 conn.) "
+        "| row | proxy | target of the requests | req/s (16 conn.; median round, lowest–highest) "
+        "| p50 (1 conn.) | p99 (1 conn.) "
         "| vs configurable-http-proxy | p50 added over direct | target |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -265,7 +275,8 @@ def proxy_table(results: dict[str, Result], rows: list[Row]) -> list[str]:
                 if name == "hub" and base and r.key == "proxy ws":  # the kernel's row: information
                     target = _verdict(rate >= 1.2 * base, "≥ 1.2 × configurable-http-proxy")
                 lines.append(
-                    f"| {r.key} | {r.title} | {name} | {rate:,.0f} msg/s | – | – | {versus} | – "
+                    f"| {r.key} | {r.title} | {name} | {_rate(rate, m, ' msg/s')} | – | – "
+                    f"| {versus} | – "
                     f"| {target} |"
                 )
                 continue
@@ -290,7 +301,7 @@ def proxy_table(results: dict[str, Result], rows: list[Row]) -> list[str]:
             if bad:
                 target += f" ({bad} non-2xx answers!)"
             lines.append(
-                f"| {r.key} | {r.title} | {name} | {loaded['rps'] or 0:,.0f} "
+                f"| {r.key} | {r.title} | {name} | {_rate(loaded['rps'], loaded)} "
                 f"| {fmt(serial['p50_s'])} | {fmt(serial['p99_s'])} | {versus} | {added} "
                 f"| {target} |"
             )
