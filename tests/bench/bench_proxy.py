@@ -5,8 +5,9 @@ The server is one real JupyterLab session on a Unix socket, as hostd's default c
 it (issue 13): the hub and configurable-http-proxy (an ``http+unix://`` target, which CHP 5
 supports) both forward to that socket. wrk speaks TCP only, so "direct" is a second user's
 JupyterLab, the same command on a loopback port: the server's own time. HTTP: wrk (Debian's),
-once loaded (2 threads, 16 connections: requests/s) and once one request at a time (1
-connection: p50/p99, the latency a proxy adds). Small body: ``GET .../api`` (about 20 bytes);
+loaded (2 threads, 16 connections: requests/s; in rounds, the targets taking turns, each
+target's median round reported) and once one request at a time (1 connection: p50/p99, the
+latency a proxy adds). Small body: ``GET .../api`` (about 20 bytes);
 1 MB: ``GET .../files/big.bin``. Direct and configurable-http-proxy send the session's
 Jupyter token; the hub gets the user's hub token and adds the Jupyter token itself.
 
