@@ -37,7 +37,7 @@ from hostd.daemon.sockets import check_address
 from hostd.daemon.store import Store
 from hostd.daemon.systemd import SystemdClient, SystemdSeam, UnitStatus
 from hostd.daemon.table import SessionTable
-from hostd.daemon.usage import OomWatcher, UsageSampler
+from hostd.daemon.usage import MIN_CPU_SPAN_S, OomWatcher, UsageSampler
 from hostd.daemon.users import group_names, lookup_session_user, name_for_uid, user_in_group
 from hostd.daemon.views import ACTIVE, ListenerProbe, Views, host_view
 from hostd.units import (
@@ -219,7 +219,7 @@ class SessionManager:
         usage = self.sampler.read(name, status.control_group, cpu_limit=cpu_limit)
         if usage is not None and not self.sampler.has_fresh_pair(name):
             # No recent sample to compare with: measure over a short interval now.
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(MIN_CPU_SPAN_S + 0.05)  # a timer may fire a little early
             usage = self.sampler.read(name, status.control_group, cpu_limit=cpu_limit) or usage
         return self.sampler.view(name, usage, cpu_limit)
 

@@ -29,6 +29,7 @@ from hostd.daemon.history import UsageHistory
 from hostd.units.values import UsageView
 
 __all__ = [
+    "MIN_CPU_SPAN_S",
     "OomWatcher",
     "Sample",
     "UsageSampler",
@@ -37,6 +38,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FRESH_S = 10.0  # an older sample does not say what "recent" CPU use is
+# CPU % is taken over at least this long. Readings come from the reaper (every 2 s) and from
+# every usage request: two of them a few milliseconds apart can fall inside one CFS period in
+# which CPUQuota= has throttled a busy session, and said 0 % (seen in CI); over five 100 ms
+# periods or more, a quota of 50 % reads as 40-60 %.
+MIN_CPU_SPAN_S = 0.5
 # An OOM kill seen this long before a session's main process died of SIGKILL is its cause.
 # The v1 event comes before the kill, the v2 one just after; the reaper looks every 2 s.
 OOM_CAUSE_WINDOW_S = 30.0
@@ -50,6 +56,22 @@ _EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (t
 class Sample:
     at: float
     usage: Usage
+
+
+def _next_pair(
+    pair: tuple[Sample | None, Sample] | None, new: Sample
+) -> tuple[Sample | None, Sample]:
+    """The (earlier, later) readings CPU % is taken between, after a new reading: the later
+    one is the newest, the earlier one at least MIN_CPU_SPAN_S before it (right after the first
+    reading, the first is kept, to pair with the next reading late enough)."""
+    if pair is None:
+        return None, new
+    earlier, later = pair
+    if new.at - later.at >= MIN_CPU_SPAN_S:
+        return later, new
+    if earlier is not None:  # new - earlier >= later - earlier >= MIN_CPU_SPAN_S
+        return earlier, new
+    return None, later  # too soon after the first reading: wait to pair with it
 
 
 class UsageSampler:
@@ -82,8 +104,7 @@ class UsageSampler:
         usage = self.reader.read_usage(control_group)
         if usage is None:
             return None
-        last = self._samples.get(user)
-        self._samples[user] = (last[1] if last else None, Sample(time.monotonic(), usage))
+        self._samples[user] = _next_pair(self._samples.get(user), Sample(time.monotonic(), usage))
         self.history.record(user, usage, cpu_limit=cpu_limit)
         return usage
 

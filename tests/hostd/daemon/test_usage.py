@@ -196,3 +196,33 @@ async def test_kills_read_in_the_session_are_not_counted_again_from_the_slice(
     assert watcher.killed == {"alice": 1}
     assert not watcher.ended_by_oom("alice", "success", 0)
     watcher.close()
+
+
+def test_cpu_percent_is_taken_over_half_a_second_at_least(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen in CI: a usage request read the session a few milliseconds after the reaper did,
+    inside a CFS period in which CPUQuota=50% held the busy session back, and said 0 %."""
+    shutil.copyfile(SAMPLES / "mountinfo-v2.txt", tmp_path / "mountinfo")
+    (tmp_path / "sys/fs/cgroup").mkdir(parents=True)
+    (tmp_path / "sys/fs/cgroup/cgroup.controllers").write_text("cpu memory pids\n")
+    directory = v2_session(tmp_path)
+    sampler = UsageSampler(
+        CgroupReader.load(mountinfo_path=tmp_path / "mountinfo", fs_root=tmp_path)
+    )
+    clock = [1000.0]
+    monkeypatch.setattr(usage.time, "monotonic", lambda: clock[0])
+
+    def read_at(t: float, cpu_s: float) -> float | None:
+        clock[0] = 1000.0 + t
+        (directory / "cpu.stat").write_text(f"usage_usec {int(cpu_s * 1e6)}\n")
+        assert sampler.read("alice", UNIT) is not None
+        return sampler.recent_cpu_percent("alice")
+
+    assert read_at(0.0, 0.0) is None  # one reading: no CPU % yet
+    assert read_at(0.01, 0.0) is None  # too soon to say
+    assert read_at(2.0, 1.0) == pytest.approx(50.0)  # the reaper, 2 s on: half a core
+    assert read_at(2.003, 1.0) == pytest.approx(1.0 / 2.003 * 100)  # not 0 %: over 2.003 s
+    assert read_at(2.6, 1.3) == pytest.approx(0.3 / 0.597 * 100)  # since the one at 2.003
+    clock[0] = 1000.0 + 2.6 + usage.FRESH_S + 1
+    assert sampler.recent_cpu_percent("alice") is None  # too old to say what "recent" is
