@@ -35,6 +35,8 @@ c.Spawner.http_timeout = 600
 def jupyterhub(installed: Installed) -> Iterator[subprocess.CompletedProcess[str]]:
     done = install("--jupyterhub")
     print(done.stdout)
+    if done.returncode != 0:  # what JupyterHub said, in the failure's report
+        print(run("journalctl", "-u", "jupyterhub", "-n", "80", "--no-pager", check=False).stdout)
     try:
         yield done
     finally:
