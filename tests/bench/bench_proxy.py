@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -63,8 +64,20 @@ def _rounds(ctx: Context) -> int:
     return 2 if ctx.quick else 3
 
 
+def _in_rounds(
+    ctx: Context, names: list[str], measure: Callable[[str], dict[str, Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    """``measure(name)`` for every target, _rounds(ctx) times, the targets taking turns."""
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for _ in range(_rounds(ctx)):
+        for name in names:
+            rounds[name].append(measure(name))
+    return rounds
+
+
 def _median_round(rounds: list[dict[str, Any]], rate: str) -> dict[str, Any]:
-    """The round with the median rate (a failed round counts as 0), with every round's rate."""
+    """The round with the median rate (of an even number, the lower middle one; a failed round
+    counts as 0), with every round's rate."""
     ordered = sorted(rounds, key=lambda r: r[rate] or 0.0)
     return {**ordered[(len(ordered) - 1) // 2], "rounds": [r[rate] for r in rounds]}
 
@@ -277,11 +290,13 @@ def _echo_rows(
 
 
 def _ws_echo(ctx: Context, setup: EchoSetup, seconds: int) -> Result:
-    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in setup.targets}
-    for _ in range(_rounds(ctx)):
-        for name, (target, header) in setup.targets.items():
-            rounds[name].append(ws_echo_rate(target, header, seconds))
-            ctx.log(f"  proxy ws {name}: {rounds[name][-1]}")
+    def measure(name: str) -> dict[str, Any]:
+        target, header = setup.targets[name]
+        got = ws_echo_rate(target, header, seconds)
+        ctx.log(f"  proxy ws {name}: {got}")
+        return got
+
+    rounds = _in_rounds(ctx, list(setup.targets), measure)
     measured = {name: _median_round(got, "messages_per_s") for name, got in rounds.items()}
     return Result(samples=[], unit="msg/s", extra=measured)
 
@@ -289,11 +304,14 @@ def _ws_echo(ctx: Context, setup: EchoSetup, seconds: int) -> Result:
 def _http_row(ctx: Context, key: str, targets: dict[str, tuple[str, str]], seconds: int) -> Result:
     """wrk loaded (req/s, rounds taken in turns) and one request at a time (p50, p99) against
     each target."""
-    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
-    for _ in range(_rounds(ctx)):
-        for name, (url, header) in targets.items():
-            rounds[name].append(wrk(url, header, WRK_LOADED, seconds))
-            ctx.log(f"  {key} {name}: {rounds[name][-1]['rps']} req/s")
+
+    def measure(name: str) -> dict[str, Any]:
+        url, header = targets[name]
+        got = wrk(url, header, WRK_LOADED, seconds)
+        ctx.log(f"  {key} {name}: {got['rps']} req/s")
+        return got
+
+    rounds = _in_rounds(ctx, list(targets), measure)
     measured: dict[str, Any] = {}
     for name, (url, header) in targets.items():
         serial = wrk(url, header, WRK_SERIAL, seconds)
