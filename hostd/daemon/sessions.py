@@ -1,6 +1,6 @@
 """Sessions: one transient systemd unit per user (host layer; implements SessionService).
 
-State lives in systemd: every answer about a session is read from its unit (one GetAll), so a
+State lives in systemd: every answer about a session is read from its unit (its properties), so a
 daemon killed with -9 loses nothing; on start-up it lists ``jupyter-*.service`` and carries on.
 The store keeps history (who, when, limits, how it ended). What lives only in memory is cheap
 to rebuild, one entry per user in a SessionTable: the port its session holds (also in the

@@ -53,7 +53,7 @@ class BusLost(SystemdUnavailable):
 
 @dataclass(frozen=True)
 class UnitStatus:
-    """What systemd says of one unit, read in one GetAll per interface."""
+    """What systemd says of one unit: the properties the D-Bus worker reads (read_unit)."""
 
     name: str
     active_state: str  # active, activating, deactivating, inactive, failed, ...

@@ -1,6 +1,6 @@
 """The views the daemon answers with, built from a unit's status and the store (host layer).
 
-A session that systemd still knows is described from its unit (one GetAll); one that systemd
+A session that systemd still knows is described from its unit (its properties); one that systemd
 has forgotten, from its last record in the store. The building is pure functions over those
 values; Views adds the two reads they need (is the port answering, the last record).
 """
