@@ -9,7 +9,12 @@ counts every module. Measured in a fresh interpreter (README's Benchmarks):
   from code and use none of it (about 2 MiB of RSS in each);
 - pystemd's ``__init__`` imports its whole object layer (systemd1, machine1, lxml for
   introspection): 4.75 MiB in the daemon, which uses ``pystemd.journal`` alone (its log
-  handler); the D-Bus worker does the same for ``pystemd.dbuslib`` (hostd.busworker.worker).
+  handler); the D-Bus worker does the same for ``pystemd.dbuslib`` (hostd.busworker.worker);
+- ``ssl`` maps OpenSSL (libcrypto, libssl): 4.3 MiB in the daemon, which never speaks TLS (its
+  socket is a Unix socket; sessions are reached over Unix sockets and loopback HTTP). uvicorn,
+  anyio and prometheus_client import ``ssl`` unconditionally, for types and defaults only:
+  ``without_tls`` gives them a module of inert names instead, and the root process keeps
+  OpenSSL's code out of its address space as well.
 
 The console scripts call these before anything imports the packages: a bare package module takes
 the package's place, with its ``__path__``, so every submodule imports as before. Anything that
@@ -22,7 +27,13 @@ import importlib.util
 import sys
 import types
 
-__all__ = ["uvicorn_server_only", "without_package_init"]
+__all__ = ["NO_TLS", "NoTLSError", "uvicorn_server_only", "without_package_init", "without_tls"]
+
+NO_TLS = "this process does not load TLS (hostd.api.lean_imports.without_tls)"
+
+
+class NoTLSError(RuntimeError):
+    """Raised by anything of the stand-in ``ssl`` that would have needed OpenSSL."""
 
 
 def without_package_init(name: str) -> types.ModuleType | None:
@@ -57,3 +68,40 @@ def uvicorn_server_only() -> None:
     package.__version__ = __version__  # type: ignore[attr-defined]
     package.Config = Config  # type: ignore[attr-defined]
     package.Server = Server  # type: ignore[attr-defined]
+
+
+class _Inert:
+    """What every name of the stand-in ``ssl`` is: a class, so ``isinstance`` and ``except``
+    work (and find nothing), that refuses to be made, so nothing runs without TLS silently."""
+
+    def __new__(cls, *args: object, **kwargs: object) -> _Inert:
+        raise NoTLSError(NO_TLS)
+
+
+class _InertError(Exception):
+    def __new__(cls, *args: object, **kwargs: object) -> _InertError:
+        raise NoTLSError(NO_TLS)
+
+
+class _NoTLSModule(types.ModuleType):
+    def __getattr__(self, name: str) -> type:
+        if name.startswith("__"):  # copy, pickle, help() probe dunders: none are here
+            raise AttributeError(name)
+        base = _InertError if name.endswith(("Error", "Exception")) else _Inert
+        inert = type(name, (base,), {"__module__": "ssl"})
+        setattr(self, name, inert)  # the same class every time: `except` and `is` agree
+        return inert
+
+
+def without_tls() -> bool:
+    """``ssl`` without OpenSSL, and hashlib's and hmac's own digests instead of OpenSSL's; False
+    (and nothing changed) when either is loaded already (a test run keeps them whole)."""
+    if any(name in sys.modules for name in ("ssl", "_ssl", "_hashlib", "hashlib", "hmac")):
+        return False
+    sys.modules["_hashlib"] = None  # type: ignore[assignment]  # ImportError: built-in digests
+    stand_in = _NoTLSModule("ssl", NO_TLS)
+    # uvicorn.config's module-level defaults; never used without a certificate.
+    stand_in.PROTOCOL_TLS_SERVER = 17  # type: ignore[attr-defined]
+    stand_in.CERT_NONE = 0  # type: ignore[attr-defined]
+    sys.modules["ssl"] = stand_in
+    return True

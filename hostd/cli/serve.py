@@ -70,10 +70,12 @@ def _serve(path: Path | None) -> int:
     if config is None:
         return EXIT_CONFIG
     # Imported here: `hostd check-config` and `hostd --version` need none of the server's
-    # imports (D-Bus, the web stack). uvicorn's server without its command line, and pystemd's
-    # journal without its object layer (the log handler's one use of it): hostd.api.lean_imports.
-    from hostd.api.lean_imports import uvicorn_server_only, without_package_init
+    # imports (D-Bus, the web stack). No OpenSSL (the daemon never speaks TLS), uvicorn's server
+    # without its command line, and pystemd's journal without its object layer (the log
+    # handler's one use of it): hostd.api.lean_imports.
+    from hostd.api.lean_imports import uvicorn_server_only, without_package_init, without_tls
 
+    without_tls()
     uvicorn_server_only()
     without_package_init("pystemd")
     from hostd.daemon.server import serve

@@ -129,3 +129,89 @@ def test_the_daemon_and_the_hub_serve_with_uvicorn_s_server_alone() -> None:
     assert "pystemd.journal" in seen["modules"]
     assert [name for name in seen["modules"] if name.split(".")[0] == "lxml"] == []
     assert "pystemd.systemd1" not in seen["modules"]
+
+
+_DAEMON_WITHOUT_TLS = """
+import hostd.cli.serve  # what `hostd serve` has loaded when it calls without_tls
+from hostd.api.lean_imports import NoTLSError, uvicorn_server_only, without_package_init
+from hostd.api.lean_imports import without_tls
+stood_in = without_tls()
+import asyncio, hashlib, json, secrets, tempfile
+uvicorn_server_only()
+without_package_init("pystemd")
+import hostd.daemon.server, ssl, uvicorn
+from hostd.daemon.metrics import Metrics
+from starlette.applications import Starlette
+from starlette.responses import FileResponse, PlainTextResponse
+from starlette.routing import Route
+
+async def metrics(request):
+    body, kind = Metrics().render((), 0)
+    return PlainTextResponse(body, media_type=kind)
+
+async def main():
+    path = tempfile.mkdtemp() + "/s.sock"
+    source = hostd.cli.serve.__file__
+    routes = [Route("/metrics", metrics), Route("/file", lambda request: FileResponse(source))]
+    config = uvicorn.Config(
+        Starlette(routes=routes), uds=path, lifespan="on", log_config=None, ws="none"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    answers = []
+    for target in ("/metrics", "/file"):  # a file's answer carries an md5 etag (hashlib)
+        reader, writer = await asyncio.open_unix_connection(path)
+        ask = f"GET {target} HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n"
+        writer.write(ask.encode())
+        answers.append((await reader.read()).decode(errors="replace"))
+        writer.close()
+    server.should_exit = True
+    await task
+    return answers
+
+answers = asyncio.run(main())
+try:
+    ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    refused = ""
+except NoTLSError as exc:
+    refused = str(exc)
+mapped = [line.split()[-1] for line in open("/proc/self/maps") if len(line.split()) > 5]
+print(json.dumps({
+    "stood_in": stood_in, "answers": answers, "refused": refused,
+    "openssl": sorted({p for p in mapped if "libcrypto" in p or "libssl" in p}),
+    "digest": hashlib.sha256(b"hostd").hexdigest(), "token": len(secrets.token_urlsafe(16)),
+}))
+"""
+
+
+def test_the_daemon_serves_without_openssl_in_its_address_space() -> None:
+    # Issue 17's footprint: OpenSSL cost the daemon 4.3 MiB of RSS, for TLS it never speaks
+    # (hostd.api.lean_imports.without_tls). It still serves, renders metrics, hashes.
+    result = subprocess.run(
+        [sys.executable, "-c", _DAEMON_WITHOUT_TLS],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    seen = json.loads(result.stdout)
+    assert seen["stood_in"] is True
+    assert seen["openssl"] == []
+    metrics, file = seen["answers"]
+    assert metrics.startswith("HTTP/1.1 200 OK") and "hostd_" in metrics
+    assert file.startswith("HTTP/1.1 200 OK") and "etag:" in file.lower()
+    assert "does not load TLS" in seen["refused"]
+    assert seen["digest"] == "f101f53eeeb1e0d02c89d6da2954e31a739653aa18e18bd9d5ebb7af5f6469ab"
+    assert seen["token"] > 16
+
+
+def test_without_tls_leaves_a_loaded_ssl_whole() -> None:
+    import ssl
+
+    from hostd.api.lean_imports import without_tls
+
+    assert without_tls() is False
+    assert sys.modules["ssl"] is ssl and hasattr(ssl, "OPENSSL_VERSION")

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from tests.hostd.daemon.systemd.conftest import (
@@ -82,6 +83,30 @@ def test_a_session_is_a_unit_with_the_policy_running_as_the_user(daemon, make_us
     assert status.returncode == 0
     assert any(line.split()[:2] == [user, "running"] for line in status.stdout.splitlines())
     assert probe_report(session["url"])["uid"] == int(subprocess.check_output(["id", "-u", user]))
+
+
+def mapped_files(pid: int) -> set[str]:
+    lines = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    return {line.split()[-1] for line in lines if len(line.split()) > 5}
+
+
+def test_the_root_daemon_runs_a_session_without_openssl_mapped(daemon, make_user) -> None:
+    # Issue 17's footprint: the daemon never speaks TLS, so `hostd serve` keeps OpenSSL out of
+    # the root process (hostd.api.lean_imports.without_tls: 4.3 MiB of RSS); the D-Bus worker
+    # loads pystemd's bus alone (no lxml). Read from the running processes, after a session.
+    d = daemon()
+    user = make_user({})
+    assert start(d, user)["state"] == "running"
+    assert d.proc is not None
+    worker = [
+        p for p in psutil.Process(d.proc.pid).children() if "busworker" in " ".join(p.cmdline())
+    ]
+    assert len(worker) == 1
+    for pid in (d.proc.pid, worker[0].pid):
+        assert [f for f in mapped_files(pid) if "libcrypto" in f or "libssl" in f] == [], pid
+    assert [f for f in mapped_files(worker[0].pid) if "lxml" in f] == []
+    metrics = d.hostctl_raw_metrics()  # prometheus_client's exposition, under the stand-in ssl
+    assert "hostd_running_servers 1.0" in metrics, metrics[:2000]
 
 
 def test_memory_max_kills_a_hog_and_the_start_reports_why(daemon, make_user) -> None:
