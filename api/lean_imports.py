@@ -11,10 +11,11 @@ counts every module. Measured in a fresh interpreter (README's Benchmarks):
   introspection): 4.75 MiB in the daemon, which uses ``pystemd.journal`` alone (its log
   handler); the D-Bus worker does the same for ``pystemd.dbuslib`` (hostd.busworker.worker);
 - ``ssl`` maps OpenSSL (libcrypto, libssl): 4.3 MiB in the daemon, which never speaks TLS (its
-  socket is a Unix socket; sessions are reached over Unix sockets and loopback HTTP). uvicorn,
-  anyio and prometheus_client import ``ssl`` unconditionally, for types and defaults only:
-  ``without_tls`` gives them a module of inert names instead, and the root process keeps
-  OpenSSL's code out of its address space as well.
+  socket is a Unix socket; sessions are reached over Unix sockets and loopback HTTP), and 4.5
+  MiB in a hub that serves plain HTTP (behind a proxy that ends TLS, or on a trusted network).
+  uvicorn, anyio, uvloop and prometheus_client import ``ssl`` unconditionally, for types,
+  defaults and error codes only: ``without_tls`` gives them a module of inert names instead,
+  and the root process keeps OpenSSL's code out of its address space as well.
 
 The console scripts call these before anything imports the packages: a bare package module takes
 the package's place, with its ``__path__``, so every submodule imports as before. Anything that
@@ -70,6 +71,15 @@ def uvicorn_server_only() -> None:
     package.Server = Server  # type: ignore[attr-defined]
 
 
+_CONSTANTS = {
+    "PROTOCOL_TLS_SERVER": 17,  # uvicorn.config's defaults
+    "CERT_NONE": 0,
+    "SSL_ERROR_WANT_READ": 2,  # uvloop's loop, at its module's init
+    "SSL_ERROR_WANT_WRITE": 3,
+    "SSL_ERROR_SYSCALL": 5,
+}
+
+
 class _Inert:
     """What every name of the stand-in ``ssl`` is: a class, so ``isinstance`` and ``except``
     work (and find nothing), that refuses to be made, so nothing runs without TLS silently."""
@@ -100,8 +110,8 @@ def without_tls() -> bool:
         return False
     sys.modules["_hashlib"] = None  # type: ignore[assignment]  # ImportError: built-in digests
     stand_in = _NoTLSModule("ssl", NO_TLS)
-    # uvicorn.config's module-level defaults; never used without a certificate.
-    stand_in.PROTOCOL_TLS_SERVER = 17  # type: ignore[attr-defined]
-    stand_in.CERT_NONE = 0  # type: ignore[attr-defined]
+    # The numbers importers read at import, with OpenSSL's values; none is used without TLS.
+    for name, value in _CONSTANTS.items():
+        setattr(stand_in, name, value)
     sys.modules["ssl"] = stand_in
     return True

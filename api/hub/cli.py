@@ -104,10 +104,13 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # Imported here: --check-config and --version need none of the web stack; uvicorn's server
-    # without its command line (footprint: hostd.api.lean_imports).
-    from hostd.api.lean_imports import uvicorn_server_only
+    # Imported here: --check-config and --version need none of the web stack. uvicorn's server
+    # without its command line, and no OpenSSL unless the hub serves HTTPS (its one use of TLS,
+    # certificates or ACME): hostd.api.lean_imports.
+    from hostd.api.lean_imports import uvicorn_server_only, without_tls
 
+    if not config.tls:
+        without_tls()
     uvicorn_server_only()
     from hostd.api.hub.server import StartupError, serve
 
