@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,17 +24,22 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 
-def loaded_by(*modules: str) -> list[str]:
-    """The modules a fresh interpreter holds after importing ``modules`` from this tree."""
+def run_script(source: str, *args: str) -> Any:
+    """What a fresh interpreter running ``source`` with this tree's code printed (JSON)."""
     result = subprocess.run(
-        [sys.executable, "-c", _PROBE, *modules],
+        [sys.executable, "-c", source, *args],
         cwd=ROOT,  # "-c" puts the working directory first on sys.path: this tree's code
         capture_output=True,
         text=True,
         check=True,
         timeout=120,
     )
-    names: list[str] = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+def loaded_by(*modules: str) -> list[str]:
+    """The modules a fresh interpreter holds after importing ``modules`` from this tree."""
+    names: list[str] = run_script(_PROBE, *modules)
     return names
 
 
@@ -111,15 +117,7 @@ def test_the_daemon_and_the_hub_serve_with_uvicorn_s_server_alone() -> None:
     # hostd.api.lean_imports: the console scripts load uvicorn without uvicorn.main (click,
     # multiprocessing: ~2 MiB of each process's RSS); its server still serves, lifespan too.
     # The daemon's also loads pystemd's journal without the package's __init__.
-    result = subprocess.run(
-        [sys.executable, "-c", _LEAN_SERVER],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    seen = json.loads(result.stdout)
+    seen = run_script(_LEAN_SERVER)
     assert seen["answer"].startswith("HTTP/1.1 200 OK") and seen["answer"].endswith("hello")
     assert [
         name for name in seen["modules"] if name.split(".")[0] in ("click", "multiprocessing")
@@ -189,15 +187,7 @@ print(json.dumps({
 def test_the_daemon_serves_without_openssl_in_its_address_space() -> None:
     # Issue 17's footprint: OpenSSL cost the daemon 4.3 MiB of RSS, for TLS it never speaks
     # (hostd.api.lean_imports.without_tls). It still serves, renders metrics, hashes.
-    result = subprocess.run(
-        [sys.executable, "-c", _DAEMON_WITHOUT_TLS],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    seen = json.loads(result.stdout)
+    seen = run_script(_DAEMON_WITHOUT_TLS)
     assert seen["stood_in"] is True
     assert seen["openssl"] == []
     metrics, file = seen["answers"]
