@@ -105,7 +105,8 @@ class _NoTLSModule(types.ModuleType):
 
 def without_tls() -> bool:
     """``ssl`` without OpenSSL, and hashlib's and hmac's own digests instead of OpenSSL's; False
-    (and nothing changed) when either is loaded already (a test run keeps them whole)."""
+    (and nothing changed) when any of these modules is loaded already (a test run keeps them
+    whole; the testbed's test of the running daemon would see OpenSSL mapped)."""
     if any(name in sys.modules for name in ("ssl", "_ssl", "_hashlib", "hashlib", "hmac")):
         return False
     sys.modules["_hashlib"] = None  # type: ignore[assignment]  # ImportError: built-in digests
