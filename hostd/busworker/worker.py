@@ -278,7 +278,10 @@ class Worker:
         if path is None:
             return None
         found: dict[str, Any] = {}
-        for interface, fields in ((UNIT, UNIT_FIELDS), (SERVICE, SERVICE_FIELDS)):
+        # The unit's state last: a caller then judges the session (is its server listening?)
+        # as soon after reading ActiveState as it can. A stop in between reads as "active, not
+        # listening", which is "starting" (seen once in the testbed during a cull).
+        for interface, fields in ((SERVICE, SERVICE_FIELDS), (UNIT, UNIT_FIELDS)):
             for field in fields:
                 which = apply_signature(b"ss", [interface, field.encode()])
                 try:
