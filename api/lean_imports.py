@@ -80,25 +80,18 @@ _CONSTANTS = {
 }
 
 
-class _Inert:
-    """What every name of the stand-in ``ssl`` is: a class, so ``isinstance`` and ``except``
-    work (and find nothing), that refuses to be made, so nothing runs without TLS silently."""
-
-    def __new__(cls, *args: object, **kwargs: object) -> _Inert:
-        raise NoTLSError(NO_TLS)
-
-
-class _InertError(Exception):
-    def __new__(cls, *args: object, **kwargs: object) -> _InertError:
-        raise NoTLSError(NO_TLS)
+def _refuse(cls: type, *args: object, **kwargs: object) -> object:
+    raise NoTLSError(NO_TLS)
 
 
 class _NoTLSModule(types.ModuleType):
     def __getattr__(self, name: str) -> type:
+        """Every name is a class, so ``isinstance`` and ``except`` work (and find nothing),
+        that refuses to be made, so nothing runs without TLS silently."""
         if name.startswith("__"):  # copy, pickle, help() probe dunders: none are here
             raise AttributeError(name)
-        base = _InertError if name.endswith(("Error", "Exception")) else _Inert
-        inert = type(name, (base,), {"__module__": "ssl"})
+        base = Exception if name.endswith(("Error", "Exception")) else object
+        inert = type(name, (base,), {"__module__": "ssl", "__new__": _refuse})
         setattr(self, name, inert)  # the same class every time: `except` and `is` agree
         return inert
 
