@@ -644,8 +644,11 @@ if [ -n "$jupyterhub" ]; then
   else
     systemctl start "$JH_UNIT"
   fi
-  # Up means: its proxy listens on the port, and systemd has not had to restart it.
-  for _ in $(seq 120); do
+  # Up means: its proxy listens on the port, and systemd has not had to restart it. On a slow
+  # host JupyterHub itself can take a minute to load, then give its proxy up to
+  # PatientConfigurableHTTPProxy.start_timeout (120 s in the config written above).
+  jh_wait=240 jh_since=$SECONDS
+  while [ $((SECONDS - jh_since)) -lt $jh_wait ]; do
     if port_holders "$port" | grep -q "^$JH_UNIT "; then break; fi
     [ "$(systemctl show -p NRestarts --value "$JH_UNIT")" = 0 ] || break
     sleep 0.5
@@ -653,7 +656,7 @@ if [ -n "$jupyterhub" ]; then
   restarts=$(systemctl show -p NRestarts --value "$JH_UNIT")
   [ "$restarts" = 0 ] || die "JupyterHub exited and was restarted $restarts times: journalctl -u jupyterhub -n 50 says why"
   port_holders "$port" | grep -q "^$JH_UNIT " \
-    || die "JupyterHub does not listen on port $port after 60 s: journalctl -u jupyterhub -n 50 says why"
+    || die "JupyterHub does not listen on port $port after $jh_wait s: journalctl -u jupyterhub -n 50 says why"
   say "running: JupyterHub $("$JH_ENV/bin/jupyterhub" --version) on port $port, as user $JH_USER"
 fi
 

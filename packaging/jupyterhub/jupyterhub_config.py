@@ -31,5 +31,9 @@ c.JupyterHub.db_url = "sqlite:////var/lib/jupyterhub/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = "/var/lib/jupyterhub/jupyterhub_cookie_secret"
 c.ConfigurableHTTPProxy.pid_file = "/var/lib/jupyterhub/jupyterhub-proxy.pid"
 c.ConfigurableHTTPProxy.command = ["/opt/hostd/jupyterhub/bin/configurable-http-proxy"]
+# JupyterHub gives its proxy (node) a hard-coded 10 s to listen, and exits when a slow or busy
+# host takes longer; this one waits for the same process up to start_timeout seconds.
+c.JupyterHub.proxy_class = "hostd.api.jupyterhub_proxy.PatientConfigurableHTTPProxy"
+c.PatientConfigurableHTTPProxy.start_timeout = 120
 # Restarting JupyterHub keeps the servers: they are hostd's units, found again at start.
 c.JupyterHub.cleanup_servers = False

@@ -47,8 +47,22 @@ def local_user(installed: Installed) -> Iterator[tuple[str, str]]:
         yield account
 
 
+@pytest.fixture
+def slow_vm_start_timeout(installed: Installed) -> Iterator[None]:
+    """Under TCG a first JupyterLab start used 58.8 s of CPU and missed hostd's 60 s
+    start_timeout (runs 37 and 38 on a slow host): the test's daemon waits longer; an admin's on
+    real hardware keeps the default, and the config is as install.sh left it afterwards."""
+    run("/usr/local/bin/hostctl", "config", "set", "daemon.start_timeout", "600")
+    run("/usr/local/bin/hostctl", "reload", "daemon")
+    try:
+        yield
+    finally:
+        run("/usr/local/bin/hostctl", "config", "unset", "daemon.start_timeout")
+        run("/usr/local/bin/hostctl", "reload", "daemon")
+
+
 def test_a_local_user_logs_in_with_pam_and_runs_code_in_jupyterlab_through_the_hub(
-    local_user: tuple[str, str],
+    local_user: tuple[str, str], slow_vm_start_timeout: None
 ) -> None:
     name, password = local_user
     hub = InstalledHub()
