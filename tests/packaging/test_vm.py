@@ -78,3 +78,24 @@ def test_an_unknown_verb_is_refused_with_the_usage() -> None:
     )
     assert done.returncode == 2
     assert "unknown verb 'boot'" in done.stderr and "usage: vm" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("guest_status", "error"),
+    [
+        # The job started and has said nothing yet (pytest -q whose first test runs install.sh):
+        # booted; here the stand-in QEMU then exits without a status.
+        ("hostd-vm-started\n", "the VM stopped"),
+        ("", "did not boot to the job"),
+    ],
+)
+def test_a_silent_job_counts_as_booted_once_the_guest_says_it_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, guest_status: str, error: str
+) -> None:
+    monkeypatch.setattr(vm, "BOOT_TIMEOUT_S", 0.3)
+    status, console, out = tmp_path / "status.log", tmp_path / "console.log", tmp_path / "out.log"
+    status.write_text(guest_status)
+    console.touch()
+    out.touch()
+    with subprocess.Popen(["sleep", "1"]) as qemu, pytest.raises(vm.VmError, match=error):
+        vm.wait_for(qemu, status, console, out, timeout=None)
