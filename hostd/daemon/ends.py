@@ -54,17 +54,26 @@ class Ends:
         rather than the daemon deciding (an idle session culled)."""
         systemd = self.parts.systemd
         started = time.monotonic()
-        job = await systemd.stop_unit(unit)
-        status = await systemd.unit_status(unit)
-        self.parts.metrics.stop_duration.labels(
-            status="success" if job in ("done", "no-such-unit") else "failure"
-        ).observe(time.monotonic() - started)
-        extra = {"HOSTD_USER": name, "UNIT": unit}
-        if requested:
-            log.info("stopped %s in %.3f s", unit, time.monotonic() - started, extra=extra)
-        else:
-            log.info("stopped %s: %s", unit, reason, extra=extra)
-        await self.finish(name, unit, status, reason=reason, stopped=True)
+        # From here until the end is recorded a view says "stopping", whatever the unit and
+        # its listener say meanwhile: an active unit whose server has just closed its socket
+        # is not "starting" (Views.session).
+        entry = self.parts.table[name]
+        entry.stopping = True
+        entry.stops_begun += 1
+        try:
+            job = await systemd.stop_unit(unit)
+            status = await systemd.unit_status(unit)
+            self.parts.metrics.stop_duration.labels(
+                status="success" if job in ("done", "no-such-unit") else "failure"
+            ).observe(time.monotonic() - started)
+            extra = {"HOSTD_USER": name, "UNIT": unit}
+            if requested:
+                log.info("stopped %s in %.3f s", unit, time.monotonic() - started, extra=extra)
+            else:
+                log.info("stopped %s: %s", unit, reason, extra=extra)
+            await self.finish(name, unit, status, reason=reason, stopped=True)
+        finally:
+            entry.stopping = False
 
     async def finish(
         self,

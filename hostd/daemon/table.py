@@ -28,6 +28,8 @@ class UserEntry:
     profile: str | None = None  # the profile its running session got
     gpus: tuple[int, ...] = ()  # the GPUs (indices in [gpus]) a session that is not over holds
     profile_slug: str | None = None  # the [[profile_list]] choice it was started with
+    stopping: bool = False  # the daemon is stopping it (a caller's stop, a cull, a drain)
+    stops_begun: int = 0  # how many stops the daemon has begun: a view sees one begin
 
 
 class SessionTable:
@@ -56,6 +58,16 @@ class SessionTable:
     def profile_slug(self, name: str) -> str | None:
         entry = self._entries.get(name)
         return None if entry is None else entry.profile_slug
+
+    def stopping(self, name: str) -> bool:
+        """The daemon has asked systemd to stop the session and has not finished yet."""
+        entry = self._entries.get(name)
+        return entry is not None and entry.stopping
+
+    def stops_begun(self, name: str) -> int:
+        """How many stops of the session the daemon has begun (a view compares two reads)."""
+        entry = self._entries.get(name)
+        return 0 if entry is None else entry.stops_begun
 
     def recorded(self) -> list[str]:
         """Users whose session has a store record not yet closed."""

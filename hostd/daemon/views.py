@@ -98,9 +98,11 @@ def session_url(address: Address, base_url: str) -> str:
     return f"http+unix://{quote(str(address), safe='')}{base_url}"
 
 
-def session_state(status: UnitStatus, *, answering: bool) -> SessionState:
+def session_state(status: UnitStatus, *, answering: bool, stopping: bool = False) -> SessionState:
     """The session's state from its unit's; an active unit whose server does not answer yet
-    is starting."""
+    is starting, unless the daemon is stopping it (``stopping``)."""
+    if stopping and status.active_state in ACTIVE:
+        return "stopping"
     if status.active_state in ("active", "reloading"):
         return "running" if answering else "starting"
     if status.active_state == "activating":
@@ -121,9 +123,11 @@ def view_from_status(
     base_url: str,
     result_of: Callable[[str | None, int | None], str | None],
     profile: str | None,
+    stopping: bool = False,
 ) -> SessionView:
-    """The view of a session whose unit systemd knows."""
-    state = session_state(status, answering=answering)
+    """The view of a session whose unit systemd knows (``stopping``: the daemon is stopping
+    it)."""
+    state = session_state(status, answering=answering, stopping=stopping)
     url = (
         session_url(address, base_url)
         if address is not None and state in ("starting", "running")
@@ -223,8 +227,12 @@ class Views:
         when the session's own process listens there, never someone else's."""
         if status is None:
             return await self.stored(name, unit_name_for_key(name))
+        # A stop the daemon begins while this view is built (a cull, another caller's) makes
+        # the session "stopping": its listener may be gone while the unit read still active.
+        stops_begun = self.table.stops_begun(name)
         if answering is None and status.active_state in ("active", "reloading"):
             answering = (await self.listener(status)).state == "ours"
+        stopping = self.table.stopping(name) or self.table.stops_begun(name) != stops_begun
         view = view_from_status(
             name,
             status,
@@ -233,6 +241,7 @@ class Views:
             base_url=base_url_for_key(self.config.daemon, name),
             result_of=lambda result, exit_status: self.oom.result_of(name, result, exit_status),
             profile=self.table.profile(name),
+            stopping=stopping,
         )
         view = replace(view, profile_slug=self.table.profile_slug(name))
         if view.state != "running":

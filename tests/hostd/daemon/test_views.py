@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hostd.daemon.ports import check_listener
+from hostd.daemon.ports import ListenerCheck, SessionOwner, check_listener
+from hostd.daemon.sockets import Address
 from hostd.daemon.store import SessionRecord
 from hostd.daemon.views import (
     OOM_REASON,
@@ -64,6 +65,23 @@ def view(status_state: str = "active", *, answering: bool = True, **more: object
 def test_session_state(active_state: str, result: str | None, answering: bool, state: str) -> None:
     status = unit_status(UNIT, active_state, result=result)
     assert session_state(status, answering=answering) == state
+
+
+@pytest.mark.parametrize(
+    ("active_state", "answering", "state"),
+    [
+        ("active", False, "stopping"),  # its server closed its socket first: not "starting"
+        ("active", True, "stopping"),
+        ("activating", False, "stopping"),
+        ("deactivating", False, "stopping"),
+        ("inactive", False, "stopped"),  # the unit's word once it has ended
+    ],
+)
+def test_a_session_the_daemon_is_stopping_reads_stopping_until_it_has_ended(
+    active_state: str, answering: bool, state: str
+) -> None:
+    status = unit_status(UNIT, active_state, result="success")
+    assert session_state(status, answering=answering, stopping=True) == state
 
 
 def test_a_running_session() -> None:
@@ -225,3 +243,35 @@ async def test_the_host_health_and_metrics_count_the_running_sessions(tmp_path: 
         await manager.usage("bob")
     assert (await manager.usage("alice")).user == "alice"
     await manager.close()
+
+
+async def test_a_stop_begun_while_the_view_looks_at_the_listener_makes_it_stopping(
+    tmp_path: Path,
+) -> None:
+    # Testbed run 38: a cull's stop landed between the unit read (active) and the listener
+    # check (gone), and the view said "starting". The daemon's own stop now decides it.
+    manager, _ = make_manager(tmp_path)
+    me = pwd.getpwuid(os.getuid()).pw_name
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    status = replace(
+        unit_status(UNIT),
+        environment=(f"HOSTD_PORT={port}",),
+        user=me,
+        control_group=own_control_group(),
+        main_pid=os.getpid(),
+    )
+
+    def stop_lands_first(address: Address, owner: SessionOwner) -> ListenerCheck:
+        manager.table["alice"].stops_begun += 1  # what Ends.stop_locked does first
+        server.close()  # then the session's server goes away
+        return check_listener(address, owner)
+
+    manager.views.probe = check_listener
+    assert (await manager.views.session("alice", status)).state == "running"
+    manager.views.probe = stop_lands_first
+    seen = await manager.views.session("alice", status)
+    assert (seen.state, seen.url) == ("stopping", None)
+    # No stop under way any more, the same read: what a server that has not listened yet is.
+    manager.views.probe = check_listener
+    assert (await manager.views.session("alice", status)).state == "starting"
