@@ -14,6 +14,7 @@ import pytest
 from hostd.daemon.ports import ListenerCheck, SessionOwner, check_listener
 from hostd.daemon.sockets import Address
 from hostd.daemon.store import SessionRecord
+from hostd.daemon.systemd import UnitStatus
 from hostd.daemon.views import (
     OOM_REASON,
     ended_reason,
@@ -197,21 +198,24 @@ def test_host_view_sums_the_active_units() -> None:
     assert (host.memory_capacity_bytes, host.starts_waiting, host.cpus) == (7 * GIB, 3, 2)
 
 
+def own_session(port: int) -> UnitStatus:
+    """An active unit whose session is this process: its user, its cgroup, its pid."""
+    return replace(
+        unit_status(UNIT),
+        environment=(f"HOSTD_PORT={port}",),
+        user=pwd.getpwuid(os.getuid()).pw_name,
+        control_group=own_control_group(),
+        main_pid=os.getpid(),
+    )
+
+
 async def test_views_call_running_only_the_sessions_own_listener(tmp_path: Path) -> None:
     # The real check (hostd.daemon.ports.check_listener), on a listener of this process: the
     # "session" runs as this process's user, in this process's cgroup.
     manager, _ = make_manager(tmp_path)
     manager.views.probe = check_listener
-    me = pwd.getpwuid(os.getuid()).pw_name
     with socket.create_server(("127.0.0.1", 0)) as server:
-        port = server.getsockname()[1]
-        status = replace(
-            unit_status(UNIT),
-            environment=(f"HOSTD_PORT={port}",),
-            user=me,
-            control_group=own_control_group(),
-            main_pid=os.getpid(),
-        )
+        status = own_session(server.getsockname()[1])
         assert (await manager.views.session("alice", status)).state == "running"
         # Someone else's listener on the port (another cgroup, another account) is not hers.
         elsewhere = replace(status, control_group="/jupyter.slice/jupyter-alice.service")
@@ -251,16 +255,8 @@ async def test_a_stop_begun_while_the_view_looks_at_the_listener_makes_it_stoppi
     # Testbed run 38: a cull's stop landed between the unit read (active) and the listener
     # check (gone), and the view said "starting". The daemon's own stop now decides it.
     manager, _ = make_manager(tmp_path)
-    me = pwd.getpwuid(os.getuid()).pw_name
     server = socket.create_server(("127.0.0.1", 0))
-    port = server.getsockname()[1]
-    status = replace(
-        unit_status(UNIT),
-        environment=(f"HOSTD_PORT={port}",),
-        user=me,
-        control_group=own_control_group(),
-        main_pid=os.getpid(),
-    )
+    status = own_session(server.getsockname()[1])
 
     def stop_lands_first(address: Address, owner: SessionOwner) -> ListenerCheck:
         manager.table["alice"].stops_begun += 1  # what Ends.stop_locked does first
@@ -275,3 +271,4 @@ async def test_a_stop_begun_while_the_view_looks_at_the_listener_makes_it_stoppi
     # No stop under way any more, the same read: what a server that has not listened yet is.
     manager.views.probe = check_listener
     assert (await manager.views.session("alice", status)).state == "starting"
+    await manager.close()
