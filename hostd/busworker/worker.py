@@ -280,7 +280,8 @@ class Worker:
         found: dict[str, Any] = {}
         # The unit's state last: a caller then judges the session (is its server listening?)
         # as soon after reading ActiveState as it can. A stop in between reads as "active, not
-        # listening", which is "starting" (seen once in the testbed during a cull).
+        # listening": the daemon's own stops then read "stopping" (Views.session), but one it
+        # did not make (an admin's systemctl stop) reads "starting" for that moment.
         for interface, fields in ((SERVICE, SERVICE_FIELDS), (UNIT, UNIT_FIELDS)):
             for field in fields:
                 which = apply_signature(b"ss", [interface, field.encode()])

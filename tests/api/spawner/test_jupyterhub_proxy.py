@@ -22,15 +22,9 @@ import pytest
 from jupyterhub.proxy import ConfigurableHTTPProxy
 
 from hostd.api.jupyterhub_proxy import JUPYTERHUB_WAIT, PatientConfigurableHTTPProxy
-from tests.api.spawner.systemd.conftest import CHP
+from tests.api.spawner.systemd.conftest import CHP, free_port
 
 LATE = JUPYTERHUB_WAIT + 1  # seconds node starts after JupyterHub's wait began
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def late(seconds: int, then: str) -> list[str]:
