@@ -56,9 +56,10 @@ class Ends:
         started = time.monotonic()
         # From here until the end is recorded a view says "stopping", whatever the unit and
         # its listener say meanwhile: an active unit whose server has just closed its socket
-        # is not "starting" (Views.session).
+        # is not "starting"; and once the unit has ended, it gives this reason, not "ended"
+        # (Views.session).
         entry = self.parts.table[name]
-        entry.stopping = True
+        entry.stop_reason = reason
         entry.stops_begun += 1
         try:
             job = await systemd.stop_unit(unit)
@@ -73,7 +74,7 @@ class Ends:
                 log.info("stopped %s: %s", unit, reason, extra=extra)
             await self.finish(name, unit, status, reason=reason, stopped=True)
         finally:
-            entry.stopping = False
+            entry.stop_reason = None
 
     async def finish(
         self,
@@ -87,7 +88,10 @@ class Ends:
     ) -> None:
         """Record the end, let systemd collect the unit, free the port and the token."""
         oom = self.parts.oom
-        record_id = self.parts.table.close_record(name)
+        # Closed once the store has the end, not before: until then a view reads the unit
+        # (Views.session), after it the store; and a write that fails leaves the record open
+        # for the reaper to finish again.
+        record_id = self.parts.table.record_id(name)
         result = oom.result_of(
             name, status.result if status else None, status.exit_status if status else None
         )
@@ -111,6 +115,7 @@ class Ends:
                 result=result,
                 exit_status=status.exit_status if status else None,
             )
+        self.parts.table.close_record(name)
         if status is not None:
             await self.parts.systemd.unref(unit)
             await self.parts.systemd.reset_failed(unit)

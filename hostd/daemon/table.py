@@ -28,7 +28,9 @@ class UserEntry:
     profile: str | None = None  # the profile its running session got
     gpus: tuple[int, ...] = ()  # the GPUs (indices in [gpus]) a session that is not over holds
     profile_slug: str | None = None  # the [[profile_list]] choice it was started with
-    stopping: bool = False  # the daemon is stopping it (a caller's stop, a cull, a drain)
+    # Why the daemon is stopping it (a caller's stop, a cull, a drain), until the end is
+    # recorded: a view of the unit that has just ended gives this reason, not "ended".
+    stop_reason: str | None = None
     stops_begun: int = 0  # how many stops the daemon has begun: a view sees one begin
 
 
@@ -59,10 +61,11 @@ class SessionTable:
         entry = self._entries.get(name)
         return None if entry is None else entry.profile_slug
 
-    def stopping(self, name: str) -> bool:
-        """The daemon has asked systemd to stop the session and has not finished yet."""
+    def stop_reason(self, name: str) -> str | None:
+        """Why the daemon is stopping the session, while it has asked systemd to stop it and
+        has not recorded the end yet; else None."""
         entry = self._entries.get(name)
-        return entry is not None and entry.stopping
+        return None if entry is None else entry.stop_reason
 
     def stops_begun(self, name: str) -> int:
         """How many stops of the session the daemon has begun (a view compares two reads)."""

@@ -124,10 +124,11 @@ def view_from_status(
     result_of: Callable[[str | None, int | None], str | None],
     profile: str | None,
     stopping: bool = False,
+    stop_reason: str | None = None,
 ) -> SessionView:
-    """The view of a session whose unit systemd knows (``stopping``: the daemon is stopping
-    it)."""
-    state = session_state(status, answering=answering, stopping=stopping)
+    """The view of a session whose unit systemd knows. ``stopping``: the daemon is stopping
+    it; ``stop_reason``: why, while its end is not recorded yet (the reason it will record)."""
+    state = session_state(status, answering=answering, stopping=stopping or stop_reason is not None)
     url = (
         session_url(address, base_url)
         if address is not None and state in ("starting", "running")
@@ -135,11 +136,16 @@ def view_from_status(
     )
     ended = state in ("failed", "stopped")
     reason = result = None
-    if ended:  # ended on its own, not yet recorded by the reaper: the same words it will use
+    if ended:  # not yet recorded (by the reaper, or the stop): the same words it will use
         # result_of: systemd's Result, or "oom-kill" where the OOM watcher saw the main
         # process die of the kernel's OOM kill (OOMPolicy=continue reports it as "signal").
         result = result_of(status.result, status.exit_status)
-        reason = OOM_REASON if result == "oom-kill" else ended_reason(status)
+        if result == "oom-kill":
+            reason = OOM_REASON
+        elif stop_reason is not None:  # Ends.finish(stopped=True): a stop is not a failure
+            state, reason = "stopped", stop_reason
+        else:
+            reason = ended_reason(status)
     user, server = split_session_key(name)
     return SessionView(
         user=user,
@@ -232,7 +238,12 @@ class Views:
         stops_begun = self.table.stops_begun(name)
         if answering is None and status.active_state in ("active", "reloading"):
             answering = (await self.listener(status)).state == "ours"
-        stopping = self.table.stopping(name) or self.table.stops_begun(name) != stops_begun
+        stop_reason = self.table.stop_reason(name)
+        ended = status.active_state in ENDED
+        if ended and stop_reason is None and self.table.record_id(name) is None:
+            # Its end is recorded (a stop finished while the unit was read): the store says how.
+            return await self.stored(name, unit_name_for_key(name))
+        stopping = self.table.stops_begun(name) != stops_begun
         view = view_from_status(
             name,
             status,
@@ -242,6 +253,7 @@ class Views:
             result_of=lambda result, exit_status: self.oom.result_of(name, result, exit_status),
             profile=self.table.profile(name),
             stopping=stopping,
+            stop_reason=stop_reason,
         )
         view = replace(view, profile_slug=self.table.profile_slug(name))
         if view.state != "running":

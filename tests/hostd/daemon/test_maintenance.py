@@ -6,6 +6,8 @@ time, and the cull warning (cull_at) of an idle session; over FakeSystemd and a 
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -15,6 +17,7 @@ import pytest
 
 from hostd.daemon.maintenance import DRAIN_REASON
 from hostd.daemon.store import now
+from hostd.daemon.systemd import UnitStatus
 from hostd.units import SessionRequest
 from hostd.units.errors import Draining, InvalidInput, PermissionDenied
 from hostd.units.maintenance import Drain, MaintenanceView
@@ -114,6 +117,57 @@ async def test_at_the_drain_time_every_session_is_stopped_and_starts_stay_refuse
     with pytest.raises(Draining) as caught:
         await manager.start("daemon", SessionRequest(), caller=ROOT)
     assert caught.value.retry_after_s == 300  # past its time: down for maintenance
+    await manager.close()
+
+
+@pytest.mark.parametrize("window", ["unit read after the stop", "record written"])
+async def test_a_view_read_while_the_drain_stops_the_session_gives_the_drain_reason(
+    tmp_path: Path, window: str
+) -> None:
+    # Stop 26's CI (testbed): the unit had ended, the stop was reading it back (a D-Bus round
+    # trip) before recording the end, and a view read then said "ended". The stop is held at
+    # each await between the unit's end and the record's, and the view read there.
+    manager, fake = make_manager(tmp_path)
+    fake.serve = True
+    await manager.start("daemon", SessionRequest(), caller=ROOT)
+    await manager.set_drain(Drain(ahead(30), "Reboot for a kernel update"), caller=ROOT)
+    state = manager.maintenance_state
+    assert state.view.drain is not None
+    state.view = replace(state.view, drain=replace(state.view.drain, at=now()))
+
+    loop = asyncio.get_running_loop()
+    held, go_on = asyncio.Event(), threading.Event()
+    read_unit, write_record = fake.unit_status, manager.parts.store.update
+
+    async def unit_status(name: str) -> UnitStatus | None:
+        status = await read_unit(name)
+        if (
+            window == "unit read after the stop"
+            and ("stop", UNIT) in fake.calls
+            and not held.is_set()
+        ):
+            held.set()
+            await asyncio.to_thread(go_on.wait)
+        return status
+
+    def update(record_id: int, **changes: object) -> None:
+        if window == "record written" and "ended_at" in changes:
+            loop.call_soon_threadsafe(held.set)
+            go_on.wait()
+        write_record(record_id, **changes)
+
+    fake.unit_status = unit_status  # type: ignore[method-assign]
+    manager.parts.store.update = update  # type: ignore[method-assign]
+    reaping = asyncio.ensure_future(manager.reap())
+    await held.wait()  # the unit has ended; its end is not recorded yet
+    seen = await manager.get("daemon")
+    go_on.set()
+    await reaping
+    reason = f"{DRAIN_REASON}: Reboot for a kernel update"
+    assert (seen.state, seen.reason) == ("stopped", reason)
+    after = await manager.get("daemon")  # from the store now: the same words
+    assert (after.state, after.reason) == ("stopped", reason)
+    assert UNIT not in fake.units
     await manager.close()
 
 

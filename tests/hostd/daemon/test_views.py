@@ -26,17 +26,24 @@ from hostd.daemon.views import (
     view_from_record,
     view_from_status,
 )
+from hostd.units import SessionRequest
 from hostd.units.errors import SessionNotFound
 from hostd.units.values import Limits, SessionView
 from tests.hostd.daemon.fake_systemd import unit_status
-from tests.hostd.daemon.parts import GIB, make_manager
+from tests.hostd.daemon.parts import GIB, ROOT, make_manager
 from tests.hostd.daemon.test_ports import own_control_group
 
 UNIT = "jupyter-alice.service"
 WHEN = datetime(2026, 12, 6, tzinfo=UTC)
 
 
-def view(status_state: str = "active", *, answering: bool = True, **more: object) -> SessionView:
+def view(
+    status_state: str = "active",
+    *,
+    answering: bool = True,
+    stop_reason: str | None = None,
+    **more: object,
+) -> SessionView:
     status = unit_status(UNIT, status_state, port=20001, **more)  # type: ignore[arg-type]
     return view_from_status(
         "alice",
@@ -46,6 +53,7 @@ def view(status_state: str = "active", *, answering: bool = True, **more: object
         base_url="/user/alice/",
         result_of=lambda result, exit_status: result,
         profile="group:staff",
+        stop_reason=stop_reason,
     )
 
 
@@ -120,6 +128,18 @@ def test_an_ended_session_says_why_and_has_no_url() -> None:
     )
     assert seen.reason == OOM_REASON  # the kernel's OOM kill, seen by the watcher
     assert seen.result == "oom-kill"
+
+
+def test_a_unit_ended_by_the_daemons_stop_gives_the_stops_reason_until_it_is_recorded() -> None:
+    # What Ends.finish(stopped=True) will record: a stop is not a failure, the OOM kill is.
+    for result in ("success", "signal", "exit-code"):
+        seen = view(
+            "inactive" if result == "success" else "failed", result=result, stop_reason="culled"
+        )
+        assert (seen.state, seen.reason, seen.url) == ("stopped", "culled", None)
+    oom = view("failed", result="oom-kill", stop_reason="culled")
+    assert (oom.state, oom.reason) == ("failed", OOM_REASON)
+    assert view("active", answering=False, stop_reason="culled").state == "stopping"
 
 
 def test_ended_reason() -> None:
@@ -271,4 +291,22 @@ async def test_a_stop_begun_while_the_view_looks_at_the_listener_makes_it_stoppi
     # No stop under way any more, the same read: what a server that has not listened yet is.
     manager.views.probe = check_listener
     assert (await manager.views.session("alice", status)).state == "starting"
+    await manager.close()
+
+
+async def test_a_unit_read_before_a_whole_stop_is_told_from_the_stops_record(
+    tmp_path: Path,
+) -> None:
+    # The status was read (ended, still loaded) and the daemon's stop then recorded the end
+    # before the view was built: the record has the stop's reason, the unit only "ended".
+    manager, fake = make_manager(tmp_path)
+    fake.serve = True
+    await manager.start("daemon", SessionRequest(), caller=ROOT)
+    unit = "jupyter-daemon.service"
+    fake.on_stop = lambda name: stale.append(fake.units[name])
+    stale: list[UnitStatus] = []
+    await manager.stop("daemon", caller=ROOT)
+    seen = await manager.views.session("daemon", stale[0])
+    assert stale[0].active_state == "inactive" and unit not in fake.units
+    assert (seen.state, seen.reason) == ("stopped", "stopped by root")
     await manager.close()

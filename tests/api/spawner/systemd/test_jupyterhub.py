@@ -87,6 +87,9 @@ def stop(hub: JupyterHub, user: str) -> None:
     assert server_model(hub, user) is None
 
 
+KERNEL_START_S = 120  # the longest a kernel may take to start (the VM tier runs under TCG)
+
+
 async def run_in_kernel(hub: JupyterHub, user: str, code: str) -> str:
     """Start a kernel through JupyterHub's proxy, run code over its websocket, return stdout."""
     base = f"{hub.url}/user/{user}/api/kernels"
@@ -116,8 +119,13 @@ async def run_in_kernel(hub: JupyterHub, user: str, code: str) -> str:
         # asyncio.run() ends the loop. (tornado's close() only sends the close frame and leaves
         # the socket to its loop: once asyncio.run() had returned, the socket stayed open until
         # the garbage collector found it, a ResourceWarning in whichever test ran then.)
+        # The handshake ends once jupyter_server has the kernel running (it waits for the
+        # kernel's start before it answers): under TCG in the VM tier that took more than
+        # websockets' default 10 s on a slow machine (stop 26's CI).
         async with connect(
-            ws_url, additional_headers={"Authorization": f"token {hub.token}"}
+            ws_url,
+            additional_headers={"Authorization": f"token {hub.token}"},
+            open_timeout=KERNEL_START_S,
         ) as connection:
             await connection.send(json.dumps(request))
             async with asyncio.timeout(60):
