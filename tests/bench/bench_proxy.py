@@ -42,9 +42,10 @@ from typing import Any
 from urllib.parse import unquote
 
 from tests.bench.context import Context, OurHubDriver
-from tests.bench.env import CHP, free_port, http, sh
+from tests.bench.env import CHP, http, sh
 from tests.bench.framework import Result, row
 from tests.bench.ws_load import ws_echo_rate
+from tests.loopback import free_port
 
 WRK_LOADED = ("-t2", "-c16")
 WRK_SERIAL = ("-t1", "-c1")

@@ -24,13 +24,13 @@ from tests.bench.env import (
     Hostd,
     HostdHub,
     JupyterHub,
-    free_port,
     http,
     lab_argv,
     sh,
     unit_cpu_s,
     wait_answers,
 )
+from tests.loopback import free_port
 
 SPAWN_DEADLINE_S = 240.0  # the bench's own bound; the systems' own timeouts are their defaults
 

@@ -27,6 +27,8 @@ from typing import Any
 
 import psutil
 
+from tests.loopback import free_port
+
 TOP = Path(__file__).resolve().parents[2]
 CACHE = TOP / ".cache" / "bench"
 SESSION_VENV = CACHE / "session"  # JupyterLab 4 + jupyterhub-singleuser, as install.sh makes it
@@ -83,12 +85,6 @@ SEED_POLICY = {
 
 def sh(*argv: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, check=check, **kw)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # --- HTTP ------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import httpx
 import pytest
 
 from hostd.cgroups.reader import CgroupReader
+from tests.loopback import free_port
 
 pytestmark = pytest.mark.systemd
 
@@ -109,12 +110,6 @@ def main_pid(unit: str) -> int:
 def active(*units: str) -> list[str]:
     result = run("systemctl", "is-active", *units, check=False)
     return result.stdout.split()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def newer_than(marker: Path, roots: tuple[Path, ...]) -> list[str]:

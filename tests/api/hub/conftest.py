@@ -27,12 +27,12 @@ from hostd.api.hub.settings import HubConfig
 from tests.api.fake import MEMBER, with_peer
 from tests.api.hub.fake import (
     HubFake,
-    free_port,
     start_server,
     stop_servers,
     upstream_app,
     url_of,
 )
+from tests.loopback import free_port
 
 
 @dataclass

@@ -9,7 +9,6 @@ import asyncio
 import hashlib
 import json
 import re
-import socket
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import Any
@@ -212,12 +211,6 @@ def upstream_app(seen: list[str]) -> Starlette:
             WebSocketRoute("/user/{user}/{rest:path}", socket),
         ]
     )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def start_server(app: ASGIApp, **options: Any) -> tuple[uvicorn.Server, asyncio.Task[None]]:

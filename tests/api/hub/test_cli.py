@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -21,14 +20,9 @@ from hostd.api.hub.identity import SESSION_COOKIE
 from tests.api.hub.conftest import HubUnderTest
 from tests.api.hub.fake import log_in
 from tests.api.hub.test_login import set_cookie
+from tests.loopback import free_port
 
 HUB = Path(sys.executable).parent / "hostd-hub"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_check_config_reads_the_file_and_the_options(

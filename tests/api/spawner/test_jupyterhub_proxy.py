@@ -22,7 +22,8 @@ import pytest
 from jupyterhub.proxy import ConfigurableHTTPProxy
 
 from hostd.api.jupyterhub_proxy import JUPYTERHUB_WAIT, PatientConfigurableHTTPProxy
-from tests.api.spawner.systemd.conftest import CHP, free_port
+from tests.api.spawner.systemd.conftest import CHP
+from tests.loopback import free_port
 
 LATE = JUPYTERHUB_WAIT + 1  # seconds node starts after JupyterHub's wait began
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import pytest
 
 from tests import REPO
 from tests.hostd.daemon.systemd.conftest import Daemon
+from tests.loopback import free_port
 
 TOP = REPO
 VENV_BIN = Path(sys.executable).parent
@@ -70,12 +70,6 @@ admin_groups = ["{ADMIN_GROUP}"]
 
 def run(*argv: str, check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, check=check, **kwargs)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)

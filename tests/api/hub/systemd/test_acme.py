@@ -32,8 +32,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from hostd.cli.verify_host import check_hub_config
-from tests.api.hub.systemd.conftest import BASE, HUB_USER, Hub, free_port
+from tests.api.hub.systemd.conftest import BASE, HUB_USER, Hub
 from tests.hostd.daemon.systemd.conftest import Daemon
+from tests.loopback import free_port
 
 pytestmark = pytest.mark.systemd
 

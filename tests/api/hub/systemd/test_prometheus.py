@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.hub.systemd.conftest import Hub, PamUser, free_port, log_in, xsrf_of
+from tests.api.hub.systemd.conftest import Hub, PamUser, log_in, xsrf_of
 from tests.api.hub.systemd.lab import start_lab
+from tests.loopback import free_port
 
 pytestmark = pytest.mark.systemd
 

@@ -13,7 +13,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import pytest
 
 from tests import REPO
 from tests.hostd.daemon.systemd.conftest import Daemon
+from tests.loopback import free_port
 
 TOP = REPO
 # Where test.sh installed them: beside the venv, readable by every user.
@@ -151,12 +151,6 @@ c.JupyterHub.load_roles = [{{
     'services': ['tester'],
 }}]
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def run(*argv: str, check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[str]:
