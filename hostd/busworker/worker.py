@@ -16,34 +16,23 @@ affinity).
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import json
 import os
 import select
 import signal
 import sys
-import types
 from collections.abc import Callable
 from typing import Any
 
+from hostd.api.lean_imports import without_package_init
 
-def _bus_layer_only() -> None:
-    """pystemd's package __init__ imports its whole object layer (systemd1, machine1, lxml for
-    introspection): ~4 MiB of RSS this process never uses (issue 17). An empty package module
-    in its place lets Python load the Cython bus, pystemd.dbuslib, and what it imports alone."""
-    spec = importlib.util.find_spec("pystemd")
-    if spec is None or spec.submodule_search_locations is None:
-        return  # not installed: the import below says so
-    package = types.ModuleType("pystemd")
-    package.__path__ = list(spec.submodule_search_locations)
-    package.__spec__ = spec
-    sys.modules["pystemd"] = package
+if __name__ == "__main__":
+    # pystemd's package __init__ imports its whole object layer (systemd1, machine1, lxml for
+    # introspection): ~4 MiB of RSS this process never uses (issue 17). Without it Python
+    # loads the Cython bus, pystemd.dbuslib, and what it imports alone.
+    without_package_init("pystemd")
 
-
-if __name__ == "__main__" and "pystemd" not in sys.modules:
-    _bus_layer_only()
-
-from pystemd.dbuslib import DBus, apply_signature  # noqa: E402 (after _bus_layer_only)
+from pystemd.dbuslib import DBus, apply_signature
 
 __all__ = [
     "BusError",
