@@ -188,30 +188,28 @@ class Starter:
     async def _start(
         self, info: UserInfo, account: asyncio.Future[None], ask: _StartAsk
     ) -> StartOutcome:
-        request, caller, wait, command = ask.request, ask.caller, ask.wait, ask.command
-        secrets, profile_slug, server = ask.secrets, ask.profile_slug, ask.server
         parts = self.parts
         daemon = parts.config.daemon
         name = info.name
         # The daemon's key of this server: the user name for the default server, so all of a
         # default server's names (unit, paths, URL, records) are what they always were.
-        key = session_key(name, server)
+        key = session_key(name, ask.server)
         unit = unit_name_for_key(key)
-        credentials.check_secrets(secrets)
+        credentials.check_secrets(ask.secrets)
         groups = await asyncio.to_thread(group_names, info.name, info.gid)
-        policy, profile = policy_for(parts.config, name, groups, command)
+        policy, profile = policy_for(parts.config, name, groups, ask.command)
         # The user's slice (named servers) carries the user's share, not one choice's.
         user_policy = policy
         # The [[profile_list]] choice: visibility and its caps hold whoever asks (a hidden
         # slug is UnknownProfile); a command the caller names wins over the choice's.
-        choice = parts.config.profile_list.choose(profile_slug, groups)
+        choice = parts.config.profile_list.choose(ask.profile_slug, groups)
         if choice is not None:
             policy = apply_choice(
-                policy, choice, parts.config.commands, keep_cmd=command is not None
+                policy, choice, parts.config.commands, keep_cmd=ask.command is not None
             )
         named_on = policy.named_server_limit > 0
         async with parts.admission.lock(key):
-            if server or named_on:
+            if ask.server or named_on:
                 running = servers_of(name, await parts.session_units())
                 check_server_count(key, policy, running)
             status = await parts.systemd.unit_status(unit)
@@ -219,7 +217,7 @@ class Starter:
                 await account  # a refused account does not see its session
             if status is not None and status.active_state in ACTIVE:
                 view = await parts.views.session(key, status)
-                if wait and view.state == "starting":
+                if ask.wait and view.state == "starting":
                     view = await self.wait_ready(key, unit, self._deadline(), info.uid)
                 return StartOutcome(view, created=False)
             if status is not None and status.active_state == "deactivating":
@@ -249,7 +247,7 @@ class Starter:
                     parts.credentials_dir, unit, info.uid, info.gid
                 )
                 secrets_dir = credentials.write_secrets(
-                    token_file.parent, secrets, info.uid, info.gid
+                    token_file.parent, ask.secrets, info.uid, info.gid
                 )
             except BaseException:
                 entry.gpus = ()  # no session holds them: a start that failed here
@@ -258,18 +256,18 @@ class Starter:
                 spec = build_unit(
                     policy,
                     info,
-                    request,
+                    ask.request,
                     port=port,
                     socket=str(address) if on_socket else None,
                     base_url=base_url_for_key(daemon, key),
-                    privileged=caller.privileged,
+                    privileged=ask.caller.privileged,
                     hostd_environment={
                         **_port_environment(port),
                         "JUPYTER_TOKEN_FILE": str(token_file),
                         **({"HOSTD_CREDENTIALS_DIR": str(secrets_dir)} if secrets_dir else {}),
                     },
                     gpus=grant_for(parts.config.gpus, gpus),
-                    server=server,
+                    server=ask.server,
                     slice_name=user_slice_for(name) if named_on else SLICE,
                 )
                 limits = spec_limits(spec)
@@ -294,7 +292,7 @@ class Starter:
                     started_at=now(),
                     mem_limit_bytes=limits.mem_limit_bytes,
                     cpu_limit=limits.cpu_limit,
-                    started_by_uid=caller.uid,
+                    started_by_uid=ask.caller.uid,
                     profile=profile,
                     profile_slug=choice.slug if choice is not None else None,
                 ),
@@ -325,7 +323,7 @@ class Starter:
                 status = await parts.systemd.unit_status(unit)
                 if status is not None:
                     parts.oom.watch(key, parts.sampler.memory_dir(status.control_group or ""))
-                if not wait:
+                if not ask.wait:
                     return StartOutcome(await parts.views.session(key, status), created=True)
                 view = await self.wait_ready(key, unit, self._deadline(), info.uid)
                 return StartOutcome(view, created=True)
