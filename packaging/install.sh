@@ -516,6 +516,13 @@ if [ -n "$jupyterhub" ]; then
       say "  c.JupyterHub.ssl_cert = \"$jh_cert\""
       say "  c.JupyterHub.ssl_key = \"$jh_key\""
     fi
+    # Written by an older install.sh: JupyterHub's own proxy class gives node 10 s to listen
+    # and exits on a slow or busy host (README, JupyterHub).
+    if ! grep -q '^c\.JupyterHub\.proxy_class' "$JH_CONFIG"; then
+      say "to give the proxy more than JupyterHub's 10 s to start, add to it, then: systemctl restart jupyterhub"
+      grep -E '^c\.(JupyterHub\.proxy_class|PatientConfigurableHTTPProxy)' \
+        "$src/packaging/jupyterhub/jupyterhub_config.py" | while IFS= read -r line; do say "  $line"; done
+    fi
   else
     # Where it listens: the hub's address and port (/etc/hostd/hub.toml: one hub per port).
     tmp=$(mktemp)

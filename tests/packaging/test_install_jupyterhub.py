@@ -289,6 +289,15 @@ def test_seed_002_a_pam_user_logs_in_and_a_kernel_answers_through_the_proxy(
 
 def test_running_install_again_changes_nothing(machine: Machine) -> None:
     before = {unit: main_pid(unit) for unit in ("hostd.service", JH_UNIT)}
+    # A config an older install.sh wrote (no proxy_class): kept, with the lines to add shown.
+    written = JH_CONFIG.read_text()
+    older = "".join(
+        line
+        for line in written.splitlines(keepends=True)
+        if not line.startswith(("c.JupyterHub.proxy_class", "c.PatientConfigurableHTTPProxy"))
+    )
+    assert older != written
+    JH_CONFIG.write_text(older)
     marker = Path("/run/hostd-install-marker")
     marker.touch()
     time.sleep(1.1)  # mtimes have a resolution; a change in this second must count
@@ -306,7 +315,12 @@ def test_running_install_again_changes_nothing(machine: Machine) -> None:
         assert newer_than(marker, roots) == [], again.stdout
     finally:
         marker.unlink()
+        JH_CONFIG.write_text(written)
     assert f"kept your {JH_CONFIG}" in again.stdout
+    hint = "to give the proxy more than JupyterHub's 10 s to start, add to it"
+    assert hint in again.stdout, again.stdout
+    shown = [line.strip() for line in again.stdout.splitlines() if line.startswith("      c.")]
+    assert shown == [line for line in written.splitlines() if line not in older.splitlines()]
     assert "restarted" not in again.stdout
     assert {unit: main_pid(unit) for unit in before} == before
 
