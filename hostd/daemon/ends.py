@@ -88,18 +88,16 @@ class Ends:
     ) -> None:
         """Record the end, let systemd collect the unit, free the port and the token."""
         oom = self.parts.oom
-        # Closed once the store has the end, not before: until then a view reads the unit
-        # (Views.session), after it the store; and a write that fails leaves the record open
-        # for the reaper to finish again.
+        # The record closes, and the OOM watcher forgets the session, once the store has the
+        # end, not before: until then a view reads the unit (Views.session), whose "signal" is
+        # an OOM kill only while the watcher remembers it; after it, the store. A write that
+        # fails leaves both for the reaper to finish again.
         record_id = self.parts.table.record_id(name)
         result = oom.result_of(
             name, status.result if status else None, status.exit_status if status else None
         )
         if result == "oom-kill":
             reason, failed = OOM_REASON, True
-        oom.pop_killed(name)
-        oom.unwatch(name)
-        self.parts.sampler.forget(name)
         if record_id is not None:
             state = (
                 "failed"
@@ -116,6 +114,9 @@ class Ends:
                 exit_status=status.exit_status if status else None,
             )
         self.parts.table.close_record(name)
+        oom.pop_killed(name)
+        oom.unwatch(name)
+        self.parts.sampler.forget(name)
         if status is not None:
             await self.parts.systemd.unref(unit)
             await self.parts.systemd.reset_failed(unit)

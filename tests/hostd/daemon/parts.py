@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Literal
 
 from hostd.config import Config, parse_config
 from hostd.daemon.login import AccountPamCheck, PamVerdict
 from hostd.daemon.sessions import SessionManager
 from hostd.daemon.store import Store
+from hostd.daemon.systemd import UnitStatus
 from hostd.units.values import Caller
 from tests.hostd.daemon.fake_systemd import FakeSystemd
 
-__all__ = ["GIB", "ROOT", "account_usable", "make_config", "make_manager"]
+__all__ = [
+    "GIB",
+    "ROOT",
+    "account_usable",
+    "end_held",
+    "make_config",
+    "make_manager",
+]
 
 GIB = 2**30
 ROOT = Caller(uid=0, name="root", privileged=True)
@@ -54,3 +67,41 @@ def make_manager(
         account_check=account_check,
     )
     return manager, fake
+
+
+@contextlib.asynccontextmanager
+async def end_held(
+    manager: SessionManager,
+    fake: FakeSystemd,
+    where: Literal["unit read after the stop", "record written"],
+) -> AsyncIterator[asyncio.Event]:
+    """Hold the daemon's end of a session at one of its awaits until the block is left: its
+    read of the unit after systemd stopped it (a D-Bus round trip), or the store's write of the
+    end (a thread). The event is set once the end is held there."""
+    loop = asyncio.get_running_loop()
+    held, go_on = asyncio.Event(), threading.Event()
+    read_unit, store = fake.unit_status, manager.parts.store
+    write_record = store.update
+
+    async def unit_status(name: str) -> UnitStatus | None:
+        status = await read_unit(name)
+        stopped = any(call[0] == "stop" for call in fake.calls)
+        if where == "unit read after the stop" and stopped and not held.is_set():
+            held.set()
+            await asyncio.to_thread(go_on.wait)
+        return status
+
+    def update(record_id: int, **changes: object) -> None:
+        if where == "record written" and "ended_at" in changes:
+            loop.call_soon_threadsafe(held.set)
+            go_on.wait()
+        write_record(record_id, **changes)
+
+    fake.unit_status = unit_status  # type: ignore[method-assign]
+    store.update = update  # type: ignore[method-assign]
+    try:
+        yield held
+    finally:
+        go_on.set()
+        fake.unit_status = read_unit  # type: ignore[method-assign]
+        store.update = write_record  # type: ignore[method-assign]

@@ -7,22 +7,21 @@ time, and the cull warning (cull_at) of an idle session; over FakeSystemd and a 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
 from hostd.daemon.maintenance import DRAIN_REASON
 from hostd.daemon.store import now
-from hostd.daemon.systemd import UnitStatus
 from hostd.units import SessionRequest
 from hostd.units.errors import Draining, InvalidInput, PermissionDenied
 from hostd.units.maintenance import Drain, MaintenanceView
 from hostd.units.values import Caller
-from tests.hostd.daemon.parts import ROOT, make_manager
+from tests.hostd.daemon.parts import ROOT, end_held, make_manager
 
 UNIT = "jupyter-daemon.service"
 HUB = Caller(uid=999, name="hostd-hub", privileged=False, acts_for_others=True)
@@ -122,7 +121,7 @@ async def test_at_the_drain_time_every_session_is_stopped_and_starts_stay_refuse
 
 @pytest.mark.parametrize("window", ["unit read after the stop", "record written"])
 async def test_a_view_read_while_the_drain_stops_the_session_gives_the_drain_reason(
-    tmp_path: Path, window: str
+    tmp_path: Path, window: Literal["unit read after the stop", "record written"]
 ) -> None:
     # Stop 26's CI (testbed): the unit had ended, the stop was reading it back (a D-Bus round
     # trip) before recording the end, and a view read then said "ended". The stop is held at
@@ -135,33 +134,10 @@ async def test_a_view_read_while_the_drain_stops_the_session_gives_the_drain_rea
     assert state.view.drain is not None
     state.view = replace(state.view, drain=replace(state.view.drain, at=now()))
 
-    loop = asyncio.get_running_loop()
-    held, go_on = asyncio.Event(), threading.Event()
-    read_unit, write_record = fake.unit_status, manager.parts.store.update
-
-    async def unit_status(name: str) -> UnitStatus | None:
-        status = await read_unit(name)
-        if (
-            window == "unit read after the stop"
-            and ("stop", UNIT) in fake.calls
-            and not held.is_set()
-        ):
-            held.set()
-            await asyncio.to_thread(go_on.wait)
-        return status
-
-    def update(record_id: int, **changes: object) -> None:
-        if window == "record written" and "ended_at" in changes:
-            loop.call_soon_threadsafe(held.set)
-            go_on.wait()
-        write_record(record_id, **changes)
-
-    fake.unit_status = unit_status  # type: ignore[method-assign]
-    manager.parts.store.update = update  # type: ignore[method-assign]
-    reaping = asyncio.ensure_future(manager.reap())
-    await held.wait()  # the unit has ended; its end is not recorded yet
-    seen = await manager.get("daemon")
-    go_on.set()
+    async with end_held(manager, fake, window) as held:
+        reaping = asyncio.ensure_future(manager.reap())
+        await held.wait()  # the unit has ended; its end is not recorded yet
+        seen = await manager.get("daemon")
     await reaping
     reason = f"{DRAIN_REASON}: Reboot for a kernel update"
     assert (seen.state, seen.reason) == ("stopped", reason)

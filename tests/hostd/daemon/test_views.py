@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import socket
@@ -30,7 +31,7 @@ from hostd.units import SessionRequest
 from hostd.units.errors import SessionNotFound
 from hostd.units.values import Limits, SessionView
 from tests.hostd.daemon.fake_systemd import unit_status
-from tests.hostd.daemon.parts import GIB, ROOT, make_manager
+from tests.hostd.daemon.parts import GIB, ROOT, end_held, make_manager
 from tests.hostd.daemon.test_ports import own_control_group
 
 UNIT = "jupyter-alice.service"
@@ -309,4 +310,26 @@ async def test_a_unit_read_before_a_whole_stop_is_told_from_the_stops_record(
     seen = await manager.views.session("daemon", stale[0])
     assert stale[0].active_state == "inactive" and unit not in fake.units
     assert (seen.state, seen.reason) == ("stopped", "stopped by root")
+    await manager.close()
+
+
+async def test_an_oom_killed_session_read_while_its_end_is_recorded_says_oom(
+    tmp_path: Path,
+) -> None:
+    # Run 42 (VM): the reaper's finish forgot the OOM kill before the store had the end, and
+    # a view read from the unit meanwhile said "failed" with systemd's "signal".
+    manager, fake = make_manager(tmp_path)
+    fake.serve = True
+    await manager.start("daemon", SessionRequest(), caller=ROOT)
+    unit = "jupyter-daemon.service"
+    fake.end(unit, result="signal", exit_status=9)  # OOMPolicy=continue: SIGKILL, "signal"
+    manager.oom.killed["daemon"] = 1  # what the OOM watcher saw in the session's cgroup
+    async with end_held(manager, fake, "record written") as held:
+        reaping = asyncio.ensure_future(manager.reap())
+        await held.wait()
+        seen = await manager.get("daemon")
+    await reaping
+    assert (seen.state, seen.result, seen.reason) == ("failed", "oom-kill", OOM_REASON)
+    after = await manager.get("daemon")  # from the store now
+    assert (after.state, after.result, after.reason) == ("failed", "oom-kill", OOM_REASON)
     await manager.close()
