@@ -113,6 +113,36 @@ MISSING_PROPERTY = frozenset(
 POLL_S = 0.05
 
 
+MISSING = object()  # a property this unit does not have (consistent_read leaves it out)
+READ_TRIES = 3  # reads of a unit that keeps changing state, before the last one is taken
+
+
+def consistent_read(get: Callable[[bytes, str], Any]) -> dict[str, Any]:
+    """The unit's fields from one state of it, read one Get at a time.
+
+    PID 1 changes a unit's Result, exit status and ActiveState together, in one turn of its
+    loop, and stamps StateChangeTimestamp then; our Gets can fall on both sides of that turn.
+    A server that died between the read of Result ("success", still running) and of
+    ActiveState ("failed") read as failed with Result success (VM run 42). So the stamp is read
+    first and again last: a read it changed across is made again. The unit's state comes
+    last, as before: a caller judges the session (is its server listening?) as soon after
+    reading ActiveState as it can. A stop in between reads as "active, not listening": the
+    daemon's own stops then read "stopping" (Views.session), but one it did not make (an
+    admin's systemctl stop) reads "starting" for that moment."""
+    found: dict[str, Any] = {}
+    for _ in range(READ_TRIES):
+        stamp = get(UNIT, "StateChangeTimestamp")
+        found = {}
+        for interface, fields in ((SERVICE, SERVICE_FIELDS), (UNIT, UNIT_FIELDS)):
+            for field in fields:
+                value = get(interface, field)
+                if value is not MISSING:
+                    found[field] = value
+        if found.get("StateChangeTimestamp") == stamp:
+            break
+    return found
+
+
 class BusError(Exception):
     def __init__(self, name: str, message: str, errno: int = 0) -> None:
         super().__init__(message)
@@ -262,26 +292,23 @@ class Worker:
 
         Not GetAll: its ~400 decoded properties per unit were a burst of short-lived objects
         that left this process's allocator 2 MiB larger for good, and 22 Gets cost less CPU
-        here and in PID 1 and less time than two GetAll (issue 17, README's Benchmarks)."""
+        here and in PID 1 and less time than two GetAll (issue 17, README's Benchmarks).
+        One Get at a time is not one snapshot: consistent_read says how the fields are kept
+        from two states of the unit."""
         path = self.unit_path(name)
         if path is None:
             return None
-        found: dict[str, Any] = {}
-        # The unit's state last: a caller then judges the session (is its server listening?)
-        # as soon after reading ActiveState as it can. A stop in between reads as "active, not
-        # listening": the daemon's own stops then read "stopping" (Views.session), but one it
-        # did not make (an admin's systemctl stop) reads "starting" for that moment.
-        for interface, fields in ((SERVICE, SERVICE_FIELDS), (UNIT, UNIT_FIELDS)):
-            for field in fields:
-                which = apply_signature(b"ss", [interface, field.encode()])
-                try:
-                    value = self.call(path, PROPERTIES, b"Get", which)
-                except BusError as exc:
-                    if exc.name in MISSING_PROPERTY:  # not a service, or an older systemd
-                        continue
-                    raise
-                found[field] = text(value)
-        return found
+
+        def get(interface: bytes, field: str) -> Any:
+            which = apply_signature(b"ss", [interface, field.encode()])
+            try:
+                return text(self.call(path, PROPERTIES, b"Get", which))
+            except BusError as exc:
+                if exc.name in MISSING_PROPERTY:  # not a service, or an older systemd
+                    return MISSING
+                raise
+
+        return consistent_read(get)
 
     def op_list(self, request_id: int, patterns: list[str]) -> None:
         args = apply_signature(b"asas", [[], [p.encode() for p in patterns]])
