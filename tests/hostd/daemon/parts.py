@@ -14,6 +14,7 @@ from hostd.daemon.login import AccountPamCheck, PamVerdict
 from hostd.daemon.sessions import SessionManager
 from hostd.daemon.store import Store
 from hostd.daemon.systemd import UnitStatus
+from hostd.units import SessionRequest
 from hostd.units.values import Caller
 from tests.hostd.daemon.fake_systemd import FakeSystemd
 
@@ -24,6 +25,7 @@ __all__ = [
     "end_held",
     "make_config",
     "make_manager",
+    "serving_daemon",
 ]
 
 GIB = 2**30
@@ -66,6 +68,14 @@ def make_manager(
         probe=fake.probe,
         account_check=account_check,
     )
+    return manager, fake
+
+
+async def serving_daemon(tmp_path: Path) -> tuple[SessionManager, FakeSystemd]:
+    """make_manager's parts with a session of "daemon" (uid 1) running, its server answering."""
+    manager, fake = make_manager(tmp_path)
+    fake.serve = True
+    await manager.start("daemon", SessionRequest(), caller=ROOT)
     return manager, fake
 
 

@@ -21,7 +21,7 @@ from hostd.units import SessionRequest
 from hostd.units.errors import Draining, InvalidInput, PermissionDenied
 from hostd.units.maintenance import Drain, MaintenanceView
 from hostd.units.values import Caller
-from tests.hostd.daemon.parts import ROOT, end_held, make_manager
+from tests.hostd.daemon.parts import ROOT, end_held, make_manager, serving_daemon
 
 UNIT = "jupyter-daemon.service"
 HUB = Caller(uid=999, name="hostd-hub", privileged=False, acts_for_others=True)
@@ -96,9 +96,7 @@ async def test_a_start_is_refused_while_draining_with_the_message(tmp_path: Path
 async def test_at_the_drain_time_every_session_is_stopped_and_starts_stay_refused(
     tmp_path: Path,
 ) -> None:
-    manager, fake = make_manager(tmp_path)
-    fake.serve = True
-    await manager.start("daemon", SessionRequest(), caller=ROOT)
+    manager, fake = await serving_daemon(tmp_path)
     await manager.set_drain(Drain(ahead(30), "Reboot for a kernel update"), caller=ROOT)
     await manager.reap()
     assert manager.table.recorded() == ["daemon"]  # before its time: it runs on
@@ -126,9 +124,7 @@ async def test_a_view_read_while_the_drain_stops_the_session_gives_the_drain_rea
     # Stop 26's CI (testbed): the unit had ended, the stop was reading it back (a D-Bus round
     # trip) before recording the end, and a view read then said "ended". The stop is held at
     # each await between the unit's end and the record's, and the view read there.
-    manager, fake = make_manager(tmp_path)
-    fake.serve = True
-    await manager.start("daemon", SessionRequest(), caller=ROOT)
+    manager, fake = await serving_daemon(tmp_path)
     await manager.set_drain(Drain(ahead(30), "Reboot for a kernel update"), caller=ROOT)
     state = manager.maintenance_state
     assert state.view.drain is not None

@@ -11,7 +11,7 @@ from hostd.daemon.reaper import CUT_OFF_REASON
 from hostd.daemon.store import SessionRecord, now
 from hostd.units import SessionRequest
 from tests.hostd.daemon.fake_systemd import unit_status
-from tests.hostd.daemon.parts import GIB, ROOT, make_manager
+from tests.hostd.daemon.parts import GIB, ROOT, make_manager, serving_daemon
 
 UNIT = "jupyter-daemon.service"
 
@@ -61,9 +61,7 @@ async def test_reattach_takes_over_what_systemd_runs_and_closes_what_ended(
 
 
 async def test_reap_records_a_session_that_crashed_and_frees_it(tmp_path: Path) -> None:
-    manager, fake = make_manager(tmp_path)
-    fake.serve = True
-    await manager.start("daemon", SessionRequest(), caller=ROOT)
+    manager, fake = await serving_daemon(tmp_path)
     fake.end(UNIT, result="exit-code", exit_status=3)
     assert (await manager.get("daemon")).reason == "crashed: exit status 3"  # before the reaper
     await manager.reap()
@@ -80,9 +78,7 @@ async def test_reap_records_a_session_that_crashed_and_frees_it(tmp_path: Path) 
 
 
 async def test_reap_leaves_a_user_whose_start_or_stop_is_under_way(tmp_path: Path) -> None:
-    manager, fake = make_manager(tmp_path)
-    fake.serve = True
-    await manager.start("daemon", SessionRequest(), caller=ROOT)
+    manager, fake = await serving_daemon(tmp_path)
     fake.end(UNIT)
     async with manager.table.lock("daemon"):
         await manager.reap()
@@ -134,9 +130,7 @@ async def test_a_connection_held_open_to_an_idle_session_does_not_keep_it(
 
 
 async def test_without_an_idle_timeout_nothing_is_culled(tmp_path: Path) -> None:
-    manager, fake = make_manager(tmp_path)
-    fake.serve = True
-    await manager.start("daemon", SessionRequest(), caller=ROOT)
+    manager, fake = await serving_daemon(tmp_path)
     manager.table["daemon"].active_at = time.monotonic() - 10**6
     await manager.reap()
     assert manager.table.recorded() == ["daemon"] and UNIT in fake.units

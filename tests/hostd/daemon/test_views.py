@@ -27,11 +27,10 @@ from hostd.daemon.views import (
     view_from_record,
     view_from_status,
 )
-from hostd.units import SessionRequest
 from hostd.units.errors import SessionNotFound
 from hostd.units.values import Limits, SessionView
 from tests.hostd.daemon.fake_systemd import unit_status
-from tests.hostd.daemon.parts import GIB, ROOT, end_held, make_manager
+from tests.hostd.daemon.parts import GIB, ROOT, end_held, make_manager, serving_daemon
 from tests.hostd.daemon.test_ports import own_control_group
 
 UNIT = "jupyter-alice.service"
@@ -300,9 +299,7 @@ async def test_a_unit_read_before_a_whole_stop_is_told_from_the_stops_record(
 ) -> None:
     # The status was read (ended, still loaded) and the daemon's stop then recorded the end
     # before the view was built: the record has the stop's reason, the unit only "ended".
-    manager, fake = make_manager(tmp_path)
-    fake.serve = True
-    await manager.start("daemon", SessionRequest(), caller=ROOT)
+    manager, fake = await serving_daemon(tmp_path)
     unit = "jupyter-daemon.service"
     fake.on_stop = lambda name: stale.append(fake.units[name])
     stale: list[UnitStatus] = []
@@ -316,11 +313,9 @@ async def test_a_unit_read_before_a_whole_stop_is_told_from_the_stops_record(
 async def test_an_oom_killed_session_read_while_its_end_is_recorded_says_oom(
     tmp_path: Path,
 ) -> None:
-    # Run 42 (VM): the reaper's finish forgot the OOM kill before the store had the end, and
-    # a view read from the unit meanwhile said "failed" with systemd's "signal".
-    manager, fake = make_manager(tmp_path)
-    fake.serve = True
-    await manager.start("daemon", SessionRequest(), caller=ROOT)
+    # 6815b55 kept the record open during the store's write of the end, but the OOM watcher
+    # had forgotten the kill by then: a view read from the unit said systemd's "signal".
+    manager, fake = await serving_daemon(tmp_path)
     unit = "jupyter-daemon.service"
     fake.end(unit, result="signal", exit_status=9)  # OOMPolicy=continue: SIGKILL, "signal"
     manager.oom.killed["daemon"] = 1  # what the OOM watcher saw in the session's cgroup
