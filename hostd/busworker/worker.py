@@ -37,6 +37,7 @@ from pystemd.dbuslib import DBus, apply_signature
 __all__ = [
     "BusError",
     "Worker",
+    "consistent_read",
     "die_with_the_daemon",
     "error_name",
     "main",
