@@ -246,6 +246,7 @@ class EchoSetup:
             "configurable-http-proxy": (chp_url, (key, value)),
             "hub": (f"{driver.hub.url}{base}", hub_token),
         }
+        self.proxy_pids = {"configurable-http-proxy": self.chp.pid, "hub": driver.hub.pid}
         # The small GETs' targets (wrk: TCP only, the header as one string).
         self.http_targets = {
             "direct": (f"{direct}/small", jupyter_header),
@@ -293,7 +294,7 @@ def _echo_rows(
 def _ws_echo(ctx: Context, setup: EchoSetup, seconds: int) -> Result:
     def measure(name: str) -> dict[str, Any]:
         target, header = setup.targets[name]
-        got = ws_echo_rate(target, header, seconds)
+        got = ws_echo_rate(target, header, seconds, setup.proxy_pids.get(name))
         ctx.log(f"  proxy ws {name}: {got}")
         return got
 

@@ -59,6 +59,7 @@ def spawn_phase(ctx: Context) -> dict[str, Any]:
             phase[key] = Result.error(f"cannot start: {str(exc)[:300]}")
     spawns: dict[str, list[Spawned]] = {key: [] for key in drivers}
     stops: dict[str, list[float]] = {key: [] for key in drivers}
+    stop_parts: dict[str, dict[str, list[float]]] = {key: {} for key in drivers}
     cold: dict[str, float] = {}
     for rep in range(-1, ctx.reps):  # rep -1: one untimed warm-up spawn per row
         for key, (prefix, driver) in drivers.items():
@@ -77,6 +78,8 @@ def spawn_phase(ctx: Context) -> dict[str, Any]:
             spawns[key].append(spawned)
             if spawned.ok:
                 stops[key].append(stop_s)
+                for name, seconds in driver.stop_parts.items():
+                    stop_parts[key].setdefault(name, []).append(seconds)
     floors = {"b": "a", "c": "a", "b tiny": "a tiny", "d": "a su", "f": "a su", "b pip": "a pip"}
     for key, results in spawns.items():
         ok = [s for s in results if s.ok]
@@ -106,7 +109,7 @@ def spawn_phase(ctx: Context) -> dict[str, Any]:
             successes=len(ok),
             extra=extra,
         )
-        phase[f"stop {key}"] = Result(samples=stops[key])
+        phase[f"stop {key}"] = Result(samples=stops[key], extra=dict(stop_parts[key]))
     ctx.data["spawn"] = phase
     return dict(phase)
 
@@ -154,6 +157,7 @@ STOP_TITLES = {
     "a tiny": "systemctl stop, tiny server",
     "b tiny": "hostd: DELETE, tiny server",
     "a": "systemctl stop (floor)",
+    "a su": "systemctl stop, jupyterhub-singleuser (the floor of d and f)",
     "b": "hostd: DELETE /v1/sessions/{user}",
     "a pip": "systemctl stop, JupyterLab as pip installs it (session-pip)",
     "b pip": "hostd: DELETE, session-pip",

@@ -15,6 +15,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tests.bench.env import (
@@ -31,6 +32,7 @@ from tests.bench.env import (
     wait_answers,
 )
 from tests.loopback import free_port
+from units.names import unit_name_for
 
 SPAWN_DEADLINE_S = 240.0  # the bench's own bound; the systems' own timeouts are their defaults
 
@@ -48,6 +50,8 @@ class Spawned:
 class Driver:
     name = ""
     unit_pattern = ""
+    # The parts of the last stop, from the system's own log where it tells them (JupyterHub).
+    stop_parts: dict[str, float] = {}  # noqa: RUF012 - replaced, never mutated
     cpu_at_ready = True  # read the server's CPU time when it answers (off for N at once)
 
     def prepare(self, user: str) -> None:
@@ -243,6 +247,7 @@ class HubDriver(Driver):
         return spawned
 
     def stop(self, user: str) -> float:
+        log_at = self.hub.log.stat().st_size if isinstance(self.hub, JupyterHub) else None
         t0 = time.monotonic()
         status, body = self.api(user, "DELETE", f"/users/{user}/server", 120)
         if status == 202:  # slower than slow_stop_timeout: wait until it is gone
@@ -253,7 +258,32 @@ class HubDriver(Driver):
                 time.sleep(0.05)
         elif status not in (204, 400):  # 400: not running (a failed spawn)
             raise RuntimeError(f"JupyterHub stop {user}: {status} {body}")
-        return time.monotonic() - t0
+        seconds = time.monotonic() - t0
+        if isinstance(self.hub, JupyterHub) and log_at is not None:
+            self.stop_parts = stop_parts_from_log(self.hub.log, log_at, user)
+        return seconds
+
+
+# JupyterHub's own account of a stop (handlers/base.py: proxy route deleted, then User.stop:
+# poll, stop, commits, hooks), and HostdSpawner's of the daemon's part inside it.
+_HUB_STOP = re.compile(r"User (\S+) server took ([0-9.]+) seconds to stop")
+_HOSTD_STOP = re.compile(r"hostd: (\S+) stopped in ([0-9.]+) s")
+
+
+def stop_parts_from_log(log: Path, offset: int, user: str) -> dict[str, float]:
+    """What the hub's log, from ``offset`` on, says the parts of ``user``'s stop took."""
+    with log.open("rb") as stream:
+        stream.seek(offset)
+        text = stream.read().decode(errors="replace")
+    parts: dict[str, float] = {}
+    for name, pattern, who in (
+        ("hub_stop_s", _HUB_STOP, user),
+        ("spawner_stop_s", _HOSTD_STOP, unit_name_for(user)),
+    ):
+        for found in pattern.finditer(text):
+            if found.group(1) == who:
+                parts[name] = float(found.group(2))
+    return parts
 
 
 def short_reason(text: str) -> str:

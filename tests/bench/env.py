@@ -519,7 +519,9 @@ c.JupyterHub.load_roles = [{{
     'scopes': ['admin:users', 'admin:servers', 'access:servers'],
     'services': ['bench'],
 }}]
-c.JupyterHub.log_level = 'WARN'
+# INFO: the stop rows read JupyterHub's own account of a stop ("server took ... to stop") and
+# HostdSpawner's of the daemon's part from the log (drivers.stop_parts_from_log).
+c.JupyterHub.log_level = 'INFO'
 """
 
 
@@ -699,13 +701,17 @@ class HostdHub:
                 raise RuntimeError(f"hostd-hub made no token for {user}: {made.status_code}")
             self.tokens[user] = made.json()["token"]
 
-    def rss_mib(self) -> float:
+    @property
+    def pid(self) -> int:
+        """hostd-hub's own process (setpriv execs it)."""
         assert self.proc is not None
-        return tree_rss_mib(self.proc.pid)
+        return self.proc.pid
+
+    def rss_mib(self) -> float:
+        return tree_rss_mib(self.pid)
 
     def pss_mib(self) -> float:
-        assert self.proc is not None
-        return tree_pss_mib(self.proc.pid)
+        return tree_pss_mib(self.pid)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

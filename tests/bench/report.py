@@ -130,11 +130,38 @@ def stop_table(results: dict[str, Result], rows: list[Row]) -> list[str]:
                     f"pip's env {(res.median / base.median - 1) * 100:+.0f} % over "
                     f"{r.key.removesuffix(' pip')}"
                 )
+        floor = results.get("stop a su")
+        if r.key in ("stop d", "stop f") and floor is not None and floor.ok and floor.median:
+            over = f"over its floor (stop a su) {((res.median or 0) - floor.median) * 1000:+.0f} ms"
+            target = f"{target}; {over}" if target else over
+        parts = _stop_parts(res)
+        if parts:
+            target = f"{target}; {parts}" if target else parts
         lines.append(
             f"| {r.key} | {r.title} | {len(res.samples)} | {fmt(res.median)} | {fmt(res.p95)} "
             f"| {target} |"
         )
     return lines
+
+
+def _proxy_cpu(measured: dict[str, Any]) -> str:
+    """A proxy's own CPU per message in its median round (ws_load reads it from /proc)."""
+    user, system = measured.get("proxy_user_us_per_msg"), measured.get("proxy_sys_us_per_msg")
+    if user is None or system is None:
+        return ""
+    return f"its CPU per message {user + system:.0f} µs (user {user:.0f}, kernel {system:.0f})"
+
+
+def _stop_parts(res: Result) -> str:
+    """A JupyterHub row's stop in its parts, medians, from the hub's log."""
+    hub = res.extra.get("hub_stop_s")
+    if not hub:
+        return ""
+    text = f"of it, JupyterHub's stop_single_user {fmt(statistics.median(hub))}"
+    spawner = res.extra.get("spawner_stop_s")
+    if spawner:
+        text += f", in which HostdSpawner's DELETE {fmt(statistics.median(spawner))}"
+    return text
 
 
 def _failures(res: Result) -> str:
@@ -274,6 +301,9 @@ def proxy_table(results: dict[str, Result], rows: list[Row]) -> list[str]:
                 target = ""
                 if name == "hub" and base and r.key == "proxy ws":  # the kernel's row: information
                     target = _verdict(rate >= 1.2 * base, "≥ 1.2 × configurable-http-proxy")
+                cpu = _proxy_cpu(m)
+                if cpu:
+                    target = f"{target}; {cpu}" if target else cpu
                 lines.append(
                     f"| {r.key} | {r.title} | {name} | {_rate(rate, m, ' msg/s')} | – | – "
                     f"| {versus} | – "
