@@ -15,6 +15,7 @@ from hostd.daemon.ports import (
     allocate_port,
     check_listener,
     holders_in_range,
+    loopback_accepts,
     parse_sockets,
     pid_in_control_group,
     pid_of_socket,
@@ -76,6 +77,46 @@ def test_a_listener_of_the_sessions_uid_in_its_cgroup_is_the_session(host: str) 
         # The unit's cgroup not known yet: no verdict, look again.
         assert check_listener(port, SessionOwner(os.getuid(), None)).state == "none"
     assert check_listener(port, me) == ListenerCheck("none")
+
+
+@pytest.mark.parametrize(
+    ("family", "host"),
+    [
+        (socket.AF_INET, "127.0.0.1"),
+        (socket.AF_INET, "0.0.0.0"),
+        (socket.AF_INET6, "::1"),
+        (socket.AF_INET6, "::"),
+    ],
+)
+def test_the_socket_tables_are_read_only_once_something_accepts_on_the_port(
+    family: socket.AddressFamily, host: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each read of /proc/net/tcp{,6} walks the kernel's whole connection hash (~5.6 ms here):
+    # a starting session's port is looked at every 50 ms, so while nothing listens the
+    # tables are not read. Any listener a connection to the port could reach is still found.
+    import hostd.daemon.ports as ports
+
+    reads: list[int] = []
+    real = ports.read_sockets
+
+    def counted() -> list[ports.SocketEntry]:
+        reads.append(1)
+        return real()
+
+    monkeypatch.setattr(ports, "read_sockets", counted)
+    me = SessionOwner(os.getuid(), own_control_group(), os.getpid())
+    with socket.socket(family) as server:
+        server.bind((host, 0))
+        port = server.getsockname()[1]
+        assert not loopback_accepts(port)
+        assert check_listener(port, me) == ListenerCheck("none")
+        assert reads == []  # bound, not listening: refused, the tables not read
+        server.listen()
+        assert loopback_accepts(port)
+        assert check_listener(port, me) == ListenerCheck("ours", os.getuid(), os.getpid())
+        assert reads == [1]
+        foreign = check_listener(port, SessionOwner(os.getuid() + 4242, own_control_group()))
+        assert foreign.state == "foreign"
 
 
 def test_cgroup_membership_reads_proc_pid_cgroup() -> None:
